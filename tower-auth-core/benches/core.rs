@@ -1,0 +1,92 @@
+//! `core`: the cost `AuthenticateLayer` adds to a request, with an always-accepting synchronous
+//! authenticator, against the bare inner service.
+//!
+//! Run: `cargo bench -p tower-auth-core --bench core`
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::request::Parts;
+use http::{Request, Response};
+use tower::{Layer, Service, service_fn};
+use tower_auth_core::credential::{Found, Location, bearer_token};
+use tower_auth_core::{AuthError, AuthenticateLayer, Authenticator, Principal, Scheme};
+
+/// Accepts any Bearer token, returning a prebuilt principal.
+#[derive(Clone)]
+struct AcceptAll(Principal);
+
+impl Authenticator for AcceptAll {
+    type Credential = ();
+    type Future = Ready<Result<Principal, AuthError>>;
+
+    fn extract(&self, parts: &Parts) -> Result<Option<Found<()>>, AuthError> {
+        Ok(bearer_token(&parts.headers)?
+            .map(|_| Found::new((), Location::Authorization, Scheme::Custom("bench"))))
+    }
+
+    fn authenticate(&self, (): ()) -> Self::Future {
+        ready(Ok(self.0.clone()))
+    }
+}
+
+/// Drives one request through `svc` to completion; every future here is ready at once.
+fn one<S>(svc: &mut S, req: Request<()>) -> Response<()>
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(svc.poll_ready(&mut cx).is_ready());
+    let mut fut = pin!(svc.call(req));
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(res)) => res,
+        _ => unreachable!("every future in this bench is ready"),
+    }
+}
+
+fn request() -> Request<()> {
+    Request::get("/items")
+        .header(
+            "authorization",
+            "Bearer abcdefghijklmnopqrstuvwxyz0123456789",
+        )
+        .header("accept", "*/*")
+        .body(())
+        .expect("valid request")
+}
+
+fn bench(c: &mut Criterion) {
+    let inner = service_fn(|req: Request<()>| {
+        black_box(&req);
+        ready(Ok::<_, Infallible>(Response::new(())))
+    });
+    let principal = Principal::builder("bench", Scheme::Custom("bench"))
+        .scopes(["read"])
+        .build();
+
+    let mut g = c.benchmark_group("core");
+    let mut bare = inner;
+    g.bench_function("bare", |b| {
+        b.iter_batched(
+            request,
+            |req| one(&mut bare, req),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let mut layered = AuthenticateLayer::required(AcceptAll(principal)).layer(inner);
+    g.bench_function("layer", |b| {
+        b.iter_batched(
+            request,
+            |req| one(&mut layered, req),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,496 @@
+//! Cache settings shared by the schemes, and the cache they build on.
+//!
+//! Every scheme that looks something up (an API key in its store, a token at an introspection
+//! endpoint) puts an [`AuthCache`] in front of it, configured by a [`CacheConfig`]:
+//!
+//! - positive entries live for `ttl`, or less when the value says so (a token that expires
+//!   sooner);
+//! - negative entries ("no such key") live for `negative_ttl` (0 turns them off);
+//! - at most `max_capacity` entries are held; the least useful are evicted (moka's TinyLFU);
+//! - concurrent misses for one key run **one** load, and every caller waits for it;
+//! - failed loads are never cached, so a store outage does not outlive the store;
+//! - [`AuthCache::invalidate`] removes an entry at once, and a load that was already running
+//!   when it was called does not put the old value back.
+//!
+//! moka has no refresh-ahead or stale-if-error; the JWKS cache builds those itself.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+
+use crate::ConfigError;
+
+/// TTL, negative TTL and capacity of a scheme's cache, validated when built.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_auth_core::CacheConfig;
+///
+/// let c = CacheConfig::builder().ttl(Duration::from_secs(60)).max_capacity(10_000).build().unwrap();
+/// assert_eq!(c.negative_ttl(), Duration::from_secs(10));
+///
+/// let err = CacheConfig::builder().ttl(Duration::ZERO).build().unwrap_err();
+/// assert_eq!(err.to_string(), "invalid `ttl` = 0s: must be greater than zero");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    ttl: Duration,
+    negative_ttl: Duration,
+    max_capacity: u64,
+}
+
+impl CacheConfig {
+    /// The longest TTL accepted: one day. A credential cached longer than that would outlive any
+    /// reasonable revocation expectation.
+    pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+    /// Starts from the defaults: TTL 30 s, negative TTL 10 s, capacity 100,000 entries.
+    pub fn builder() -> CacheConfigBuilder {
+        CacheConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// How long a positive entry is kept.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// How long a negative entry is kept; zero means negative results are not cached.
+    pub fn negative_ttl(&self) -> Duration {
+        self.negative_ttl
+    }
+
+    /// The maximum number of entries.
+    pub fn max_capacity(&self) -> u64 {
+        self.max_capacity
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(10),
+            max_capacity: 100_000,
+        }
+    }
+}
+
+/// Builds a [`CacheConfig`].
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct CacheConfigBuilder {
+    config: CacheConfig,
+}
+
+impl CacheConfigBuilder {
+    /// How long a positive entry is kept (default 30 s; more than zero, at most one day).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.config.ttl = ttl;
+        self
+    }
+
+    /// How long a negative entry is kept (default 10 s; zero disables negative caching; at most
+    /// one day).
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.config.negative_ttl = ttl;
+        self
+    }
+
+    /// The maximum number of entries (default 100,000; at least 1).
+    pub fn max_capacity(mut self, entries: u64) -> Self {
+        self.config.max_capacity = entries;
+        self
+    }
+
+    /// Validates the settings.
+    pub fn build(self) -> Result<CacheConfig, ConfigError> {
+        let c = self.config;
+        let show = |d: Duration| humantime::format_duration(d).to_string();
+        if c.ttl.is_zero() {
+            return Err(ConfigError::new(
+                "ttl",
+                show(c.ttl),
+                "must be greater than zero",
+            ));
+        }
+        if c.ttl > CacheConfig::MAX_TTL {
+            return Err(ConfigError::new("ttl", show(c.ttl), "must be at most 1day"));
+        }
+        if c.negative_ttl > CacheConfig::MAX_TTL {
+            return Err(ConfigError::new(
+                "negative_ttl",
+                show(c.negative_ttl),
+                "must be at most 1day",
+            ));
+        }
+        if c.max_capacity == 0 {
+            return Err(ConfigError::new("max_capacity", 0, "must be at least 1"));
+        }
+        Ok(c)
+    }
+}
+
+/// What a cache load found.
+#[derive(Debug, Clone)]
+pub enum Loaded<V> {
+    /// A value, cached for the configured TTL, or for `max_ttl` when that is shorter (for
+    /// example the time left until the credential expires).
+    Found {
+        /// The value.
+        value: V,
+        /// An upper bound on how long to cache it.
+        max_ttl: Option<Duration>,
+    },
+    /// Nothing there; cached for the negative TTL.
+    NotFound,
+}
+
+#[derive(Clone)]
+struct Entry<V> {
+    value: Option<V>,
+    ttl: Duration,
+}
+
+struct EntryExpiry;
+
+impl<K, V> Expiry<K, Entry<V>> for EntryExpiry {
+    fn expire_after_create(&self, _: &K, entry: &Entry<V>, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// A bounded cache with per-entry TTLs, coalesced loads and race-free invalidation. See the
+/// [module docs](self).
+///
+/// Cheap to clone: clones share the entries.
+pub struct AuthCache<K, V> {
+    inner: Arc<CacheInner<K, V>>,
+}
+
+struct CacheInner<K, V> {
+    cache: moka::future::Cache<K, Entry<V>>,
+    config: CacheConfig,
+    /// Bumped by every invalidation; a load that sees it move re-reads its source.
+    epoch: AtomicU64,
+    name: &'static str,
+}
+
+impl<K, V> Clone for AuthCache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for AuthCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthCache")
+            .field("name", &self.inner.name)
+            .field("config", &self.inner.config)
+            .field("entries", &self.inner.cache.entry_count())
+            .finish()
+    }
+}
+
+impl<K, V> AuthCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache named `name` (the `cache` label of its metrics, such as `api_key`).
+    pub fn new(name: &'static str, config: CacheConfig) -> Self {
+        let cache = moka::future::Cache::builder()
+            .name(name)
+            .max_capacity(config.max_capacity)
+            .expire_after(EntryExpiry)
+            .build();
+        Self {
+            inner: Arc::new(CacheInner {
+                cache,
+                config,
+                epoch: AtomicU64::new(0),
+                name,
+            }),
+        }
+    }
+
+    /// The settings this cache was built with.
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
+    }
+
+    /// The cached value for `key`, or the result of `load`, which runs at most once for all
+    /// concurrent callers asking for the same key. `Ok(None)` is a (possibly cached) negative
+    /// result. Errors are shared by the waiting callers and not cached.
+    pub async fn get_or_load<F, Fut, E>(&self, key: K, mut load: F) -> Result<Option<V>, Arc<E>>
+    where
+        K: Clone,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Loaded<V>, E>>,
+        E: Send + Sync + 'static,
+    {
+        let inner = &self.inner;
+        let mut loaded_at_epoch = None;
+        let entry = inner
+            .cache
+            .try_get_with_by_ref(&key, async {
+                // Re-read the source if an invalidation happened while we were loading, so a
+                // slow lookup that started before a revocation cannot cache the old record.
+                let mut attempts = 0;
+                loop {
+                    let before = inner.epoch.load(Ordering::Acquire);
+                    let loaded = load().await?;
+                    attempts += 1;
+                    let stable = inner.epoch.load(Ordering::Acquire) == before;
+                    if stable || attempts == 3 {
+                        loaded_at_epoch = Some(before);
+                        let mut entry = self.entry(loaded);
+                        if !stable {
+                            // Still racing with invalidations: answer, but do not keep it.
+                            entry.ttl = Duration::ZERO;
+                        }
+                        return Ok(entry);
+                    }
+                }
+            })
+            .await?;
+        match loaded_at_epoch {
+            Some(epoch) => {
+                self.record("miss");
+                // An invalidation between our last check and moka's insert: drop what we put.
+                if inner.epoch.load(Ordering::Acquire) != epoch {
+                    inner.cache.invalidate(&key).await;
+                }
+            }
+            None => self.record("hit"),
+        }
+        Ok(entry.value)
+    }
+
+    fn entry(&self, loaded: Loaded<V>) -> Entry<V> {
+        match loaded {
+            Loaded::Found { value, max_ttl } => Entry {
+                value: Some(value),
+                ttl: max_ttl.map_or(self.inner.config.ttl, |m| m.min(self.inner.config.ttl)),
+            },
+            Loaded::NotFound => Entry {
+                value: None,
+                ttl: self.inner.config.negative_ttl,
+            },
+        }
+    }
+
+    /// The cached value for `key` without loading: `Some(Some(v))` positive, `Some(None)`
+    /// negative, `None` not cached.
+    pub async fn get(&self, key: &K) -> Option<Option<V>> {
+        self.inner.cache.get(key).await.map(|e| e.value)
+    }
+
+    /// Removes `key` at once. A load of `key` already under way re-reads its source instead of
+    /// caching what it read before.
+    pub async fn invalidate(&self, key: &K) {
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.cache.invalidate(key).await;
+    }
+
+    /// Removes every entry.
+    pub fn invalidate_all(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.cache.invalidate_all();
+    }
+
+    /// The approximate number of entries (exact after [`run_pending_tasks`](Self::run_pending_tasks)).
+    pub fn entry_count(&self) -> u64 {
+        self.inner.cache.entry_count()
+    }
+
+    /// Applies pending evictions and expirations now (moka does this lazily).
+    pub async fn run_pending_tasks(&self) {
+        self.inner.cache.run_pending_tasks().await;
+    }
+
+    #[allow(unused_variables)]
+    fn record(&self, outcome: &'static str) {
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "tower_auth_cache_requests_total",
+            "cache" => self.inner.name,
+            "outcome" => outcome
+        )
+        .increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn cache() -> AuthCache<String, u32> {
+        AuthCache::new("test", CacheConfig::default())
+    }
+
+    #[test]
+    fn config_is_validated() {
+        assert_eq!(
+            CacheConfig::builder()
+                .max_capacity(0)
+                .build()
+                .unwrap_err()
+                .setting(),
+            "max_capacity"
+        );
+        assert_eq!(
+            CacheConfig::builder()
+                .ttl(Duration::from_secs(2 * 86_400))
+                .build()
+                .unwrap_err()
+                .to_string(),
+            "invalid `ttl` = 2days: must be at most 1day"
+        );
+        assert!(
+            CacheConfig::builder()
+                .negative_ttl(Duration::ZERO)
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_coalesce_into_one_load() {
+        let c = cache();
+        let loads = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let c = c.clone();
+            let loads = Arc::clone(&loads);
+            tasks.push(tokio::spawn(async move {
+                c.get_or_load("k".to_owned(), || {
+                    let loads = Arc::clone(&loads);
+                    async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok::<_, ()>(Loaded::Found {
+                            value: 7,
+                            max_ttl: None,
+                        })
+                    }
+                })
+                .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), Some(7));
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn negative_results_are_cached_and_errors_are_not() {
+        let c = cache();
+        let loads = AtomicUsize::new(0);
+        let load = || async {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ()>(Loaded::NotFound)
+        };
+        assert_eq!(c.get_or_load("k".into(), load).await.unwrap(), None);
+        assert_eq!(c.get_or_load("k".into(), load).await.unwrap(), None);
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+
+        let fails = AtomicUsize::new(0);
+        let failing = || async {
+            fails.fetch_add(1, Ordering::SeqCst);
+            Err::<Loaded<u32>, _>("down")
+        };
+        assert!(c.get_or_load("e".into(), failing).await.is_err());
+        assert!(c.get_or_load("e".into(), failing).await.is_err());
+        assert_eq!(fails.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn zero_negative_ttl_caches_nothing_negative() {
+        let c: AuthCache<String, u32> = AuthCache::new(
+            "test",
+            CacheConfig::builder()
+                .negative_ttl(Duration::ZERO)
+                .build()
+                .unwrap(),
+        );
+        let loads = AtomicUsize::new(0);
+        let load = || async {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ()>(Loaded::NotFound)
+        };
+        c.get_or_load("k".into(), load).await.unwrap();
+        c.get_or_load("k".into(), load).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn max_ttl_bounds_an_entry() {
+        let c = cache();
+        let found = |ttl| {
+            move || async move {
+                Ok::<_, ()>(Loaded::Found {
+                    value: 1,
+                    max_ttl: Some(ttl),
+                })
+            }
+        };
+        c.get_or_load("short".into(), found(Duration::from_millis(30)))
+            .await
+            .unwrap();
+        assert_eq!(c.get(&"short".into()).await, Some(Some(1)));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(c.get(&"short".into()).await, None);
+    }
+
+    #[tokio::test]
+    async fn invalidation_during_a_load_is_not_undone() {
+        let c = cache();
+        let version = Arc::new(AtomicUsize::new(1));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut started_tx = Some(started_tx);
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut go_rx = Some(go_rx);
+
+        let loader = {
+            let c = c.clone();
+            let version = Arc::clone(&version);
+            tokio::spawn(async move {
+                c.get_or_load("k".to_owned(), move || {
+                    // The first load reads the old version, then stalls until revoked.
+                    let seen = version.load(Ordering::SeqCst) as u32;
+                    let started = started_tx.take();
+                    let go = go_rx.take();
+                    async move {
+                        if let (Some(s), Some(g)) = (started, go) {
+                            let _ = s.send(());
+                            let _ = g.await;
+                        }
+                        Ok::<_, ()>(Loaded::Found {
+                            value: seen,
+                            max_ttl: None,
+                        })
+                    }
+                })
+                .await
+            })
+        };
+        started_rx.await.unwrap();
+        // "Revoke": the source changes, then the cache is invalidated, while the load is stalled.
+        version.store(2, Ordering::SeqCst);
+        c.invalidate(&"k".to_owned()).await;
+        go_tx.send(()).unwrap();
+        assert_eq!(loader.await.unwrap().unwrap(), Some(2));
+        assert_eq!(c.get(&"k".to_owned()).await, Some(Some(2)));
+    }
+}

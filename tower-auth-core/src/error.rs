@@ -1,0 +1,247 @@
+//! Request-time and build-time errors.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use http::StatusCode;
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Why a request was not authenticated or not authorized.
+///
+/// Opaque on purpose: match on [`AuthError::kind`]. The kind alone decides the response (status
+/// code and challenge, see [`DefaultRejection`](crate::DefaultRejection)); the description is a
+/// fixed string chosen by the scheme and never contains request input, so it is safe to send to
+/// the client and to log. The [`source`](StdError::source) carries the underlying cause (a store
+/// error, a timeout) for logs only.
+pub struct AuthError {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: AuthErrorKind,
+    description: &'static str,
+    scope: Option<String>,
+    source: Option<BoxError>,
+}
+
+/// The class of an [`AuthError`], which fixes the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// No credential at all: 401 with a bare `Bearer realm` challenge.
+    MissingCredential,
+    /// A malformed request (credentials in two places, duplicate `Authorization` headers): 400
+    /// `invalid_request`.
+    InvalidRequest,
+    /// A bad, empty, expired, revoked or unknown credential: 401 `invalid_token`.
+    InvalidToken,
+    /// Authenticated, but a required scope is missing: 403 `insufficient_scope`.
+    InsufficientScope,
+    /// Authenticated, but not allowed (a role or a predicate failed): 403 with no scope attribute.
+    Forbidden,
+    /// A dependency (key store, JWKS, introspection endpoint) failed or missed its deadline: 503.
+    Unavailable,
+}
+
+impl AuthErrorKind {
+    /// The HTTP status this kind maps to.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MissingCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A stable snake_case name, used as the `outcome` label in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingCredential => "missing_credential",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::Forbidden => "forbidden",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl AuthError {
+    fn new(kind: AuthErrorKind, description: &'static str) -> Self {
+        Self {
+            inner: Box::new(Inner {
+                kind,
+                description,
+                scope: None,
+                source: None,
+            }),
+        }
+    }
+
+    /// No credential was presented.
+    pub fn missing_credential() -> Self {
+        Self::new(AuthErrorKind::MissingCredential, "no credential")
+    }
+
+    /// The request is malformed. `description` must be a fixed string.
+    pub fn invalid_request(description: &'static str) -> Self {
+        Self::new(AuthErrorKind::InvalidRequest, description)
+    }
+
+    /// The credential is bad. `description` must be a fixed string that does not echo input.
+    pub fn invalid_token(description: &'static str) -> Self {
+        Self::new(AuthErrorKind::InvalidToken, description)
+    }
+
+    /// A required scope is missing. `required` is the space-separated scope list that would
+    /// satisfy the requirement; it goes into the challenge's `scope` attribute.
+    pub fn insufficient_scope(required: impl Into<String>) -> Self {
+        let mut e = Self::new(AuthErrorKind::InsufficientScope, "insufficient scope");
+        e.inner.scope = Some(required.into());
+        e
+    }
+
+    /// The principal is not allowed. `description` must be a fixed string.
+    pub fn forbidden(description: &'static str) -> Self {
+        Self::new(AuthErrorKind::Forbidden, description)
+    }
+
+    /// A dependency failed or timed out. `description` must be a fixed string.
+    pub fn unavailable(description: &'static str) -> Self {
+        Self::new(AuthErrorKind::Unavailable, description)
+    }
+
+    /// Attaches the underlying cause, for logs. It is never sent to the client.
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    /// The class of the error.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.inner.kind
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        self.inner.kind.status()
+    }
+
+    /// A fixed, client-safe description (RFC 6750 `error_description`).
+    pub fn description(&self) -> &'static str {
+        self.inner.description
+    }
+
+    /// For [`AuthErrorKind::InsufficientScope`]: the scopes that would satisfy the requirement.
+    pub fn required_scope(&self) -> Option<&str> {
+        self.inner.scope.as_deref()
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError")
+            .field("kind", &self.inner.kind)
+            .field("description", &self.inner.description)
+            .field("scope", &self.inner.scope)
+            .field("source", &self.inner.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.inner.description)
+    }
+}
+
+impl StdError for AuthError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// A configuration value was rejected at build time.
+///
+/// Names the setting and the offending value, so a misconfiguration is found before the first
+/// request. Secrets are never part of the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    setting: &'static str,
+    value: String,
+    reason: &'static str,
+}
+
+impl ConfigError {
+    /// A rejected `setting`, with the offending `value` as shown to the user and the `reason`.
+    pub fn new(setting: &'static str, value: impl fmt::Display, reason: &'static str) -> Self {
+        Self {
+            setting,
+            value: value.to_string(),
+            reason,
+        }
+    }
+
+    /// The name of the rejected setting.
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+
+    /// The offending value, as displayed.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid `{}` = {}: {}",
+            self.setting, self.value, self.reason
+        )
+    }
+}
+
+impl StdError for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_contract_statuses() {
+        assert_eq!(AuthError::missing_credential().status(), 401);
+        assert_eq!(AuthError::invalid_request("x").status(), 400);
+        assert_eq!(AuthError::invalid_token("x").status(), 401);
+        assert_eq!(AuthError::insufficient_scope("a").status(), 403);
+        assert_eq!(AuthError::forbidden("x").status(), 403);
+        assert_eq!(AuthError::unavailable("x").status(), 503);
+    }
+
+    #[test]
+    fn source_is_kept_but_not_displayed() {
+        let e = AuthError::unavailable("key store unavailable")
+            .with_source(std::io::Error::other("connection refused"));
+        assert_eq!(e.to_string(), "key store unavailable");
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("connection refused")
+        );
+    }
+
+    #[test]
+    fn config_error_names_setting_and_value() {
+        let e = ConfigError::new("ttl", "0s", "must be greater than zero");
+        assert_eq!(
+            e.to_string(),
+            "invalid `ttl` = 0s: must be greater than zero"
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! The core of tower-auth: one [`Principal`] for every scheme, the [`Authenticator`] trait, the
+//! [`AuthenticateLayer`] that runs it, composition, authorization layers and one response
+//! contract.
+//!
+//! Schemes live in their own crates (`tower-auth-apikey`, `tower-auth-jwt`, `tower-auth-oauth`);
+//! this crate knows none of them. Everything here is generic over request and response bodies
+//! (`http::Request<B>`), so the same layers serve axum, tonic and bare hyper.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response, StatusCode};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_auth_core::credential::{bearer_token, Location};
+//! use tower_auth_core::{from_fn, AuthError, AuthenticateLayer, Principal, RequireScopesLayer, Scheme};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // A scheme: here a closure; in practice tower-auth-apikey or tower-auth-jwt.
+//! let auth = from_fn(Location::Authorization, |parts| match bearer_token(&parts.headers)? {
+//!     None => Ok(None),
+//!     Some("alice-token") => Ok(Some(
+//!         Principal::builder("alice", Scheme::Custom("demo")).scopes(["read:items"]).build(),
+//!     )),
+//!     Some(_) => Err(AuthError::invalid_token("unknown token")),
+//! });
+//!
+//! let svc = ServiceBuilder::new()
+//!     .layer(AuthenticateLayer::required(auth))
+//!     .layer(RequireScopesLayer::all_of(["write:items"]))
+//!     .service(service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) }));
+//!
+//! let req = |token: Option<&str>| {
+//!     let mut b = Request::get("/items");
+//!     if let Some(t) = token { b = b.header("authorization", format!("Bearer {t}")); }
+//!     b.body(()).unwrap()
+//! };
+//! // No credential: 401 with a bare challenge.
+//! assert_eq!(svc.clone().oneshot(req(None)).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+//! // Bad credential: 401 invalid_token.
+//! assert_eq!(svc.clone().oneshot(req(Some("x"))).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+//! // Good credential without the scope: 403 insufficient_scope.
+//! let res = svc.oneshot(req(Some("alice-token"))).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::FORBIDDEN);
+//! assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("scope=\"write:items\""));
+//! # }
+//! ```
+//!
+//! # Response contract
+//!
+//! Every scheme and layer answers the same way (RFC 6750 section 3, RFC 7235):
+//!
+//! | case | status | `WWW-Authenticate` |
+//! |---|---|---|
+//! | no credential at all | 401 | `Bearer realm="api"` |
+//! | credentials in two places, duplicate `Authorization` headers | 400 | `Bearer ..., error="invalid_request"` |
+//! | bad, empty, expired, revoked, unknown credential | 401 | `Bearer ..., error="invalid_token"` |
+//! | authenticated but missing scope | 403 | `Bearer ..., error="insufficient_scope", scope="..."` |
+//! | authenticated but missing role / failed predicate | 403 | none |
+//! | key store, JWKS or introspection unavailable or late | 503 + `Retry-After: 5` | none |
+//!
+//! On every rejection the inner service is not called and no `Principal` is inserted; error
+//! descriptions are fixed strings that never echo the request. Bodies are empty by default
+//! ([`DefaultRejection`]); [`ProblemRejection`] sends RFC 9457 problem documents and
+//! [`GrpcRejection`] maps the contract onto gRPC status codes. A closure
+//! `Fn(&AuthError) -> Response<B>` is a responder too.
+//!
+//! # Composition
+//!
+//! - [`Authenticator::or`] composes schemes; see [`Or`] for the exact rules (the most specific
+//!   scheme goes first, credentials in two places are a 400, a rejected credential is never
+//!   retried with another scheme).
+//! - [`AuthenticateLayer::optional`] lets requests with no credential through anonymously.
+//! - [`RequireScopesLayer`], [`RequireRolesLayer`] and [`RequireLayer::predicate`] authorize the
+//!   principal; put them after (inside) the authenticate layer, per route if you like
+//!   (`Router::route_layer` in axum).
+//!
+//! # Design choices
+//!
+//! - `Authenticator::extract` is synchronous and sees only the request head; the credential it
+//!   returns carries its [`Location`](credential::Location) so [`Or`] can tell "two schemes
+//!   claim the same Bearer value" (the earlier wins) from "two credentials in two places" (400).
+//! - The authenticate future is an associated type: synchronous schemes use
+//!   [`std::future::Ready`] and the request path does not allocate. [`Authenticator::boxed`]
+//!   trades one allocation for a nameable type.
+//! - The layer clones the inner service and moves the instance that was driven to readiness into
+//!   the response future, as tower's documentation prescribes.
+//! - A non-`token68` Bearer value (including non-ASCII bytes) is treated as a bad credential
+//!   (401 `invalid_token`) rather than a malformed request: it is the token that is wrong.
+//!
+//! # Feature flags
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `tracing` | yes | debug/trace events on the `tower_auth` target; never credentials |
+//! | `metrics` | no | `tower_auth_requests_total{scheme,outcome}`, `tower_auth_cache_requests_total{cache,outcome}` through the `metrics` facade |
+//! | `axum` | no | extractors for `Principal` and `Option<Principal>` |
+//!
+//! # Security notes
+//!
+//! - Fail closed: when a dependency cannot answer, the request gets 503, never the inner service.
+//! - `Debug` output of every type here omits credentials and scheme data.
+//! - See RFC 6750 (Bearer tokens), RFC 7235 (HTTP authentication), RFC 9700 (OAuth 2.0 security
+//!   best current practice).
+//!
+//! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
+//! [RFC 7235]: https://www.rfc-editor.org/rfc/rfc7235
+//! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod authenticate;
+mod authenticator;
+pub mod cache;
+pub mod clock;
+pub mod credential;
+mod error;
+#[cfg(feature = "axum")]
+pub mod extract;
+mod principal;
+mod rejection;
+pub mod require;
+mod telemetry;
+
+pub use self::authenticate::{Authenticate, AuthenticateLayer};
+pub use self::authenticator::{
+    Authenticator, BoxAuthFuture, BoxAuthenticator, Either, FromFn, Or, OrFuture, from_fn,
+};
+pub use self::cache::CacheConfig;
+pub use self::error::{AuthError, AuthErrorKind, ConfigError};
+pub use self::principal::{Principal, PrincipalBuilder, PrincipalKind, Roles, Scheme, Scopes};
+pub use self::rejection::{
+    DefaultRejection, GrpcRejection, OnRejection, ProblemRejection, RejectionBuilder,
+};
+pub use self::require::{RequireLayer, RequireRolesLayer, RequireScopesLayer};

@@ -1,0 +1,532 @@
+//! The authenticated identity every scheme produces.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+/// Who made a request, as established by one authentication scheme.
+///
+/// A `Principal` is cheap to clone (one reference count) and immutable once built. Schemes build
+/// it with [`Principal::builder`]; handlers read it from the request extensions, or with the
+/// axum extractor (feature `axum`).
+///
+/// It serializes (serde) to a flat object suitable for a `/me` endpoint or for forwarding:
+/// `subject`, `kind`, `scheme`, `issuer`, `scopes`, `roles`, `tenant`, `expires_at` (RFC 3339).
+/// The typed extensions are not serialized: they hold scheme data such as JWT claims or an API
+/// key record, which is not meant to leave the process.
+///
+/// ```
+/// use tower_auth_core::{Principal, PrincipalKind, Scheme};
+///
+/// let p = Principal::builder("alice", Scheme::Jwt)
+///     .kind(PrincipalKind::User)
+///     .scopes(["read:items", "write:items"])
+///     .roles(["admin"])
+///     .build();
+/// assert!(p.scopes().contains("read:items"));
+/// assert!(p.scopes().contains_all(["read:items", "write:items"]));
+/// assert!(p.roles().contains("admin"));
+/// assert_eq!(p.scheme(), Scheme::Jwt);
+/// ```
+#[derive(Clone)]
+pub struct Principal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    subject: String,
+    kind: PrincipalKind,
+    scheme: Scheme,
+    issuer: Option<String>,
+    scopes: Scopes,
+    roles: Roles,
+    tenant: Option<String>,
+    expires_at: Option<SystemTime>,
+    extensions: Extensions,
+}
+
+impl Principal {
+    /// Starts building a principal for `subject`, authenticated by `scheme`.
+    pub fn builder(subject: impl Into<String>, scheme: Scheme) -> PrincipalBuilder {
+        PrincipalBuilder {
+            inner: Inner {
+                subject: subject.into(),
+                kind: PrincipalKind::User,
+                scheme,
+                issuer: None,
+                scopes: Scopes::default(),
+                roles: Roles::default(),
+                tenant: None,
+                expires_at: None,
+                extensions: Extensions::default(),
+            },
+        }
+    }
+
+    /// The subject: a user id, a service name, or an API key's owner.
+    pub fn subject(&self) -> &str {
+        &self.inner.subject
+    }
+
+    /// What kind of party this is.
+    pub fn kind(&self) -> PrincipalKind {
+        self.inner.kind
+    }
+
+    /// The scheme that authenticated the request.
+    pub fn scheme(&self) -> Scheme {
+        self.inner.scheme
+    }
+
+    /// The issuer of the credential (a JWT `iss`, an authorization server), if any.
+    pub fn issuer(&self) -> Option<&str> {
+        self.inner.issuer.as_deref()
+    }
+
+    /// The scopes granted to this credential.
+    pub fn scopes(&self) -> &Scopes {
+        &self.inner.scopes
+    }
+
+    /// The roles of this principal.
+    pub fn roles(&self) -> &Roles {
+        &self.inner.roles
+    }
+
+    /// The tenant (organisation, realm, directory) the principal belongs to, if any.
+    pub fn tenant(&self) -> Option<&str> {
+        self.inner.tenant.as_deref()
+    }
+
+    /// When the credential stops being valid, if it has an expiry.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.inner.expires_at
+    }
+
+    /// Scheme-specific data of type `T` attached by the scheme (JWT claims, an API key record).
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.inner.extensions.get::<T>()
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Extensions are omitted: they may hold scheme data that is not ours to print.
+        f.debug_struct("Principal")
+            .field("subject", &self.inner.subject)
+            .field("kind", &self.inner.kind)
+            .field("scheme", &self.inner.scheme)
+            .field("issuer", &self.inner.issuer)
+            .field("scopes", &self.inner.scopes)
+            .field("roles", &self.inner.roles)
+            .field("tenant", &self.inner.tenant)
+            .field("expires_at", &self.inner.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serialize for Principal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let i = &self.inner;
+        let mut map = serializer.serialize_map(Some(8))?;
+        map.serialize_entry("subject", &i.subject)?;
+        map.serialize_entry("kind", i.kind.as_str())?;
+        map.serialize_entry("scheme", i.scheme.as_str())?;
+        map.serialize_entry("issuer", &i.issuer)?;
+        map.serialize_entry("scopes", &i.scopes)?;
+        map.serialize_entry("roles", &i.roles)?;
+        map.serialize_entry("tenant", &i.tenant)?;
+        let expires = i
+            .expires_at
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+        map.serialize_entry("expires_at", &expires)?;
+        map.end()
+    }
+}
+
+/// Builds a [`Principal`]. Created by [`Principal::builder`].
+#[must_use]
+pub struct PrincipalBuilder {
+    inner: Inner,
+}
+
+impl PrincipalBuilder {
+    /// Sets the kind of party (default [`PrincipalKind::User`]).
+    pub fn kind(mut self, kind: PrincipalKind) -> Self {
+        self.inner.kind = kind;
+        self
+    }
+
+    /// Sets the issuer.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.inner.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Sets the granted scopes.
+    pub fn scopes<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.inner.scopes = Scopes::new(scopes);
+        self
+    }
+
+    /// Sets the granted scopes from an already built set.
+    pub fn scope_set(mut self, scopes: Scopes) -> Self {
+        self.inner.scopes = scopes;
+        self
+    }
+
+    /// Sets the roles.
+    pub fn roles<I, T>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.inner.roles = Roles(Scopes::new(roles));
+        self
+    }
+
+    /// Sets the tenant.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.inner.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Sets the expiry of the credential.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.inner.expires_at = Some(at);
+        self
+    }
+
+    /// Sets the expiry of the credential when there is one.
+    pub fn maybe_expires_at(mut self, at: Option<SystemTime>) -> Self {
+        self.inner.expires_at = at;
+        self
+    }
+
+    /// Attaches scheme-specific data, readable with [`Principal::extension`]. A value of the same
+    /// type replaces the earlier one.
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.inner.extensions.insert(value);
+        self
+    }
+
+    /// Finishes the principal.
+    pub fn build(self) -> Principal {
+        Principal {
+            inner: Arc::new(self.inner),
+        }
+    }
+}
+
+impl fmt::Debug for PrincipalBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrincipalBuilder")
+            .field("subject", &self.inner.subject)
+            .field("scheme", &self.inner.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A type map; values are shared through the principal's `Arc`, so they need not be `Clone`.
+#[derive(Default)]
+struct Extensions(Option<HashMap<std::any::TypeId, Box<dyn Any + Send + Sync>>>);
+
+impl Extensions {
+    fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.0
+            .get_or_insert_with(HashMap::new)
+            .insert(std::any::TypeId::of::<T>(), Box::new(value));
+    }
+
+    fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.0
+            .as_ref()?
+            .get(&std::any::TypeId::of::<T>())?
+            .downcast_ref()
+    }
+}
+
+/// What kind of party a [`Principal`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PrincipalKind {
+    /// A person using your application.
+    User,
+    /// A machine acting on its own behalf (OAuth client credentials).
+    Service,
+    /// An application holding an API key.
+    Application,
+}
+
+impl PrincipalKind {
+    /// `user`, `service` or `application`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Service => "service",
+            Self::Application => "application",
+        }
+    }
+}
+
+impl fmt::Display for PrincipalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The scheme that authenticated a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// An API key (`api_key`).
+    ApiKey,
+    /// A locally verified JWT (`jwt`).
+    Jwt,
+    /// An opaque token checked by RFC 7662 introspection (`introspection`).
+    Introspection,
+    /// A scheme of your own, named by a static string.
+    Custom(&'static str),
+}
+
+impl Scheme {
+    /// The scheme's stable name, as used in metrics labels and serialization.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Jwt => "jwt",
+            Self::Introspection => "introspection",
+            Self::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of scope strings (RFC 6749 section 3.3).
+///
+/// Held as a sorted, deduplicated boxed slice: membership is a binary search and the set costs
+/// one allocation.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(Box<[Box<str>]>);
+
+impl Scopes {
+    /// Builds a set from individual scope strings; empty strings are dropped.
+    pub fn new<I, T>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let mut v: Vec<Box<str>> = scopes
+            .into_iter()
+            .map(|s| s.into().into_boxed_str())
+            .filter(|s| !s.is_empty())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        Self(v.into_boxed_slice())
+    }
+
+    /// Parses an RFC 6749 space-separated scope string (`"read write"`).
+    pub fn from_space_separated(s: &str) -> Self {
+        Self::new(s.split(' '))
+    }
+
+    /// Whether `scope` is in the set.
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.binary_search_by(|s| (**s).cmp(scope)).is_ok()
+    }
+
+    /// Whether every one of `scopes` is in the set.
+    pub fn contains_all<I, T>(&self, scopes: I) -> bool
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        scopes.into_iter().all(|s| self.contains(s.as_ref()))
+    }
+
+    /// Whether at least one of `scopes` is in the set.
+    pub fn contains_any<I, T>(&self, scopes: I) -> bool
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        scopes.into_iter().any(|s| self.contains(s.as_ref()))
+    }
+
+    /// The scopes in ascending order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.0.iter().map(|s| &**s)
+    }
+
+    /// The number of scopes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The set as an RFC 6749 space-separated string.
+    pub fn to_space_separated(&self) -> String {
+        self.0.join(" ")
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Scopes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for s in self.iter() {
+            seq.serialize_element(s)?;
+        }
+        seq.end()
+    }
+}
+
+impl<T: Into<String>> FromIterator<T> for Scopes {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Self::new(iter)
+    }
+}
+
+/// A set of role names. Roles are not scopes: a missing role is a plain 403 (see
+/// [`RequireRolesLayer`](crate::RequireRolesLayer)).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Roles(Scopes);
+
+impl Roles {
+    /// Builds a set of roles.
+    pub fn new<I, T>(roles: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self(Scopes::new(roles))
+    }
+
+    /// Whether `role` is in the set.
+    pub fn contains(&self, role: &str) -> bool {
+        self.0.contains(role)
+    }
+
+    /// Whether every one of `roles` is in the set.
+    pub fn contains_all<I, T>(&self, roles: I) -> bool
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        self.0.contains_all(roles)
+    }
+
+    /// Whether at least one of `roles` is in the set.
+    pub fn contains_any<I, T>(&self, roles: I) -> bool
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        self.0.contains_any(roles)
+    }
+
+    /// The roles in ascending order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.0.iter()
+    }
+
+    /// The number of roles.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Roles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Roles {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn scopes_are_a_set() {
+        let s = Scopes::from_space_separated("b a  b c");
+        assert_eq!(s.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert!(s.contains("a"));
+        assert!(!s.contains(""));
+        assert!(!s.contains("d"));
+        assert!(s.contains_all(["a", "c"]));
+        assert!(!s.contains_all(["a", "d"]));
+        assert!(s.contains_any(["d", "c"]));
+        assert!(!s.contains_any(["d", "e"]));
+        assert_eq!(s.to_space_separated(), "a b c");
+    }
+
+    #[test]
+    fn serializes_flat_with_nulls() {
+        let p = Principal::builder("key-owner", Scheme::ApiKey)
+            .kind(PrincipalKind::Application)
+            .scopes(["read:items"])
+            .expires_at(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+            .extension(42u32)
+            .build();
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "subject": "key-owner",
+                "kind": "application",
+                "scheme": "api_key",
+                "issuer": null,
+                "scopes": ["read:items"],
+                "roles": [],
+                "tenant": null,
+                "expires_at": "2023-11-14T22:13:20Z",
+            })
+        );
+        assert_eq!(p.extension::<u32>(), Some(&42));
+        assert_eq!(p.extension::<u64>(), None);
+    }
+
+    #[test]
+    fn clone_shares() {
+        let p = Principal::builder("a", Scheme::Custom("mine")).build();
+        let q = p.clone();
+        assert!(Arc::ptr_eq(&p.inner, &q.inner));
+        assert_eq!(q.scheme().as_str(), "mine");
+    }
+}
