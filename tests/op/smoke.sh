@@ -72,6 +72,7 @@ token() {
 # check_jwt TOKEN ALG AUD TTL CLIENT: verifies header (typ at+jwt, alg, kid), signature against
 # the provider's JWKS, and claims (iss, aud, client_id, scope, exp - iat).
 check_jwt() {
+  # shellcheck disable=SC2016 # JavaScript template literals, not shell expansions
   node --input-type=module -e '
     import * as crypto from "node:crypto";
     const [token, alg, aud, ttl, client, base] = process.argv.slice(1);
