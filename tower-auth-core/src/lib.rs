@@ -96,6 +96,7 @@
 //! | `tracing` | yes | debug/trace events on the `tower_auth` target; never credentials |
 //! | `metrics` | no | `tower_auth_requests_total{scheme,outcome}`, `tower_auth_cache_requests_total{cache,outcome}` through the `metrics` facade |
 //! | `axum` | no | extractors for `Principal` and `Option<Principal>` |
+//! | `http-client` | no | [`client::HttpClient`]: deadline, size cap, no redirects, https only (hyper-rustls, aws-lc-rs) |
 //!
 //! # Security notes
 //!
@@ -113,6 +114,8 @@
 pub mod authenticate;
 mod authenticator;
 pub mod cache;
+#[cfg(feature = "http-client")]
+pub mod client;
 pub mod clock;
 pub mod credential;
 mod error;
