@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
@@ -184,21 +184,10 @@ impl HttpClient {
                 return Err(FetchError::Redirect(res.status()));
             }
             let (parts, body) = res.into_parts();
-            let body = Limited::new(body, cap)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        FetchError::TooLarge(cap)
-                    } else {
-                        FetchError::Transport(e)
-                    }
-                })?
-                .to_bytes();
             Ok(HttpResponse {
                 status: parts.status,
                 headers: parts.headers,
-                body,
+                body: read_capped(body, cap).await?,
             })
         };
         tokio::time::timeout(self.timeout, exchange)
@@ -214,6 +203,21 @@ impl HttpClient {
             .map_err(|e| FetchError::Transport(e.into()))?;
         self.send(req).await
     }
+}
+
+/// Reads `body` in full, failing as soon as it grows past `cap` bytes.
+async fn read_capped(mut body: BoxBody, cap: usize) -> Result<Bytes, FetchError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(FetchError::Transport)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > cap {
+                return Err(FetchError::TooLarge(cap));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
 }
 
 /// Builds an [`HttpClient`].
@@ -368,6 +372,14 @@ mod tests {
             .insecure_allow_http(true)
             .build()
             .unwrap()
+    }
+
+    /// The future must be `Send` so schemes can box it into their authenticate futures.
+    #[test]
+    fn send_future_is_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let c = HttpClient::builder().build().unwrap();
+        is_send(&c.send(Request::new(Full::default())));
     }
 
     #[tokio::test]

@@ -197,6 +197,19 @@ impl ConfigError {
     pub fn value(&self) -> &str {
         &self.value
     }
+
+    /// Why the value was rejected.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// The same error, reported under `setting` (when a checked value has a more specific name
+    /// in the caller's configuration, such as `endpoint` for a URL).
+    #[must_use]
+    pub fn for_setting(mut self, setting: &'static str) -> Self {
+        self.setting = setting;
+        self
+    }
 }
 
 impl fmt::Display for ConfigError {

@@ -1,2 +1,30 @@
-//! OAuth 2.0 for tower: resource server (JWT access tokens and RFC 7662 introspection), client
-//! credentials and authorization code with PKCE. Being built; see the project's issue tracker.
+//! OAuth 2.0 for tower services.
+//!
+//! - [`introspection`]: the resource-server side for **opaque** access tokens, checked at the
+//!   authorization server's RFC 7662 introspection endpoint, with a result cache bounded by each
+//!   token's `exp`.
+//!
+//! JWT access tokens (RFC 9068) are verified locally by `tower-auth-jwt`; compose the two with
+//! [`Authenticator::or`](tower_auth_core::Authenticator::or), JWT first, so each token goes to
+//! the scheme its shape belongs to (three-segment compact JWS to JWT, anything else to
+//! introspection). With API keys in front, the order is API key, JWT, introspection.
+//!
+//! # Feature flags
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `tracing` | yes | debug events on the `tower_auth::oauth` target; never tokens or secrets |
+//! | `metrics` | no | `tower_auth_introspection_requests_total{outcome}`, `tower_auth_introspection_calls_total`, and the core cache counters with `cache="introspection"` |
+//!
+//! # Security notes
+//!
+//! - The resource server's client secret is never printed (`Debug` redacts it) and the HTTP
+//!   Basic header carrying it is marked sensitive.
+//! - Introspection results are cached by token hash; the raw token is not kept in memory after
+//!   the request.
+//! - Plain-http endpoints need `insecure_allow_http`; redirects are not followed; every call has
+//!   a deadline and a response size cap ([`tower_auth_core::client::HttpClient`]).
+//! - See RFC 7662 (introspection), RFC 6750 (Bearer tokens), RFC 9068 (JWT access tokens), RFC
+//!   9700 (OAuth 2.0 security best current practice).
+
+pub mod introspection;

@@ -1,0 +1,811 @@
+//! Opaque access tokens checked by OAuth 2.0 token introspection ([RFC 7662]).
+//!
+//! [`Introspection`] claims every `Authorization: Bearer` value (any `token68`), so compose it
+//! **last**: after API keys (which claim their prefixes) and JWT (which claims three-segment
+//! compact JWS values). The path is chosen by the token's shape before anything is checked; a
+//! token rejected by one scheme is never tried with another.
+//!
+//! For each token it asks the authorization server's introspection endpoint, authenticating as
+//! the resource server with `client_secret_basic` (default) or `client_secret_post`, and then:
+//!
+//! - accepts only `"active": true` (the JSON boolean; `"true"` or a missing member is inactive);
+//! - rejects a token whose `exp` has passed, whose `iss` differs from the configured issuer, or
+//!   whose `aud` contains none of the configured audiences (when audiences are configured);
+//! - maps `sub`, `client_id`, `scope`, `iss` and `exp` onto the [`Principal`]: the subject is
+//!   `sub` (else `client_id`); the kind is [`PrincipalKind::Service`] when there is no `sub` or it
+//!   equals `client_id` (a client-credentials token), [`PrincipalKind::User`] otherwise; the full
+//!   response is attached as [`IntrospectionClaims`].
+//!
+//! # Caching
+//!
+//! Results are cached by the SHA-256 of the token (the token itself is not kept): an active
+//! result for the configured TTL (default 30 s) **but never past the token's `exp`**, an inactive
+//! result for the negative TTL (default 10 s). Concurrent requests with one token share one
+//! introspection call. A revocation at the authorization server is therefore seen within the TTL;
+//! lower it if that is too long for you. Endpoint failures, non-200 answers, malformed JSON and
+//! timeouts (default 5 s) are 503 and are never cached.
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use tower::{service_fn, ServiceBuilder};
+//! use tower_auth_core::{AuthenticateLayer, RequireScopesLayer};
+//! use tower_auth_oauth::introspection::Introspection;
+//!
+//! let introspection = Introspection::builder("https://auth.example.com/token/introspection")
+//!     .client_id("my-api")
+//!     .client_secret("s3cret")
+//!     .audiences(["https://api.example.com"])
+//!     .build()
+//!     .unwrap();
+//!
+//! let svc = ServiceBuilder::new()
+//!     .layer(AuthenticateLayer::required(introspection))
+//!     .layer(RequireScopesLayer::all_of(["read:items"]))
+//!     .service(service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) }));
+//! # let _ = svc;
+//! ```
+//!
+//! [RFC 7662]: https://www.rfc-editor.org/rfc/rfc7662
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderValue, Request, Uri};
+use http_body_util::Full;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tower_auth_core::cache::{AuthCache, Loaded};
+use tower_auth_core::client::{FetchError, HttpClient};
+use tower_auth_core::clock::{Clock, SystemClock};
+use tower_auth_core::credential::{Found, Location, bearer_token};
+use tower_auth_core::{
+    AuthError, Authenticator, BoxAuthFuture, CacheConfig, ConfigError, Principal, PrincipalKind,
+    Scheme, Scopes,
+};
+
+const TARGET: &str = "tower_auth::oauth";
+
+/// How the resource server authenticates to the introspection endpoint (RFC 6749 section 2.3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// HTTP Basic with the URL-encoded client id and secret (the default).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// The introspection response of an accepted token, attached to the [`Principal`] for handlers
+/// that need members we do not map (`username`, custom members).
+#[derive(Clone, Debug)]
+pub struct IntrospectionClaims(Map<String, Value>);
+
+impl IntrospectionClaims {
+    /// A member of the response.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// The whole response object.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
+/// Why an introspection call failed (the request then gets 503).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum IntrospectionError {
+    /// The call itself failed: connection, deadline, size cap, redirect.
+    Fetch(FetchError),
+    /// The endpoint answered with a status other than 200.
+    Status(http::StatusCode),
+    /// The body is not a JSON object.
+    Malformed(serde_json::Error),
+}
+
+impl fmt::Display for IntrospectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fetch(e) => write!(f, "introspection call failed: {e}"),
+            Self::Status(s) => write!(f, "introspection endpoint answered {s}"),
+            Self::Malformed(_) => f.write_str("introspection response is not a JSON object"),
+        }
+    }
+}
+
+impl std::error::Error for IntrospectionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Fetch(e) => Some(e),
+            Self::Malformed(e) => Some(e),
+            Self::Status(_) => None,
+        }
+    }
+}
+
+/// The cached outcome for one token: a principal, or the fixed reason it is rejected.
+type Verdict = Result<Principal, &'static str>;
+
+/// The RFC 7662 authenticator. See the [module docs](self). Cheap to clone.
+#[derive(Clone)]
+pub struct Introspection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Uri,
+    client_id: String,
+    client_secret: String,
+    auth: ClientAuth,
+    basic: HeaderValue,
+    client: HttpClient,
+    cache: AuthCache<[u8; 32], Verdict>,
+    audiences: Vec<String>,
+    issuer: Option<String>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Introspection")
+            .field("endpoint", &self.inner.endpoint)
+            .field("client_id", &self.inner.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("auth", &self.inner.auth)
+            .field("audiences", &self.inner.audiences)
+            .field("issuer", &self.inner.issuer)
+            .field("cache", &self.inner.cache.config())
+            .finish()
+    }
+}
+
+impl Introspection {
+    /// Starts a builder for the introspection endpoint at `endpoint`.
+    pub fn builder(endpoint: impl Into<String>) -> IntrospectionBuilder {
+        IntrospectionBuilder {
+            endpoint: endpoint.into(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            auth: ClientAuth::default(),
+            client: None,
+            allow_http: false,
+            cache: CacheConfig::default(),
+            audiences: Vec::new(),
+            issuer: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Forgets every cached result (after a mass revocation, for example).
+    pub fn clear_cache(&self) {
+        self.inner.cache.invalidate_all();
+    }
+}
+
+impl Authenticator for Introspection {
+    type Credential = String;
+    type Future = BoxAuthFuture;
+
+    fn extract(&self, parts: &Parts) -> Result<Option<Found<String>>, AuthError> {
+        Ok(bearer_token(&parts.headers)?
+            .map(|t| Found::new(t.to_owned(), Location::Authorization, Scheme::Introspection)))
+    }
+
+    fn authenticate(&self, token: String) -> BoxAuthFuture {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move { inner.authenticate(token).await })
+    }
+}
+
+impl Inner {
+    async fn authenticate(self: Arc<Self>, token: String) -> Result<Principal, AuthError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let verdict = self
+            .cache
+            .get_or_load(key, || {
+                let this = Arc::clone(&self);
+                let token = token.clone();
+                async move { this.load(&token).await }
+            })
+            .await;
+        let outcome = match verdict {
+            Ok(Some(Ok(principal))) => {
+                // The cache never outlives `exp`, but check anyway: the clock decides.
+                match principal.expires_at() {
+                    Some(exp) if exp <= self.clock.now() => {
+                        Err(AuthError::invalid_token("token expired"))
+                    }
+                    _ => Ok(principal),
+                }
+            }
+            Ok(Some(Err(reason))) => Err(AuthError::invalid_token(reason)),
+            Ok(None) => Err(AuthError::invalid_token("token is not active")),
+            Err(e) => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(target: TARGET, error = %e, "introspection failed");
+                Err(AuthError::unavailable("introspection endpoint unavailable")
+                    .with_source(Box::new(e) as Box<dyn std::error::Error + Send + Sync>))
+            }
+        };
+        record(match &outcome {
+            Ok(_) => "active",
+            Err(e) if e.kind() == tower_auth_core::AuthErrorKind::Unavailable => "error",
+            Err(_) => "rejected",
+        });
+        outcome
+    }
+
+    async fn load(&self, token: &str) -> Result<Loaded<Verdict>, IntrospectionError> {
+        let doc = self.call(token).await?;
+        let now = self.clock.now();
+        let verdict = self.judge(doc, now);
+        let max_ttl = match &verdict {
+            Ok(p) => p
+                .expires_at()
+                .map(|exp| exp.duration_since(now).unwrap_or(Duration::ZERO)),
+            Err(_) => Some(self.cache.config().negative_ttl()),
+        };
+        Ok(Loaded::Found {
+            value: verdict,
+            max_ttl,
+        })
+    }
+
+    async fn call(&self, token: &str) -> Result<Map<String, Value>, IntrospectionError> {
+        record_call();
+        let req = self
+            .request(token)
+            .map_err(|e| IntrospectionError::Fetch(FetchError::Transport(Box::new(e))))?;
+        let res = self
+            .client
+            .send(req)
+            .await
+            .map_err(IntrospectionError::Fetch)?;
+        if res.status != http::StatusCode::OK {
+            return Err(IntrospectionError::Status(res.status));
+        }
+        serde_json::from_slice(&res.body).map_err(IntrospectionError::Malformed)
+    }
+
+    fn request(&self, token: &str) -> Result<Request<Full<Bytes>>, http::Error> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token)
+            .append_pair("token_type_hint", "access_token");
+        let mut req = Request::post(self.endpoint.clone())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json");
+        match self.auth {
+            ClientAuth::ClientSecretBasic => {
+                req = req.header(AUTHORIZATION, self.basic.clone());
+            }
+            ClientAuth::ClientSecretPost => {
+                form.append_pair("client_id", &self.client_id)
+                    .append_pair("client_secret", &self.client_secret);
+            }
+        }
+        req.body(Full::new(Bytes::from(form.finish())))
+    }
+
+    /// Decides on an introspection response.
+    fn judge(&self, doc: Map<String, Value>, now: SystemTime) -> Verdict {
+        if doc.get("active") != Some(&Value::Bool(true)) {
+            return Err("token is not active");
+        }
+        let exp = match doc.get("exp") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+                    .ok_or("token is not active")?,
+            ),
+        };
+        if exp.is_some_and(|exp| exp <= now) {
+            return Err("token expired");
+        }
+        let str_member = |name: &str| doc.get(name).and_then(Value::as_str);
+        if let Some(expected) = &self.issuer
+            && str_member("iss") != Some(expected.as_str())
+        {
+            return Err("token issuer not accepted");
+        }
+        if !self.audiences.is_empty() {
+            let ok = match doc.get("aud") {
+                Some(Value::String(a)) => self.audiences.iter().any(|x| x == a),
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|a| self.audiences.iter().any(|x| x == a)),
+                _ => false,
+            };
+            if !ok {
+                return Err("token audience not accepted");
+            }
+        }
+        let client_id = str_member("client_id");
+        let sub = str_member("sub");
+        let subject = sub.or(client_id).ok_or("token has no subject")?;
+        let kind = if sub.is_none() || sub == client_id {
+            PrincipalKind::Service
+        } else {
+            PrincipalKind::User
+        };
+        let mut b = Principal::builder(subject, Scheme::Introspection)
+            .kind(kind)
+            .scope_set(
+                str_member("scope").map_or_else(Scopes::default, Scopes::from_space_separated),
+            )
+            .maybe_expires_at(exp);
+        if let Some(iss) = str_member("iss") {
+            b = b.issuer(iss);
+        }
+        Ok(b.extension(IntrospectionClaims(doc)).build())
+    }
+}
+
+#[allow(unused_variables)]
+fn record(outcome: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_introspection_requests_total", "outcome" => outcome).increment(1);
+}
+
+fn record_call() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_introspection_calls_total").increment(1);
+}
+
+/// Builds an [`Introspection`] authenticator.
+#[must_use]
+pub struct IntrospectionBuilder {
+    endpoint: String,
+    client_id: String,
+    client_secret: String,
+    auth: ClientAuth,
+    client: Option<HttpClient>,
+    allow_http: bool,
+    cache: CacheConfig,
+    audiences: Vec<String>,
+    issuer: Option<String>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for IntrospectionBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntrospectionBuilder {
+    /// The resource server's client id at the authorization server (required).
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        self
+    }
+
+    /// The resource server's client secret (required). Never logged or printed.
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = secret.into();
+        self
+    }
+
+    /// How to authenticate to the endpoint (default `client_secret_basic`).
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Accept only tokens whose `aud` contains one of these. Empty (the default) skips the check,
+    /// which suits authorization servers that do not put `aud` in introspection responses.
+    pub fn audiences<I, T>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.audiences = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Accept only tokens whose `iss` is exactly this.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The result cache (default TTL 30 s, negative TTL 10 s, 100,000 entries).
+    pub fn cache(mut self, config: CacheConfig) -> Self {
+        self.cache = config;
+        self
+    }
+
+    /// The HTTP client (deadline, size cap, transport). Default: [`HttpClient`]'s defaults.
+    pub fn http_client(mut self, client: HttpClient) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Allows a plain-http endpoint when no [`http_client`](Self::http_client) is given. Only
+    /// for loopback tests: the token and the client secret cross the wire in clear.
+    pub fn insecure_allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// The clock used for `exp` (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Validates the settings.
+    pub fn build(self) -> Result<Introspection, ConfigError> {
+        let client = match self.client {
+            Some(c) => c,
+            None => HttpClient::builder()
+                .insecure_allow_http(self.allow_http)
+                .build()?,
+        };
+        let endpoint = client
+            .check_url(&self.endpoint)
+            .map_err(|e| e.for_setting("endpoint"))?;
+        if self.client_id.is_empty() {
+            return Err(ConfigError::new("client_id", "\"\"", "must not be empty"));
+        }
+        if self.client_secret.is_empty() {
+            return Err(ConfigError::new(
+                "client_secret",
+                "\"\"",
+                "must not be empty",
+            ));
+        }
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(&self.client_id),
+            enc(&self.client_secret)
+        ));
+        let mut basic = HeaderValue::try_from(format!("Basic {credentials}"))
+            .map_err(|_| ConfigError::new("client_id", &self.client_id, "not encodable"))?;
+        basic.set_sensitive(true);
+        Ok(Introspection {
+            inner: Arc::new(Inner {
+                endpoint,
+                client_id: self.client_id,
+                client_secret: self.client_secret,
+                auth: self.auth,
+                basic,
+                client,
+                cache: AuthCache::new("introspection", self.cache),
+                audiences: self.audiences,
+                issuer: self.issuer,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use tower::{Layer, ServiceExt, service_fn};
+    use tower_auth_core::AuthenticateLayer;
+    use tower_auth_core::clock::ManualClock;
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[derive(Clone)]
+    struct Op {
+        calls: Arc<AtomicUsize>,
+        responses: Arc<HashMap<&'static str, (u16, Value)>>,
+        delay: Duration,
+    }
+
+    /// A loopback introspection endpoint: checks the client authentication the way an
+    /// authorization server would, counts calls, and answers per token.
+    async fn endpoint(
+        State(op): State<Op>,
+        headers: HeaderMap,
+        body: String,
+    ) -> (http::StatusCode, axum::Json<Value>) {
+        op.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(op.delay).await;
+        let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let basic_ok = headers.get("authorization").and_then(|v| v.to_str().ok())
+            == Some("Basic cnMlM0ExOnNlY3JldCUyNg==");
+        let post_ok = form.get("client_id").map(String::as_str) == Some("rs:1")
+            && form.get("client_secret").map(String::as_str) == Some("secret&");
+        if !(basic_ok ^ post_ok) {
+            return (
+                http::StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"error": "invalid_client"})),
+            );
+        }
+        let token = form.get("token").cloned().unwrap_or_default();
+        let (status, doc) = op
+            .responses
+            .get(token.as_str())
+            .cloned()
+            .unwrap_or((200, serde_json::json!({"active": false})));
+        (http::StatusCode::from_u16(status).unwrap(), axum::Json(doc))
+    }
+
+    async fn server(delay: Duration) -> (String, Arc<AtomicUsize>) {
+        let active = |extra: Value| {
+            let mut doc = serde_json::json!({
+                "active": true, "sub": "alice", "client_id": "web", "scope": "read:items write:items",
+                "iss": "https://as.example", "aud": "https://api.example", "exp": NOW + 60,
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                doc[k] = v.clone();
+            }
+            (200, doc)
+        };
+        let responses: HashMap<&'static str, (u16, Value)> = [
+            ("good", active(serde_json::json!({}))),
+            ("service", active(serde_json::json!({"sub": "web"}))),
+            (
+                "aud-array",
+                active(serde_json::json!({"aud": ["other", "https://api.example"]})),
+            ),
+            (
+                "aud-other",
+                active(serde_json::json!({"aud": "https://other.example"})),
+            ),
+            (
+                "iss-other",
+                active(serde_json::json!({"iss": "https://evil.example"})),
+            ),
+            ("expired", active(serde_json::json!({"exp": NOW - 1}))),
+            ("soon", active(serde_json::json!({"exp": NOW + 2}))),
+            ("string-true", active(serde_json::json!({"active": "true"}))),
+            ("boom", (500, serde_json::json!({"error": "server_error"}))),
+        ]
+        .into_iter()
+        .collect();
+        let op = Op {
+            calls: Arc::new(AtomicUsize::new(0)),
+            responses: Arc::new(responses),
+            delay,
+        };
+        let calls = Arc::clone(&op.calls);
+        let app = axum::Router::new()
+            .route("/introspect", axum::routing::post(endpoint))
+            .with_state(op);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}/introspect"), calls)
+    }
+
+    fn builder(url: &str, clock: &ManualClock) -> IntrospectionBuilder {
+        Introspection::builder(url)
+            .client_id("rs:1")
+            .client_secret("secret&")
+            .audiences(["https://api.example"])
+            .issuer("https://as.example")
+            .insecure_allow_http(true)
+            .clock(clock.clone())
+    }
+
+    fn clock() -> ManualClock {
+        ManualClock::new(UNIX_EPOCH + Duration::from_secs(NOW))
+    }
+
+    async fn call(auth: &Introspection, token: &str) -> (http::StatusCode, Option<Principal>) {
+        let svc = AuthenticateLayer::required(auth.clone()).layer(service_fn(
+            |req: Request<()>| async move {
+                let p = req.extensions().get::<Principal>().cloned();
+                let mut res = http::Response::new(());
+                res.extensions_mut().insert(p);
+                Ok::<_, Infallible>(res)
+            },
+        ));
+        let req = Request::get("/")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        let p = res
+            .extensions()
+            .get::<Option<Principal>>()
+            .cloned()
+            .flatten();
+        (res.status(), p)
+    }
+
+    #[tokio::test]
+    async fn active_token_maps_to_a_principal_and_is_cached() {
+        let (url, calls) = server(Duration::ZERO).await;
+        let auth = builder(&url, &clock()).build().unwrap();
+        let (status, p) = call(&auth, "good").await;
+        assert_eq!(status, 200);
+        let p = p.unwrap();
+        assert_eq!(p.subject(), "alice");
+        assert_eq!(p.kind(), PrincipalKind::User);
+        assert_eq!(p.scheme(), Scheme::Introspection);
+        assert_eq!(p.issuer(), Some("https://as.example"));
+        assert!(p.scopes().contains_all(["read:items", "write:items"]));
+        assert_eq!(
+            p.expires_at(),
+            Some(UNIX_EPOCH + Duration::from_secs(NOW + 60))
+        );
+        assert_eq!(
+            p.extension::<IntrospectionClaims>()
+                .unwrap()
+                .get("client_id"),
+            Some(&Value::from("web"))
+        );
+        for _ in 0..5 {
+            assert_eq!(call(&auth, "good").await.0, 200);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn client_credentials_tokens_are_services() {
+        let (url, _) = server(Duration::ZERO).await;
+        let auth = builder(&url, &clock()).build().unwrap();
+        let p = call(&auth, "service").await.1.unwrap();
+        assert_eq!(p.kind(), PrincipalKind::Service);
+    }
+
+    #[tokio::test]
+    async fn both_client_authentication_methods_work() {
+        let (url, _) = server(Duration::ZERO).await;
+        let post = builder(&url, &clock())
+            .client_auth(ClientAuth::ClientSecretPost)
+            .build()
+            .unwrap();
+        assert_eq!(call(&post, "good").await.0, 200);
+        let basic = builder(&url, &clock()).build().unwrap();
+        assert_eq!(call(&basic, "good").await.0, 200);
+        // A wrong secret makes the endpoint answer 401: that is the server failing us, 503.
+        let wrong = builder(&url, &clock())
+            .client_secret("nope")
+            .build()
+            .unwrap();
+        assert_eq!(call(&wrong, "good").await.0, 503);
+    }
+
+    #[tokio::test]
+    async fn rejections_are_401_and_cached_briefly() {
+        let (url, calls) = server(Duration::ZERO).await;
+        let auth = builder(&url, &clock()).build().unwrap();
+        for token in [
+            "unknown",
+            "aud-other",
+            "iss-other",
+            "expired",
+            "string-true",
+        ] {
+            assert_eq!(call(&auth, token).await.0, 401, "{token}");
+            assert_eq!(call(&auth, token).await.0, 401, "{token}");
+        }
+        // One call per token: the second request was answered from the negative entry.
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
+        assert_eq!(call(&auth, "aud-array").await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn audience_and_issuer_checks_are_off_unless_configured() {
+        let (url, _) = server(Duration::ZERO).await;
+        let auth = Introspection::builder(url)
+            .client_id("rs:1")
+            .client_secret("secret&")
+            .insecure_allow_http(true)
+            .clock(clock())
+            .build()
+            .unwrap();
+        assert_eq!(call(&auth, "aud-other").await.0, 200);
+        assert_eq!(call(&auth, "iss-other").await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn a_cached_result_is_not_served_after_exp() {
+        let (url, calls) = server(Duration::ZERO).await;
+        let clock = clock();
+        let auth = builder(&url, &clock).build().unwrap();
+        assert_eq!(call(&auth, "soon").await.0, 200);
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(call(&auth, "soon").await.0, 401);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_call() {
+        let (url, calls) = server(Duration::from_millis(50)).await;
+        let auth = builder(&url, &clock()).build().unwrap();
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(async move { call(&auth, "good").await.0 })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn endpoint_failures_are_503_and_not_cached() {
+        let (url, calls) = server(Duration::ZERO).await;
+        let auth = builder(&url, &clock()).build().unwrap();
+        assert_eq!(call(&auth, "boom").await.0, 503);
+        assert_eq!(call(&auth, "boom").await.0, 503);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let down = builder(&format!("http://{closed}/introspect"), &clock())
+            .build()
+            .unwrap();
+        assert_eq!(call(&down, "good").await.0, 503);
+    }
+
+    #[tokio::test]
+    async fn a_hanging_endpoint_hits_the_deadline() {
+        let (url, _) = server(Duration::from_secs(30)).await;
+        let auth = builder(&url, &clock())
+            .http_client(
+                HttpClient::builder()
+                    .timeout(Duration::from_millis(100))
+                    .insecure_allow_http(true)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(call(&auth, "good").await.0, 503);
+    }
+
+    #[test]
+    fn configuration_errors_name_the_setting() {
+        let e = Introspection::builder("http://as.example/introspect")
+            .client_id("a")
+            .client_secret("b")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "endpoint");
+        assert!(
+            e.to_string().contains("http://as.example/introspect"),
+            "{e}"
+        );
+        let e = Introspection::builder("https://as.example/introspect")
+            .client_secret("b")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "client_id");
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let b = Introspection::builder("https://as.example/i")
+            .client_id("rs")
+            .client_secret("hunter2-very-secret");
+        assert!(!format!("{b:?}").contains("hunter2"));
+        let a = b.build().unwrap();
+        assert!(!format!("{a:?}").contains("hunter2"));
+    }
+}
