@@ -69,6 +69,7 @@ use tower_auth_core::{
     Scheme, Scopes,
 };
 
+#[cfg(feature = "tracing")]
 const TARGET: &str = "tower_auth::oauth";
 
 /// How the resource server authenticates to the introspection endpoint (RFC 6749 section 2.3.1).
