@@ -2,6 +2,8 @@
 //! authentication with `route_layer`, scope and role requirements, the `Principal` extractors,
 //! and the response contract as a client sees it.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::net::SocketAddr;
 
 use axum::Router;

@@ -2,6 +2,8 @@
 //! loopback: a tonic client sees `Unauthenticated`, `PermissionDenied` and `InvalidArgument`
 //! statuses produced by `GrpcRejection`, and gets through with a valid token.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;

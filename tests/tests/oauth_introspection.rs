@@ -1,6 +1,8 @@
 //! The introspection authenticator against the real OpenID provider (panva's oidc-provider,
 //! started by `scripts/test`) over loopback.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::convert::Infallible;
 use std::time::Duration;
 
