@@ -1,2 +1,217 @@
-//! API key authentication for tower: prefixed, checksummed keys stored only as hashes, looked up
-//! through a cache. Being built; see the project's issue tracker.
+//! API key authentication for tower: prefixed, checksummed keys, stored only as hashes, looked
+//! up through a bounded cache, with expiry, revocation, rotation, write-behind last-used times
+//! and an administration API and CLI.
+//!
+//! [`ApiKeyAuthenticator`] is a tower-auth-core [`Authenticator`](tower_auth_core::Authenticator):
+//! run it with [`AuthenticateLayer`](tower_auth_core::AuthenticateLayer), alone or composed
+//! with other schemes (`apikey.or(jwt)`). A request it accepts carries a
+//! [`Principal`](tower_auth_core::Principal) whose subject is the key's owner, kind
+//! `Application`, scheme `api_key`, with the key's scopes and expiry, and the [`KeyRecord`] as
+//! extension.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response, StatusCode};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_auth_apikey::{ApiKeyAuthenticator, KeyRecord, MemoryStore, NewKey};
+//! use tower_auth_core::{AuthenticateLayer, Principal, RequireScopesLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let auth = ApiKeyAuthenticator::builder(MemoryStore::new())
+//!     .prefix("sk_test")
+//!     .build()
+//!     .unwrap();
+//!
+//! // Create a key: the plain key is returned once; only its hash is stored.
+//! let created = auth
+//!     .admin()
+//!     .create(NewKey::new("billing-service").scopes(["read:items"]))
+//!     .await
+//!     .unwrap();
+//! let key = created.key.expose_secret().to_owned();
+//!
+//! let svc = ServiceBuilder::new()
+//!     .layer(AuthenticateLayer::required(auth.clone()))
+//!     .layer(RequireScopesLayer::all_of(["read:items"]))
+//!     .service(service_fn(|req: Request<()>| async move {
+//!         let p = req.extensions().get::<Principal>().unwrap();
+//!         let record = p.extension::<KeyRecord>().unwrap();
+//!         Ok::<_, Infallible>(Response::new(format!("{} via {}", p.subject(), record.id)))
+//!     }));
+//!
+//! let get = |header: Option<(&str, String)>| {
+//!     let mut b = Request::get("/items");
+//!     if let Some((name, value)) = header { b = b.header(name, value); }
+//!     b.body(()).unwrap()
+//! };
+//!
+//! // The key as a Bearer token, or in the X-API-Key header: 200.
+//! let res = svc.clone().oneshot(get(Some(("authorization", format!("Bearer {key}"))))).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::OK);
+//! assert!(res.body().starts_with("billing-service via key_"));
+//! let res = svc.clone().oneshot(get(Some(("x-api-key", key.clone())))).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::OK);
+//!
+//! // No key: 401 with a bare challenge. A tampered key: 401 invalid_token, no store lookup.
+//! let res = svc.clone().oneshot(get(None)).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
+//! let tampered = format!("{}x", &key[..key.len() - 1]);
+//! let res = svc.clone().oneshot(get(Some(("x-api-key", tampered)))).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+//!
+//! // A key without the required scope: 403.
+//! let reader = auth.admin().create(NewKey::new("intern")).await.unwrap();
+//! let res = svc.clone()
+//!     .oneshot(get(Some(("x-api-key", reader.key.expose_secret().to_owned()))))
+//!     .await
+//!     .unwrap();
+//! assert_eq!(res.status(), StatusCode::FORBIDDEN);
+//!
+//! // Revoked: 401 from the next request on.
+//! auth.admin().revoke(&created.record.id).await.unwrap();
+//! let res = svc.oneshot(get(Some(("x-api-key", key)))).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! # }
+//! ```
+//!
+//! # Keys
+//!
+//! A key looks like `sk_live_` followed by 36 base62 characters: 30 random characters from the
+//! operating system's generator (178 bits) and 6 characters encoding the CRC32 of everything
+//! before them, the prefix included (GitHub's and Stripe's shape). The prefix names the
+//! environment; configure it with
+//! [`prefix`](ApiKeyAuthenticatorBuilder::prefix) and
+//! [`other_prefixes`](ApiKeyAuthenticatorBuilder::other_prefixes).
+//!
+//! Before any lookup, the authenticator rejects (401 `invalid_token`) a key that is too long or
+//! too short, has an unknown prefix, a character outside base62, a bad checksum, or the prefix
+//! of another environment. A Bearer value is claimed by this scheme when it starts with any
+//! known prefix and `_`, so a test key sent to production is rejected here and never forwarded
+//! to the next scheme in an `or` chain; other Bearer values (JWTs, opaque tokens) are left to
+//! other schemes. Everything in the dedicated header is claimed.
+//!
+//! # Sources
+//!
+//! | source | default | notes |
+//! |---|---|---|
+//! | `Authorization: Bearer <key>` ([RFC 6750]) | on | parsed by tower-auth-core's shared parser (RFC 7235 rules) |
+//! | a named header | `X-API-Key` | [`header`](ApiKeyAuthenticatorBuilder::header), [`no_header`](ApiKeyAuthenticatorBuilder::no_header) |
+//! | a query parameter | off | [`insecure_query_parameter`](ApiKeyAuthenticatorBuilder::insecure_query_parameter): URLs leak into logs |
+//!
+//! A key in two places at once (even the same key) is a malformed request: 400
+//! `invalid_request`. The 401 challenge is the core's `Bearer realm="api"`.
+//!
+//! # Lookups, cache and deadlines
+//!
+//! A well-formed key is hashed and looked up by hash through tower-auth-core's
+//! [`AuthCache`](tower_auth_core::cache::AuthCache): positive entries for 30 s, negative
+//! (unknown key) entries for 10 s, at most 100,000 entries (all configurable with
+//! [`cache`](ApiKeyAuthenticatorBuilder::cache)). Concurrent misses for one key make one store
+//! query; in steady state a request makes none. Revoked and expired keys are cached like any
+//! record and rejected on every request: expiry is checked per request against the configured
+//! [`Clock`](tower_auth_core::clock::Clock), cached or not.
+//!
+//! Each store lookup has a deadline ([`store_timeout`](ApiKeyAuthenticatorBuilder::store_timeout),
+//! default 2 s). A store error or a missed deadline answers 503 with `Retry-After`: fail closed,
+//! never cached, so the next request tries the store again.
+//!
+//! Stale-if-error (serving a recently expired cache entry while the store is down) is not
+//! provided: the cache drops an entry at its TTL, and a request that needs the store while it
+//! is down gets a 503. Raise the positive TTL if your store is flaky and a 30 s revocation delay
+//! is acceptable.
+//!
+//! # Revocation and rotation
+//!
+//! [`ApiKeys::revoke`] drops the key from the cache of the authenticator it came from
+//! ([`ApiKeyAuthenticator::admin`]) at once; a lookup that was already under way when the
+//! revocation happened re-reads the store rather than caching the old record. Other processes
+//! see it within their positive TTL.
+//!
+//! [`ApiKeys::rotate`] creates a new key with the same owner, name, scopes and metadata and sets
+//! the old key to expire after a grace period, so clients can switch without downtime.
+//!
+//! # Last used
+//!
+//! Successful requests note `(key id, time)` in memory (once a second per key at most); a
+//! background tokio task, started on first use, writes the batch every
+//! [`last_used_interval`](ApiKeyAuthenticatorBuilder::last_used_interval) (default 10 s). The
+//! request path never writes to the store. Call [`ApiKeyAuthenticator::flush_last_used`] on
+//! shutdown to write what is pending.
+//!
+//! # Stores
+//!
+//! [`KeyStore`] is an object-safe trait with boxed futures; see the [`store`] module.
+//! [`MemoryStore`] is for tests and tools, [`SqliteStore`] (feature `sqlite`) is the embedded
+//! default, with its migrations shipped in this crate and recorded in their own table.
+//!
+//! # Administration
+//!
+//! [`ApiKeys`] creates, lists, gets, revokes and rotates keys from Rust. The [`cli`] module
+//! (feature `cli`) wraps it in a clap subcommand, `KeysCommand`, for your application's command
+//! line.
+//!
+//! # Feature flags
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `sqlite` | yes | [`SqliteStore`] (sqlx, SQLite compiled in) |
+//! | `tracing` | yes | events on the `tower_auth::apikey` target: outcome and public key id, never key material |
+//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_cache_requests_total{outcome=hit\|miss}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}` (and core's `tower_auth_*`) |
+//! | `cli` | no | `cli::KeysCommand`, a clap subcommand |
+//!
+//! # Security notes
+//!
+//! - **Hash, not a password hash.** Keys carry 178 random bits, so a fast hash cannot be
+//!   brute-forced and bcrypt or argon2 would only slow every cache miss down. SHA-256 also makes
+//!   the hash usable as the lookup key (no per-key salt), so a lookup is one indexed query.
+//! - **Pepper.** With [`pepper`](ApiKeyAuthenticatorBuilder::pepper) the stored value is
+//!   HMAC-SHA256 under a secret kept outside the database: a leaked database alone does not even
+//!   let an attacker confirm a candidate key.
+//! - **Lookups by hash.** The store compares hashes of keys, never keys, so timing differences
+//!   reveal nothing usable about a key.
+//! - **Never logged.** Keys appear in no log event, metric label, error message or `Debug`
+//!   output ([`PlainKey`], the credential and the hash are all redacted); errors sent to the
+//!   client are fixed strings. [`PlainKey`] has no `Display`: printing it takes
+//!   [`expose_secret`](PlainKey::expose_secret).
+//! - **Query parameters leak** into access logs, proxies, `Referer` headers and browser
+//!   history; that source is off unless enabled by its `insecure_` name.
+//! - **Checksum.** It only filters typos and garbage before the store is touched; it is not a
+//!   signature (anyone can compute a CRC32), and security rests on the random part.
+//! - **Fail closed.** A store that errors or misses its deadline gives 503, never a pass.
+//!
+//! See [RFC 6750] (Bearer tokens), [RFC 7235] (HTTP authentication) and [RFC 9700] (OAuth 2.0
+//! security best current practice).
+//!
+//! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
+//! [RFC 7235]: https://www.rfc-editor.org/rfc/rfc7235
+//! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod admin;
+mod authenticator;
+#[cfg(feature = "cli")]
+pub mod cli;
+mod key;
+mod last_used;
+mod record;
+pub mod store;
+mod telemetry;
+
+pub use self::admin::{AdminError, ApiKeys, ApiKeysBuilder, CreatedKey, NewKey};
+pub use self::authenticator::{
+    ApiKeyAuthenticator, ApiKeyAuthenticatorBuilder, ApiKeyCredential, ApiKeyFuture,
+};
+pub use self::key::{KeyHash, PlainKey};
+pub use self::record::{KeyRecord, StoredKey};
+#[cfg(feature = "sqlite")]
+pub use self::store::SqliteStore;
+pub use self::store::{KeyStore, MemoryStore, StoreError, StoreErrorKind, StoreFuture};
+
+#[cfg(test)]
+mod tests;

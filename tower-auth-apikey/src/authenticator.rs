@@ -1,0 +1,529 @@
+//! [`ApiKeyAuthenticator`]: finds the key in the request, checks its format, looks its hash up
+//! through the cache and builds the [`Principal`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderName;
+use http::request::Parts;
+use tower_auth_core::cache::{AuthCache, Loaded};
+use tower_auth_core::clock::{Clock, SystemClock};
+use tower_auth_core::credential::{Found, Location, bearer_token, header_value, query_value};
+use tower_auth_core::{
+    AuthError, Authenticator, BoxAuthFuture, CacheConfig, ConfigError, Principal, PrincipalKind,
+    Scheme,
+};
+
+use crate::key::{FormatError, KeyFormat, KeyHasher};
+use crate::last_used::LastUsed;
+use crate::{ApiKeys, KeyHash, KeyRecord, KeyStore, StoreError, telemetry};
+
+/// The name of the cache (its `cache` metrics label in tower-auth-core).
+const CACHE_NAME: &str = "api_key";
+/// Fixed descriptions: they go to the client and to logs, and never contain input.
+const UNKNOWN: &str = "unknown or revoked api key";
+const EXPIRED: &str = "expired api key";
+const UNAVAILABLE: &str = "api key store unavailable";
+
+/// What the cache holds per key hash: the principal, ready to hand out, and what is checked on
+/// every request.
+pub(crate) struct Cached {
+    principal: Principal,
+    id: Arc<str>,
+    expires_at: Option<SystemTime>,
+    revoked: bool,
+    /// Whole seconds of the last use noted for write-behind; limits noting to once a second.
+    noted_secs: AtomicU64,
+}
+
+impl Cached {
+    fn new(record: KeyRecord) -> Self {
+        let id: Arc<str> = record.id.as_str().into();
+        let expires_at = record.expires_at;
+        let revoked = record.is_revoked();
+        let principal = Principal::builder(record.owner.clone(), Scheme::ApiKey)
+            .kind(PrincipalKind::Application)
+            .scope_set(record.scopes.clone())
+            .maybe_expires_at(expires_at)
+            .extension(record)
+            .build();
+        Self {
+            principal,
+            id,
+            expires_at,
+            revoked,
+            noted_secs: AtomicU64::new(0),
+        }
+    }
+}
+
+pub(crate) type KeyCache = AuthCache<KeyHash, Arc<Cached>>;
+
+/// Authenticates requests carrying an API key. Build it with [`ApiKeyAuthenticator::builder`]
+/// and run it with [`AuthenticateLayer`](tower_auth_core::AuthenticateLayer); see the
+/// [crate docs](crate) for the behaviour and an example.
+///
+/// Cheap to clone: clones share the cache, the store and the last-used buffer.
+#[derive(Clone)]
+pub struct ApiKeyAuthenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn KeyStore>,
+    format: KeyFormat,
+    hasher: KeyHasher,
+    cache: KeyCache,
+    clock: Arc<dyn Clock>,
+    store_timeout: Duration,
+    bearer: bool,
+    header: Option<HeaderName>,
+    query: Option<Arc<str>>,
+    last_used: Arc<LastUsed>,
+}
+
+impl fmt::Debug for ApiKeyAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("ApiKeyAuthenticator")
+            .field("prefix", &i.format.prefix())
+            .field(
+                "other_prefixes",
+                &i.format.other_prefixes().collect::<Vec<_>>(),
+            )
+            .field("hasher", &i.hasher)
+            .field("bearer", &i.bearer)
+            .field("header", &i.header)
+            .field("query", &i.query)
+            .field("cache", &i.cache)
+            .field("store_timeout", &i.store_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKeyAuthenticator {
+    /// Starts a builder over `store`. Pass an `Arc` of the store to share it with an
+    /// [`ApiKeys`] built separately.
+    pub fn builder(store: impl KeyStore) -> ApiKeyAuthenticatorBuilder {
+        ApiKeyAuthenticatorBuilder {
+            store: Arc::new(store),
+            prefix: KeyFormat::DEFAULT_PREFIX.to_owned(),
+            other_prefixes: None,
+            pepper: None,
+            bearer: true,
+            header: Some("x-api-key".to_owned()),
+            query: None,
+            cache: CacheConfig::default(),
+            store_timeout: ApiKeyAuthenticatorBuilder::DEFAULT_STORE_TIMEOUT,
+            clock: Arc::new(SystemClock),
+            last_used_interval: ApiKeyAuthenticatorBuilder::DEFAULT_LAST_USED_INTERVAL,
+        }
+    }
+
+    /// The administration API over the same store, key format and pepper. Its `revoke` and
+    /// `rotate` drop the key from this authenticator's cache at once.
+    pub fn admin(&self) -> ApiKeys {
+        let i = &self.inner;
+        ApiKeys::from_parts(
+            Arc::clone(&i.store),
+            i.format.clone(),
+            i.hasher.clone(),
+            Arc::clone(&i.clock),
+            Some(i.cache.clone()),
+        )
+    }
+
+    /// Writes pending last-used times now (the background task does it every
+    /// [`last_used_interval`](ApiKeyAuthenticatorBuilder::last_used_interval)). Call it on
+    /// shutdown to lose none.
+    pub async fn flush_last_used(&self) -> Result<(), StoreError> {
+        self.inner.last_used.flush().await
+    }
+
+    /// The number of cached entries (positive and negative), after applying pending evictions.
+    pub async fn cached_entries(&self) -> u64 {
+        self.inner.cache.run_pending_tasks().await;
+        self.inner.cache.entry_count()
+    }
+
+    /// Drops every cached entry, for example after bulk changes made by another process.
+    pub fn invalidate_cache(&self) {
+        self.inner.cache.invalidate_all();
+    }
+}
+
+/// The credential [`ApiKeyAuthenticator`] extracts: the hash of a well-formed key, or why the
+/// presented key was rejected without a lookup. `Debug` shows neither the key nor its hash.
+pub struct ApiKeyCredential(Credential);
+
+enum Credential {
+    Hash(KeyHash),
+    Bad(FormatError),
+}
+
+impl fmt::Debug for ApiKeyCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Credential::Hash(_) => f.write_str("ApiKeyCredential(well-formed)"),
+            Credential::Bad(e) => write!(f, "ApiKeyCredential({})", e.as_str()),
+        }
+    }
+}
+
+impl Authenticator for ApiKeyAuthenticator {
+    type Credential = ApiKeyCredential;
+    type Future = ApiKeyFuture;
+
+    fn extract(&self, parts: &Parts) -> Result<Option<Found<ApiKeyCredential>>, AuthError> {
+        let i = &*self.inner;
+        let mut found: Option<(&str, Location)> = None;
+        if i.bearer
+            && let Some(token) = bearer_token(&parts.headers)?
+            && i.format.claims(token)
+        {
+            found = Some((token, Location::Authorization));
+        }
+        if let Some(name) = &i.header
+            && let Some(value) = header_value(&parts.headers, name)?
+        {
+            if found.is_some() {
+                return Err(AuthError::invalid_request("api key in more than one place"));
+            }
+            found = Some((value, Location::Header(name.clone())));
+        }
+        if let Some(param) = &i.query
+            && let Some(value) = query_value(&parts.uri, param)?
+        {
+            if found.is_some() {
+                return Err(AuthError::invalid_request("api key in more than one place"));
+            }
+            found = Some((value, Location::Query(Arc::clone(param))));
+        }
+        Ok(found.map(|(key, location)| {
+            let credential = match i.format.check(key) {
+                Ok(()) => Credential::Hash(i.hasher.hash(key)),
+                Err(e) => Credential::Bad(e),
+            };
+            Found::new(ApiKeyCredential(credential), location, Scheme::ApiKey)
+        }))
+    }
+
+    fn authenticate(&self, credential: ApiKeyCredential) -> ApiKeyFuture {
+        match credential.0 {
+            Credential::Bad(e) => {
+                telemetry::outcome(e.as_str(), None);
+                ApiKeyFuture {
+                    state: State::Done(Some(Err(AuthError::invalid_token(e.description())))),
+                }
+            }
+            Credential::Hash(hash) => ApiKeyFuture {
+                state: State::Lookup(Box::pin(lookup(Arc::clone(&self.inner), hash))),
+            },
+        }
+    }
+}
+
+/// The future of [`ApiKeyAuthenticator::authenticate`]: immediately ready for a key rejected by
+/// its format, one boxed lookup otherwise.
+pub struct ApiKeyFuture {
+    state: State,
+}
+
+enum State {
+    Done(Option<Result<Principal, AuthError>>),
+    Lookup(BoxAuthFuture),
+}
+
+impl fmt::Debug for ApiKeyFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Done(_) => "done",
+            State::Lookup(_) => "lookup",
+        };
+        f.debug_struct("ApiKeyFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl Future for ApiKeyFuture {
+    type Output = Result<Principal, AuthError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            State::Done(result) => Poll::Ready(result.take().unwrap_or_else(|| {
+                Err(AuthError::invalid_token(
+                    "api key future polled after completion",
+                ))
+            })),
+            State::Lookup(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+async fn lookup(inner: Arc<Inner>, hash: KeyHash) -> Result<Principal, AuthError> {
+    let mut missed = false;
+    let result = inner
+        .cache
+        .get_or_load(hash, || {
+            missed = true;
+            load(&inner, hash)
+        })
+        .await;
+    telemetry::cache(if missed { "miss" } else { "hit" });
+    let cached = match result {
+        Ok(Some(cached)) => cached,
+        Ok(None) => {
+            telemetry::outcome("unknown", None);
+            return Err(AuthError::invalid_token(UNKNOWN));
+        }
+        Err(e) => {
+            telemetry::outcome("unavailable", None);
+            return Err(AuthError::unavailable(UNAVAILABLE).with_source(StoreError::clone(&e)));
+        }
+    };
+    if cached.revoked {
+        telemetry::outcome("revoked", Some(&cached.id));
+        return Err(AuthError::invalid_token(UNKNOWN));
+    }
+    // Expiry is checked on every request against the clock, cached or not.
+    let now = inner.clock.now();
+    if cached.expires_at.is_some_and(|e| e <= now) {
+        telemetry::outcome("expired", Some(&cached.id));
+        return Err(AuthError::invalid_token(EXPIRED));
+    }
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if cached.noted_secs.load(Ordering::Relaxed) < secs
+        && cached.noted_secs.swap(secs, Ordering::Relaxed) < secs
+    {
+        inner.last_used.note(&cached.id, now);
+    }
+    telemetry::outcome("authenticated", Some(&cached.id));
+    Ok(cached.principal.clone())
+}
+
+async fn load(inner: &Inner, hash: KeyHash) -> Result<Loaded<Arc<Cached>>, StoreError> {
+    telemetry::store_query("find_by_hash");
+    match tokio::time::timeout(inner.store_timeout, inner.store.find_by_hash(&hash)).await {
+        Ok(Ok(Some(record))) => Ok(Loaded::Found {
+            value: Arc::new(Cached::new(record)),
+            max_ttl: None,
+        }),
+        Ok(Ok(None)) => Ok(Loaded::NotFound),
+        Ok(Err(e)) => {
+            telemetry::store_failure("find_by_hash", "error", &e);
+            Err(e)
+        }
+        Err(_) => {
+            let e = StoreError::timeout();
+            telemetry::store_failure("find_by_hash", "timeout", &e);
+            Err(e)
+        }
+    }
+}
+
+/// Builds an [`ApiKeyAuthenticator`]. Created by [`ApiKeyAuthenticator::builder`].
+#[must_use]
+pub struct ApiKeyAuthenticatorBuilder {
+    store: Arc<dyn KeyStore>,
+    prefix: String,
+    other_prefixes: Option<Vec<String>>,
+    pepper: Option<Vec<u8>>,
+    bearer: bool,
+    header: Option<String>,
+    query: Option<String>,
+    cache: CacheConfig,
+    store_timeout: Duration,
+    clock: Arc<dyn Clock>,
+    last_used_interval: Duration,
+}
+
+impl fmt::Debug for ApiKeyAuthenticatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyAuthenticatorBuilder")
+            .field("prefix", &self.prefix)
+            .field("other_prefixes", &self.other_prefixes)
+            .field("pepper", &self.pepper.as_ref().map(|_| "<redacted>"))
+            .field("bearer", &self.bearer)
+            .field("header", &self.header)
+            .field("query", &self.query)
+            .field("cache", &self.cache)
+            .field("store_timeout", &self.store_timeout)
+            .field("last_used_interval", &self.last_used_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKeyAuthenticatorBuilder {
+    /// Default deadline of a store lookup.
+    pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default interval of the last-used write-behind.
+    pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::from_secs(10);
+
+    /// The prefix of this deployment's keys, naming its environment (default `sk_live`). Keys
+    /// are created with it and only keys with it are accepted. 1 to 32 ASCII letters, digits
+    /// or inner underscores.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The prefixes of the other environments (default: whichever of `sk_live` and `sk_test` is
+    /// not [`prefix`](Self::prefix)). Bearer values with these prefixes are claimed by this
+    /// authenticator and rejected (401), so a test key sent to production is never forwarded to
+    /// another scheme, such as an introspection endpoint.
+    pub fn other_prefixes<I, T>(mut self, prefixes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.other_prefixes = Some(prefixes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Hash keys with HMAC-SHA256 under this server-side secret (at least 16 bytes) instead of
+    /// plain SHA-256, so a stolen copy of the store cannot even be checked against candidate
+    /// keys without the pepper. Every process (and [`ApiKeys`]) must use the same pepper;
+    /// changing it invalidates every key.
+    pub fn pepper(mut self, pepper: impl Into<Vec<u8>>) -> Self {
+        self.pepper = Some(pepper.into());
+        self
+    }
+
+    /// Whether to read `Authorization: Bearer <key>` (default true). Only values starting with
+    /// a known prefix are claimed; other Bearer tokens are left to other schemes.
+    pub fn bearer(mut self, enabled: bool) -> Self {
+        self.bearer = enabled;
+        self
+    }
+
+    /// The request header carrying a key (default `X-API-Key`). Every value of this header is
+    /// this scheme's, whatever its shape.
+    pub fn header(mut self, name: impl Into<String>) -> Self {
+        self.header = Some(name.into());
+        self
+    }
+
+    /// Reads no dedicated header, only the other sources.
+    pub fn no_header(mut self) -> Self {
+        self.header = None;
+        self
+    }
+
+    /// Also reads the key from the query parameter `name` (off by default). URLs end up in
+    /// access logs, proxies and browser history: enable it only for clients that cannot send
+    /// headers.
+    pub fn insecure_query_parameter(mut self, name: impl Into<String>) -> Self {
+        self.query = Some(name.into());
+        self
+    }
+
+    /// Cache settings (default: TTL 30 s, negative TTL 10 s, 100,000 entries). The TTL bounds
+    /// how long a revocation made by another process takes to be seen here.
+    pub fn cache(mut self, config: CacheConfig) -> Self {
+        self.cache = config;
+        self
+    }
+
+    /// The deadline of a store lookup (default 2 s, at most 60 s). A lookup that fails or
+    /// misses it answers 503 and is not cached.
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// The clock used for expiry checks and last-used times (default the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How often last-used times are written to the store (default 10 s, at least 10 ms).
+    pub fn last_used_interval(mut self, interval: Duration) -> Self {
+        self.last_used_interval = interval;
+        self
+    }
+
+    /// Validates the settings.
+    pub fn build(self) -> Result<ApiKeyAuthenticator, ConfigError> {
+        let format = KeyFormat::new(&self.prefix, self.other_prefixes.as_deref())?;
+        let hasher = KeyHasher::new(self.pepper.as_deref())?;
+        let header = match self.header {
+            None => None,
+            Some(h) => {
+                let name = HeaderName::try_from(h.as_str()).map_err(|_| {
+                    ConfigError::new("header", format_args!("{h:?}"), "not a header name")
+                })?;
+                if name == http::header::AUTHORIZATION {
+                    return Err(ConfigError::new(
+                        "header",
+                        format_args!("{h:?}"),
+                        "use `bearer` for the Authorization header",
+                    ));
+                }
+                Some(name)
+            }
+        };
+        let query = match self.query {
+            None => None,
+            Some(q)
+                if q.is_empty()
+                    || !q
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'&' && b != b'=') =>
+            {
+                return Err(ConfigError::new(
+                    "insecure_query_parameter",
+                    format_args!("{q:?}"),
+                    "must be a non-empty parameter name",
+                ));
+            }
+            Some(q) => Some(Arc::from(q)),
+        };
+        if !self.bearer && header.is_none() && query.is_none() {
+            return Err(ConfigError::new(
+                "bearer",
+                false,
+                "no source left: enable bearer, a header or a query parameter",
+            ));
+        }
+        if self.store_timeout.is_zero() || self.store_timeout > Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                "store_timeout",
+                humantime::format_duration(self.store_timeout),
+                "must be more than zero and at most 1m",
+            ));
+        }
+        if self.last_used_interval < Duration::from_millis(10) {
+            return Err(ConfigError::new(
+                "last_used_interval",
+                humantime::format_duration(self.last_used_interval),
+                "must be at least 10ms",
+            ));
+        }
+        let last_used = Arc::new(LastUsed::new(
+            Arc::clone(&self.store),
+            self.last_used_interval,
+            self.store_timeout.max(Duration::from_secs(5)),
+        ));
+        Ok(ApiKeyAuthenticator {
+            inner: Arc::new(Inner {
+                store: self.store,
+                format,
+                hasher,
+                cache: AuthCache::new(CACHE_NAME, self.cache),
+                clock: self.clock,
+                store_timeout: self.store_timeout,
+                bearer: self.bearer,
+                header,
+                query,
+                last_used,
+            }),
+        })
+    }
+}

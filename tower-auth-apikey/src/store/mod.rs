@@ -1,0 +1,330 @@
+//! Where key records live: the [`KeyStore`] trait, [`MemoryStore`] and (feature `sqlite`)
+//! [`SqliteStore`].
+//!
+//! A store keeps [`StoredKey`]s: a [`KeyRecord`] and the [`KeyHash`] of its key, never the key.
+//! The authenticator only calls [`KeyStore::find_by_hash`] (through its cache, with a
+//! deadline) and, behind the request path, [`KeyStore::record_last_used`]; the rest serves
+//! [`ApiKeys`](crate::ApiKeys).
+//!
+//! # Shape
+//!
+//! The trait returns boxed futures ([`StoreFuture`]) rather than using `async fn`, so that it is
+//! object safe: the authenticator holds an `Arc<dyn KeyStore>`, stays one concrete type whatever
+//! the backend, and the CLI takes any store. The box costs one allocation per store call, which
+//! only happens on a cache miss. Each method is one small, atomic operation, so a backend
+//! (SQLite here, Postgres next) is a few queries; no database type appears in the trait, and
+//! errors are [`StoreError`].
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::{KeyHash, KeyRecord, StoredKey};
+
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use self::memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::SqliteStore;
+
+/// The future returned by [`KeyStore`] methods.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Persistence for API key records. See the [module docs](self).
+///
+/// Implementations must be safe to call concurrently. Timestamps are [`SystemTime`]s; a store
+/// may round them to the millisecond.
+pub trait KeyStore: Send + Sync + 'static {
+    /// The record whose key hashes to `hash`, revoked or expired ones included (the
+    /// authenticator decides), or `None`.
+    fn find_by_hash<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<KeyRecord>>;
+
+    /// The record with id `id`, or `None`.
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>>;
+
+    /// Every record, oldest first.
+    fn list(&self) -> StoreFuture<'_, Vec<KeyRecord>>;
+
+    /// Adds a key. An id or hash that already exists is a [`StoreErrorKind::Conflict`].
+    fn insert<'a>(&'a self, key: &'a StoredKey) -> StoreFuture<'a, ()>;
+
+    /// Marks the key `id` revoked at `at` (keeping an earlier revocation time) and returns it,
+    /// with its hash so caches can drop it; `None` if there is no such key.
+    fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, Option<StoredKey>>;
+
+    /// Atomically sets the expiry of the unrevoked key `old_id` to `old_expires_at` and inserts
+    /// `new`. Returns the old key as updated, or `None` (and inserts nothing) when `old_id` does
+    /// not exist or is revoked.
+    fn rotate<'a>(
+        &'a self,
+        old_id: &'a str,
+        old_expires_at: SystemTime,
+        new: &'a StoredKey,
+    ) -> StoreFuture<'a, Option<StoredKey>>;
+
+    /// Writes a batch of last-used times (`(key id, time)`), keeping the later of the stored
+    /// and the given time. Unknown ids are ignored.
+    fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()>;
+}
+
+impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
+    fn find_by_hash<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        (**self).find_by_hash(hash)
+    }
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
+        (**self).get(id)
+    }
+    fn list(&self) -> StoreFuture<'_, Vec<KeyRecord>> {
+        (**self).list()
+    }
+    fn insert<'a>(&'a self, key: &'a StoredKey) -> StoreFuture<'a, ()> {
+        (**self).insert(key)
+    }
+    fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, Option<StoredKey>> {
+        (**self).revoke(id, at)
+    }
+    fn rotate<'a>(
+        &'a self,
+        old_id: &'a str,
+        old_expires_at: SystemTime,
+        new: &'a StoredKey,
+    ) -> StoreFuture<'a, Option<StoredKey>> {
+        (**self).rotate(old_id, old_expires_at, new)
+    }
+    fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()> {
+        (**self).record_last_used(batch)
+    }
+}
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// A key store failed.
+///
+/// Cheap to clone (the cause is shared). The message never contains key material; the
+/// [`source`](StdError::source) is the backend's error, for logs.
+#[derive(Clone)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: &'static str,
+    source: Option<Arc<BoxError>>,
+}
+
+/// The class of a [`StoreError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store cannot be reached, is locked, or failed to answer.
+    Unavailable,
+    /// The call missed its deadline.
+    Timeout,
+    /// An insert collided with an existing id or hash.
+    Conflict,
+    /// Stored data could not be read back (a bad timestamp, bad JSON, a hash of the wrong size).
+    Corrupt,
+    /// Setting up the store (opening, migrating) failed.
+    Setup,
+}
+
+impl StoreError {
+    /// A failure of `kind`; `message` is a fixed, lowercase description.
+    pub fn new(kind: StoreErrorKind, message: &'static str) -> Self {
+        Self {
+            kind,
+            message,
+            source: None,
+        }
+    }
+
+    /// The store could not answer; `source` is the backend's error.
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        Self::new(StoreErrorKind::Unavailable, "key store unavailable").with_source(source)
+    }
+
+    /// The call missed its deadline.
+    pub fn timeout() -> Self {
+        Self::new(StoreErrorKind::Timeout, "key store deadline exceeded")
+    }
+
+    /// Attaches the underlying cause.
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.source = Some(Arc::new(source.into()));
+        self
+    }
+
+    /// The class of the failure.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(s) => write!(f, "{}: {s}", self.message),
+            None => f.write_str(self.message),
+        }
+    }
+}
+
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| &**e as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod conformance {
+    //! The same checks for every store.
+
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use tower_auth_core::Scopes;
+
+    pub(crate) fn stored(id: &str, byte: u8) -> StoredKey {
+        StoredKey {
+            record: KeyRecord {
+                id: id.into(),
+                owner: "alice".into(),
+                name: Some("ci".into()),
+                scopes: Scopes::new(["read", "write"]),
+                created_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+                expires_at: Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+                revoked_at: None,
+                last_used_at: None,
+                metadata: serde_json::json!({"team": "platform", "n": 1}),
+            },
+            hash: KeyHash::from_bytes([byte; 32]),
+        }
+    }
+
+    pub(crate) async fn run(store: &dyn KeyStore) {
+        let a = stored("key_a", 1);
+        let mut b = stored("key_b", 2);
+        b.record.owner = "bob".into();
+        b.record.name = None;
+        b.record.expires_at = None;
+        b.record.created_at += Duration::from_secs(1);
+        b.record.metadata = serde_json::json!({});
+        store.insert(&a).await.unwrap();
+        store.insert(&b).await.unwrap();
+
+        // Round trip, by hash and by id.
+        assert_eq!(
+            store.find_by_hash(&a.hash).await.unwrap().as_ref(),
+            Some(&a.record)
+        );
+        assert_eq!(store.get("key_b").await.unwrap().as_ref(), Some(&b.record));
+        assert_eq!(
+            store
+                .find_by_hash(&KeyHash::from_bytes([9; 32]))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.get("key_zz").await.unwrap(), None);
+
+        // Duplicates conflict.
+        let mut dup_id = stored("key_a", 3);
+        dup_id.hash = KeyHash::from_bytes([3; 32]);
+        assert_eq!(
+            store.insert(&dup_id).await.unwrap_err().kind(),
+            StoreErrorKind::Conflict
+        );
+        let dup_hash = stored("key_c", 1);
+        assert_eq!(
+            store.insert(&dup_hash).await.unwrap_err().kind(),
+            StoreErrorKind::Conflict
+        );
+
+        // Listing, oldest first.
+        let ids: Vec<_> = store
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["key_a", "key_b"]);
+
+        // last used keeps the later time.
+        let t1 = UNIX_EPOCH + Duration::from_secs(1_750_000_000);
+        let t0 = t1 - Duration::from_secs(10);
+        store
+            .record_last_used(&[("key_a".into(), t1), ("key_unknown".into(), t1)])
+            .await
+            .unwrap();
+        store
+            .record_last_used(&[("key_a".into(), t0)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("key_a").await.unwrap().unwrap().last_used_at,
+            Some(t1)
+        );
+
+        // Revoke keeps the first time, and returns the hash.
+        let r1 = UNIX_EPOCH + Duration::from_secs(1_760_000_000);
+        let revoked = store.revoke("key_b", r1).await.unwrap().unwrap();
+        assert_eq!(revoked.hash, b.hash);
+        assert_eq!(revoked.record.revoked_at, Some(r1));
+        let again = store
+            .revoke("key_b", r1 + Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.record.revoked_at, Some(r1));
+        assert_eq!(store.revoke("key_zz", r1).await.unwrap(), None);
+        assert!(
+            store
+                .find_by_hash(&b.hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_revoked()
+        );
+
+        // Rotation: old expiry moved, new key inserted, atomically; refused for revoked keys.
+        let grace_end = UNIX_EPOCH + Duration::from_secs(1_770_000_000);
+        let new = stored("key_n", 4);
+        let old = store
+            .rotate("key_a", grace_end, &new)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.hash, a.hash);
+        assert_eq!(old.record.expires_at, Some(grace_end));
+        assert_eq!(
+            store.find_by_hash(&new.hash).await.unwrap().as_ref(),
+            Some(&new.record)
+        );
+        let refused = stored("key_m", 5);
+        assert_eq!(
+            store.rotate("key_b", grace_end, &refused).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.rotate("key_zz", grace_end, &refused).await.unwrap(),
+            None
+        );
+        assert_eq!(store.get("key_m").await.unwrap(), None);
+    }
+}

@@ -1,0 +1,493 @@
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::{Row, Sqlite, Transaction};
+use tower_auth_core::Scopes;
+
+use super::{KeyStore, StoreError, StoreErrorKind, StoreFuture};
+use crate::{KeyHash, KeyRecord, StoredKey};
+
+/// This crate's migrations table: each tower-auth crate keeps its own, so all of them can
+/// migrate one database.
+const MIGRATIONS_TABLE: &str = "tower_auth_apikey_migrations";
+
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "create tower_auth_api_keys",
+    sql: include_str!("../../migrations/sqlite/0001_create_api_keys.sql"),
+}];
+
+const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at, revoked_at, \
+                       last_used_at, metadata";
+
+/// A [`KeyStore`] in a SQLite database (sqlx, with SQLite compiled in: nothing to install).
+///
+/// [`connect`](Self::connect) creates the database file if it is missing and applies this
+/// crate's migrations, which are shipped inside the crate. They are recorded in their own table,
+/// `tower_auth_apikey_migrations`, and the keys live in `tower_auth_api_keys`, so the same
+/// database can hold the tables of the other tower-auth crates and of your application.
+/// Migration runs in a `BEGIN IMMEDIATE` transaction, so processes starting together do not
+/// race; a migration that changed after it was applied, or a database migrated by a newer
+/// version of this crate, is an error.
+///
+/// The journal mode is left as the database has it (SQLite's default is a rollback journal).
+/// While another connection holds an exclusive lock, lookups wait up to the authenticator's
+/// store deadline and then fail: the request gets a 503.
+///
+/// ```
+/// use tower_auth_apikey::{ApiKeys, NewKey, SqliteStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let dir = tempfile::tempdir().unwrap();
+/// let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+/// let keys = ApiKeys::builder(SqliteStore::connect(&url).await.unwrap()).build().unwrap();
+/// let created = keys.create(NewKey::new("alice").scopes(["read"])).await.unwrap();
+///
+/// // Reopening runs no migration twice and finds the key.
+/// let again = SqliteStore::connect(&url).await.unwrap();
+/// let keys = ApiKeys::builder(again).build().unwrap();
+/// assert_eq!(keys.get(&created.record.id).await.unwrap().unwrap().owner, "alice");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("connections", &self.pool.size())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url` and migrates it.
+    ///
+    /// `url` is a sqlx SQLite URL: `sqlite://keys.db` (relative to the working directory),
+    /// `sqlite:///var/lib/app/keys.db`, or `sqlite::memory:` for a private in-memory database.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| {
+                StoreError::new(StoreErrorKind::Setup, "invalid sqlite url").with_source(e)
+            })?
+            .create_if_missing(true)
+            // Lookups are bounded by the authenticator's deadline; admin calls may wait longer.
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::new(StoreErrorKind::Setup, "cannot open sqlite database").with_source(e)
+            })?;
+        migrate(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Opens (creating it if missing) the database file at `path` and migrates it.
+    pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        let url = format!("sqlite://{}", path.as_ref().display());
+        Self::connect(&url).await
+    }
+
+    /// Closes the connections; calls made afterwards fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let setup = |e: sqlx::Error| {
+        StoreError::new(StoreErrorKind::Setup, "sqlite migration failed").with_source(e)
+    };
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(setup)?;
+    sqlx::query(&format!(
+        "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+             version     INTEGER NOT NULL PRIMARY KEY,
+             description TEXT    NOT NULL,
+             checksum    BLOB    NOT NULL,
+             applied_at  INTEGER NOT NULL
+         )"
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(setup)?;
+    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
+        "SELECT version, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"
+    ))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(setup)?;
+    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    if applied.iter().any(|(v, _)| *v > latest) {
+        return Err(StoreError::new(
+            StoreErrorKind::Setup,
+            "database was migrated by a newer version of tower-auth-apikey",
+        ));
+    }
+    for m in MIGRATIONS {
+        let checksum = Sha256::digest(m.sql.as_bytes()).to_vec();
+        match applied.iter().find(|(v, _)| *v == m.version) {
+            Some((_, c)) if *c == checksum => continue,
+            Some(_) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Setup,
+                    "an applied migration differs from this version's",
+                ));
+            }
+            None => {}
+        }
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(setup)?;
+        sqlx::query(&format!(
+            "INSERT INTO {MIGRATIONS_TABLE} (version, description, checksum, applied_at) \
+             VALUES (?, ?, ?, ?)"
+        ))
+        .bind(m.version)
+        .bind(m.description)
+        .bind(checksum)
+        .bind(millis(SystemTime::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(setup)?;
+    }
+    tx.commit().await.map_err(setup)
+}
+
+fn millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+fn time(ms: i64) -> Result<SystemTime, StoreError> {
+    u64::try_from(ms)
+        .ok()
+        .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+        .ok_or_else(|| StoreError::new(StoreErrorKind::Corrupt, "bad timestamp in key store"))
+}
+
+fn opt_time(ms: Option<i64>) -> Result<Option<SystemTime>, StoreError> {
+    ms.map(time).transpose()
+}
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::new(StoreErrorKind::Conflict, "key id or hash already exists")
+                .with_source(e)
+        }
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::new(StoreErrorKind::Corrupt, "cannot read key record").with_source(e)
+        }
+        _ => StoreError::unavailable(e),
+    }
+}
+
+fn corrupt(message: &'static str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, message)
+}
+
+fn row_to_stored(row: &SqliteRow) -> Result<StoredKey, StoreError> {
+    let hash: Vec<u8> = row.try_get("key_hash").map_err(db_error)?;
+    let hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| corrupt("key hash of the wrong size in key store"))?;
+    let scopes: String = row.try_get("scopes").map_err(db_error)?;
+    let metadata: String = row.try_get("metadata").map_err(db_error)?;
+    let metadata = serde_json::from_str(&metadata)
+        .map_err(|e| corrupt("bad metadata json in key store").with_source(e))?;
+    Ok(StoredKey {
+        record: KeyRecord {
+            id: row.try_get("id").map_err(db_error)?,
+            owner: row.try_get("owner").map_err(db_error)?,
+            name: row.try_get("name").map_err(db_error)?,
+            scopes: Scopes::from_space_separated(&scopes),
+            created_at: time(row.try_get("created_at").map_err(db_error)?)?,
+            expires_at: opt_time(row.try_get("expires_at").map_err(db_error)?)?,
+            revoked_at: opt_time(row.try_get("revoked_at").map_err(db_error)?)?,
+            last_used_at: opt_time(row.try_get("last_used_at").map_err(db_error)?)?,
+            metadata,
+        },
+        hash: KeyHash::from_bytes(hash),
+    })
+}
+
+async fn insert(tx: &mut Transaction<'_, Sqlite>, key: &StoredKey) -> Result<(), StoreError> {
+    let r = &key.record;
+    sqlx::query(&format!(
+        "INSERT INTO tower_auth_api_keys ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(&r.id)
+    .bind(&key.hash.as_bytes()[..])
+    .bind(&r.owner)
+    .bind(&r.name)
+    .bind(r.scopes.to_space_separated())
+    .bind(millis(r.created_at))
+    .bind(r.expires_at.map(millis))
+    .bind(r.revoked_at.map(millis))
+    .bind(r.last_used_at.map(millis))
+    .bind(r.metadata.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+async fn select_by_id(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &str,
+) -> Result<Option<StoredKey>, StoreError> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .as_ref()
+    .map(row_to_stored)
+    .transpose()
+}
+
+impl KeyStore for SqliteStore {
+    fn find_by_hash<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE key_hash = ?"
+            ))
+            .bind(&hash.as_bytes()[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(|row| row_to_stored(row).map(|k| k.record))
+            .transpose()
+        })
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = ?"
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(|row| row_to_stored(row).map(|k| k.record))
+            .transpose()
+        })
+    }
+
+    fn list(&self) -> StoreFuture<'_, Vec<KeyRecord>> {
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM tower_auth_api_keys ORDER BY created_at, id"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|row| row_to_stored(row).map(|k| k.record))
+            .collect()
+        })
+    }
+
+    fn insert<'a>(&'a self, key: &'a StoredKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            insert(&mut tx, key).await?;
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, Option<StoredKey>> {
+        Box::pin(async move {
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error)?;
+            sqlx::query(
+                "UPDATE tower_auth_api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+            )
+            .bind(millis(at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let key = select_by_id(&mut tx, id).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(key)
+        })
+    }
+
+    fn rotate<'a>(
+        &'a self,
+        old_id: &'a str,
+        old_expires_at: SystemTime,
+        new: &'a StoredKey,
+    ) -> StoreFuture<'a, Option<StoredKey>> {
+        Box::pin(async move {
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error)?;
+            let updated = sqlx::query(
+                "UPDATE tower_auth_api_keys SET expires_at = ? \
+                 WHERE id = ? AND revoked_at IS NULL",
+            )
+            .bind(millis(old_expires_at))
+            .bind(old_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+            if updated == 0 {
+                // Dropping the transaction rolls it back.
+                return Ok(None);
+            }
+            insert(&mut tx, new).await?;
+            let old = select_by_id(&mut tx, old_id).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(old)
+        })
+    }
+
+    fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error)?;
+            for (id, at) in batch {
+                sqlx::query(
+                    "UPDATE tower_auth_api_keys \
+                     SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
+                )
+                .bind(millis(*at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(dir: &tempfile::TempDir) -> String {
+        format!("sqlite://{}", dir.path().join("keys.db").display())
+    }
+
+    #[tokio::test]
+    async fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&url(&dir)).await.unwrap();
+        super::super::conformance::run(&store).await;
+    }
+
+    #[tokio::test]
+    async fn file_is_created_and_migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub.db");
+        assert!(!path.exists());
+        let s = SqliteStore::open(&path).await.unwrap();
+        assert!(path.exists());
+        s.close().await;
+        let s = SqliteStore::open(&path).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_auth_apikey_migrations")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(n, i64::try_from(MIGRATIONS.len()).unwrap());
+    }
+
+    #[tokio::test]
+    async fn coexists_with_other_migration_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url(&dir);
+        // Another crate (or sqlx's own migrator) already migrated this database.
+        let other = SqlitePool::connect_with(
+            SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT);
+             INSERT INTO _sqlx_migrations VALUES (1, 'app');
+             CREATE TABLE tower_auth_jwt_migrations (version INTEGER PRIMARY KEY);
+             INSERT INTO tower_auth_jwt_migrations VALUES (1), (2), (3);
+             CREATE TABLE users (id INTEGER PRIMARY KEY);",
+        )
+        .execute(&other)
+        .await
+        .unwrap();
+        let store = SqliteStore::connect(&url).await.unwrap();
+        super::super::conformance::run(&store).await;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_auth_jwt_migrations")
+            .fetch_one(&other)
+            .await
+            .unwrap();
+        assert_eq!(n, 3, "other crates' migrations are untouched");
+    }
+
+    #[tokio::test]
+    async fn changed_or_newer_migrations_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = url(&dir);
+        let s = SqliteStore::connect(&url).await.unwrap();
+        sqlx::query("UPDATE tower_auth_apikey_migrations SET checksum = x'00' WHERE version = 1")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let e = SqliteStore::connect(&url).await.unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Setup);
+        assert!(e.to_string().contains("differs"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = super::tests::url(&dir);
+        let s = SqliteStore::connect(&url).await.unwrap();
+        sqlx::query("INSERT INTO tower_auth_apikey_migrations VALUES (999, 'future', x'00', 0)")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let e = SqliteStore::connect(&url).await.unwrap_err();
+        assert!(e.to_string().contains("newer"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_setup_errors() {
+        let e = SqliteStore::connect("postgres://nope").await.unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Setup);
+    }
+}
