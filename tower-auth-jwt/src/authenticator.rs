@@ -1,0 +1,591 @@
+//! [`JwtAuthenticator`]: token extraction, verification and the principal it produces.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderValue;
+use http::header::{AUTHORIZATION, COOKIE};
+use http::request::Parts;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+use tower_auth_core::clock::Clock;
+use tower_auth_core::credential::{Found, Location, bearer_token, cookie_value};
+use tower_auth_core::{
+    AuthError, Authenticator, BoxAuthFuture, Principal, PrincipalKind, Scheme, Scopes,
+};
+
+use crate::cache::{self, CachedToken, TokenCache, TokenHash};
+use crate::claims::numeric_date;
+use crate::{
+    Algorithm, Claims, ClaimsMapping, JwtAuthenticatorBuilder, KeyLookup, KeySet, KeySource,
+    RevocationCheck, ServiceRule, TokenIdentity, telemetry,
+};
+
+/// Authenticates requests carrying a JWT (RFC 7519) signed with JWS (RFC 7515), as an
+/// `Authorization: Bearer` token (RFC 6750) or, when configured, in a cookie.
+///
+/// Built with [`JwtAuthenticator::builder`]; cheap to clone (one `Arc`). Use it with
+/// [`AuthenticateLayer`](tower_auth_core::AuthenticateLayer). See the [crate docs](crate) for
+/// the checks it makes.
+#[derive(Clone)]
+pub struct JwtAuthenticator {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) issuers: HashMap<Box<str>, IssuerState>,
+    pub(crate) max_token_size: usize,
+    pub(crate) cookie: Option<Arc<str>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) cache: Option<TokenCache>,
+    pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TypPolicy {
+    Any,
+    AccessToken,
+}
+
+pub(crate) struct IssuerState {
+    pub(crate) issuer: String,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) skip_audience: bool,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) source: Arc<dyn KeySource>,
+    pub(crate) leeway: Duration,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) require_exp: bool,
+    pub(crate) typ: TypPolicy,
+    pub(crate) mapping: ClaimsMapping,
+    pub(crate) service_rule: ServiceRule,
+}
+
+impl fmt::Debug for JwtAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut issuers: Vec<_> = self.inner.issuers.keys().collect();
+        issuers.sort();
+        f.debug_struct("JwtAuthenticator")
+            .field("issuers", &issuers)
+            .field("max_token_size", &self.inner.max_token_size)
+            .field("cookie", &self.inner.cookie)
+            .field("cache", &self.inner.cache.is_some())
+            .field("revocation", &self.inner.revocation.is_some())
+            .finish()
+    }
+}
+
+impl JwtAuthenticator {
+    /// Starts a configuration.
+    pub fn builder() -> JwtAuthenticatorBuilder {
+        JwtAuthenticatorBuilder::new()
+    }
+
+    /// Verifies a compact JWS token and returns the principal, as the layer would. For callers
+    /// that receive tokens outside HTTP headers (a WebSocket message, a gRPC metadata entry
+    /// you parse yourself).
+    pub fn verify(&self, token: &str) -> JwtFuture {
+        self.start(token)
+    }
+
+    /// Removes every entry of the verified-token cache (after a key was withdrawn, for
+    /// example). Does nothing without a cache.
+    pub fn clear_cache(&self) {
+        if let Some(c) = &self.inner.cache {
+            c.invalidate_all();
+        }
+    }
+
+    /// The number of tokens in the verified-token cache.
+    pub fn cached_tokens(&self) -> u64 {
+        self.inner.cache.as_ref().map_or(0, TokenCache::entry_count)
+    }
+
+    fn start(&self, token: &str) -> JwtFuture {
+        let inner = &self.inner;
+        // Size first: nothing of an oversized token is decoded.
+        if token.len() > inner.max_token_size {
+            return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
+        }
+        let key = inner.cache.as_ref().map(|c| {
+            let key = cache::hash(token);
+            (c, key)
+        });
+        if let Some((c, key)) = &key {
+            let hit = c.get(key);
+            telemetry::cache(hit.is_some());
+            if let Some(hit) = hit {
+                return JwtFuture::ready(inner.cached(&hit));
+            }
+        }
+        let hash = key.map(|(_, k)| k);
+        let parsed = match Parsed::parse(token) {
+            Ok(p) => p,
+            Err(e) => return JwtFuture::ready(reject(e)),
+        };
+        let issuer = match inner.select_issuer(&parsed) {
+            Ok(i) => i,
+            Err(e) => return JwtFuture::ready(reject(e)),
+        };
+        match issuer.source.lookup(parsed.header.kid.as_deref()) {
+            KeyLookup::Ready(keys) => {
+                JwtFuture::ready(inner.finish(issuer, parsed, &keys, hash).or_else(reject))
+            }
+            KeyLookup::Unavailable(e) => JwtFuture::ready(reject(
+                AuthError::unavailable("signing keys unavailable").with_source(e),
+            )),
+            KeyLookup::Pending(fut) => {
+                let inner = Arc::clone(inner);
+                let token = token.to_owned();
+                JwtFuture::boxed(Box::pin(async move {
+                    let keys = fut.await.map_err(|e| {
+                        reject_err(
+                            AuthError::unavailable("signing keys unavailable").with_source(e),
+                        )
+                    })?;
+                    let parsed = Parsed::parse(&token).map_err(reject_err)?;
+                    let issuer = inner.select_issuer(&parsed).map_err(reject_err)?;
+                    inner.finish(issuer, parsed, &keys, hash).or_else(reject)
+                }))
+            }
+        }
+    }
+}
+
+fn reject(e: AuthError) -> Result<Principal, AuthError> {
+    Err(reject_err(e))
+}
+
+fn reject_err(e: AuthError) -> AuthError {
+    telemetry::rejected(&e);
+    e
+}
+
+impl Inner {
+    fn select_issuer(&self, parsed: &Parsed<'_>) -> Result<&IssuerState, AuthError> {
+        let iss = match parsed.claims.get("iss") {
+            None => return Err(AuthError::invalid_token("missing issuer")),
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(AuthError::invalid_token("malformed issuer")),
+        };
+        let issuer = self
+            .issuers
+            .get(iss.as_str())
+            .ok_or_else(|| AuthError::invalid_token("unknown issuer"))?;
+        if issuer.typ == TypPolicy::AccessToken {
+            let ok = parsed.header.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            });
+            if !ok {
+                return Err(AuthError::invalid_token("wrong token type"));
+            }
+        }
+        if !issuer.algorithms.contains(&parsed.alg) {
+            return Err(AuthError::invalid_token("algorithm not allowed"));
+        }
+        Ok(issuer)
+    }
+
+    fn cached(&self, hit: &CachedToken) -> Result<Principal, AuthError> {
+        let now = self.clock.now();
+        if hit.valid_until.is_some_and(|t| now > t) {
+            return reject(AuthError::invalid_token("token expired"));
+        }
+        if let Some(r) = &self.revocation
+            && r.is_revoked(&hit.identity)
+        {
+            return reject(AuthError::invalid_token("token revoked"));
+        }
+        telemetry::verified(true);
+        Ok(hit.principal.clone())
+    }
+
+    fn finish(
+        &self,
+        issuer: &IssuerState,
+        parsed: Parsed<'_>,
+        keys: &KeySet,
+        hash: Option<TokenHash>,
+    ) -> Result<Principal, AuthError> {
+        // Signature: only keys that fit the algorithm, whatever the header says.
+        let mut candidates = keys
+            .candidates(parsed.header.kid.as_deref(), parsed.alg)
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(AuthError::invalid_token("no key for this token"));
+        }
+        if !candidates.any(|k| {
+            k.verify(
+                parsed.alg,
+                parsed.signing_input.as_bytes(),
+                parsed.signature,
+            )
+        }) {
+            return Err(AuthError::invalid_token("invalid signature"));
+        }
+        let claims = parsed.claims;
+        let now = self.clock.now();
+        let times = check_times(issuer, &claims, now)?;
+        check_audience(issuer, &claims)?;
+
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) => Some(s.as_str()),
+            None => None,
+            Some(_) => return Err(AuthError::invalid_token("malformed subject")),
+        };
+        let jti = match claims.get("jti") {
+            Some(Value::String(s)) => Some(s.as_str()),
+            None => None,
+            Some(_) => return Err(AuthError::invalid_token("malformed token id")),
+        };
+        let principal_subject = subject
+            .or_else(|| claims.get("client_id").and_then(Value::as_str))
+            .or_else(|| claims.get("azp").and_then(Value::as_str))
+            .ok_or_else(|| AuthError::invalid_token("missing subject"))?;
+        let identity = TokenIdentity {
+            issuer: issuer.issuer.clone(),
+            subject: subject.map(str::to_owned),
+            jti: jti.map(str::to_owned),
+            issued_at: times.iat,
+            expires_at: times.exp,
+        };
+        if let Some(r) = &self.revocation
+            && r.is_revoked(&identity)
+        {
+            return Err(AuthError::invalid_token("token revoked"));
+        }
+
+        let kind = if issuer.service_rule.is_service(&claims) {
+            PrincipalKind::Service
+        } else {
+            PrincipalKind::User
+        };
+        let mut builder = Principal::builder(principal_subject, Scheme::Jwt)
+            .kind(kind)
+            .issuer(issuer.issuer.as_str())
+            .scope_set(scopes(&claims))
+            .roles(issuer.mapping.roles(&claims))
+            .maybe_expires_at(times.exp);
+        if let Some(t) = issuer.mapping.tenant(&claims) {
+            builder = builder.tenant(t);
+        }
+        let principal = builder
+            .extension(Claims::from_value(Value::Object(claims)))
+            .build();
+        if let (Some(cache), Some(hash)) = (&self.cache, hash) {
+            cache.insert(
+                hash,
+                CachedToken::new(
+                    principal.clone(),
+                    identity,
+                    times.valid_until,
+                    now,
+                    cache.ttl,
+                ),
+            );
+        }
+        telemetry::verified(false);
+        Ok(principal)
+    }
+}
+
+struct Times {
+    exp: Option<SystemTime>,
+    iat: Option<SystemTime>,
+    valid_until: Option<SystemTime>,
+}
+
+fn time_claim(
+    claims: &Map<String, Value>,
+    name: &str,
+    malformed: &'static str,
+) -> Result<Option<SystemTime>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => numeric_date(v)
+            .map(Some)
+            .ok_or_else(|| AuthError::invalid_token(malformed)),
+    }
+}
+
+fn check_times(
+    issuer: &IssuerState,
+    claims: &Map<String, Value>,
+    now: SystemTime,
+) -> Result<Times, AuthError> {
+    let leeway = issuer.leeway;
+    let exp = time_claim(claims, "exp", "malformed expiry")?;
+    let nbf = time_claim(claims, "nbf", "malformed not-before")?;
+    let iat = time_claim(claims, "iat", "malformed issued-at")?;
+    let mut valid_until = None;
+    match exp {
+        None if issuer.require_exp => return Err(AuthError::invalid_token("missing expiry")),
+        None => {}
+        Some(exp) => {
+            let limit = exp + leeway;
+            if now > limit {
+                return Err(AuthError::invalid_token("token expired"));
+            }
+            valid_until = Some(limit);
+        }
+    }
+    if let Some(nbf) = nbf
+        && now + leeway < nbf
+    {
+        return Err(AuthError::invalid_token("token not yet valid"));
+    }
+    if let Some(iat) = iat
+        && now + leeway < iat
+    {
+        return Err(AuthError::invalid_token("token issued in the future"));
+    }
+    if let Some(max_age) = issuer.max_age {
+        let iat = iat.ok_or_else(|| AuthError::invalid_token("missing issued-at"))?;
+        let limit = iat + max_age + leeway;
+        if now > limit {
+            return Err(AuthError::invalid_token("token too old"));
+        }
+        valid_until = Some(valid_until.map_or(limit, |v| v.min(limit)));
+    }
+    Ok(Times {
+        exp,
+        iat,
+        valid_until,
+    })
+}
+
+fn check_audience(issuer: &IssuerState, claims: &Map<String, Value>) -> Result<(), AuthError> {
+    if issuer.skip_audience {
+        return Ok(());
+    }
+    let ours = |a: &str| issuer.audiences.iter().any(|x| x == a);
+    let ok = match claims.get("aud") {
+        None => return Err(AuthError::invalid_token("missing audience")),
+        Some(Value::String(a)) => ours(a),
+        Some(Value::Array(items)) => {
+            if items.iter().any(|v| !v.is_string()) {
+                return Err(AuthError::invalid_token("malformed audience"));
+            }
+            items.iter().filter_map(Value::as_str).any(ours)
+        }
+        Some(_) => return Err(AuthError::invalid_token("malformed audience")),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthError::invalid_token("wrong audience"))
+    }
+}
+
+fn scopes(claims: &Map<String, Value>) -> Scopes {
+    let from = |v: &Value| match v {
+        Value::String(s) => Some(Scopes::from_space_separated(s)),
+        Value::Array(items) => Some(Scopes::new(items.iter().filter_map(Value::as_str))),
+        _ => None,
+    };
+    claims
+        .get("scope")
+        .and_then(from)
+        .or_else(|| claims.get("scp").and_then(from))
+        .unwrap_or_default()
+}
+
+/// The JOSE header members we act on. Everything else is ignored, in particular `jwk`, `jku`,
+/// `x5u`, `x5c` and `x5t`: keys are never taken from the token.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Ok(true)
+}
+
+struct Parsed<'t> {
+    header: Header,
+    alg: Algorithm,
+    claims: Map<String, Value>,
+    signing_input: &'t str,
+    signature: &'t str,
+}
+
+impl<'t> Parsed<'t> {
+    /// Splits and decodes a compact JWS. Nothing here is trusted yet: the claims only pick the
+    /// issuer until the signature is checked.
+    fn parse(token: &'t str) -> Result<Self, AuthError> {
+        let malformed = || AuthError::invalid_token("malformed token");
+        let (signing_input, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
+        let (header_b64, payload_b64) = signing_input.split_once('.').ok_or_else(malformed)?;
+        if payload_b64.contains('.') {
+            return Err(malformed());
+        }
+        if signature.is_empty() {
+            return Err(AuthError::invalid_token("missing signature"));
+        }
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| malformed())?;
+        let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| malformed())?;
+        if header.crit {
+            return Err(AuthError::invalid_token("unsupported critical header"));
+        }
+        let alg: Algorithm = header
+            .alg
+            .parse()
+            .map_err(|_| AuthError::invalid_token("unsupported algorithm"))?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| malformed())?;
+        let claims = match serde_json::from_slice::<Value>(&payload) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(AuthError::invalid_token("claims are not a JSON object")),
+        };
+        Ok(Self {
+            header,
+            alg,
+            claims,
+            signing_input,
+            signature,
+        })
+    }
+}
+
+/// The token found by [`JwtAuthenticator`]'s `extract`: a view into the request header it came
+/// from (sharing its buffer, not copying it). `Debug` does not show it.
+pub struct JwtCredential {
+    value: HeaderValue,
+    range: Range<usize>,
+}
+
+impl JwtCredential {
+    fn new(value: &HeaderValue, token: &str) -> Option<Self> {
+        let base = value.as_bytes().as_ptr() as usize;
+        let start = (token.as_ptr() as usize).checked_sub(base)?;
+        let end = start + token.len();
+        (end <= value.len()).then(|| Self {
+            value: value.clone(),
+            range: start..end,
+        })
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.value.as_bytes()[self.range.clone()]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for JwtCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtCredential").finish_non_exhaustive()
+    }
+}
+
+/// Whether a Bearer value has the shape of a compact JWS (three segments), which is what this
+/// scheme claims (other schemes may claim other Bearer values).
+fn is_jws_shaped(token: &str) -> bool {
+    token.bytes().filter(|&b| b == b'.').count() == 2
+}
+
+impl Authenticator for JwtAuthenticator {
+    type Credential = JwtCredential;
+    type Future = JwtFuture;
+
+    fn extract(&self, parts: &Parts) -> Result<Option<Found<JwtCredential>>, AuthError> {
+        let headers = &parts.headers;
+        let bearer = bearer_token(headers)?.filter(|t| is_jws_shaped(t));
+        let cookie = match &self.inner.cookie {
+            Some(name) => cookie_value(headers, name)?.map(|c| (name, c)),
+            None => None,
+        };
+        let unreadable = || AuthError::invalid_token("malformed token");
+        match (bearer, cookie) {
+            (Some(_), Some(_)) => Err(AuthError::invalid_request(
+                "credentials in more than one place",
+            )),
+            (Some(token), None) => {
+                let value = headers.get(AUTHORIZATION).ok_or_else(unreadable)?;
+                let cred = JwtCredential::new(value, token).ok_or_else(unreadable)?;
+                Ok(Some(Found::new(cred, Location::Authorization, Scheme::Jwt)))
+            }
+            (None, Some((name, token))) => {
+                let cred = headers
+                    .get_all(COOKIE)
+                    .iter()
+                    .find_map(|v| JwtCredential::new(v, token))
+                    .ok_or_else(unreadable)?;
+                Ok(Some(Found::new(
+                    cred,
+                    Location::Cookie(Arc::clone(name)),
+                    Scheme::Jwt,
+                )))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn authenticate(&self, credential: JwtCredential) -> JwtFuture {
+        self.start(credential.as_str())
+    }
+}
+
+/// The future of [`JwtAuthenticator`]: ready at once unless the issuer's key source has to
+/// fetch keys first.
+pub struct JwtFuture {
+    state: FutureState,
+}
+
+enum FutureState {
+    Ready(Option<Result<Principal, AuthError>>),
+    Boxed(BoxAuthFuture),
+}
+
+impl JwtFuture {
+    fn ready(result: Result<Principal, AuthError>) -> Self {
+        Self {
+            state: FutureState::Ready(Some(result)),
+        }
+    }
+
+    fn boxed(fut: BoxAuthFuture) -> Self {
+        Self {
+            state: FutureState::Boxed(fut),
+        }
+    }
+}
+
+impl fmt::Debug for JwtFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            FutureState::Ready(_) => "ready",
+            FutureState::Boxed(_) => "fetching keys",
+        };
+        f.debug_struct("JwtFuture").field("state", &state).finish()
+    }
+}
+
+impl Future for JwtFuture {
+    type Output = Result<Principal, AuthError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            FutureState::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
+                Err(AuthError::invalid_token("future polled after completion"))
+            })),
+            FutureState::Boxed(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}

@@ -1,0 +1,602 @@
+//! Verification keys and key sets: HMAC secrets, PEM public keys, JWKs and JWKS documents.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::DecodingKey;
+use serde::Deserialize;
+
+use crate::Algorithm;
+
+/// The smallest RSA modulus accepted, in bits (RFC 7518 section 3.3).
+pub const MIN_RSA_BITS: usize = 2048;
+/// The smallest HMAC secret accepted, in bytes (RFC 7518 section 3.2: at least the hash size).
+pub const MIN_HMAC_SECRET_LEN: usize = 32;
+
+/// The type of a [`VerifyingKey`], which fixes the algorithms it can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyType {
+    /// A shared HMAC secret (`kty: oct`): `HS256` / `HS384` / `HS512`, each only when the
+    /// secret is at least as long as the hash.
+    Hmac,
+    /// An RSA public key (`kty: RSA`): `RS*` and `PS*`.
+    Rsa,
+    /// An EC P-256 public key (`kty: EC, crv: P-256`): `ES256` only.
+    EcP256,
+    /// An EC P-384 public key (`kty: EC, crv: P-384`): `ES384` only.
+    EcP384,
+    /// An Ed25519 public key (`kty: OKP, crv: Ed25519`): `EdDSA` only.
+    Ed25519,
+}
+
+impl KeyType {
+    /// The algorithm assumed for a key of this type when neither the key (JWK `alg`) nor the
+    /// issuer's allow-list says otherwise.
+    pub fn default_algorithm(self) -> Algorithm {
+        match self {
+            Self::Hmac => Algorithm::HS256,
+            Self::Rsa => Algorithm::RS256,
+            Self::EcP256 => Algorithm::ES256,
+            Self::EcP384 => Algorithm::ES384,
+            Self::Ed25519 => Algorithm::EdDSA,
+        }
+    }
+
+    fn admits(self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        match self {
+            Self::Hmac => matches!(alg, HS256 | HS384 | HS512),
+            Self::Rsa => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
+            Self::EcP256 => alg == ES256,
+            Self::EcP384 => alg == ES384,
+            Self::Ed25519 => alg == EdDSA,
+        }
+    }
+}
+
+/// Why a key or key set was rejected. The message never contains key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    kid: Option<String>,
+    reason: Cow<'static, str>,
+}
+
+impl KeyError {
+    pub(crate) fn new(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kid: None,
+            reason: reason.into(),
+        }
+    }
+
+    fn with_kid(mut self, kid: Option<&str>) -> Self {
+        if self.kid.is_none() {
+            self.kid = kid.map(str::to_owned);
+        }
+        self
+    }
+
+    /// The `kid` of the rejected key, when it had one.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// Why it was rejected.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kid {
+            Some(kid) => write!(f, "key `{kid}`: {}", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// A key that verifies token signatures: a public key, or an HMAC secret.
+///
+/// Built from an HMAC secret, a PEM public key, or a JWK. The key knows its [`KeyType`]; a
+/// token's `alg` must fit it (and the JWK's `alg`, when the key has one), whatever the token
+/// header claims. That is what stops algorithm confusion: an RSA public key never verifies an
+/// `HS256` MAC.
+///
+/// `Debug` shows the kid, type and algorithm, never key material.
+///
+/// ```
+/// use tower_auth_jwt::{Algorithm, KeyType, VerifyingKey};
+///
+/// let key = VerifyingKey::hmac_secret([7u8; 32]).unwrap().with_kid("k1");
+/// assert_eq!(key.key_type(), KeyType::Hmac);
+/// assert!(key.fits(Algorithm::HS256));
+/// assert!(!key.fits(Algorithm::HS512)); // a 32-byte secret is too short for HS512
+/// assert!(!key.fits(Algorithm::RS256));
+///
+/// // Secrets shorter than the hash are refused (RFC 7518 section 3.2).
+/// assert!(VerifyingKey::hmac_secret(b"short").is_err());
+/// ```
+#[derive(Clone)]
+pub struct VerifyingKey {
+    kid: Option<String>,
+    alg: Option<Algorithm>,
+    key_type: KeyType,
+    hmac_len: usize,
+    decoding: DecodingKey,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("key_type", &self.key_type)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    /// An HMAC secret (raw bytes, not base64). At least 32 bytes; `HS384` needs 48 and
+    /// `HS512` 64.
+    pub fn hmac_secret(secret: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+        let secret = secret.as_ref();
+        if secret.len() < MIN_HMAC_SECRET_LEN {
+            return Err(KeyError::new(format!(
+                "HMAC secret of {} bytes; at least {MIN_HMAC_SECRET_LEN} required",
+                secret.len()
+            )));
+        }
+        Ok(Self {
+            kid: None,
+            alg: None,
+            key_type: KeyType::Hmac,
+            hmac_len: secret.len(),
+            decoding: DecodingKey::from_secret(secret),
+        })
+    }
+
+    /// A PEM public key: `PUBLIC KEY` (SPKI: RSA, EC P-256, EC P-384, Ed25519) or
+    /// `RSA PUBLIC KEY` (PKCS #1). Private keys and certificates are refused.
+    pub fn from_pem(pem: impl AsRef<[u8]>) -> Result<Self, KeyError> {
+        let pem = pem.as_ref();
+        match pem_label(pem) {
+            Some("PUBLIC KEY" | "RSA PUBLIC KEY") => {}
+            Some(label) if label.contains("PRIVATE") => {
+                return Err(KeyError::new(
+                    "a PEM private key was given; configure the public key",
+                ));
+            }
+            Some("CERTIFICATE") => {
+                return Err(KeyError::new(
+                    "PEM certificates are not accepted; configure the public key",
+                ));
+            }
+            _ => return Err(KeyError::new("not a PEM public key")),
+        }
+        if let Ok(decoding) = DecodingKey::from_rsa_pem(pem) {
+            let der = decoding
+                .try_get_as_bytes()
+                .map_err(|_| KeyError::new("invalid RSA public key"))?;
+            let public = aws_lc_rs::rsa::PublicKey::from_der(der)
+                .map_err(|_| KeyError::new("invalid RSA public key"))?;
+            check_rsa_bits(public.modulus_len() * 8)?;
+            return Ok(Self::asymmetric(KeyType::Rsa, decoding));
+        }
+        if let Ok(decoding) = DecodingKey::from_ec_pem(pem) {
+            let point = decoding
+                .try_get_as_bytes()
+                .map_err(|_| KeyError::new("invalid EC public key"))?;
+            let key_type = ec_point_type(point)?;
+            return Ok(Self::asymmetric(key_type, decoding));
+        }
+        if let Ok(decoding) = DecodingKey::from_ed_pem(pem) {
+            let x = decoding
+                .try_get_as_bytes()
+                .map_err(|_| KeyError::new("invalid Ed25519 public key"))?;
+            ParsedPublicKey::new(&ED25519, x)
+                .map_err(|_| KeyError::new("invalid Ed25519 public key"))?;
+            return Ok(Self::asymmetric(KeyType::Ed25519, decoding));
+        }
+        Err(KeyError::new(
+            "unsupported PEM public key (RSA, EC P-256, EC P-384 or Ed25519 expected)",
+        ))
+    }
+
+    /// A JWK (RFC 7517) as JSON text. See [`from_jwk_value`](Self::from_jwk_value).
+    pub fn from_jwk(json: &str) -> Result<Self, KeyError> {
+        let raw: RawJwk =
+            serde_json::from_str(json).map_err(|_| KeyError::new("not a JWK JSON object"))?;
+        Self::from_raw_jwk(raw, true)
+    }
+
+    /// A JWK (RFC 7517) as a JSON value.
+    ///
+    /// Accepted: `kty` `RSA` (at least 2048 bits), `EC` (`P-256`, `P-384`), `OKP` (`Ed25519`)
+    /// and `oct` (at least 32 bytes). The `kid` and `alg` are kept; `alg` restricts the key to
+    /// that algorithm and must fit the key type. Refused: `use` other than `sig`, `key_ops`
+    /// without `verify`, private key members (`d`, ...), unsupported curves, non-canonical
+    /// base64url.
+    pub fn from_jwk_value(value: &serde_json::Value) -> Result<Self, KeyError> {
+        let raw = RawJwk::deserialize(value).map_err(|_| KeyError::new("not a JWK JSON object"))?;
+        Self::from_raw_jwk(raw, true)
+    }
+
+    fn from_raw_jwk(raw: RawJwk, allow_oct: bool) -> Result<Self, KeyError> {
+        let kid = raw.kid.clone();
+        Self::from_raw_jwk_inner(raw, allow_oct).map_err(|e| e.with_kid(kid.as_deref()))
+    }
+
+    fn from_raw_jwk_inner(raw: RawJwk, allow_oct: bool) -> Result<Self, KeyError> {
+        if let Some(u) = raw.use_.as_deref()
+            && u != "sig"
+        {
+            return Err(KeyError::new("`use` is not `sig`"));
+        }
+        if let Some(ops) = &raw.key_ops
+            && !ops.iter().any(|o| o == "verify")
+        {
+            return Err(KeyError::new("`key_ops` does not include `verify`"));
+        }
+        let alg = match raw.alg.as_deref() {
+            None => None,
+            Some(a) => Some(
+                a.parse::<Algorithm>()
+                    .map_err(|_| KeyError::new("unsupported `alg`"))?,
+            ),
+        };
+        let mut key = match raw.kty.as_str() {
+            "RSA" => {
+                if raw.d.is_some() || raw.p.is_some() || raw.q.is_some() {
+                    return Err(private_member());
+                }
+                let n = b64_member(raw.n.as_deref(), "n")?;
+                let e = b64_member(raw.e.as_deref(), "e")?;
+                let n_trimmed = trim_leading_zeros(&n);
+                let bits = n_trimmed.len() * 8
+                    - n_trimmed.first().map_or(8, |b| b.leading_zeros() as usize);
+                check_rsa_bits(bits)?;
+                if trim_leading_zeros(&e).is_empty() {
+                    return Err(KeyError::new("invalid RSA exponent"));
+                }
+                Self::asymmetric(KeyType::Rsa, DecodingKey::from_rsa_raw_components(&n, &e))
+            }
+            "EC" => {
+                if raw.d.is_some() {
+                    return Err(private_member());
+                }
+                let x = b64_member(raw.x.as_deref(), "x")?;
+                let y = b64_member(raw.y.as_deref(), "y")?;
+                let (key_type, len) = match raw.crv.as_deref() {
+                    Some("P-256") => (KeyType::EcP256, 32),
+                    Some("P-384") => (KeyType::EcP384, 48),
+                    Some(_) => return Err(KeyError::new("unsupported EC curve")),
+                    None => return Err(KeyError::new("missing `crv`")),
+                };
+                if x.len() != len || y.len() != len {
+                    return Err(KeyError::new("EC coordinates do not match the curve"));
+                }
+                let mut point = Vec::with_capacity(1 + 2 * len);
+                point.push(0x04);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                ec_point_type(&point)?;
+                Self::asymmetric(key_type, DecodingKey::from_ec_der(&point))
+            }
+            "OKP" => {
+                if raw.d.is_some() {
+                    return Err(private_member());
+                }
+                if raw.crv.as_deref() != Some("Ed25519") {
+                    return Err(KeyError::new("unsupported OKP curve"));
+                }
+                let x = b64_member(raw.x.as_deref(), "x")?;
+                ParsedPublicKey::new(&ED25519, &x)
+                    .map_err(|_| KeyError::new("invalid Ed25519 public key"))?;
+                Self::asymmetric(KeyType::Ed25519, DecodingKey::from_ed_der(&x))
+            }
+            "oct" if allow_oct => {
+                let k = b64_member(raw.k.as_deref(), "k")?;
+                Self::hmac_secret(&k)?
+            }
+            "oct" => {
+                return Err(KeyError::new(
+                    "symmetric (`oct`) key in a public key set; skipped",
+                ));
+            }
+            _ => return Err(KeyError::new("unsupported `kty`")),
+        };
+        if let Some(alg) = alg {
+            key = key.restrict_to(alg)?;
+        }
+        key.kid = raw.kid;
+        Ok(key)
+    }
+
+    fn asymmetric(key_type: KeyType, decoding: DecodingKey) -> Self {
+        Self {
+            kid: None,
+            alg: None,
+            key_type,
+            hmac_len: 0,
+            decoding,
+        }
+    }
+
+    /// Sets the key id matched against the token header's `kid`.
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// Restricts the key to one algorithm, as a JWK's `alg` does. Fails when the algorithm does
+    /// not fit the key type.
+    pub fn restrict_to(mut self, alg: Algorithm) -> Result<Self, KeyError> {
+        self.alg = None;
+        if !self.fits(alg) {
+            return Err(KeyError::new(format!(
+                "`alg` {alg} does not fit a {:?} key",
+                self.key_type
+            )));
+        }
+        self.alg = Some(alg);
+        Ok(self)
+    }
+
+    /// The key id, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The key type.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The one algorithm this key is restricted to (a JWK's `alg`), if any.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        self.alg
+    }
+
+    /// The algorithm assumed when none is configured: the key's own `alg`, else
+    /// [`KeyType::default_algorithm`].
+    pub fn default_algorithm(&self) -> Algorithm {
+        self.alg.unwrap_or(self.key_type.default_algorithm())
+    }
+
+    /// Whether a signature made with `alg` may be verified with this key: the algorithm must
+    /// belong to the key type, match the key's `alg` when it has one, and for HMAC the secret
+    /// must be at least as long as the hash.
+    pub fn fits(&self, alg: Algorithm) -> bool {
+        self.key_type.admits(alg)
+            && self.alg.is_none_or(|a| a == alg)
+            && alg
+                .hmac_min_key_len()
+                .is_none_or(|min| self.hmac_len >= min)
+    }
+
+    /// Checks `signature` (base64url, as in the token) over `signing_input` with `alg`. The
+    /// caller has checked [`fits`](Self::fits).
+    pub(crate) fn verify(&self, alg: Algorithm, signing_input: &[u8], signature: &str) -> bool {
+        debug_assert!(self.fits(alg));
+        matches!(
+            jsonwebtoken::crypto::verify(signature, signing_input, &self.decoding, alg.to_jwt()),
+            Ok(true)
+        )
+    }
+}
+
+/// A set of verification keys, looked up by `kid`.
+///
+/// Cheap to share behind an `Arc`; key sources hand out `Arc<KeySet>`.
+///
+/// ```
+/// use tower_auth_jwt::KeySet;
+///
+/// let jwks = r#"{"keys":[{"kty":"EC","kid":"a","crv":"P-256",
+///   "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+///   "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+/// let set = KeySet::from_jwks(jwks).unwrap();
+/// assert_eq!(set.len(), 1);
+/// assert!(set.get("a").is_some());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct KeySet {
+    keys: Vec<Arc<VerifyingKey>>,
+}
+
+impl KeySet {
+    /// A set of the given keys. Fails when two keys share a `kid`: which one is meant could not
+    /// be known.
+    pub fn new(keys: impl IntoIterator<Item = VerifyingKey>) -> Result<Self, KeyError> {
+        let keys: Vec<_> = keys.into_iter().map(Arc::new).collect();
+        let mut seen = HashSet::new();
+        for k in &keys {
+            if let Some(kid) = k.kid()
+                && !seen.insert(kid)
+            {
+                return Err(KeyError::new("duplicate `kid`").with_kid(Some(kid)));
+            }
+        }
+        Ok(Self { keys })
+    }
+
+    /// A JWKS document (RFC 7517 section 5), strictly: every key must be valid (see
+    /// [`VerifyingKey::from_jwk_value`]). For configuration you control.
+    pub fn from_jwks(json: &str) -> Result<Self, KeyError> {
+        let doc: RawJwks =
+            serde_json::from_str(json).map_err(|_| KeyError::new("not a JWKS document"))?;
+        let keys = doc
+            .keys
+            .into_iter()
+            .map(|raw| Self::parse_value(raw, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(keys)
+    }
+
+    /// A JWKS document published by someone else: keys that cannot be used for verification
+    /// (`use: enc`, unknown `kty`, unsupported curve, an `alg` that disagrees with the key,
+    /// symmetric `oct` keys, private members, bad material) are skipped and returned, without
+    /// breaking the rest. Keys sharing a `kid` are all skipped: the right one cannot be guessed.
+    /// Fails only when the document itself is not a JWKS.
+    pub fn from_jwks_skipping_invalid(json: &str) -> Result<(Self, Vec<KeyError>), KeyError> {
+        let doc: RawJwks =
+            serde_json::from_str(json).map_err(|_| KeyError::new("not a JWKS document"))?;
+        let mut keys = Vec::new();
+        let mut skipped = Vec::new();
+        for raw in doc.keys {
+            match Self::parse_value(raw, false) {
+                Ok(k) => keys.push(k),
+                Err(e) => skipped.push(e),
+            }
+        }
+        let mut counts = std::collections::HashMap::new();
+        for k in &keys {
+            if let Some(kid) = k.kid() {
+                *counts.entry(kid.to_owned()).or_insert(0usize) += 1;
+            }
+        }
+        keys.retain(|k| match k.kid() {
+            Some(kid) if counts.get(kid).copied().unwrap_or(0) > 1 => {
+                skipped.push(KeyError::new("duplicate `kid`").with_kid(Some(kid)));
+                false
+            }
+            _ => true,
+        });
+        Ok((
+            Self {
+                keys: keys.into_iter().map(Arc::new).collect(),
+            },
+            skipped,
+        ))
+    }
+
+    fn parse_value(value: serde_json::Value, allow_oct: bool) -> Result<VerifyingKey, KeyError> {
+        let kid = value.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
+        let raw = RawJwk::deserialize(&value)
+            .map_err(|_| KeyError::new("not a JWK JSON object").with_kid(kid.as_deref()))?;
+        VerifyingKey::from_raw_jwk(raw, allow_oct)
+    }
+
+    /// The key with this `kid`.
+    pub fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
+        self.keys.iter().find(|k| k.kid() == Some(kid))
+    }
+
+    /// Every key, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<VerifyingKey>> {
+        self.keys.iter()
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The keys that may verify a token with this `kid` and `alg`, in order:
+    ///
+    /// - a token `kid` selects the key with that `kid`; when none has it, the keys configured
+    ///   without a `kid` are tried (a PEM key has no `kid`, and an issuer may still send one);
+    /// - a token without a `kid` tries every key;
+    ///
+    /// and in every case only keys that [fit](VerifyingKey::fits) `alg`.
+    pub fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'a Arc<VerifyingKey>> + 'a {
+        let by_kid = kid.and_then(|kid| self.get(kid));
+        let exact = by_kid.into_iter();
+        let rest = self
+            .keys
+            .iter()
+            .filter(move |k| by_kid.is_none() && (kid.is_none() || k.kid().is_none()));
+        exact.chain(rest).filter(move |k| k.fits(alg))
+    }
+}
+
+fn pem_label(pem: &[u8]) -> Option<&str> {
+    let s = std::str::from_utf8(pem).ok()?;
+    let start = s.find("-----BEGIN ")? + "-----BEGIN ".len();
+    let end = s[start..].find("-----")? + start;
+    Some(&s[start..end])
+}
+
+fn check_rsa_bits(bits: usize) -> Result<(), KeyError> {
+    if bits < MIN_RSA_BITS {
+        return Err(KeyError::new(format!(
+            "RSA key of {bits} bits; at least {MIN_RSA_BITS} required"
+        )));
+    }
+    Ok(())
+}
+
+fn ec_point_type(point: &[u8]) -> Result<KeyType, KeyError> {
+    let (key_type, alg) = match point.len() {
+        65 => (KeyType::EcP256, &ECDSA_P256_SHA256_FIXED),
+        97 => (KeyType::EcP384, &ECDSA_P384_SHA384_FIXED),
+        _ => {
+            return Err(KeyError::new(
+                "unsupported EC key (P-256 or P-384 expected)",
+            ));
+        }
+    };
+    ParsedPublicKey::new(alg, point).map_err(|_| KeyError::new("invalid EC public key"))?;
+    Ok(key_type)
+}
+
+fn trim_leading_zeros(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+    &b[start..]
+}
+
+fn private_member() -> KeyError {
+    KeyError::new("private key members present; configure the public key only")
+}
+
+fn b64_member(value: Option<&str>, name: &'static str) -> Result<Vec<u8>, KeyError> {
+    let value = value.ok_or_else(|| KeyError::new(format!("missing `{name}`")))?;
+    URL_SAFE_NO_PAD
+        .decode(value)
+        .map_err(|_| KeyError::new(format!("`{name}` is not canonical base64url")))
+}
+
+#[derive(Deserialize)]
+struct RawJwks {
+    keys: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    kid: Option<String>,
+    alg: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    key_ops: Option<Vec<String>>,
+    crv: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+    k: Option<String>,
+    d: Option<String>,
+    p: Option<String>,
+    q: Option<String>,
+}
