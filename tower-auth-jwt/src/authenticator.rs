@@ -25,8 +25,8 @@ use tower_auth_core::{
 use crate::cache::{self, CachedToken, TokenCache, TokenHash};
 use crate::claims::numeric_date;
 use crate::{
-    Algorithm, Claims, ClaimsMapping, JwtAuthenticatorBuilder, KeyLookup, KeySet, KeySource,
-    RevocationCheck, ServiceRule, TokenIdentity, telemetry,
+    Algorithm, ClaimPath, Claims, ClaimsMapping, JwtAuthenticatorBuilder, KeyLookup, KeySet,
+    KeySource, RevocationCheck, ServiceRule, TokenIdentity, telemetry,
 };
 
 /// Authenticates requests carrying a JWT (RFC 7519) signed with JWS (RFC 7515), as an
@@ -67,6 +67,7 @@ pub(crate) struct IssuerState {
     pub(crate) typ: TypPolicy,
     pub(crate) mapping: ClaimsMapping,
     pub(crate) service_rule: ServiceRule,
+    pub(crate) subject: Option<ClaimPath>,
 }
 
 impl fmt::Debug for JwtAuthenticator {
@@ -246,10 +247,13 @@ impl Inner {
             None => None,
             Some(_) => return Err(AuthError::invalid_token("malformed token id")),
         };
-        let principal_subject = subject
-            .or_else(|| claims.get("client_id").and_then(Value::as_str))
-            .or_else(|| claims.get("azp").and_then(Value::as_str))
-            .ok_or_else(|| AuthError::invalid_token("missing subject"))?;
+        let principal_subject = match &issuer.subject {
+            Some(path) => path.lookup(&claims).and_then(Value::as_str),
+            None => subject
+                .or_else(|| claims.get("client_id").and_then(Value::as_str))
+                .or_else(|| claims.get("azp").and_then(Value::as_str)),
+        }
+        .ok_or_else(|| AuthError::invalid_token("missing subject"))?;
         let identity = TokenIdentity {
             issuer: issuer.issuer.clone(),
             subject: subject.map(str::to_owned),

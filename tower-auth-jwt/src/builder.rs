@@ -11,8 +11,8 @@ use tower_auth_core::clock::{Clock, SystemClock};
 use crate::authenticator::{Inner, IssuerState, JwtAuthenticator, TypPolicy};
 use crate::cache::TokenCache;
 use crate::{
-    Algorithm, ClaimsMapping, ConfigError, KeySet, KeySource, RevocationCheck, ServiceRule,
-    StaticKeys, VerifyingKey,
+    Algorithm, ClaimPath, ClaimsMapping, ConfigError, KeySet, KeySource, RevocationCheck,
+    ServiceRule, StaticKeys, VerifyingKey,
 };
 
 /// Default clock-skew allowance for `exp`, `nbf` and `iat`.
@@ -77,6 +77,7 @@ pub struct Issuer {
     typ: TypPolicy,
     mapping: ClaimsMapping,
     service_rule: ServiceRule,
+    subject: Option<ClaimPath>,
 }
 
 impl fmt::Debug for Issuer {
@@ -94,6 +95,7 @@ impl fmt::Debug for Issuer {
             .field("typ", &self.typ)
             .field("mapping", &self.mapping)
             .field("service_rule", &self.service_rule)
+            .field("subject", &self.subject)
             .finish()
     }
 }
@@ -114,6 +116,7 @@ impl Issuer {
             typ: TypPolicy::Any,
             mapping: ClaimsMapping::default(),
             service_rule: ServiceRule::Never,
+            subject: None,
         }
     }
 
@@ -215,6 +218,15 @@ impl Issuer {
     /// When a principal is a service rather than a user (default: never).
     pub fn service_rule(mut self, rule: ServiceRule) -> Self {
         self.service_rule = rule;
+        self
+    }
+
+    /// The claim that names the principal. By default `sub`, or for tokens without one
+    /// (client credentials at some providers) `client_id`, then `azp`; a token with none of
+    /// them is rejected. When set, only this claim is used (`oid` for Azure AD object ids,
+    /// for example), and it must hold a string.
+    pub fn subject_claim(mut self, path: ClaimPath) -> Self {
+        self.subject = Some(path);
         self
     }
 
@@ -325,7 +337,13 @@ impl Issuer {
                 ));
             }
         };
-        for path in self.mapping.roles.iter().chain(self.mapping.tenant.iter()) {
+        for path in self
+            .mapping
+            .roles
+            .iter()
+            .chain(self.mapping.tenant.iter())
+            .chain(self.subject.iter())
+        {
             if !path.is_valid() {
                 return Err(ConfigError::new(
                     "claims_mapping",
@@ -346,6 +364,7 @@ impl Issuer {
             typ: self.typ,
             mapping: self.mapping,
             service_rule: self.service_rule,
+            subject: self.subject,
         })
     }
 }

@@ -386,8 +386,17 @@ impl VerifyingKey {
                 .is_none_or(|min| self.hmac_len >= min)
     }
 
-    /// Checks `signature` (base64url, as in the token) over `signing_input` with `alg`. The
-    /// caller has checked [`fits`](Self::fits).
+    /// Checks a JWS signature: `signature` is the third segment of a compact JWS (base64url,
+    /// no padding, canonical) and `signing_input` the first two segments with their dot. False
+    /// when `alg` does not [fit](Self::fits) the key.
+    ///
+    /// Low level: no header or claim is looked at. [`JwtAuthenticator`](crate::JwtAuthenticator)
+    /// does everything else.
+    pub fn verify_signature(&self, alg: Algorithm, signing_input: &[u8], signature: &str) -> bool {
+        self.fits(alg) && self.verify(alg, signing_input, signature)
+    }
+
+    /// [`verify_signature`](Self::verify_signature) for a key known to fit.
     pub(crate) fn verify(&self, alg: Algorithm, signing_input: &[u8], signature: &str) -> bool {
         debug_assert!(self.fits(alg));
         matches!(
