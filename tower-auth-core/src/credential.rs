@@ -116,13 +116,15 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
         ));
     }
     let bytes = value.as_bytes();
+    // `Bearer` then 1*SP; anything else (`Basic ...`, `Bearerx`) is another scheme.
     const SCHEME: &[u8] = b"bearer";
-    let scheme_len = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
-    if !bytes[..scheme_len].eq_ignore_ascii_case(SCHEME) {
+    if bytes.len() < SCHEME.len()
+        || !bytes[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
+        || bytes.get(SCHEME.len()).is_some_and(|&b| b != b' ')
+    {
         return Ok(None);
     }
-    let rest = &bytes[scheme_len..];
-    let token = trim_ascii_spaces(rest);
+    let token = trim_ascii_spaces(&bytes[SCHEME.len()..]);
     if token.is_empty() {
         return Err(AuthError::invalid_token("empty bearer token"));
     }
@@ -143,13 +145,22 @@ fn trim_ascii_spaces(b: &[u8]) -> &[u8] {
     &b[start..end]
 }
 
+/// The `token68` characters other than the trailing `=` padding, as a lookup table.
+static TOKEN68: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        c += 1;
+    }
+    t
+};
+
 /// Whether `b` matches RFC 7235 `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub fn is_token68(b: &[u8]) -> bool {
-    let body_len = b.iter().rposition(|&c| c != b'=').map_or(0, |i| i + 1);
-    body_len > 0
-        && b[..body_len].iter().all(|&c| {
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    let body = b.iter().take_while(|&&c| TOKEN68[usize::from(c)]).count();
+    body > 0 && b[body..].iter().all(|&c| c == b'=')
 }
 
 /// The value of a named header other than `Authorization`.
