@@ -1,5 +1,7 @@
 //! OAuth 2.0 for tower services.
 //!
+//! - [`client_credentials`]: the client side for machine-to-machine calls: a layer for outbound
+//!   HTTP and gRPC clients that obtains, caches and refreshes client-credentials tokens.
 //! - [`introspection`]: the resource-server side for **opaque** access tokens, checked at the
 //!   authorization server's RFC 7662 introspection endpoint, with a result cache bounded by each
 //!   token's `exp`.
@@ -27,4 +29,5 @@
 //! - See RFC 7662 (introspection), RFC 6750 (Bearer tokens), RFC 9068 (JWT access tokens), RFC
 //!   9700 (OAuth 2.0 security best current practice).
 
+pub mod client_credentials;
 pub mod introspection;

@@ -1,0 +1,55 @@
+//! OAuth 2.0 client credentials for outbound calls (RFC 6749 section 4.4): a layer for HTTP and
+//! gRPC clients that gets a token, caches it, refreshes it ahead of expiry and puts it on every
+//! request.
+//!
+//! This is the machine-to-machine row of the decision guide: a cron job or a microservice calling
+//! another API with a short-lived token instead of a long-lived key.
+//!
+//! - [`ClientCredentials`] is the token source (usable on its own). It uses the `oauth2` crate
+//!   for the token request, authenticating with `client_secret_basic` (default) or
+//!   `client_secret_post`, with scopes and RFC 8707 `resource` indicators.
+//! - [`ClientCredentialsLayer`] wraps any tower HTTP client (`Service<http::Request<B>>`): hyper's,
+//!   reqwest-tower adapters, a tonic `Channel`. It sets `Authorization: Bearer ...` (marked
+//!   sensitive) on each request.
+//! - If the token cannot be obtained, the call fails with [`TokenError`] (boxed into the layer's
+//!   error): a request is **never** sent on without a token.
+//! - A `401` from the called API triggers at most one token refresh and retry, and only for
+//!   requests whose body is empty (`GET`, `DELETE`, ...), which can be replayed exactly; other
+//!   requests get the `401` back. The retry reuses a token another request already refreshed.
+//!
+//! The service's error type is `Box<dyn Error + Send + Sync>` (as for tower's own `Timeout`):
+//! it is either the inner client's error or a [`TokenError`]; downcast to tell them apart. The
+//! response future is boxed: the path includes network I/O, and one allocation keeps the types
+//! nameable for tonic's generated clients.
+//!
+//! ```no_run
+//! use tower::ServiceBuilder;
+//! use tower_auth_oauth::client_credentials::{ClientCredentials, ClientCredentialsLayer};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let tokens = ClientCredentials::builder("https://auth.example.com/oauth/token")
+//!     .client_id("billing-cron")
+//!     .client_secret(std::env::var("CLIENT_SECRET")?)
+//!     .scopes(["invoices:write"])
+//!     .resources(["https://api.example.com"])
+//!     .build()?;
+//!
+//! // Any tower HTTP client; here hyper-util's.
+//! let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+//!     .build_http::<http_body_util::Full<bytes::Bytes>>();
+//! let client = ServiceBuilder::new()
+//!     .layer(ClientCredentialsLayer::new(tokens))
+//!     .service(http);
+//! # let _ = client;
+//! # Ok(())
+//! # }
+//! ```
+
+mod service;
+mod token;
+
+pub use self::service::{ClientCredentialsLayer, ClientCredentialsService};
+pub use self::token::{AccessToken, ClientCredentials, ClientCredentialsBuilder, TokenError};
+
+#[cfg(test)]
+mod tests;

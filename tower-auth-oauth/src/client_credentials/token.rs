@@ -1,0 +1,394 @@
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http::HeaderValue;
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, Scope, TokenResponse, TokenUrl,
+};
+use tokio::time::Instant;
+use tower_auth_core::ConfigError;
+use tower_auth_core::client::{FetchError, HttpClient};
+
+use crate::introspection::ClientAuth;
+
+type OAuthClient =
+    BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// Why no access token could be obtained. The request that needed it is not sent.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token endpoint could not be reached, timed out, or answered something unusable.
+    Endpoint(Box<dyn std::error::Error + Send + Sync>),
+    /// The authorization server refused (`invalid_client`, `invalid_scope`, ...). Holds the
+    /// RFC 6749 error code.
+    Refused(String),
+    /// The token is not usable as an HTTP header value.
+    Malformed,
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Endpoint(_) => f.write_str("token endpoint unavailable"),
+            Self::Refused(code) => write!(f, "token request refused: {code}"),
+            Self::Malformed => f.write_str("token endpoint returned an unusable token"),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Endpoint(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+/// An access token ready to be sent: the `Authorization` value (marked sensitive) and when it
+/// stops being usable. `Debug` does not show it.
+#[derive(Clone)]
+pub struct AccessToken {
+    header: HeaderValue,
+    usable_until: Instant,
+    refresh_from: Instant,
+    generation: u64,
+}
+
+impl AccessToken {
+    /// `Bearer <token>`, marked sensitive so HTTP/2 never indexes it and logging layers that
+    /// honour the flag hide it.
+    pub fn authorization(&self) -> &HeaderValue {
+        &self.header
+    }
+
+    fn usable(&self, now: Instant) -> bool {
+        now < self.usable_until
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("usable_until", &self.usable_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Obtains, caches and refreshes client-credentials access tokens (RFC 6749 section 4.4).
+/// Cheap to clone; clones share the token.
+///
+/// - The token is reused until shortly before it expires (`expiry_skew`, default 10 s, at most a
+///   quarter of its lifetime).
+/// - Once three quarters of its lifetime have passed, the next caller triggers a refresh in the
+///   background and keeps using the current token: callers rarely wait.
+/// - Only one token request runs at a time; concurrent callers that need a token wait for it.
+#[derive(Clone)]
+pub struct ClientCredentials {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    oauth: OAuthClient,
+    http: HttpClient,
+    token_endpoint: String,
+    client_id: String,
+    scopes: Vec<String>,
+    resources: Vec<String>,
+    skew: Duration,
+    default_lifetime: Duration,
+    current: RwLock<Option<AccessToken>>,
+    fetch: tokio::sync::Mutex<()>,
+    refreshing: AtomicBool,
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("token_endpoint", &self.inner.token_endpoint)
+            .field("client_id", &self.inner.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("scopes", &self.inner.scopes)
+            .field("resources", &self.inner.resources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCredentials {
+    /// Starts a builder for the token endpoint at `token_endpoint`.
+    pub fn builder(token_endpoint: impl Into<String>) -> ClientCredentialsBuilder {
+        ClientCredentialsBuilder {
+            token_endpoint: token_endpoint.into(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            auth: ClientAuth::default(),
+            scopes: Vec::new(),
+            resources: Vec::new(),
+            http: None,
+            allow_http: false,
+            skew: Duration::from_secs(10),
+            default_lifetime: Duration::from_secs(300),
+        }
+    }
+
+    /// A usable token: the cached one, or a new one when there is none or it expired.
+    pub async fn token(&self) -> Result<AccessToken, TokenError> {
+        let now = Instant::now();
+        if let Some(t) = self.current().filter(|t| t.usable(now)) {
+            if now >= t.refresh_from {
+                self.refresh_in_background();
+            }
+            return Ok(t);
+        }
+        self.fetch_unless(|t| t.usable(Instant::now())).await
+    }
+
+    /// A token other than `stale` (which the resource server just refused): fetches a new one
+    /// unless another caller already did.
+    pub async fn refresh(&self, stale: &AccessToken) -> Result<AccessToken, TokenError> {
+        let generation = stale.generation;
+        self.fetch_unless(|t| t.generation != generation && t.usable(Instant::now()))
+            .await
+    }
+
+    fn current(&self) -> Option<AccessToken> {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Single-flight fetch: waits for the fetch lock, then reuses the current token if `good`
+    /// holds for it (someone fetched meanwhile), else asks the token endpoint.
+    async fn fetch_unless(
+        &self,
+        good: impl Fn(&AccessToken) -> bool,
+    ) -> Result<AccessToken, TokenError> {
+        let _guard = self.inner.fetch.lock().await;
+        if let Some(t) = self.current().filter(|t| good(t)) {
+            return Ok(t);
+        }
+        let generation = self.current().map_or(0, |t| t.generation) + 1;
+        let token = self.inner.request(generation).await?;
+        *self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(token.clone());
+        Ok(token)
+    }
+
+    fn refresh_in_background(&self) {
+        if self.inner.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let now = Instant::now();
+            let result = this.fetch_unless(|t| now < t.refresh_from).await;
+            if let Err(_e) = result {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(target: "tower_auth::oauth", error = %_e, "background token refresh failed");
+            }
+            this.inner.refreshing.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Inner {
+    async fn request(&self, generation: u64) -> Result<AccessToken, TokenError> {
+        #[cfg(feature = "metrics")]
+        metrics::counter!("tower_auth_client_credentials_token_requests_total").increment(1);
+        let mut req = self.oauth.exchange_client_credentials();
+        for s in &self.scopes {
+            req = req.add_scope(Scope::new(s.clone()));
+        }
+        for r in &self.resources {
+            req = req.add_extra_param("resource", r.clone());
+        }
+        let http = self.http.clone();
+        let send = move |r: oauth2::HttpRequest| {
+            let http = http.clone();
+            async move {
+                let (parts, body) = r.into_parts();
+                let req = http::Request::from_parts(
+                    parts,
+                    http_body_util::Full::new(bytes::Bytes::from(body)),
+                );
+                let res = http.send(req).await?;
+                let mut out = http::Response::new(res.body.to_vec());
+                *out.status_mut() = res.status;
+                *out.headers_mut() = res.headers;
+                Ok::<_, FetchError>(out)
+            }
+        };
+        let started = Instant::now();
+        let res = req.request_async(&send).await.map_err(|e| match e {
+            oauth2::RequestTokenError::ServerResponse(r) => {
+                TokenError::Refused(r.error().to_string())
+            }
+            other => TokenError::Endpoint(Box::new(other)),
+        })?;
+        let lifetime = res.expires_in().unwrap_or(self.default_lifetime);
+        let mut header = HeaderValue::try_from(format!("Bearer {}", res.access_token().secret()))
+            .map_err(|_| TokenError::Malformed)?;
+        header.set_sensitive(true);
+        let skew = self.skew.min(lifetime / 4);
+        Ok(AccessToken {
+            header,
+            usable_until: started + lifetime - skew,
+            refresh_from: started + lifetime * 3 / 4,
+            generation,
+        })
+    }
+}
+
+/// Builds a [`ClientCredentials`] token source.
+#[must_use]
+pub struct ClientCredentialsBuilder {
+    token_endpoint: String,
+    client_id: String,
+    client_secret: String,
+    auth: ClientAuth,
+    scopes: Vec<String>,
+    resources: Vec<String>,
+    http: Option<HttpClient>,
+    allow_http: bool,
+    skew: Duration,
+    default_lifetime: Duration,
+}
+
+impl fmt::Debug for ClientCredentialsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentialsBuilder")
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCredentialsBuilder {
+    /// The client id (required).
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        self
+    }
+
+    /// The client secret (required). Never logged or printed.
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = secret.into();
+        self
+    }
+
+    /// How to authenticate to the token endpoint (default `client_secret_basic`).
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The scopes to ask for.
+    pub fn scopes<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// RFC 8707 `resource` indicators: the APIs the token is for.
+    pub fn resources<I, T>(mut self, resources: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.resources = resources.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Stop using a token this long before it expires (default 10 s; at most a quarter of the
+    /// token's lifetime is taken).
+    pub fn expiry_skew(mut self, skew: Duration) -> Self {
+        self.skew = skew;
+        self
+    }
+
+    /// The lifetime assumed when the token response has no `expires_in` (default 5 minutes).
+    pub fn default_lifetime(mut self, lifetime: Duration) -> Self {
+        self.default_lifetime = lifetime;
+        self
+    }
+
+    /// The HTTP client for the token endpoint (deadline, size cap, transport).
+    pub fn http_client(mut self, client: HttpClient) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Allows a plain-http token endpoint when no [`http_client`](Self::http_client) is given.
+    /// Only for loopback tests: the client secret crosses the wire in clear.
+    pub fn insecure_allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// Validates the settings.
+    pub fn build(self) -> Result<ClientCredentials, ConfigError> {
+        let http = match self.http {
+            Some(c) => c,
+            None => HttpClient::builder()
+                .insecure_allow_http(self.allow_http)
+                .build()?,
+        };
+        http.check_url(&self.token_endpoint)
+            .map_err(|e| e.for_setting("token_endpoint"))?;
+        if self.client_id.is_empty() {
+            return Err(ConfigError::new("client_id", "\"\"", "must not be empty"));
+        }
+        if self.client_secret.is_empty() {
+            return Err(ConfigError::new(
+                "client_secret",
+                "\"\"",
+                "must not be empty",
+            ));
+        }
+        if self.default_lifetime.is_zero() {
+            return Err(ConfigError::new(
+                "default_lifetime",
+                "0s",
+                "must be greater than zero",
+            ));
+        }
+        let token_url = TokenUrl::new(self.token_endpoint.clone()).map_err(|_| {
+            ConfigError::new("token_endpoint", &self.token_endpoint, "not a valid URL")
+        })?;
+        let oauth = BasicClient::new(ClientId::new(self.client_id.clone()))
+            .set_client_secret(ClientSecret::new(self.client_secret))
+            .set_auth_type(match self.auth {
+                ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
+                ClientAuth::ClientSecretPost => AuthType::RequestBody,
+            })
+            .set_token_uri(token_url);
+        Ok(ClientCredentials {
+            inner: Arc::new(Inner {
+                oauth,
+                http,
+                token_endpoint: self.token_endpoint,
+                client_id: self.client_id,
+                scopes: self.scopes,
+                resources: self.resources,
+                skew: self.skew,
+                default_lifetime: self.default_lifetime,
+                current: RwLock::new(None),
+                fetch: tokio::sync::Mutex::new(()),
+                refreshing: AtomicBool::new(false),
+            }),
+        })
+    }
+}
