@@ -1,1 +1,195 @@
-fn main() {}
+//! `jwt_verify`: the cost of verifying a token through our layer, against jsonwebtoken alone.
+//!
+//! - `raw/<alg>`: `jsonwebtoken::decode` of the token with the same key, validating `exp`, `nbf`,
+//!   `iss` and `aud`, into a `serde_json::Map` (the layer also hands every claim to handlers):
+//!   the floor.
+//! - `layer/<alg>`: one request through `AuthenticateLayer::required(JwtAuthenticator)` and a
+//!   `service_fn`: header parsing, every check, the principal, the inner call.
+//! - `layer_cached/RS256`: the same with the verified-token cache, after the first request.
+//!
+//! Run: `cargo bench -p tower-auth-jwt --bench jwt_verify`
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::future::{Future, ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::{Request, Response, StatusCode};
+use jsonwebtoken::{Algorithm as J, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Map, Value, json};
+use tower::{Layer, Service, service_fn};
+use tower_auth_core::{AuthenticateLayer, CacheConfig};
+use tower_auth_jwt::{Issuer, JwtAuthenticator};
+
+const ISS: &str = "https://issuer.example.com";
+const AUD: &str = "orders-api";
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-bench-secret";
+
+fn data(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+struct Case {
+    name: &'static str,
+    alg: J,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    issuer: Issuer,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "HS256",
+            alg: J::HS256,
+            encoding: EncodingKey::from_secret(SECRET),
+            decoding: DecodingKey::from_secret(SECRET),
+            issuer: Issuer::new(ISS).audience(AUD).hmac_secret(SECRET),
+        },
+        Case {
+            name: "RS256",
+            alg: J::RS256,
+            encoding: EncodingKey::from_rsa_pem(&data("rsa_private.pem")).unwrap(),
+            decoding: DecodingKey::from_rsa_pem(&data("rsa_public.pem")).unwrap(),
+            issuer: Issuer::new(ISS).audience(AUD).pem(data("rsa_public.pem")),
+        },
+        Case {
+            name: "ES256",
+            alg: J::ES256,
+            encoding: EncodingKey::from_ec_pem(&data("ec256_private.pem")).unwrap(),
+            decoding: DecodingKey::from_ec_pem(&data("ec256_public.pem")).unwrap(),
+            issuer: Issuer::new(ISS).audience(AUD).pem(data("ec256_public.pem")),
+        },
+        Case {
+            name: "EdDSA",
+            alg: J::EdDSA,
+            encoding: EncodingKey::from_ed_pem(&data("ed25519_private.pem")).unwrap(),
+            decoding: DecodingKey::from_ed_pem(&data("ed25519_public.pem")).unwrap(),
+            issuer: Issuer::new(ISS)
+                .audience(AUD)
+                .pem(data("ed25519_public.pem")),
+        },
+    ]
+}
+
+fn token(case: &Case) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": ISS,
+        "sub": "f3c1e2d4-5b6a-4c7d-8e9f-0a1b2c3d4e5f",
+        "aud": AUD,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "jti": "0b6a6c1e-6f0c-4d5c-9f7e-1c2d3e4f5a6b",
+        "scope": "openid profile orders:read orders:write",
+        "roles": ["order-admin"],
+        "azp": "web-app",
+    });
+    jsonwebtoken::encode(&Header::new(case.alg), &claims, &case.encoding).unwrap()
+}
+
+/// Drives one request through `svc`; every future here is ready at once.
+fn one<S>(svc: &mut S, req: Request<()>) -> Response<()>
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(svc.poll_ready(&mut cx).is_ready());
+    let mut fut = pin!(svc.call(req));
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(res)) => res,
+        _ => unreachable!("every future in this bench is ready"),
+    }
+}
+
+fn request(token: &str) -> Request<()> {
+    Request::get("/orders")
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "*/*")
+        .body(())
+        .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let inner = service_fn(|req: Request<()>| {
+        black_box(&req);
+        ready(Ok::<_, Infallible>(Response::new(())))
+    });
+    let mut g = c.benchmark_group("jwt_verify");
+    g.warm_up_time(Duration::from_secs(1));
+
+    let mut rs256 = None;
+    for case in cases() {
+        let token = token(&case);
+        let mut validation = Validation::new(case.alg);
+        validation.set_audience(&[AUD]);
+        validation.set_issuer(&[ISS]);
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        assert!(
+            jsonwebtoken::decode::<Map<String, Value>>(&token, &case.decoding, &validation).is_ok()
+        );
+        g.bench_function(format!("raw/{}", case.name), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<Map<String, Value>>(
+                    black_box(&token),
+                    &case.decoding,
+                    &validation,
+                )
+                .unwrap()
+            })
+        });
+
+        let auth = JwtAuthenticator::builder()
+            .issuer(case.issuer)
+            .build()
+            .unwrap();
+        let mut svc = AuthenticateLayer::required(auth).layer(inner);
+        assert_eq!(one(&mut svc, request(&token)).status(), StatusCode::OK);
+        g.bench_function(format!("layer/{}", case.name), |b| {
+            b.iter_batched(
+                || request(&token),
+                |req| one(&mut svc, req),
+                BatchSize::SmallInput,
+            )
+        });
+        if case.name == "RS256" {
+            rs256 = Some(token);
+        }
+    }
+
+    let token = rs256.unwrap();
+    let auth = JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).audience(AUD).pem(data("rsa_public.pem")))
+        .verified_token_cache(
+            CacheConfig::builder()
+                .ttl(Duration::from_secs(3600))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let mut svc = AuthenticateLayer::required(auth.clone()).layer(inner);
+    assert_eq!(one(&mut svc, request(&token)).status(), StatusCode::OK);
+    assert_eq!(auth.cached_tokens(), 1);
+    g.bench_function("layer_cached/RS256", |b| {
+        b.iter_batched(
+            || request(&token),
+            |req| one(&mut svc, req),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,4 +1,212 @@
-//! JWT docs placeholder.
+//! JWT bearer authentication for tower: strict validation of signed JWTs (RFC 7519, RFC 7515)
+//! from one or several issuers, mapped onto the core [`Principal`], with an opt-in
+//! verified-token cache and a revocation hook.
+//!
+//! [`JwtAuthenticator`] is a [`tower_auth_core::Authenticator`]: put it in an
+//! [`AuthenticateLayer`] and every request carrying a valid token reaches your service with a
+//! [`Principal`] in its extensions; every other request gets the tower-auth response contract
+//! (401 / 400 / 403 / 503, RFC 6750 challenges). Signature checks run on jsonwebtoken 11 with
+//! its aws-lc-rs backend; no jsonwebtoken type appears in this crate's API.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::time::{SystemTime, UNIX_EPOCH};
+//! use http::{Request, Response, StatusCode};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_auth_core::{AuthenticateLayer, Principal, RequireScopesLayer};
+//! use tower_auth_jwt::{Claims, Issuer, JwtAuthenticator};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let secret = b"a secret of at least 32 bytes, shared with the issuer";
+//! let auth = JwtAuthenticator::builder()
+//!     .issuer(
+//!         Issuer::new("https://auth.example.com")
+//!             .audience("orders-api")
+//!             .hmac_secret(secret),
+//!     )
+//!     .build()
+//!     .unwrap();
+//!
+//! let svc = ServiceBuilder::new()
+//!     .layer(AuthenticateLayer::required(auth))
+//!     .layer(RequireScopesLayer::all_of(["orders:write"]))
+//!     .service(service_fn(|req: Request<()>| async move {
+//!         let principal = req.extensions().get::<Principal>().unwrap();
+//!         assert_eq!(principal.subject(), "alice");
+//!         // Every verified claim is there for the handler.
+//!         let claims = principal.extension::<Claims>().unwrap();
+//!         assert_eq!(claims.get("plan").and_then(|v| v.as_str()), Some("pro"));
+//!         Ok::<_, Infallible>(Response::new(()))
+//!     }));
+//!
+//! // Tokens as the issuer would mint them (here with jsonwebtoken).
+//! let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+//! let mint = |scope: &str| {
+//!     let claims = serde_json::json!({
+//!         "iss": "https://auth.example.com", "aud": "orders-api", "sub": "alice",
+//!         "iat": now, "exp": now + 600, "scope": scope, "plan": "pro",
+//!     });
+//!     let key = jsonwebtoken::EncodingKey::from_secret(secret);
+//!     jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+//! };
+//! let call = |token: Option<String>| {
+//!     let mut req = Request::post("/orders");
+//!     if let Some(t) = token {
+//!         req = req.header("authorization", format!("Bearer {t}"));
+//!     }
+//!     svc.clone().oneshot(req.body(()).unwrap())
+//! };
+//!
+//! // A valid token with the scope: 200.
+//! let res = call(Some(mint("orders:read orders:write"))).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::OK);
+//! // Valid, but without the scope: 403 insufficient_scope.
+//! let res = call(Some(mint("orders:read"))).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::FORBIDDEN);
+//! // No token: 401 with a bare challenge.
+//! let res = call(None).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! // A tampered token: 401 invalid_token.
+//! let token = mint("orders:write");
+//! let tampered = format!("{}x", &token[..token.len() - 1]);
+//! let res = call(Some(tampered)).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+//! # }
+//! ```
+//!
+//! # Issuers and keys
+//!
+//! Each [`Issuer`] is matched by the token's `iss`, exactly. The `iss` is read from the payload
+//! (decoded once) before any signature work, and used for nothing but picking the issuer's
+//! configuration until the signature is verified; a token of an unknown issuer is rejected
+//! without touching any key.
+//!
+//! Keys are local ([`Issuer::hmac_secret`], [`Issuer::pem`], [`Issuer::jwk`], [`Issuer::jwks`],
+//! [`Issuer::key`]) or come from a [`KeySource`] ([`Issuer::key_source`]). The trait is the
+//! extension point for remote keys: a JWKS URL or OIDC discovery source keeps its last good
+//! [`KeySet`] in memory and answers [`KeyLookup::Ready`] synchronously (so the request path
+//! does not allocate or wait), [`KeyLookup::Pending`] with a future when it must fetch (cold
+//! start, an unknown `kid` within its refetch budget), or [`KeyLookup::Unavailable`], which is a
+//! 503. [`KeySet::from_jwks_skipping_invalid`] parses a published JWKS the way such a source
+//! should (unusable keys are skipped, not fatal).
+//!
+//! Key selection: a token `kid` picks the key with that `kid`; when no key has it, keys
+//! configured without a `kid` are tried (a PEM key has none); a token without `kid` tries every
+//! key. In every case only keys that [fit](VerifyingKey::fits) the token's algorithm are used.
+//!
+//! # Validation
+//!
+//! | check | rule |
+//! |---|---|
+//! | size | at most 8 KiB by default ([`JwtAuthenticatorBuilder::max_token_size`]), checked before anything is decoded |
+//! | shape | compact JWS, three segments, strict base64url (no padding, canonical trailing bits, URL alphabet), JSON header and claims object |
+//! | `alg` | exact JWA name, in the issuer's allow-list, and fitting the key: its type (`kty`, `crv`), its JWK `alg`, and for HMAC a secret at least as long as the hash. Never `none` |
+//! | `crit` | any `crit` header is rejected: we implement no JWS extension (RFC 7515 section 4.1.11) |
+//! | `jwk`, `jku`, `x5u`, `x5c` | ignored: keys come from configuration only, nothing is fetched from a token |
+//! | `typ` | with [`Issuer::require_access_token_type`]: `at+jwt` or `application/at+jwt`, case-insensitive (RFC 9068) |
+//! | signature | over the exact bytes received |
+//! | `exp` | required (opt out: [`Issuer::insecure_allow_missing_exp`]), a NumericDate, `now <= exp + leeway` |
+//! | `nbf` | when present, a NumericDate, `nbf <= now + leeway` |
+//! | `iat` | when present, a NumericDate not after `now + leeway`; required with [`Issuer::max_token_age`], then `now <= iat + max_age + leeway` |
+//! | `iss` | a string equal to a configured issuer |
+//! | `aud` | required; a string or an array of strings containing any configured audience (opt out: [`Issuer::insecure_skip_audience`]) |
+//! | `sub`, `jti` | strings when present; a subject is required (`sub`, else `client_id`, else `azp`, or [`Issuer::subject_claim`]) |
+//! | revocation | the [`RevocationCheck`] hook, on every request |
+//!
+//! Leeway defaults to 60 s ([`Issuer::leeway`]). Time comes from the injected
+//! [`Clock`](tower_auth_core::clock::Clock) ([`JwtAuthenticatorBuilder::clock`]): this crate
+//! makes every time decision itself (jsonwebtoken's own time checks are not used), so tests can
+//! move time without sleeping. Every failure is a 401 `invalid_token` with a fixed description
+//! (`token expired`, `wrong audience`, ...) that never echoes the token.
+//!
+//! # Claims to principal
+//!
+//! - subject: `sub` (see above); issuer: `iss`; expiry: `exp`;
+//! - scopes: `scope` (space separated), else `scp` (a string or an array);
+//! - roles and tenant: claim paths of a [`ClaimsMapping`], with presets for Keycloak
+//!   (`realm_access.roles`), Auth0 (`permissions`) and Azure AD (`roles`, `tid`);
+//! - kind: [`PrincipalKind::User`](tower_auth_core::PrincipalKind::User) unless a
+//!   [`ServiceRule`] says the token is a client acting for itself
+//!   ([`ServiceRule::ClientCredentials`]: no `sub`, `sub` equal to `client_id` / `azp`, or Azure
+//!   AD's `idtyp: app`). The default is "always a user" because no single claim says so for
+//!   every provider; choose the rule that matches yours;
+//! - every claim: the [`Claims`] extension, with a typed view through [`Claims::deserialize`].
+//!
+//! # Verified-token cache
+//!
+//! Off by default; [`JwtAuthenticatorBuilder::verified_token_cache`] turns it on. A token that
+//! passed every check is remembered under the SHA-256 of its bytes (the token itself is not
+//! kept) until its `exp` + leeway (or its maximum age), capped by the cache TTL. A hit skips
+//! parsing and the signature, but expiry is checked against the clock and the revocation hook is
+//! asked on every request. Rejected tokens are not cached. [`JwtAuthenticator::clear_cache`]
+//! drops everything (after withdrawing a key, for example).
+//!
+//! # Token sources
+//!
+//! `Authorization: Bearer` (RFC 6750 section 2.1): the scheme claims values shaped like a
+//! compact JWS (three dot-separated segments), so it composes with API keys and opaque tokens
+//! through [`Authenticator::or`](tower_auth_core::Authenticator::or). A named cookie, when
+//! configured ([`JwtAuthenticatorBuilder::cookie`]); a request with both is malformed (400).
+//!
+//! # Feature flags
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `tracing` | yes | debug/trace events on the `tower_auth::jwt` target (outcome and fixed reason, never a token); enables core's `tracing` |
+//! | `metrics` | no | `tower_auth_jwt_verifications_total{outcome=valid\|invalid\|unavailable}`, `tower_auth_jwt_cache_requests_total{outcome=hit\|miss}`; enables core's `metrics` |
+//!
+//! # Security notes
+//!
+//! Each attack below has a test in `tests/attacks.rs` that fails if the defence is removed.
+//!
+//! - **`alg: none`** in any spelling: algorithm names are matched exactly and `none` is not one
+//!   of ours; an empty signature is refused first.
+//! - **Algorithm confusion** (an HMAC made with the RSA public key's PEM, DER or JWK bytes): the
+//!   issuer's allow-list refuses the algorithm, and independently the key's type refuses to
+//!   verify an HMAC with an RSA key; a configured allow-list naming an algorithm no key can
+//!   verify is a build error.
+//! - **Keys from the token** (`jwk`, `jku`, `x5u`, `x5c`): never read, never fetched.
+//! - **Psychic signatures** (ECDSA r = s = 0, CVE-2022-21449) and malformed signatures:
+//!   rejected by aws-lc-rs; signatures must have the exact fixed length.
+//! - **Tampering** with header, payload or signature: the signature covers the received bytes.
+//! - **Non-canonical base64** (padding, non-zero trailing bits, `+` / `/`): refused, so one
+//!   token has one spelling (and one cache key).
+//! - **Oversized tokens**: refused before any decoding.
+//! - **Expired, not yet valid, too old, wrong or missing `aud` / `iss`, mistyped claims**
+//!   (string `exp`, numeric `aud`, array `iss`): refused, with leeway only where it applies.
+//! - **Token type confusion** (an ID token used as an access token): `typ` check on request.
+//! - **Unknown critical extensions**: any `crit` is refused.
+//! - **Weak keys**: HMAC secrets under 32 bytes, RSA under 2048 bits and private keys given as
+//!   public keys are build errors.
+//! - jsonwebtoken's crypto provider is installed explicitly when an authenticator is built, so
+//!   a dependency that enables its other backend cannot leave it without one (jsonwebtoken
+//!   panics at first use in that case).
+//! - `Debug` output never shows secrets or tokens; error descriptions are fixed strings.
+//!
+//! Still yours to decide: short token lifetimes and a revocation list for tokens that must die
+//! early (RFC 8725 section 3.10 and RFC 9700), HTTPS everywhere, `HttpOnly` / `Secure` /
+//! `SameSite` for the cookie, and one audience per API.
+//!
+//! # References
+//!
+//! [RFC 7519] (JWT), [RFC 7515] (JWS), [RFC 7518] (JWA), [RFC 8725] (JWT best current
+//! practices), [RFC 9068] (JWT access tokens), [RFC 6750] (Bearer tokens), [RFC 7235] (HTTP
+//! authentication), [RFC 9700] (OAuth 2.0 security best current practice).
+//!
+//! [`Principal`]: tower_auth_core::Principal
+//! [`AuthenticateLayer`]: tower_auth_core::AuthenticateLayer
+//! [RFC 7519]: https://www.rfc-editor.org/rfc/rfc7519
+//! [RFC 7515]: https://www.rfc-editor.org/rfc/rfc7515
+//! [RFC 7518]: https://www.rfc-editor.org/rfc/rfc7518
+//! [RFC 8725]: https://www.rfc-editor.org/rfc/rfc8725
+//! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
+//! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
+//! [RFC 7235]: https://www.rfc-editor.org/rfc/rfc7235
+//! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
