@@ -254,15 +254,16 @@ impl Inner {
                 .or_else(|| claims.get("azp").and_then(Value::as_str)),
         }
         .ok_or_else(|| AuthError::invalid_token("missing subject"))?;
-        let identity = TokenIdentity {
+        // Only built when something will read it.
+        let identity = (self.revocation.is_some() || self.cache.is_some()).then(|| TokenIdentity {
             issuer: issuer.issuer.clone(),
             subject: subject.map(str::to_owned),
             jti: jti.map(str::to_owned),
             issued_at: times.iat,
             expires_at: times.exp,
-        };
-        if let Some(r) = &self.revocation
-            && r.is_revoked(&identity)
+        });
+        if let (Some(r), Some(identity)) = (&self.revocation, &identity)
+            && r.is_revoked(identity)
         {
             return Err(AuthError::invalid_token("token revoked"));
         }
@@ -284,7 +285,7 @@ impl Inner {
         let principal = builder
             .extension(Claims::from_value(Value::Object(claims)))
             .build();
-        if let (Some(cache), Some(hash)) = (&self.cache, hash) {
+        if let (Some(cache), Some(hash), Some(identity)) = (&self.cache, hash, identity) {
             cache.insert(
                 hash,
                 CachedToken::new(

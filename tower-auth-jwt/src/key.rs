@@ -609,3 +609,198 @@ struct RawJwk {
     p: Option<String>,
     q: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    fn data(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn ec_jwk() -> serde_json::Value {
+        json!({"kty":"EC","crv":"P-256","kid":"e1",
+               "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+               "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"})
+    }
+
+    fn reason(v: serde_json::Value) -> String {
+        VerifyingKey::from_jwk_value(&v)
+            .unwrap_err()
+            .reason()
+            .to_owned()
+    }
+
+    #[test]
+    fn pem_key_types() {
+        for (file, kt) in [
+            ("rsa_public.pem", KeyType::Rsa),
+            ("ec256_public.pem", KeyType::EcP256),
+            ("ec384_public.pem", KeyType::EcP384),
+            ("ed25519_public.pem", KeyType::Ed25519),
+        ] {
+            let k = VerifyingKey::from_pem(data(file)).unwrap();
+            assert_eq!(k.key_type(), kt, "{file}");
+            assert_eq!(k.kid(), None);
+        }
+        for (file, why) in [
+            ("rsa_private.pem", "private key"),
+            ("ec256_private.pem", "private key"),
+            ("rsa1024_public.pem", "1024 bits"),
+        ] {
+            let e = VerifyingKey::from_pem(data(file)).unwrap_err();
+            assert!(e.reason().contains(why), "{file}: {e}");
+        }
+        assert!(VerifyingKey::from_pem(b"not pem").is_err());
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        assert!(
+            VerifyingKey::from_pem(cert)
+                .unwrap_err()
+                .reason()
+                .contains("certificates")
+        );
+    }
+
+    #[test]
+    fn pkcs1_rsa_public_key_pem() {
+        // The same key as rsa_public.pem, re-encoded as PKCS #1 ("RSA PUBLIC KEY").
+        let spki = VerifyingKey::from_pem(data("rsa_public.pem")).unwrap();
+        let der = spki.decoding.try_get_as_bytes().unwrap().to_vec();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let pem = format!("-----BEGIN RSA PUBLIC KEY-----\n{b64}\n-----END RSA PUBLIC KEY-----\n");
+        assert_eq!(
+            VerifyingKey::from_pem(pem).unwrap().key_type(),
+            KeyType::Rsa
+        );
+    }
+
+    #[test]
+    fn jwk_rules() {
+        let k = VerifyingKey::from_jwk_value(&ec_jwk()).unwrap();
+        assert_eq!((k.key_type(), k.kid()), (KeyType::EcP256, Some("e1")));
+        assert!(k.fits(Algorithm::ES256));
+        assert!(!k.fits(Algorithm::ES384));
+
+        let with = |k: &str, v: serde_json::Value| {
+            let mut j = ec_jwk();
+            j[k] = v;
+            j
+        };
+        assert_eq!(reason(with("use", json!("enc"))), "`use` is not `sig`");
+        assert_eq!(
+            reason(with("key_ops", json!(["encrypt"]))),
+            "`key_ops` does not include `verify`"
+        );
+        assert!(VerifyingKey::from_jwk_value(&with("key_ops", json!(["verify"]))).is_ok());
+        assert!(reason(with("alg", json!("ES384"))).contains("does not fit"));
+        assert!(reason(with("alg", json!("RS256"))).contains("does not fit"));
+        assert_eq!(reason(with("alg", json!("none"))), "unsupported `alg`");
+        assert_eq!(reason(with("crv", json!("P-521"))), "unsupported EC curve");
+        assert_eq!(
+            reason(with("crv", json!("P-384"))),
+            "EC coordinates do not match the curve"
+        );
+        assert!(reason(with("d", json!("AAAA"))).contains("private key members"));
+        assert_eq!(
+            reason(with(
+                "x",
+                json!("f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU=")
+            )),
+            "`x` is not canonical base64url"
+        );
+        // A point that is not on the curve.
+        assert_eq!(
+            reason(with(
+                "y",
+                json!("x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5aA")
+            )),
+            "invalid EC public key"
+        );
+        assert_eq!(
+            reason(json!({"kty":"OKP","crv":"Ed448","x":"AA"})),
+            "unsupported OKP curve"
+        );
+        assert_eq!(reason(json!({"kty":"XYZ"})), "unsupported `kty`");
+        assert!(reason(json!({"kty":"oct","k":"c2hvcnQ"})).contains("HMAC secret of 5 bytes"));
+        // The error names the key.
+        let e = VerifyingKey::from_jwk_value(&with("use", json!("enc"))).unwrap_err();
+        assert_eq!(e.to_string(), "key `e1`: `use` is not `sig`");
+    }
+
+    #[test]
+    fn hmac_secret_length_decides_the_algorithms() {
+        let k48 = VerifyingKey::hmac_secret([1u8; 48]).unwrap();
+        assert!(k48.fits(Algorithm::HS256) && k48.fits(Algorithm::HS384));
+        assert!(!k48.fits(Algorithm::HS512));
+        let k64 = VerifyingKey::hmac_secret([1u8; 64]).unwrap();
+        assert!(k64.fits(Algorithm::HS512));
+        assert!(!k64.fits(Algorithm::RS256));
+        assert!(k64.clone().restrict_to(Algorithm::RS256).is_err());
+        let only = k64.restrict_to(Algorithm::HS384).unwrap();
+        assert!(only.fits(Algorithm::HS384) && !only.fits(Algorithm::HS256));
+        // verify_signature refuses a key that does not fit, whatever the signature.
+        assert!(!only.verify_signature(Algorithm::HS256, b"a.b", "AAAA"));
+    }
+
+    #[test]
+    fn strict_and_lenient_jwks() {
+        let good = ec_jwk();
+        let mut dup = ec_jwk();
+        dup["kid"] = json!("e1");
+        let enc = json!({"kty":"RSA","use":"enc","n":"AQAB","e":"AQAB","kid":"r1"});
+        let oct = json!({"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","kid":"s1"});
+        let odd = json!({"kty":"OKP","crv":"X25519","x":"AA","kid":"x1"});
+        let mut other = ec_jwk();
+        other["kid"] = json!("e2");
+
+        let doc = |keys: Vec<serde_json::Value>| json!({ "keys": keys }).to_string();
+        assert!(KeySet::from_jwks(&doc(vec![good.clone(), dup.clone()])).is_err());
+        assert!(KeySet::from_jwks(&doc(vec![good.clone(), enc.clone()])).is_err());
+        assert_eq!(
+            KeySet::from_jwks(&doc(vec![good.clone(), oct.clone()]))
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(KeySet::from_jwks("[]").is_err());
+
+        let (set, skipped) =
+            KeySet::from_jwks_skipping_invalid(&doc(vec![good, dup, enc, oct, odd, other]))
+                .unwrap();
+        // Only e2 survives: e1 is duplicated, r1 is for encryption, s1 is a secret in a public
+        // set, x1 is not a signature key.
+        assert_eq!(
+            set.iter().map(|k| k.kid().unwrap()).collect::<Vec<_>>(),
+            ["e2"]
+        );
+        let mut kids: Vec<_> = skipped
+            .iter()
+            .map(|e| e.kid().unwrap().to_owned())
+            .collect();
+        kids.sort();
+        assert_eq!(kids, ["e1", "e1", "r1", "s1", "x1"]);
+    }
+
+    #[test]
+    fn candidates_follow_kid_then_keys_without_kid() {
+        let a = VerifyingKey::hmac_secret([1u8; 32]).unwrap().with_kid("a");
+        let b = VerifyingKey::hmac_secret([2u8; 32]).unwrap().with_kid("b");
+        let plain = VerifyingKey::hmac_secret([3u8; 32]).unwrap();
+        let ec = VerifyingKey::from_jwk_value(&ec_jwk()).unwrap();
+        let set = KeySet::new([a, b, plain, ec]).unwrap();
+        let kids = |kid: Option<&str>, alg| {
+            set.candidates(kid, alg)
+                .map(|k| k.kid().unwrap_or("-").to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kids(Some("b"), Algorithm::HS256), ["b"]);
+        assert_eq!(kids(Some("zzz"), Algorithm::HS256), ["-"]);
+        assert_eq!(kids(None, Algorithm::HS256), ["a", "b", "-"]);
+        assert_eq!(kids(None, Algorithm::ES256), ["e1"]);
+        assert!(kids(Some("e1"), Algorithm::HS256).is_empty());
+        assert!(kids(None, Algorithm::HS512).is_empty());
+    }
+}

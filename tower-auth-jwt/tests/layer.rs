@@ -547,18 +547,6 @@ fn debug_output_never_shows_secrets() {
     }
 }
 
-#[test]
-fn crypto_provider_is_installed_by_build() {
-    builder().build().unwrap();
-    // Installing another one now fails: ours is in place, whatever the crate features.
-    assert!(
-        jsonwebtoken::crypto::CryptoProvider::install_default(
-            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
-        )
-        .is_err()
-    );
-}
-
 #[tokio::test]
 async fn rejections_never_call_the_inner_service_or_panic_on_odd_headers() {
     let auth = builder().cookie("session").build().unwrap();
