@@ -94,7 +94,7 @@ impl JwtAuthenticator {
     /// that receive tokens outside HTTP headers (a WebSocket message, a gRPC metadata entry
     /// you parse yourself).
     pub fn verify(&self, token: &str) -> JwtFuture {
-        self.start(token)
+        self.start(token.as_bytes())
     }
 
     /// Removes every entry of the verified-token cache (after a key was withdrawn, for
@@ -110,7 +110,7 @@ impl JwtAuthenticator {
         self.inner.cache.as_ref().map_or(0, TokenCache::entry_count)
     }
 
-    fn start(&self, token: &str) -> JwtFuture {
+    fn start(&self, token: &[u8]) -> JwtFuture {
         let inner = &self.inner;
         // Size first: nothing of an oversized token is decoded.
         if token.len() > inner.max_token_size {
@@ -123,11 +123,21 @@ impl JwtAuthenticator {
         if let Some((c, key)) = &key {
             let hit = c.get(key);
             telemetry::cache(hit.is_some());
-            if let Some(hit) = hit {
-                return JwtFuture::ready(inner.cached(&hit));
+            match hit {
+                // The key that verified it is still published: serve from cache.
+                Some(hit) if hit.key.strong_count() > 0 => {
+                    return JwtFuture::ready(inner.cached(&hit));
+                }
+                // Its key left every key set: verify again (and fail if it is gone for good).
+                Some(_) => c.remove(key),
+                None => {}
             }
         }
         let hash = key.map(|(_, k)| k);
+        // Only now, past the cache, is the token read as text.
+        let Ok(token) = std::str::from_utf8(token) else {
+            return JwtFuture::ready(reject(AuthError::invalid_token("malformed token")));
+        };
         let parsed = match Parsed::parse(token) {
             Ok(p) => p,
             Err(e) => return JwtFuture::ready(reject(e)),
@@ -223,15 +233,15 @@ impl Inner {
         if candidates.peek().is_none() {
             return Err(AuthError::invalid_token("no key for this token"));
         }
-        if !candidates.any(|k| {
+        let Some(verified_by) = candidates.find(|k| {
             k.verify(
                 parsed.alg,
                 parsed.signing_input.as_bytes(),
                 parsed.signature,
             )
-        }) {
+        }) else {
             return Err(AuthError::invalid_token("invalid signature"));
-        }
+        };
         let claims = parsed.claims;
         let now = self.clock.now();
         let times = check_times(issuer, &claims, now)?;
@@ -291,6 +301,7 @@ impl Inner {
                 CachedToken::new(
                     principal.clone(),
                     identity,
+                    Arc::downgrade(verified_by),
                     times.valid_until,
                     now,
                     cache.ttl,
@@ -488,8 +499,11 @@ impl JwtCredential {
         })
     }
 
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.value.as_bytes()[self.range.clone()]).unwrap_or("")
+    fn as_bytes(&self) -> &[u8] {
+        self.value
+            .as_bytes()
+            .get(self.range.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -547,7 +561,7 @@ impl Authenticator for JwtAuthenticator {
     }
 
     fn authenticate(&self, credential: JwtCredential) -> JwtFuture {
-        self.start(credential.as_str())
+        self.start(credential.as_bytes())
     }
 }
 

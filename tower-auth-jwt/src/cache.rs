@@ -1,17 +1,17 @@
 //! The verified-token cache: SHA-256 of the token -> the principal it authenticated.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use moka::Expiry;
 use tower_auth_core::{CacheConfig, Principal};
 
-use crate::TokenIdentity;
+use crate::{TokenIdentity, VerifyingKey};
 
 pub(crate) type TokenHash = [u8; 32];
 
-pub(crate) fn hash(token: &str) -> TokenHash {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+pub(crate) fn hash(token: &[u8]) -> TokenHash {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
@@ -20,6 +20,9 @@ pub(crate) fn hash(token: &str) -> TokenHash {
 pub(crate) struct CachedToken {
     pub(crate) principal: Principal,
     pub(crate) identity: TokenIdentity,
+    /// The key that verified the token. Once no key set holds it any more (a remote source
+    /// dropped it at a refresh), the entry is no longer served.
+    pub(crate) key: Weak<VerifyingKey>,
     /// The instant after which the token fails its time checks (`exp` + leeway, or
     /// `iat` + max age + leeway), by the authenticator's clock.
     pub(crate) valid_until: Option<SystemTime>,
@@ -31,6 +34,7 @@ impl CachedToken {
     pub(crate) fn new(
         principal: Principal,
         identity: TokenIdentity,
+        key: Weak<VerifyingKey>,
         valid_until: Option<SystemTime>,
         now: SystemTime,
         max_ttl: Duration,
@@ -39,6 +43,7 @@ impl CachedToken {
         Self {
             principal,
             identity,
+            key,
             valid_until,
             ttl: left.min(max_ttl),
         }
@@ -83,6 +88,10 @@ impl TokenCache {
         if !value.ttl.is_zero() {
             self.cache.insert(key, Arc::new(value));
         }
+    }
+
+    pub(crate) fn remove(&self, key: &TokenHash) {
+        self.cache.invalidate(key);
     }
 
     pub(crate) fn invalidate_all(&self) {

@@ -429,7 +429,16 @@ impl KeySet {
     /// A set of the given keys. Fails when two keys share a `kid`: which one is meant could not
     /// be known.
     pub fn new(keys: impl IntoIterator<Item = VerifyingKey>) -> Result<Self, KeyError> {
-        let keys: Vec<_> = keys.into_iter().map(Arc::new).collect();
+        Self::from_shared(keys.into_iter().map(Arc::new))
+    }
+
+    /// A set of keys that may also belong to other sets. A refreshing source passes the
+    /// `Arc`s of keys that did not change, so tokens they verified stay in the verified-token
+    /// cache (entries are served only while their key is held by some set).
+    pub fn from_shared(
+        keys: impl IntoIterator<Item = Arc<VerifyingKey>>,
+    ) -> Result<Self, KeyError> {
+        let keys: Vec<_> = keys.into_iter().collect();
         let mut seen = HashSet::new();
         for k in &keys {
             if let Some(kid) = k.kid()

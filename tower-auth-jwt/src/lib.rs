@@ -142,8 +142,10 @@
 //! passed every check is remembered under the SHA-256 of its bytes (the token itself is not
 //! kept) until its `exp` + leeway (or its maximum age), capped by the cache TTL. A hit skips
 //! parsing and the signature, but expiry is checked against the clock and the revocation hook is
-//! asked on every request. Rejected tokens are not cached. [`JwtAuthenticator::clear_cache`]
-//! drops everything (after withdrawing a key, for example).
+//! asked on every request. Rejected tokens are not cached. An entry is served only while the
+//! key that verified it is still held by its issuer's key set, so a key withdrawn by a
+//! refreshing [`KeySource`] takes its cached tokens with it. [`JwtAuthenticator::clear_cache`]
+//! drops everything.
 //!
 //! # Token sources
 //!

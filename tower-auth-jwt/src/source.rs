@@ -28,6 +28,12 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// `kid` calls for a refetch within its cooldown. Plug it in with
 /// [`Issuer::key_source`](crate::Issuer::key_source).
 ///
+/// The verified-token cache holds a weak reference to the key that verified each token: once
+/// a source stops holding a key (it left the published set), the tokens it verified are no
+/// longer served from the cache and are verified again, which fails if the key is gone. A source
+/// that rebuilds its set on refresh should reuse the `Arc<VerifyingKey>` of unchanged keys
+/// ([`KeySet::from_shared`]) so their tokens stay cached.
+///
 /// Implementations must be cheap to call and must not block.
 pub trait KeySource: Send + Sync + 'static {
     /// The keys to verify a token with this `kid` (`None` when the header has none).

@@ -308,6 +308,60 @@ async fn verified_token_cache_serves_hits_and_still_checks_expiry() {
     assert_eq!(auth.cached_tokens(), 0);
 }
 
+/// A source whose key set can be replaced, as a refreshing JWKS source does.
+struct Swappable {
+    keys: Mutex<Arc<KeySet>>,
+    lookups: AtomicUsize,
+}
+
+impl KeySource for Swappable {
+    fn lookup(&self, _: Option<&str>) -> KeyLookup {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        KeyLookup::Ready(self.keys.lock().unwrap().clone())
+    }
+}
+
+#[tokio::test]
+async fn cached_tokens_of_a_withdrawn_key_are_verified_again() {
+    let rsa = Arc::new(VerifyingKey::from_pem(data("rsa_public.pem")).unwrap());
+    let other = Arc::new(VerifyingKey::from_pem(data("rsa2_public.pem")).unwrap());
+    let source = Arc::new(Swappable {
+        keys: Mutex::new(Arc::new(
+            KeySet::from_shared([rsa.clone(), other.clone()]).unwrap(),
+        )),
+        lookups: AtomicUsize::new(0),
+    });
+    let auth = JwtAuthenticator::builder()
+        .issuer(
+            Issuer::new(ISS)
+                .audience(AUD)
+                .key_source(source.clone())
+                .algorithms([Algorithm::RS256]),
+        )
+        .clock(clock())
+        .verified_token_cache(CacheConfig::default())
+        .build()
+        .unwrap();
+    let token = mint(&claims(), &Signer::rs256());
+    send_token(&auth, &token).await.assert_ok();
+    send_token(&auth, &token).await.assert_ok();
+    assert_eq!(source.lookups.load(Ordering::SeqCst), 1);
+
+    // A refresh that keeps the key (same Arc): still served from the cache.
+    *source.keys.lock().unwrap() =
+        Arc::new(KeySet::from_shared([rsa.clone(), other.clone()]).unwrap());
+    send_token(&auth, &token).await.assert_ok();
+    assert_eq!(source.lookups.load(Ordering::SeqCst), 1);
+
+    // The key leaves the published set: the cached token is not served any more.
+    *source.keys.lock().unwrap() = Arc::new(KeySet::from_shared([other]).unwrap());
+    drop(rsa);
+    send_token(&auth, &token)
+        .await
+        .assert_invalid_token("invalid signature");
+    assert_eq!(source.lookups.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn revocation_is_checked_on_every_request_including_cache_hits() {
     let revoked: Arc<Mutex<HashSet<String>>> = Arc::default();
