@@ -341,35 +341,39 @@ fn check_times(
     let exp = time_claim(claims, "exp", "malformed expiry")?;
     let nbf = time_claim(claims, "nbf", "malformed not-before")?;
     let iat = time_claim(claims, "iat", "malformed issued-at")?;
+    // `later` is more than `leeway` after `earlier`; written without additions, so huge dates
+    // cannot overflow.
+    let beyond = |later: SystemTime, earlier: SystemTime| {
+        later.duration_since(earlier).is_ok_and(|d| d > leeway)
+    };
     let mut valid_until = None;
     match exp {
         None if issuer.require_exp => return Err(AuthError::invalid_token("missing expiry")),
         None => {}
         Some(exp) => {
-            let limit = exp + leeway;
-            if now > limit {
+            if beyond(now, exp) {
                 return Err(AuthError::invalid_token("token expired"));
             }
-            valid_until = Some(limit);
+            valid_until = exp.checked_add(leeway);
         }
     }
-    if let Some(nbf) = nbf
-        && now + leeway < nbf
-    {
+    if nbf.is_some_and(|nbf| beyond(nbf, now)) {
         return Err(AuthError::invalid_token("token not yet valid"));
     }
-    if let Some(iat) = iat
-        && now + leeway < iat
-    {
+    if iat.is_some_and(|iat| beyond(iat, now)) {
         return Err(AuthError::invalid_token("token issued in the future"));
     }
     if let Some(max_age) = issuer.max_age {
         let iat = iat.ok_or_else(|| AuthError::invalid_token("missing issued-at"))?;
-        let limit = iat + max_age + leeway;
-        if now > limit {
+        // iat is at most `leeway` in the future here, so this cannot overflow in practice.
+        let limit = iat.checked_add(max_age + leeway);
+        if limit.is_none_or(|limit| now > limit) {
             return Err(AuthError::invalid_token("token too old"));
         }
-        valid_until = Some(valid_until.map_or(limit, |v| v.min(limit)));
+        valid_until = match (valid_until, limit) {
+            (Some(v), Some(l)) => Some(v.min(l)),
+            (v, l) => v.or(l),
+        };
     }
     Ok(Times {
         exp,

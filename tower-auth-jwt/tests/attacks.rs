@@ -471,6 +471,24 @@ async fn exp_must_be_a_present_numeric_date() {
     send_token(&auth, &mint(&without(claims(), "exp"), &s))
         .await
         .assert_invalid_token("missing expiry");
+    // Dates at the edge of what the platform represents: no overflow, no panic.
+    for huge in [
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(1e300),
+        json!(9_007_199_254_740_993u64),
+    ] {
+        let out = send_token(&auth, &mint(&with(claims(), "exp", huge.clone()), &s)).await;
+        if huge.as_i64().is_some() {
+            out.assert_ok(); // representable: a (very) distant expiry
+        } else {
+            out.assert_invalid_token("malformed expiry"); // beyond what SystemTime holds
+        }
+        let out = send_token(&auth, &mint(&with(claims(), "nbf", huge.clone()), &s)).await;
+        assert_eq!(out.status, http::StatusCode::UNAUTHORIZED, "{huge}");
+        let out = send_token(&auth, &mint(&with(claims(), "iat", huge.clone()), &s)).await;
+        assert_eq!(out.status, http::StatusCode::UNAUTHORIZED, "{huge}");
+    }
     // A fractional NumericDate is a date (RFC 7519 section 2).
     send_token(
         &auth,
