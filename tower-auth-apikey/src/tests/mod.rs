@@ -21,6 +21,8 @@ mod cache;
 #[cfg(feature = "cli")]
 mod cli;
 mod layer;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod secrecy;
 #[cfg(feature = "sqlite")]
 mod sqlite;

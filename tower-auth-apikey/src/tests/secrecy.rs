@@ -1,33 +1,9 @@
 //! Keys never reach logs or `Debug` output.
 
-use std::io::Write;
-
-use http::StatusCode;
 use tower_auth_core::Authenticator;
 
 use super::*;
 use crate::NewKey;
-
-/// A `MakeWriter` that appends everything to a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// Strings that must never show up: the key, its random part, its checksum-less body, and the
 /// hex and decimal-array forms of its hash.
@@ -53,93 +29,135 @@ fn assert_clean(text: &str, keys: &[&str]) {
     }
 }
 
-#[tokio::test]
-async fn keys_never_appear_in_logs() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    // Current-thread runtime: the thread-local default sees every event of this test.
-    let _guard = tracing::subscriber::set_default(subscriber);
+#[cfg(feature = "tracing")]
+mod logs {
+    use std::io::Write;
 
-    let store = TestStore::new();
-    let auth = builder(&store)
-        .store_timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
-    let admin = auth.admin();
-    let good = admin.create(NewKey::new("alice")).await.unwrap();
-    let revoked = admin.create(NewKey::new("bob")).await.unwrap();
-    admin.revoke(&revoked.record.id).await.unwrap();
-    let unknown = ApiKeyAuthenticator::builder(MemoryStore::new())
-        .prefix("sk_test")
-        .build()
-        .unwrap()
-        .admin()
-        .create(NewKey::new("x"))
-        .await
-        .unwrap();
-    let failing = admin.create(NewKey::new("carol")).await.unwrap();
-    let g = good.key.expose_secret();
-    let tampered = format!(
-        "{}{}",
-        &g[..g.len() - 1],
-        if g.ends_with('A') { 'B' } else { 'A' }
-    );
-    let (svc, _) = stack(auth.clone());
+    use http::StatusCode;
 
-    assert_eq!(status(&svc, bearer(g)).await, StatusCode::OK);
-    assert_eq!(
-        status(&svc, with_header("x-api-key", &tampered)).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        status(&svc, bearer(revoked.key.expose_secret())).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        status(&svc, bearer(unknown.key.expose_secret())).await,
-        StatusCode::UNAUTHORIZED
-    );
-    let mut two = bearer(g);
-    two.headers_mut().insert("x-api-key", g.parse().unwrap());
-    assert_eq!(status(&svc, two).await, StatusCode::BAD_REQUEST);
-    store.fail();
-    assert_eq!(
-        status(&svc, bearer(failing.key.expose_secret())).await,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
-    store.hang();
-    assert_eq!(
-        status(&svc, bearer(failing.key.expose_secret())).await,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
-    store.recover();
-    auth.flush_last_used().await.unwrap();
+    use super::*;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    // The capture works and saw the interesting events...
-    assert!(logs.contains("api key accepted"), "{logs}");
-    assert!(logs.contains("api key rejected"), "{logs}");
-    assert!(logs.contains("bad_checksum"), "{logs}");
-    assert!(logs.contains("api key store call failed"), "{logs}");
-    assert!(
-        logs.contains(&good.record.id),
-        "public ids are logged: {logs}"
-    );
-    // ...and no key material.
-    assert_clean(
-        &logs,
-        &[
-            g,
-            &tampered,
-            revoked.key.expose_secret(),
-            unknown.key.expose_secret(),
-            failing.key.expose_secret(),
-        ],
-    );
+    /// A `MakeWriter` that appends everything to a shared buffer.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_never_appear_in_logs() {
+        // A global subscriber: a thread-local one can miss events whose callsites another test
+        // thread registered first (tracing caches callsite interest). It keeps only the events
+        // of this test's thread (a current-thread runtime), and ignores the other tests'.
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let capture = Capture::default();
+        let owner = std::thread::current().id();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(capture.clone())
+                .with_ansi(false)
+                .with_filter(tracing_subscriber::filter::filter_fn(move |_| {
+                    std::thread::current().id() == owner
+                })),
+        );
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        // A callsite first hit by another thread while it was registering could have cached
+        // "never" across the switch above: recompute.
+        tracing::callsite::rebuild_interest_cache();
+
+        let store = TestStore::new();
+        let auth = builder(&store)
+            .store_timeout(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        let admin = auth.admin();
+        let good = admin.create(NewKey::new("alice")).await.unwrap();
+        let revoked = admin.create(NewKey::new("bob")).await.unwrap();
+        admin.revoke(&revoked.record.id).await.unwrap();
+        let unknown = ApiKeyAuthenticator::builder(MemoryStore::new())
+            .prefix("sk_test")
+            .build()
+            .unwrap()
+            .admin()
+            .create(NewKey::new("x"))
+            .await
+            .unwrap();
+        let failing = admin.create(NewKey::new("carol")).await.unwrap();
+        let g = good.key.expose_secret();
+        let tampered = format!(
+            "{}{}",
+            &g[..g.len() - 1],
+            if g.ends_with('A') { 'B' } else { 'A' }
+        );
+        let (svc, _) = stack(auth.clone());
+        tracing::callsite::rebuild_interest_cache();
+
+        assert_eq!(status(&svc, bearer(g)).await, StatusCode::OK);
+        assert_eq!(
+            status(&svc, with_header("x-api-key", &tampered)).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(&svc, bearer(revoked.key.expose_secret())).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(&svc, bearer(unknown.key.expose_secret())).await,
+            StatusCode::UNAUTHORIZED
+        );
+        let mut two = bearer(g);
+        two.headers_mut().insert("x-api-key", g.parse().unwrap());
+        assert_eq!(status(&svc, two).await, StatusCode::BAD_REQUEST);
+        store.fail();
+        assert_eq!(
+            status(&svc, bearer(failing.key.expose_secret())).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        store.hang();
+        assert_eq!(
+            status(&svc, bearer(failing.key.expose_secret())).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        store.recover();
+        auth.flush_last_used().await.unwrap();
+
+        let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        // The capture works and saw the interesting events...
+        assert!(logs.contains("api key accepted"), "{logs}");
+        assert!(logs.contains("api key rejected"), "{logs}");
+        assert!(logs.contains("bad_checksum"), "{logs}");
+        assert!(logs.contains("api key store call failed"), "{logs}");
+        assert!(
+            logs.contains(&good.record.id),
+            "public ids are logged: {logs}"
+        );
+        // ...and no key material.
+        assert_clean(
+            &logs,
+            &[
+                g,
+                &tampered,
+                revoked.key.expose_secret(),
+                unknown.key.expose_secret(),
+                failing.key.expose_secret(),
+            ],
+        );
+    }
 }
 
 #[tokio::test]

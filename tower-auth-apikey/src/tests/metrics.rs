@@ -1,0 +1,115 @@
+//! The `tower_auth_apikey_*` counters (feature `metrics`).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+
+use ::metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use http::StatusCode;
+
+use super::*;
+use crate::NewKey;
+
+#[derive(Default)]
+struct Counts(Mutex<HashMap<String, Arc<Value>>>);
+
+#[derive(Default)]
+struct Value(AtomicU64);
+
+impl ::metrics::CounterFn for Value {
+    fn increment(&self, value: u64) {
+        self.0.fetch_add(value, Ordering::SeqCst);
+    }
+    fn absolute(&self, value: u64) {
+        self.0.fetch_max(value, Ordering::SeqCst);
+    }
+}
+
+impl Counts {
+    /// `name{label=value,...}` with labels in emission order.
+    fn get(&self, key: &str) -> u64 {
+        self.0
+            .lock()
+            .unwrap()
+            .get(key)
+            .map_or(0, |v| v.0.load(Ordering::SeqCst))
+    }
+}
+
+impl Recorder for Counts {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        let value = Arc::clone(self.0.lock().unwrap().entry(name).or_default());
+        Counter::from_arc(value)
+    }
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::noop()
+    }
+    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::noop()
+    }
+}
+
+#[test]
+fn counters_move() {
+    let counts = Counts::default();
+    ::metrics::with_local_recorder(&counts, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let store = TestStore::new();
+                let auth = builder(&store).build().unwrap();
+                let key = auth.admin().create(NewKey::new("a")).await.unwrap().key;
+                let (svc, _) = stack(auth.clone());
+                for _ in 0..3 {
+                    assert_eq!(
+                        status(&svc, bearer(key.expose_secret())).await,
+                        StatusCode::OK
+                    );
+                }
+                assert_eq!(
+                    status(&svc, with_header("x-api-key", "nope")).await,
+                    StatusCode::UNAUTHORIZED
+                );
+                store.fail();
+                let other = auth.admin().create(NewKey::new("b")).await.unwrap().key;
+                assert_eq!(
+                    status(&svc, bearer(other.expose_secret())).await,
+                    StatusCode::SERVICE_UNAVAILABLE
+                );
+            });
+    });
+    let c = |k: &str| counts.get(k);
+    assert_eq!(
+        c("tower_auth_apikey_requests_total{outcome=authenticated}"),
+        3
+    );
+    assert_eq!(c("tower_auth_apikey_requests_total{outcome=malformed}"), 1);
+    assert_eq!(
+        c("tower_auth_apikey_requests_total{outcome=unavailable}"),
+        1
+    );
+    assert_eq!(c("tower_auth_apikey_cache_requests_total{outcome=miss}"), 2);
+    assert_eq!(c("tower_auth_apikey_cache_requests_total{outcome=hit}"), 2);
+    assert_eq!(
+        c("tower_auth_apikey_store_queries_total{op=find_by_hash}"),
+        2
+    );
+    assert_eq!(
+        c("tower_auth_apikey_store_failures_total{op=find_by_hash,reason=error}"),
+        1
+    );
+    // Core's counters are on too.
+    assert_eq!(
+        c("tower_auth_requests_total{scheme=api_key,outcome=authenticated}"),
+        3
+    );
+}
