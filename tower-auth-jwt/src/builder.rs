@@ -55,13 +55,16 @@ impl KeySpec {
 ///
 /// let issuer = Issuer::new("https://sso.example.com/realms/main")
 ///     .audience("orders-api")
-///     .jwks(r#"{"keys":[]}"#)
-///     .algorithms([Algorithm::RS256, Algorithm::ES256])
+///     .jwks(r#"{"keys":[{"kty":"EC","kid":"k1","crv":"P-256",
+///         "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+///         "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#)
+///     .algorithms([Algorithm::ES256])
 ///     .leeway(Duration::from_secs(30))
 ///     .max_token_age(Duration::from_secs(3600))
 ///     .require_access_token_type()
 ///     .claims_mapping(ClaimsMapping::keycloak());
-/// # let _ = issuer;
+/// let auth = tower_auth_jwt::JwtAuthenticator::builder().issuer(issuer).build().unwrap();
+/// # let _ = auth;
 /// ```
 #[must_use]
 pub struct Issuer {
@@ -302,6 +305,13 @@ impl Issuer {
                             ),
                             KeySpec::Key(k) => keys.push(k),
                         }
+                    }
+                    if keys.is_empty() {
+                        return Err(ConfigError::new(
+                            "jwks",
+                            "{\"keys\":[]}",
+                            "the key set is empty",
+                        ));
                     }
                     let set = KeySet::new(keys)
                         .map_err(|e| ConfigError::new("keys", "key set", e.to_string()))?;

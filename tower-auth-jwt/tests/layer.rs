@@ -558,6 +558,12 @@ fn configuration_errors_name_the_setting_and_value() {
             "a key source and local keys",
         ),
         (builder().cookie("a b"), "cookie", "\"a b\""),
+        (
+            JwtAuthenticator::builder()
+                .issuer(Issuer::new(ISS).audience(AUD).jwks(r#"{"keys":[]}"#)),
+            "jwks",
+            r#"{"keys":[]}"#,
+        ),
         (builder().max_token_size(10), "max_token_size", "10"),
         (
             JwtAuthenticator::builder()
