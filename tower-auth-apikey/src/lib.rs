@@ -155,6 +155,25 @@
 //! (feature `cli`) wraps it in a clap subcommand, `KeysCommand`, for your application's command
 //! line.
 //!
+//! # Design choices
+//!
+//! - **Format checks happen in `extract`, the verdict in `authenticate`.** `extract` claims the
+//!   key, checks its format and hashes it, but a bad key is carried as a credential whose
+//!   future is immediately an error. So a composed [`Or`](tower_auth_core::Or) still sees where
+//!   each credential was (a key in `X-API-Key` plus another scheme's Bearer token is a 400, not
+//!   a 401), and a rejected key costs no allocation beyond the error itself.
+//! - **One boxed future per lookup.** [`ApiKeyFuture`] is ready at once for format failures
+//!   and boxes the cache lookup otherwise (the cache's own future is not nameable); that is one
+//!   small allocation on the hit path.
+//! - **Revoked and expired records are cached like valid ones** and rejected per request, so
+//!   a client retrying with a revoked key costs no store queries either.
+//! - **The checksum covers the prefix**, so relabelling a test key as a live one fails it.
+//! - **An object-safe store** (`Arc<dyn KeyStore>`): the authenticator has one concrete type
+//!   whatever the backend, which keeps it nameable in application state and lets the CLI take
+//!   any store.
+//! - **Last-used times are advisory**: noted at most once a second per key, buffered (bounded)
+//!   and written in one transaction per interval; a failed write is retried on the next one.
+//!
 //! # Feature flags
 //!
 //! | feature | default | what |

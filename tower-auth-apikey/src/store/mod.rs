@@ -6,6 +6,34 @@
 //! deadline) and, behind the request path, [`KeyStore::record_last_used`]; the rest serves
 //! [`ApiKeys`](crate::ApiKeys).
 //!
+//! A store behind an `Arc` is a store too, so one instance can serve an authenticator and a
+//! standalone administration API:
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::sync::Arc;
+//! use http::{Request, Response, StatusCode};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_auth_apikey::{ApiKeyAuthenticator, ApiKeys, MemoryStore, NewKey};
+//! use tower_auth_core::AuthenticateLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let store = Arc::new(MemoryStore::new());
+//! let admin = ApiKeys::builder(Arc::clone(&store)).build().unwrap();
+//! let auth = ApiKeyAuthenticator::builder(store).build().unwrap();
+//! let key = admin.create(NewKey::new("cron")).await.unwrap().key;
+//!
+//! let svc = ServiceBuilder::new()
+//!     .layer(AuthenticateLayer::required(auth))
+//!     .service(service_fn(|_: Request<()>| async { Ok::<_, Infallible>(Response::new(())) }));
+//! let req = Request::get("/").header("x-api-key", key.expose_secret()).body(()).unwrap();
+//! assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+//! let req = Request::get("/").header("x-api-key", "sk_live_nope").body(()).unwrap();
+//! assert_eq!(svc.oneshot(req).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+//! # }
+//! ```
+//!
 //! # Shape
 //!
 //! The trait returns boxed futures ([`StoreFuture`]) rather than using `async fn`, so that it is
