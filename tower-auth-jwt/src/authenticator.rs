@@ -94,7 +94,7 @@ impl JwtAuthenticator {
     /// that receive tokens outside HTTP headers (a WebSocket message, a gRPC metadata entry
     /// you parse yourself).
     pub fn verify(&self, token: &str) -> JwtFuture {
-        self.start(token.as_bytes())
+        self.start(token)
     }
 
     /// Removes every entry of the verified-token cache (after a key was withdrawn, for
@@ -110,18 +110,24 @@ impl JwtAuthenticator {
         self.inner.cache.as_ref().map_or(0, TokenCache::entry_count)
     }
 
-    fn start(&self, token: &[u8]) -> JwtFuture {
+    fn start(&self, token: &str) -> JwtFuture {
         let inner = &self.inner;
         // Size first: nothing of an oversized token is decoded.
         if token.len() > inner.max_token_size {
             return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
         }
-        let key = inner.cache.as_ref().map(|c| {
-            let key = cache::hash(token);
-            (c, key)
-        });
-        if let Some((c, key)) = &key {
-            let hit = c.get(key);
+        // The cache is keyed by the SHA-256 of the signature segment, and an entry also holds
+        // the signing input (header and claims, which the principal holds decoded anyway): a
+        // hit needs the same signature hash and the same bytes, that is the same token. The
+        // signature itself is not kept, so the token cannot be rebuilt from the cache.
+        let mut hash = None;
+        if let Some(cache) = &inner.cache
+            && let Some((input, signature)) = token.rsplit_once('.')
+        {
+            let key = cache::hash(signature.as_bytes());
+            let hit = cache
+                .get(&key)
+                .filter(|hit| *hit.signing_input == *input.as_bytes());
             telemetry::cache(hit.is_some());
             match hit {
                 // The key that verified it is still published: serve from cache.
@@ -129,15 +135,11 @@ impl JwtAuthenticator {
                     return JwtFuture::ready(inner.cached(&hit));
                 }
                 // Its key left every key set: verify again (and fail if it is gone for good).
-                Some(_) => c.remove(key),
+                Some(_) => cache.remove(&key),
                 None => {}
             }
+            hash = Some(key);
         }
-        let hash = key.map(|(_, k)| k);
-        // Only now, past the cache, is the token read as text.
-        let Ok(token) = std::str::from_utf8(token) else {
-            return JwtFuture::ready(reject(AuthError::invalid_token("malformed token")));
-        };
         let parsed = match Parsed::parse(token) {
             Ok(p) => p,
             Err(e) => return JwtFuture::ready(reject(e)),
@@ -242,6 +244,7 @@ impl Inner {
         }) else {
             return Err(AuthError::invalid_token("invalid signature"));
         };
+        let parsed_input = parsed.signing_input.as_bytes();
         let claims = parsed.claims;
         let now = self.clock.now();
         let times = check_times(issuer, &claims, now)?;
@@ -301,6 +304,7 @@ impl Inner {
                 CachedToken::new(
                     principal.clone(),
                     identity,
+                    parsed_input.into(),
                     Arc::downgrade(verified_by),
                     times.valid_until,
                     now,
@@ -565,7 +569,10 @@ impl Authenticator for JwtAuthenticator {
     }
 
     fn authenticate(&self, credential: JwtCredential) -> JwtFuture {
-        self.start(credential.as_bytes())
+        match std::str::from_utf8(credential.as_bytes()) {
+            Ok(token) => self.start(token),
+            Err(_) => JwtFuture::ready(reject(AuthError::invalid_token("malformed token"))),
+        }
     }
 }
 

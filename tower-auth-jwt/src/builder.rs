@@ -441,10 +441,11 @@ impl JwtAuthenticatorBuilder {
     }
 
     /// Caches verified tokens (off by default). A token that passed every check is served from
-    /// memory until its `exp`, or the cache TTL when sooner, keyed by its SHA-256 (the token
-    /// itself is not kept). Expiry, maximum age and the revocation check still apply on every
-    /// request. Only `ttl` and `max_capacity` of the config are used (invalid tokens are not
-    /// cached); each entry holds the principal and its claims, typically 1 to 2 KiB.
+    /// memory until its `exp`, or the cache TTL when sooner (see the crate docs for how entries
+    /// are keyed; the token itself is not kept). Expiry, maximum age and the revocation check
+    /// still apply on every request. Only `ttl` and `max_capacity` of the config are used
+    /// (invalid tokens are not cached); each entry holds the principal, its claims and the
+    /// token's signing input, typically 2 to 3 KiB.
     pub fn verified_token_cache(mut self, config: CacheConfig) -> Self {
         self.cache = Some(config);
         self

@@ -1,4 +1,5 @@
-//! The verified-token cache: SHA-256 of the token -> the principal it authenticated.
+//! The verified-token cache: SHA-256 of the token's signature segment -> its signing input and
+//! the principal it authenticated.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -10,8 +11,8 @@ use crate::{TokenIdentity, VerifyingKey};
 
 pub(crate) type TokenHash = [u8; 32];
 
-pub(crate) fn hash(token: &[u8]) -> TokenHash {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token);
+pub(crate) fn hash(bytes: &[u8]) -> TokenHash {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
@@ -20,6 +21,8 @@ pub(crate) fn hash(token: &[u8]) -> TokenHash {
 pub(crate) struct CachedToken {
     pub(crate) principal: Principal,
     pub(crate) identity: TokenIdentity,
+    /// `header.payload` as received, compared byte for byte on a hit.
+    pub(crate) signing_input: Box<[u8]>,
     /// The key that verified the token. Once no key set holds it any more (a remote source
     /// dropped it at a refresh), the entry is no longer served.
     pub(crate) key: Weak<VerifyingKey>,
@@ -34,6 +37,7 @@ impl CachedToken {
     pub(crate) fn new(
         principal: Principal,
         identity: TokenIdentity,
+        signing_input: Box<[u8]>,
         key: Weak<VerifyingKey>,
         valid_until: Option<SystemTime>,
         now: SystemTime,
@@ -43,6 +47,7 @@ impl CachedToken {
         Self {
             principal,
             identity,
+            signing_input,
             key,
             valid_until,
             ttl: left.min(max_ttl),

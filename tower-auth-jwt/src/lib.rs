@@ -139,8 +139,13 @@
 //! # Verified-token cache
 //!
 //! Off by default; [`JwtAuthenticatorBuilder::verified_token_cache`] turns it on. A token that
-//! passed every check is remembered under the SHA-256 of its bytes (the token itself is not
-//! kept) until its `exp` + leeway (or its maximum age), capped by the cache TTL. A hit skips
+//! passed every check is remembered until its `exp` + leeway (or its maximum age), capped by the
+//! cache TTL. Entries are keyed by the SHA-256 of the token's signature segment and hold the
+//! signing input (`header.payload`, which the principal carries decoded anyway); a hit needs
+//! the same hash and the same signing input byte for byte, which under SHA-256's collision
+//! resistance means the same token. Hashing the signature rather than the whole token halves
+//! the hashing on the hot path for RSA and nearly removes it for HMAC, ECDSA and EdDSA; the
+//! signature itself is never stored, so a token cannot be rebuilt from the cache. A hit skips
 //! parsing and the signature, but expiry is checked against the clock and the revocation hook is
 //! asked on every request. Rejected tokens are not cached. An entry is served only while the
 //! key that verified it is still held by its issuer's key set, so a key withdrawn by a

@@ -297,6 +297,24 @@ async fn verified_token_cache_serves_hits_and_still_checks_expiry() {
         .await
         .assert_invalid_token("token expired");
 
+    // The cache is keyed by the signature: the same signature on other claims is not a hit
+    // (the signing input is compared byte for byte), it is verified and fails.
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let (header, _) = input.split_once('.').unwrap();
+    let evil = format!(
+        "{header}.{}.{sig}",
+        b64_json(&with(claims(), "sub", json!("admin")))
+    );
+    clock.set(at(NOW));
+    send_token(&auth, &token).await.assert_ok();
+    let lookups = source.lookups.load(Ordering::SeqCst);
+    send_token(&auth, &evil)
+        .await
+        .assert_invalid_token("invalid signature");
+    assert_eq!(source.lookups.load(Ordering::SeqCst), lookups + 1);
+    send_token(&auth, &token).await.assert_ok();
+    assert_eq!(source.lookups.load(Ordering::SeqCst), lookups + 1);
+
     // Invalid tokens are never cached.
     let forged = mint(&claims(), &Signer::rsa(J::RS256, "rsa2_private.pem"));
     for _ in 0..2 {
