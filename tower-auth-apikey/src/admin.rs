@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use tower_auth_core::clock::{Clock, SystemClock};
 use tower_auth_core::{ConfigError, Scopes};
 
-use crate::authenticator::KeyCache;
+use crate::authenticator::Caches;
 use crate::key::{self, KeyFormat, KeyHasher};
 use crate::{KeyRecord, KeyStore, PlainKey, StoreError, StoreErrorKind, StoredKey};
 
@@ -49,7 +49,7 @@ struct Inner {
     format: KeyFormat,
     hasher: KeyHasher,
     clock: Arc<dyn Clock>,
-    cache: Option<KeyCache>,
+    cache: Option<Caches>,
 }
 
 impl fmt::Debug for ApiKeys {
@@ -78,7 +78,7 @@ impl ApiKeys {
         format: KeyFormat,
         hasher: KeyHasher,
         clock: Arc<dyn Clock>,
-        cache: Option<KeyCache>,
+        cache: Option<Caches>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {

@@ -25,6 +25,8 @@ use crate::{ApiKeys, KeyHash, KeyRecord, KeyStore, StoreError, telemetry};
 
 /// The name of the cache (its `cache` metrics label in tower-auth-core).
 const CACHE_NAME: &str = "api_key";
+/// The name of the stale-if-error copy.
+const STALE_CACHE_NAME: &str = "api_key_stale";
 /// Fixed descriptions: they go to the client and to logs, and never contain input.
 const UNKNOWN: &str = "unknown or revoked api key";
 const EXPIRED: &str = "expired api key";
@@ -62,7 +64,24 @@ impl Cached {
     }
 }
 
-pub(crate) type KeyCache = AuthCache<KeyHash, Arc<Cached>>;
+type KeyCache = AuthCache<KeyHash, Arc<Cached>>;
+
+/// The lookup cache and, with stale-if-error, the last records read from the store.
+#[derive(Clone)]
+pub(crate) struct Caches {
+    main: KeyCache,
+    stale: Option<KeyCache>,
+}
+
+impl Caches {
+    /// Drops `hash` from both caches at once (a lookup under way re-reads the store).
+    pub(crate) async fn invalidate(&self, hash: &KeyHash) {
+        self.main.invalidate(hash).await;
+        if let Some(stale) = &self.stale {
+            stale.invalidate(hash).await;
+        }
+    }
+}
 
 /// Authenticates requests carrying an API key. Build it with [`ApiKeyAuthenticator::builder`]
 /// and run it with [`AuthenticateLayer`](tower_auth_core::AuthenticateLayer); see the
@@ -78,7 +97,7 @@ struct Inner {
     store: Arc<dyn KeyStore>,
     format: KeyFormat,
     hasher: KeyHasher,
-    cache: KeyCache,
+    caches: Caches,
     clock: Arc<dyn Clock>,
     store_timeout: Duration,
     bearer: bool,
@@ -100,7 +119,11 @@ impl fmt::Debug for ApiKeyAuthenticator {
             .field("bearer", &i.bearer)
             .field("header", &i.header)
             .field("query", &i.query)
-            .field("cache", &i.cache)
+            .field("cache", &i.caches.main)
+            .field(
+                "stale_if_error",
+                &i.caches.stale.as_ref().map(|s| s.config().ttl()),
+            )
             .field("store_timeout", &i.store_timeout)
             .finish_non_exhaustive()
     }
@@ -119,6 +142,7 @@ impl ApiKeyAuthenticator {
             header: Some("x-api-key".to_owned()),
             query: None,
             cache: CacheConfig::default(),
+            stale_if_error: None,
             store_timeout: ApiKeyAuthenticatorBuilder::DEFAULT_STORE_TIMEOUT,
             clock: Arc::new(SystemClock),
             last_used_interval: ApiKeyAuthenticatorBuilder::DEFAULT_LAST_USED_INTERVAL,
@@ -134,7 +158,7 @@ impl ApiKeyAuthenticator {
             i.format.clone(),
             i.hasher.clone(),
             Arc::clone(&i.clock),
-            Some(i.cache.clone()),
+            Some(i.caches.clone()),
         )
     }
 
@@ -147,13 +171,26 @@ impl ApiKeyAuthenticator {
 
     /// The number of cached entries (positive and negative), after applying pending evictions.
     pub async fn cached_entries(&self) -> u64 {
-        self.inner.cache.run_pending_tasks().await;
-        self.inner.cache.entry_count()
+        self.inner.caches.main.run_pending_tasks().await;
+        self.inner.caches.main.entry_count()
+    }
+
+    /// Whether the main cache holds an unexpired entry for `key`.
+    #[cfg(test)]
+    pub(crate) async fn is_cached(&self, key: &str) -> bool {
+        let hash = self.inner.hasher.hash(key);
+        self.inner.caches.main.get(&hash).await.is_some()
     }
 
     /// Drops every cached entry, for example after bulk changes made by another process.
+    ///
+    /// moka applies this lazily by timestamp, so an entry loaded in the same instant as the call
+    /// may survive until its TTL.
     pub fn invalidate_cache(&self) {
-        self.inner.cache.invalidate_all();
+        self.inner.caches.main.invalidate_all();
+        if let Some(stale) = &self.inner.caches.stale {
+            stale.invalidate_all();
+        }
     }
 }
 
@@ -269,7 +306,8 @@ impl Future for ApiKeyFuture {
 async fn lookup(inner: Arc<Inner>, hash: KeyHash) -> Result<Principal, AuthError> {
     let mut missed = false;
     let result = inner
-        .cache
+        .caches
+        .main
         .get_or_load(hash, || {
             missed = true;
             load(&inner, hash)
@@ -282,10 +320,13 @@ async fn lookup(inner: Arc<Inner>, hash: KeyHash) -> Result<Principal, AuthError
             telemetry::outcome("unknown", None);
             return Err(AuthError::invalid_token(UNKNOWN));
         }
-        Err(e) => {
-            telemetry::outcome("unavailable", None);
-            return Err(AuthError::unavailable(UNAVAILABLE).with_source(StoreError::clone(&e)));
-        }
+        Err(e) => match stale(&inner, &hash).await {
+            Some(cached) => cached,
+            None => {
+                telemetry::outcome("unavailable", None);
+                return Err(AuthError::unavailable(UNAVAILABLE).with_source(StoreError::clone(&e)));
+            }
+        },
     };
     if cached.revoked {
         telemetry::outcome("revoked", Some(&cached.id));
@@ -307,13 +348,37 @@ async fn lookup(inner: Arc<Inner>, hash: KeyHash) -> Result<Principal, AuthError
     Ok(cached.principal.clone())
 }
 
+/// With stale-if-error on, the last record read from the store for `hash`, if it is recent
+/// enough.
+async fn stale(inner: &Inner, hash: &KeyHash) -> Option<Arc<Cached>> {
+    let cached = inner.caches.stale.as_ref()?.get(hash).await??;
+    telemetry::stale_served(&cached.id);
+    Some(cached)
+}
+
 async fn load(inner: &Inner, hash: KeyHash) -> Result<Loaded<Arc<Cached>>, StoreError> {
     telemetry::store_query("find_by_hash");
     match tokio::time::timeout(inner.store_timeout, inner.store.find_by_hash(&hash)).await {
-        Ok(Ok(Some(record))) => Ok(Loaded::Found {
-            value: Arc::new(Cached::new(record)),
-            max_ttl: None,
-        }),
+        Ok(Ok(Some(record))) => {
+            let value = Arc::new(Cached::new(record));
+            if let Some(stale) = &inner.caches.stale {
+                // Replace the previous copy; its TTL (the staleness bound) starts now.
+                stale.invalidate(&hash).await;
+                let copy = Arc::clone(&value);
+                let _ = stale
+                    .get_or_load(hash, || {
+                        std::future::ready(Ok::<_, std::convert::Infallible>(Loaded::Found {
+                            value: Arc::clone(&copy),
+                            max_ttl: None,
+                        }))
+                    })
+                    .await;
+            }
+            Ok(Loaded::Found {
+                value,
+                max_ttl: None,
+            })
+        }
         Ok(Ok(None)) => Ok(Loaded::NotFound),
         Ok(Err(e)) => {
             telemetry::store_failure("find_by_hash", "error", &e);
@@ -338,6 +403,7 @@ pub struct ApiKeyAuthenticatorBuilder {
     header: Option<String>,
     query: Option<String>,
     cache: CacheConfig,
+    stale_if_error: Option<Duration>,
     store_timeout: Duration,
     clock: Arc<dyn Clock>,
     last_used_interval: Duration,
@@ -353,6 +419,7 @@ impl fmt::Debug for ApiKeyAuthenticatorBuilder {
             .field("header", &self.header)
             .field("query", &self.query)
             .field("cache", &self.cache)
+            .field("stale_if_error", &self.stale_if_error)
             .field("store_timeout", &self.store_timeout)
             .field("last_used_interval", &self.last_used_interval)
             .finish_non_exhaustive()
@@ -427,6 +494,20 @@ impl ApiKeyAuthenticatorBuilder {
     /// how long a revocation made by another process takes to be seen here.
     pub fn cache(mut self, config: CacheConfig) -> Self {
         self.cache = config;
+        self
+    }
+
+    /// Stale-if-error (off by default): when a lookup fails or misses its deadline, answer from
+    /// the last record read from the store for this key, if it was read at most
+    /// `max_staleness` ago (more than zero, at most one day), instead of a 503.
+    ///
+    /// This trades fail-closed for availability: during an outage, a key revoked *by another
+    /// process* keeps working until `max_staleness` has passed since it was last read.
+    /// Revocations through this authenticator's [`admin`](ApiKeyAuthenticator::admin) drop the
+    /// stale copy at once, expiry is still checked on every request, and keys never read
+    /// before the outage still get a 503. Unknown keys are never served from it.
+    pub fn stale_if_error(mut self, max_staleness: Duration) -> Self {
+        self.stale_if_error = Some(max_staleness);
         self
     }
 
@@ -506,6 +587,24 @@ impl ApiKeyAuthenticatorBuilder {
                 "must be at least 10ms",
             ));
         }
+        let stale = match self.stale_if_error {
+            None => None,
+            Some(max) => {
+                let config = CacheConfig::builder()
+                    .ttl(max)
+                    .negative_ttl(Duration::ZERO)
+                    .max_capacity(self.cache.max_capacity())
+                    .build()
+                    .map_err(|_| {
+                        ConfigError::new(
+                            "stale_if_error",
+                            humantime::format_duration(max),
+                            "must be more than zero and at most 1day",
+                        )
+                    })?;
+                Some(AuthCache::new(STALE_CACHE_NAME, config))
+            }
+        };
         let last_used = Arc::new(LastUsed::new(
             Arc::clone(&self.store),
             self.last_used_interval,
@@ -516,7 +615,10 @@ impl ApiKeyAuthenticatorBuilder {
                 store: self.store,
                 format,
                 hasher,
-                cache: AuthCache::new(CACHE_NAME, self.cache),
+                caches: Caches {
+                    main: AuthCache::new(CACHE_NAME, self.cache),
+                    stale,
+                },
                 clock: self.clock,
                 store_timeout: self.store_timeout,
                 bearer: self.bearer,

@@ -120,10 +120,13 @@
 //! default 2 s). A store error or a missed deadline answers 503 with `Retry-After`: fail closed,
 //! never cached, so the next request tries the store again.
 //!
-//! Stale-if-error (serving a recently expired cache entry while the store is down) is not
-//! provided: the cache drops an entry at its TTL, and a request that needs the store while it
-//! is down gets a 503. Raise the positive TTL if your store is flaky and a 30 s revocation delay
-//! is acceptable.
+//! Stale-if-error is an option, off by default:
+//! [`stale_if_error(max_staleness)`](ApiKeyAuthenticatorBuilder::stale_if_error) keeps the last
+//! record read from the store for each key (in a second bounded cache) and answers from it,
+//! at most `max_staleness` after it was read, when a lookup fails; revoked and expired keys
+//! are still rejected, keys not read before the outage still get a 503, and revocations
+//! through this authenticator drop the copy at once. It trades fail-closed for availability:
+//! a revocation made by another process during an outage is seen only after `max_staleness`.
 //!
 //! # Revocation and rotation
 //!
@@ -180,7 +183,7 @@
 //! |---|---|---|
 //! | `sqlite` | yes | [`SqliteStore`] (sqlx, SQLite compiled in) |
 //! | `tracing` | yes | events on the `tower_auth::apikey` target: outcome and public key id, never key material |
-//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_cache_requests_total{outcome=hit\|miss}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}` (and core's `tower_auth_*`) |
+//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_cache_requests_total{outcome=hit\|miss}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}`, `tower_auth_apikey_stale_served_total` (and core's `tower_auth_*`) |
 //! | `cli` | no | `cli::KeysCommand`, a clap subcommand |
 //!
 //! # Security notes

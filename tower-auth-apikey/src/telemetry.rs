@@ -46,3 +46,11 @@ pub(crate) fn store_failure(op: &'static str, reason: &'static str, error: &crat
     )
     .increment(1);
 }
+
+/// A lookup failed and was answered from the stale-if-error copy.
+pub(crate) fn stale_served(key_id: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: TARGET, key_id, "api key store unavailable: serving a stale record");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_apikey_stale_served_total").increment(1);
+}

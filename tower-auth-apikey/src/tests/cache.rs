@@ -488,3 +488,128 @@ async fn a_million_unknown_keys_stay_within_the_cache_capacity() {
         "every key was well formed, unknown and looked up: 1,000,000 keys"
     );
 }
+
+/// Waits (bounded) until the main cache entry of `key` has expired.
+async fn until_expired(auth: &ApiKeyAuthenticator, key: &crate::CreatedKey) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while auth.is_cached(key.key.expose_secret()).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "entries never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_recent_records_for_a_bounded_time_only() {
+    let store = TestStore::new();
+    let short = CacheConfig::builder()
+        .ttl(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let auth = builder(&store)
+        .cache(short)
+        .stale_if_error(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    // The same store and settings without the option.
+    let strict = builder(&store).cache(short).build().unwrap();
+    let admin = auth.admin();
+    let a = admin.create(NewKey::new("a")).await.unwrap();
+    let b = admin.create(NewKey::new("b")).await.unwrap();
+    let never_read = admin.create(NewKey::new("c")).await.unwrap();
+    let (svc, calls) = stack(auth.clone());
+    let (strict_svc, _) = stack(strict.clone());
+    for k in [&a, &b] {
+        assert_eq!(
+            status(&svc, bearer(k.key.expose_secret())).await,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        status(&strict_svc, bearer(a.key.expose_secret())).await,
+        StatusCode::OK
+    );
+    // Revoked through this authenticator: its stale copy goes too.
+    admin.revoke(&b.record.id).await.unwrap();
+    until_expired(&auth, &a).await;
+    until_expired(&strict, &a).await;
+
+    store.fail();
+    let before = calls.load(Ordering::SeqCst);
+    assert_eq!(
+        status(&svc, bearer(a.key.expose_secret())).await,
+        StatusCode::OK,
+        "stale"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), before + 1);
+    assert_eq!(
+        status(&strict_svc, bearer(a.key.expose_secret())).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "off by default"
+    );
+    assert_eq!(
+        status(&svc, bearer(b.key.expose_secret())).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a revoked key is not served from an old copy"
+    );
+    assert_eq!(
+        status(&svc, bearer(never_read.key.expose_secret())).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "nothing to serve"
+    );
+    // Past the staleness bound: 503 again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while status(&svc, bearer(a.key.expose_secret())).await == StatusCode::OK {
+        assert!(tokio::time::Instant::now() < deadline, "stale forever");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status(&svc, bearer(a.key.expose_secret())).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    store.recover();
+    assert_eq!(
+        status(&svc, bearer(a.key.expose_secret())).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn stale_records_are_still_checked_for_expiry() {
+    let store = TestStore::new();
+    let clock = clock();
+    let auth = builder(&store)
+        .clock(clock.clone())
+        .cache(
+            CacheConfig::builder()
+                .ttl(Duration::from_millis(50))
+                .build()
+                .unwrap(),
+        )
+        .stale_if_error(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let a = auth
+        .admin()
+        .create(NewKey::new("a").expires_in(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let (svc, _) = stack(auth.clone());
+    assert_eq!(
+        status(&svc, bearer(a.key.expose_secret())).await,
+        StatusCode::OK
+    );
+    until_expired(&auth, &a).await;
+    store.fail();
+    assert_eq!(
+        status(&svc, bearer(a.key.expose_secret())).await,
+        StatusCode::OK
+    );
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        status(&svc, bearer(a.key.expose_secret())).await,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -475,6 +475,14 @@ async fn configuration_errors_name_the_setting() {
         setting(b().last_used_interval(Duration::from_millis(1)).build()),
         "last_used_interval"
     );
+    assert_eq!(
+        setting(b().stale_if_error(Duration::ZERO).build()),
+        "stale_if_error"
+    );
+    assert_eq!(
+        setting(b().stale_if_error(Duration::from_secs(2 * 86_400)).build()),
+        "stale_if_error"
+    );
     let e = b().prefix("sk-live").build().unwrap_err();
     assert!(e.to_string().contains("\"sk-live\""), "{e}");
     assert!(b().pepper(vec![1u8; 32]).build().is_ok());
