@@ -112,6 +112,58 @@ impl<A: Authenticator + ?Sized> Authenticator for Arc<A> {
     }
 }
 
+/// A scheme that may be switched off by configuration: `None` claims no credential, so it never
+/// decides anything; `Some(a)` is `a`.
+///
+/// ```
+/// use tower_auth_core::{Authenticator, credential::Location, from_fn};
+///
+/// let introspection_configured = false;
+/// let optional = introspection_configured.then(|| from_fn(Location::Authorization, |_| Ok(None)));
+/// let _composed = from_fn(Location::Authorization, |_| Ok(None)).or(optional);
+/// ```
+impl<A: Authenticator> Authenticator for Option<A> {
+    type Credential = A::Credential;
+    type Future = MaybeFuture<A::Future>;
+
+    fn extract(&self, parts: &Parts) -> Result<Option<Found<Self::Credential>>, AuthError> {
+        match self {
+            Some(a) => a.extract(parts),
+            None => Ok(None),
+        }
+    }
+
+    fn authenticate(&self, credential: Self::Credential) -> Self::Future {
+        MaybeFuture {
+            inner: self.as_ref().map(|a| a.authenticate(credential)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of an optional scheme (`Option<A>`).
+    #[derive(Debug)]
+    pub struct MaybeFuture<F> {
+        #[pin]
+        inner: Option<F>,
+    }
+}
+
+impl<F> Future for MaybeFuture<F>
+where
+    F: Future<Output = Result<Principal, AuthError>>,
+{
+    type Output = Result<Principal, AuthError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.as_pin_mut() {
+            Some(f) => f.poll(cx),
+            // Unreachable through the layer: a disabled scheme claims nothing.
+            None => Poll::Ready(Err(AuthError::invalid_token("scheme disabled"))),
+        }
+    }
+}
+
 /// Two schemes composed by [`Authenticator::or`].
 ///
 /// Both `extract` calls run, then:

@@ -1,70 +1,133 @@
-//! The tower-auth quickstart server.
-//!
-//! `cargo run -p quickstart` serves on 127.0.0.1:3000:
-//!
-//! - `GET /healthz`: no credential needed;
-//! - `GET /me`: the authenticated principal as JSON;
-//! - `GET /items`: needs scope `read:items`;
-//! - `GET /admin`: needs scope `admin` (the demo credential lacks it: 403).
-//!
-//! This first version authenticates a single demo bearer token printed at start; the API key,
-//! JWT and OAuth schemes replace it as their crates land.
+//! `quickstart`: serve (the default) or manage API keys. See the library docs.
 
-use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use axum::routing::get;
-use axum::{Json, Router};
-use tower_auth_core::credential::{Location, bearer_token};
-use tower_auth_core::{
-    AuthError, AuthenticateLayer, Principal, PrincipalKind, RequireScopesLayer, Scheme, from_fn,
-};
+use clap::{Args, Parser, Subcommand};
+use quickstart::config::Config;
+use quickstart::{StartError, api_keys, app};
+use tower_auth_apikey::cli::KeysCommand;
 
-const DEMO_TOKEN: &str = "quickstart-demo-token";
+#[derive(Parser)]
+#[command(version, about = "tower-auth quickstart server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-fn app() -> Router {
-    let auth = from_fn(Location::Authorization, |parts| {
-        match bearer_token(&parts.headers)? {
-            None => Ok(None),
-            Some(DEMO_TOKEN) => Ok(Some(
-                Principal::builder("demo", Scheme::Custom("demo"))
-                    .kind(PrincipalKind::User)
-                    .scopes(["read:items", "write:items"])
-                    .roles(["user"])
-                    .build(),
-            )),
-            Some(_) => Err(AuthError::invalid_token("unknown token")),
-        }
-    });
-    let items = Router::new()
-        .route(
-            "/items",
-            get(|| async { Json(serde_json::json!(["apple", "pear"])) }),
-        )
-        .route_layer(RequireScopesLayer::all_of(["read:items"]));
-    let admin = Router::new()
-        .route("/admin", get(|| async { "welcome, admin" }))
-        .route_layer(RequireScopesLayer::all_of(["admin"]));
-    Router::new()
-        .route("/me", get(|p: Principal| async move { Json(p) }))
-        .merge(items)
-        .merge(admin)
-        .route_layer(AuthenticateLayer::required(auth))
-        .route("/healthz", get(|| async { "ok" }))
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Manage API keys.
+    Keys(KeysArgs),
+}
+
+#[derive(Args)]
+struct KeysArgs {
+    /// Database URL (default: the config's, else sqlite://quickstart.db).
+    #[arg(long, global = true)]
+    db: Option<String>,
+    /// TOML configuration file (for the database and the key prefix).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, StartError> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+fn fail(e: &StartError) -> ExitCode {
+    eprintln!("quickstart: {e}");
+    match e {
+        StartError::Config(_) => ExitCode::from(2),
+        StartError::Database(_) => ExitCode::from(1),
+    }
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let addr: SocketAddr = ([127, 0, 0, 1], 3000).into();
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!("quickstart listening on http://{addr}");
-    println!("try:");
-    println!("  curl -i http://{addr}/healthz");
-    println!("  curl -i -H 'Authorization: Bearer {DEMO_TOKEN}' http://{addr}/me");
-    println!("  curl -i -H 'Authorization: Bearer {DEMO_TOKEN}' http://{addr}/items");
-    println!("  curl -i -H 'Authorization: Bearer {DEMO_TOKEN}' http://{addr}/admin   # 403");
-    axum::serve(listener, app())
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve { config: None }) {
+        Command::Serve { config } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            match serve(config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Keys(args) => {
+            let mut config = match load(args.config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            if let Some(db) = args.db {
+                config.database = db;
+            }
+            let keys = match api_keys(&config).await {
+                Ok(k) => k.admin(),
+                Err(e) => return fail(&e),
+            };
+            let mut out = std::io::stdout().lock();
+            match args.command.run(&keys, &mut out).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("quickstart keys: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), StartError> {
+    let router = app(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| {
+            StartError::Config(format!("invalid `listen` = \"{}\": {e}", config.listen))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    print_welcome(&addr.to_string(), &config);
+    axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
+        .map_err(|e| StartError::Database(format!("server error: {e}")))
+}
+
+fn print_welcome(addr: &str, config: &Config) {
+    let db = &config.database;
+    println!("quickstart listening on http://{addr} (database {db})");
+    println!();
+    println!("create an API key (the key is the last line printed):");
+    println!(
+        "  cargo run -p quickstart -- keys --db {db} create --owner me --scopes \"read:items write:items\""
+    );
+    println!("  KEY=<paste the key>");
+    println!();
+    println!("then:");
+    println!("  curl -i http://{addr}/healthz");
+    println!("  curl -i http://{addr}/metrics");
+    println!("  curl -i -H \"Authorization: Bearer $KEY\" http://{addr}/me");
+    println!("  curl -i -H \"X-API-Key: $KEY\" http://{addr}/items");
+    println!("  curl -i -X POST -H \"X-API-Key: $KEY\" http://{addr}/items");
+    println!(
+        "  curl -i -H \"X-API-Key: $KEY\" http://{addr}/admin        # 403: the key lacks scope admin"
+    );
 }

@@ -1,0 +1,203 @@
+//! The tower-auth quickstart server: every scheme composed in one axum service, on embedded
+//! defaults.
+//!
+//! `cargo run -p quickstart` serves on `127.0.0.1:3000` with a SQLite database
+//! `quickstart.db` in the working directory (created on first use). Manage API keys with the
+//! embedded `keys` command (`cargo run -p quickstart -- keys create --owner me --scopes
+//! "read:items"`).
+//!
+//! Routes:
+//!
+//! | route | needs |
+//! |---|---|
+//! | `GET /healthz` | nothing |
+//! | `GET /metrics` | nothing (Prometheus text, `tower_auth_*` counters) |
+//! | `GET /me` | any credential; the principal as JSON |
+//! | `GET /items` | scope `read:items` |
+//! | `POST /items` | scope `write:items` |
+//! | `GET /admin` | scope `admin` |
+//!
+//! Credentials, in composition order (most specific first): API keys (`Authorization: Bearer
+//! sk_...` or `X-API-Key`), then opaque tokens through RFC 7662 introspection when
+//! `[introspection]` is configured. Every rejection follows the tower-auth response contract.
+//!
+//! Configuration (`quickstart serve --config FILE`, TOML, every key optional, unknown keys are
+//! errors): `listen`, `database` (`sqlite://PATH`), `insecure_allow_http`, `api_key_prefix`,
+//! `[introspection]` (`endpoint`, `client_id`, `client_secret`, `auth_method` = `basic` |
+//! `post`), `[cache]` (`apikey_ttl`, `apikey_negative_ttl`, `introspection_ttl`, humantime
+//! durations). `[[issuers]]` and the `jwks_*` cache keys are accepted by the parser and reserved
+//! for the JWT issuers, which this version does not serve yet: configuring one is an error.
+
+pub mod config;
+
+use std::sync::OnceLock;
+
+use axum::handler::Handler;
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_auth_apikey::{ApiKeyAuthenticator, SqliteStore};
+use tower_auth_core::{
+    AuthenticateLayer, Authenticator, CacheConfig, Principal, RequireScopesLayer,
+};
+use tower_auth_oauth::introspection::{ClientAuth, Introspection};
+
+use crate::config::{Config, ConfigError};
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// Bad configuration (exit code 2).
+    Config(String),
+    /// The database could not be opened or migrated (exit code 1).
+    Database(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(e) | Self::Database(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e.0)
+    }
+}
+
+impl From<tower_auth_core::ConfigError> for StartError {
+    fn from(e: tower_auth_core::ConfigError) -> Self {
+        Self::Config(e.to_string())
+    }
+}
+
+/// Opens the API key store named by `config.database` and builds the authenticator.
+pub async fn api_keys(config: &Config) -> Result<ApiKeyAuthenticator, StartError> {
+    if config.database.starts_with("postgres://") {
+        return Err(StartError::Config(format!(
+            "invalid `database` = {:?}: this version of the quickstart stores keys in SQLite only; use sqlite://PATH",
+            config.database
+        )));
+    }
+    let store = SqliteStore::connect(&config.database).await.map_err(|e| {
+        StartError::Database(format!("cannot open database {}: {e}", config.database))
+    })?;
+    let mut cache = CacheConfig::builder();
+    if let Some(ttl) = config.cache.apikey_ttl {
+        cache = cache.ttl(ttl);
+    }
+    if let Some(ttl) = config.cache.apikey_negative_ttl {
+        cache = cache.negative_ttl(ttl);
+    }
+    let cache = cache.build().map_err(|e| {
+        let key = cache_key(e.setting());
+        e.for_setting(key)
+    })?;
+    // Every environment's prefix is claimed, so a key of the other environment is rejected here
+    // and never forwarded to the authorization server.
+    let other = if config.api_key_prefix == "sk_live" {
+        "sk_test"
+    } else {
+        "sk_live"
+    };
+    Ok(ApiKeyAuthenticator::builder(store)
+        .prefix(&config.api_key_prefix)
+        .other_prefixes([other])
+        .cache(cache)
+        .build()?)
+}
+
+fn cache_key(setting: &str) -> &'static str {
+    match setting {
+        "negative_ttl" => "cache.apikey_negative_ttl",
+        _ => "cache.apikey_ttl",
+    }
+}
+
+fn introspection(config: &Config) -> Result<Option<Introspection>, StartError> {
+    let Some(i) = &config.introspection else {
+        return Ok(None);
+    };
+    let mut cache = CacheConfig::builder();
+    if let Some(ttl) = config.cache.introspection_ttl {
+        cache = cache.ttl(ttl);
+    }
+    let cache = cache
+        .build()
+        .map_err(|e| e.for_setting("cache.introspection_ttl"))?;
+    let built = Introspection::builder(&i.endpoint)
+        .client_id(&i.client_id)
+        .client_secret(&i.client_secret)
+        .client_auth(if i.auth_method == "post" {
+            ClientAuth::ClientSecretPost
+        } else {
+            ClientAuth::ClientSecretBasic
+        })
+        .cache(cache)
+        .insecure_allow_http(config.insecure_allow_http)
+        .build()
+        .map_err(|e| {
+            let key = match e.setting() {
+                "endpoint" => "introspection.endpoint",
+                "client_id" => "introspection.client_id",
+                "client_secret" => "introspection.client_secret",
+                _ => "introspection",
+            };
+            e.for_setting(key)
+        })?;
+    Ok(Some(built))
+}
+
+/// The process-wide Prometheus recorder (installed once).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (embedding applications): then ours only
+            // renders what it sees, which is nothing, rather than failing to start.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The quickstart's router, with its authentication configured from `config`.
+pub async fn app(config: &Config) -> Result<Router, StartError> {
+    if !config.issuers.is_empty() {
+        return Err(StartError::Config(
+            "invalid `issuers`: external JWT issuers are not served by this version of the quickstart"
+                .to_owned(),
+        ));
+    }
+    let keys = api_keys(config).await?;
+    let auth = keys.or(introspection(config)?);
+    Ok(router(auth))
+}
+
+fn router<A>(auth: A) -> Router
+where
+    A: Authenticator + Clone + Send + Sync + 'static,
+    A::Future: Send + 'static,
+{
+    let metrics = metrics_handle();
+    let read = RequireScopesLayer::all_of(["read:items"]);
+    let write = RequireScopesLayer::all_of(["write:items"]);
+    let items = get((|| async { Json(serde_json::json!(["apple", "pear"])) }).layer(read))
+        .post((|| async { (axum::http::StatusCode::CREATED, "created") }).layer(write));
+    let admin = Router::new()
+        .route("/admin", get(|| async { "welcome, admin" }))
+        .route_layer(RequireScopesLayer::all_of(["admin"]));
+    Router::new()
+        .route("/me", get(|p: Principal| async move { Json(p) }))
+        .route("/items", items)
+        .merge(admin)
+        .route_layer(AuthenticateLayer::required(auth))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(move || async move { metrics.render() }))
+}

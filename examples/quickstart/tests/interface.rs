@@ -1,0 +1,288 @@
+//! The quickstart's interface as a user meets it: the binary, its `keys` command, its
+//! configuration errors, and its routes over loopback.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_quickstart");
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// `keys create` and returns (id, key).
+fn create(dir: &Path, scopes: &str) -> (String, String) {
+    let o = run(
+        dir,
+        &[
+            "keys", "create", "--owner", "alice", "--scopes", scopes, "--name", "ci",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let id = out
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("id ")
+        .unwrap()
+        .to_owned();
+    let key = out.lines().last().unwrap().to_owned();
+    assert!(id.starts_with("key_"), "{out}");
+    assert!(key.starts_with("sk_test_"), "{out}");
+    (id, key)
+}
+
+#[test]
+fn keys_cli_create_list_revoke_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, key) = create(dir.path(), "read:items write:items");
+    assert!(
+        dir.path().join("quickstart.db").exists(),
+        "default database in the working directory"
+    );
+
+    let o = run(dir.path(), &["keys", "list"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap().split('\t').collect::<Vec<_>>(),
+        ["id", "owner", "scopes", "created", "expires", "revoked"]
+    );
+    let row: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    assert_eq!(row[0], id);
+    assert_eq!(row[1], "alice");
+    assert_eq!(row[2], "read:items write:items");
+    assert!(row[3].ends_with('Z'), "RFC 3339: {}", row[3]);
+    assert_eq!(&row[4..], ["-", "-"]);
+    assert!(!out.contains(&key), "list never shows a key");
+
+    let o = run(dir.path(), &["keys", "rotate", &id, "--grace", "1h"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let new_id = out.lines().next().unwrap().strip_prefix("id ").unwrap();
+    assert_ne!(new_id, id);
+    assert!(out.lines().last().unwrap().starts_with("sk_test_"));
+    let listed = stdout(&run(dir.path(), &["keys", "list"]));
+    let old_row: Vec<&str> = listed
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap()
+        .split('\t')
+        .collect();
+    assert_ne!(old_row[4], "-", "the rotated key now expires");
+
+    let o = run(dir.path(), &["keys", "revoke", &id]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o).trim(), format!("revoked {id}"));
+
+    let o = run(dir.path(), &["keys", "revoke", "key_doesnotexist"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).is_empty());
+    assert!(!stderr(&o).is_empty());
+
+    // --db and --expires-in.
+    let other = format!("sqlite://{}", dir.path().join("other.db").display());
+    let o = run(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--db",
+            &other,
+            "--owner",
+            "bob",
+            "--expires-in",
+            "90d",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = stdout(&run(dir.path(), &["keys", "--db", &other, "list"]));
+    assert_eq!(listed.lines().count(), 2);
+    assert!(listed.contains("\tbob\t"));
+}
+
+#[test]
+fn configuration_errors_exit_2_naming_key_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, needle) in [
+        ("listen = \"not-an-address\"", "listen"),
+        ("nonsense = true", "nonsense"),
+        ("[cache]\napikey_ttl = \"whenever\"", "whenever"),
+        ("[cache]\napikey_ttl = \"0s\"", "cache.apikey_ttl"),
+        ("database = \"mysql://db\"", "mysql://db"),
+        (
+            "[introspection]\nendpoint = \"http://127.0.0.1:1/i\"\nclient_id = \"a\"\nclient_secret = \"b\"",
+            "introspection.endpoint",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, toml).unwrap();
+        let o = run(dir.path(), &["serve", "--config", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{toml}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{toml}: {}", stderr(&o));
+    }
+}
+
+/// Starts `quickstart serve` on a free port; returns the child and its base URL.
+async fn serve(dir: &Path) -> (tokio::process::Child, String) {
+    let config = dir.join("quickstart.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n").unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .current_dir(dir)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap();
+            if let Some(rest) = line.strip_prefix("quickstart listening on ") {
+                return rest.split(' ').next().unwrap().to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Option<String>, String) {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = client
+        .request(req.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, challenge, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn routes_with_api_keys_over_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_id, key) = create(dir.path(), "read:items write:items");
+    let (_reader_id, reader) = create(dir.path(), "read:items");
+    let (_child, base) = serve(dir.path()).await;
+    let bearer = format!("Bearer {key}");
+
+    assert_eq!(request("GET", &format!("{base}/healthz"), &[]).await.0, 200);
+
+    // No credential, a bad one, a good one.
+    let (status, challenge, _) = request("GET", &format!("{base}/me"), &[]).await;
+    assert_eq!(
+        (status, challenge.as_deref()),
+        (401, Some("Bearer realm=\"api\""))
+    );
+    let (status, challenge, _) = request(
+        "GET",
+        &format!("{base}/me"),
+        &[("authorization", "Bearer sk_test_bogus")],
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(challenge.unwrap().contains("invalid_token"));
+    let (status, _, body) =
+        request("GET", &format!("{base}/me"), &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200);
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["subject"], "alice");
+    assert_eq!(me["scheme"], "api_key");
+    assert_eq!(me["kind"], "application");
+    assert_eq!(
+        me["scopes"],
+        serde_json::json!(["read:items", "write:items"])
+    );
+    assert_eq!(me["issuer"], serde_json::Value::Null);
+    assert_eq!(me["expires_at"], serde_json::Value::Null);
+
+    // Scopes per route and method, the key in either place.
+    assert_eq!(
+        request("GET", &format!("{base}/items"), &[("x-api-key", &key)])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        request("POST", &format!("{base}/items"), &[("x-api-key", &key)])
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        request("GET", &format!("{base}/items"), &[("x-api-key", &reader)])
+            .await
+            .0,
+        200
+    );
+    let (status, challenge, _) =
+        request("POST", &format!("{base}/items"), &[("x-api-key", &reader)]).await;
+    assert_eq!(status, 403);
+    assert!(challenge.unwrap().contains("scope=\"write:items\""));
+    let (status, challenge, _) =
+        request("GET", &format!("{base}/admin"), &[("x-api-key", &key)]).await;
+    assert_eq!(status, 403);
+    assert!(challenge.unwrap().contains("scope=\"admin\""));
+
+    // Two credentials in two places: 400.
+    let (status, _, _) = request(
+        "GET",
+        &format!("{base}/me"),
+        &[("x-api-key", &key), ("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // The counters moved.
+    let (status, _, metrics) = request("GET", &format!("{base}/metrics"), &[]).await;
+    assert_eq!(status, 200);
+    let authenticated = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("tower_auth_requests_total{scheme=\"api_key\",outcome=\"authenticated\"}")
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let n: u64 = authenticated.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 6, "{authenticated}");
+    assert!(
+        metrics.contains("outcome=\"missing_credential\""),
+        "{metrics}"
+    );
+}
