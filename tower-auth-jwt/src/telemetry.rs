@@ -46,3 +46,110 @@ pub(crate) fn cache(hit: bool) {
     )
     .increment(1);
 }
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::HashMap;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Waker};
+
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+    use tower_auth_core::CacheConfig;
+
+    use crate::{Issuer, JwtAuthenticator};
+
+    #[derive(Default)]
+    struct Counts(Mutex<HashMap<String, Arc<Value>>>);
+
+    #[derive(Default)]
+    struct Value(AtomicU64);
+
+    impl metrics::CounterFn for Value {
+        fn increment(&self, value: u64) {
+            self.0.fetch_add(value, Ordering::SeqCst);
+        }
+        fn absolute(&self, value: u64) {
+            self.0.fetch_max(value, Ordering::SeqCst);
+        }
+    }
+
+    impl Counts {
+        fn get(&self, key: &str) -> u64 {
+            self.0
+                .lock()
+                .unwrap()
+                .get(key)
+                .map_or(0, |v| v.0.load(Ordering::SeqCst))
+        }
+    }
+
+    impl Recorder for Counts {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            Counter::from_arc(Arc::clone(self.0.lock().unwrap().entry(name).or_default()))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    fn now_ready<F: Future>(f: F) -> F::Output {
+        let mut f = pin!(f);
+        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("static keys answer at once"),
+        }
+    }
+
+    fn token(secret: &[u8], exp: u64) -> String {
+        let claims = serde_json::json!({"iss": "i", "aud": "a", "sub": "s", "exp": exp});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn counters_move() {
+        let secret = [9u8; 32];
+        let auth = JwtAuthenticator::builder()
+            .issuer(Issuer::new("i").audience("a").hmac_secret(secret))
+            .verified_token_cache(CacheConfig::default())
+            .build()
+            .unwrap();
+        let far = 4_000_000_000;
+        let good = token(&secret, far);
+        let expired = token(&secret, 1_000);
+        let counts = Counts::default();
+        metrics::with_local_recorder(&counts, || {
+            now_ready(auth.verify(&good)).unwrap(); // miss, valid
+            now_ready(auth.verify(&good)).unwrap(); // hit, valid
+            now_ready(auth.verify(&expired)).unwrap_err(); // miss, invalid
+            now_ready(auth.verify("x")).unwrap_err(); // no signature segment: not looked up
+        });
+        let v = |k: &str| counts.get(k);
+        assert_eq!(v("tower_auth_jwt_verifications_total{outcome=valid}"), 2);
+        assert_eq!(v("tower_auth_jwt_verifications_total{outcome=invalid}"), 2);
+        assert_eq!(v("tower_auth_jwt_cache_requests_total{outcome=hit}"), 1);
+        assert_eq!(v("tower_auth_jwt_cache_requests_total{outcome=miss}"), 2);
+    }
+}
