@@ -310,7 +310,8 @@ async fn lookup(inner: Arc<Inner>, hash: KeyHash) -> Result<Principal, AuthError
         .main
         .get_or_load(hash, || {
             missed = true;
-            load(&inner, hash)
+            // Boxed: allocated on misses only, and it keeps the hit path's future small.
+            Box::pin(load(&inner, hash))
         })
         .await;
     telemetry::cache(if missed { "miss" } else { "hit" });
@@ -320,7 +321,7 @@ async fn lookup(inner: Arc<Inner>, hash: KeyHash) -> Result<Principal, AuthError
             telemetry::outcome("unknown", None);
             return Err(AuthError::invalid_token(UNKNOWN));
         }
-        Err(e) => match stale(&inner, &hash).await {
+        Err(e) => match Box::pin(stale(&inner, &hash)).await {
             Some(cached) => cached,
             None => {
                 telemetry::outcome("unavailable", None);
@@ -356,23 +357,26 @@ async fn stale(inner: &Inner, hash: &KeyHash) -> Option<Arc<Cached>> {
     Some(cached)
 }
 
+/// Replaces the stale-if-error copy of `hash`; its TTL (the staleness bound) starts now.
+async fn keep_stale_copy(stale: &KeyCache, hash: KeyHash, value: Arc<Cached>) {
+    stale.invalidate(&hash).await;
+    let _ = stale
+        .get_or_load(hash, || {
+            std::future::ready(Ok::<_, std::convert::Infallible>(Loaded::Found {
+                value: Arc::clone(&value),
+                max_ttl: None,
+            }))
+        })
+        .await;
+}
+
 async fn load(inner: &Inner, hash: KeyHash) -> Result<Loaded<Arc<Cached>>, StoreError> {
     telemetry::store_query("find_by_hash");
     match tokio::time::timeout(inner.store_timeout, inner.store.find_by_hash(&hash)).await {
         Ok(Ok(Some(record))) => {
             let value = Arc::new(Cached::new(record));
             if let Some(stale) = &inner.caches.stale {
-                // Replace the previous copy; its TTL (the staleness bound) starts now.
-                stale.invalidate(&hash).await;
-                let copy = Arc::clone(&value);
-                let _ = stale
-                    .get_or_load(hash, || {
-                        std::future::ready(Ok::<_, std::convert::Infallible>(Loaded::Found {
-                            value: Arc::clone(&copy),
-                            max_ttl: None,
-                        }))
-                    })
-                    .await;
+                Box::pin(keep_stale_copy(stale, hash, Arc::clone(&value))).await;
             }
             Ok(Loaded::Found {
                 value,

@@ -415,6 +415,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn in_memory_databases_work_across_the_pool() {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        super::super::conformance::run(&store).await;
+    }
+
+    #[tokio::test]
     async fn file_is_created_and_migrations_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub.db");
