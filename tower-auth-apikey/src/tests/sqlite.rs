@@ -136,3 +136,61 @@ async fn the_database_file_never_holds_a_plain_key() {
         assert!(contains(hasher.hash(key).as_bytes()));
     }
 }
+
+/// What an application embedding the CLI does: `keys create` against the database file, then
+/// a server process (another store instance, another authenticator) accepts the key.
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn a_key_created_by_the_cli_is_accepted_by_a_server_on_the_same_file() {
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct App {
+        #[command(subcommand)]
+        keys: crate::cli::KeysCommand,
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let cli_store = SqliteStore::connect(&url(&dir)).await.unwrap();
+    let admin = crate::ApiKeys::builder(cli_store)
+        .prefix("sk_test")
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    App::parse_from(["keys", "create", "--owner", "alice", "--scopes", "read"])
+        .keys
+        .run(&admin, &mut out)
+        .await
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let key = out.lines().last().unwrap().to_owned();
+
+    let server_store = SqliteStore::connect(&url(&dir)).await.unwrap();
+    let auth = ApiKeyAuthenticator::builder(server_store)
+        .prefix("sk_test")
+        .build()
+        .unwrap();
+    let (svc, _) = stack(auth);
+    let res = svc.clone().oneshot(bearer(&key)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.body(), "alice");
+
+    let id = out.lines().next().unwrap().strip_prefix("id ").unwrap();
+    let mut out = Vec::new();
+    App::parse_from(["keys", "revoke", id])
+        .keys
+        .run(&admin, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), format!("revoked {id}\n"));
+    let mut out = Vec::new();
+    App::parse_from(["keys", "list"])
+        .keys
+        .run(&admin, &mut out)
+        .await
+        .unwrap();
+    let row = String::from_utf8(out).unwrap();
+    let row: Vec<&str> = row.lines().nth(1).unwrap().split('\t').collect();
+    assert_eq!(row[0], id);
+    assert_ne!(row[5], "-", "revoked time shown");
+}
