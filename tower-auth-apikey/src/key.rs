@@ -212,7 +212,8 @@ impl KeyFormat {
 
     /// Checks length, prefix, alphabet and checksum, in that order, without any lookup.
     pub(crate) fn check(&self, key: &str) -> Result<(), FormatError> {
-        if key.len() > self.max_len || key.len() < BODY_LEN + 2 {
+        // ASCII first: the splits below are by byte, and a key is ASCII anyway.
+        if key.len() > self.max_len || key.len() < BODY_LEN + 2 || !key.is_ascii() {
             return Err(FormatError::Malformed);
         }
         let (prefix, body) = key.split_at(key.len() - BODY_LEN);
@@ -370,6 +371,14 @@ mod tests {
             f.check(&format!("zz_{}", &s["sk_live_".len()..])),
             Err(FormatError::Malformed)
         );
+        // Multi-byte characters are rejected, not split in the middle.
+        let accented = format!("sk_live_{}\u{e9}{}", &s[8..20], &s[22..]);
+        assert_eq!(accented.len(), s.len());
+        assert_eq!(f.check(&accented), Err(FormatError::Malformed));
+        // Here byte 8, where the body would start, is inside the two-byte character.
+        let accented = format!("sk_live\u{e9}{}", &s[9..]);
+        assert_eq!(accented.len(), s.len());
+        assert_eq!(f.check(&accented), Err(FormatError::Malformed));
         assert!(!f.claims("eyJhbGciOi.eyJzdWIi.sig"));
         assert!(!f.claims("sk_live"));
         assert!(!f.claims("sk_liveX"));
