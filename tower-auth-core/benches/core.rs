@@ -5,7 +5,8 @@
 //!   `http::Extensions` allocate its map (and the response drop free it).
 //! - `bare_warm` / `layer_warm`: a request that already carries one extension, as every request
 //!   routed by axum does (`MatchedPath`); the difference is what the layer itself costs.
-//! - `bearer_token`: parsing `Authorization: Bearer` alone.
+//! - `bearer_token`, `bearer_token_700b`: parsing `Authorization: Bearer` alone, with a short
+//!   token and a JWT-sized one.
 //!
 //! Run: `cargo bench -p tower-auth-core --bench core`
 
@@ -117,6 +118,18 @@ fn bench(c: &mut Criterion) {
     let headers = request().into_parts().0.headers;
     g.bench_function("bearer_token", |b| {
         b.iter(|| bearer_token(black_box(&headers)).is_ok())
+    });
+    // A JWT-sized (700-byte) token.
+    let mut jwt = http::HeaderMap::new();
+    let token = format!(
+        "Bearer {}.{}.{}",
+        "e".repeat(100),
+        "p".repeat(250),
+        "s".repeat(342)
+    );
+    jwt.insert("authorization", token.parse().expect("header value"));
+    g.bench_function("bearer_token_700b", |b| {
+        b.iter(|| bearer_token(black_box(&jwt)).is_ok())
     });
     g.finish();
 }

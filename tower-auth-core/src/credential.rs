@@ -145,22 +145,26 @@ fn trim_ascii_spaces(b: &[u8]) -> &[u8] {
     &b[start..end]
 }
 
-/// The `token68` characters other than the trailing `=` padding, as a lookup table.
-static TOKEN68: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        c += 1;
-    }
-    t
-};
-
 /// Whether `b` matches RFC 7235 `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub fn is_token68(b: &[u8]) -> bool {
-    let body = b.iter().take_while(|&&c| TOKEN68[usize::from(c)]).count();
-    body > 0 && b[body..].iter().all(|&c| c == b'=')
+    let body_len = b.iter().rposition(|&c| c != b'=').map_or(0, |i| i + 1);
+    // A branch-free fold: JWTs are hundreds of bytes, and this compiles to vector code.
+    body_len > 0
+        && b[..body_len]
+            .iter()
+            .fold(true, |ok, &c| ok & is_token68_char(c))
+}
+
+#[inline]
+fn is_token68_char(c: u8) -> bool {
+    ((c | 0x20).wrapping_sub(b'a') < 26)
+        | (c.wrapping_sub(b'0') < 10)
+        | (c == b'-')
+        | (c == b'.')
+        | (c == b'_')
+        | (c == b'~')
+        | (c == b'+')
+        | (c == b'/')
 }
 
 /// The value of a named header other than `Authorization`.
@@ -300,6 +304,15 @@ mod tests {
                 AuthErrorKind::InvalidToken,
                 "{v:?}"
             );
+        }
+    }
+
+    #[test]
+    fn token68_characters_exactly() {
+        for c in 0..=255u8 {
+            let expected =
+                c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            assert_eq!(is_token68(&[c]), expected, "{c:#x}");
         }
     }
 

@@ -10,6 +10,7 @@
 
 use crate::{AuthError, Principal, Scheme};
 
+#[cfg(feature = "tracing")]
 pub(crate) const TARGET: &str = "tower_auth";
 
 pub(crate) fn authenticated(principal: &Principal) {
