@@ -469,32 +469,10 @@ impl KeySet {
     /// breaking the rest. Keys sharing a `kid` are all skipped: the right one cannot be guessed.
     /// Fails only when the document itself is not a JWKS.
     pub fn from_jwks_skipping_invalid(json: &str) -> Result<(Self, Vec<KeyError>), KeyError> {
-        let doc: RawJwks =
-            serde_json::from_str(json).map_err(|_| KeyError::new("not a JWKS document"))?;
-        let mut keys = Vec::new();
-        let mut skipped = Vec::new();
-        for raw in doc.keys {
-            match Self::parse_value(raw, false) {
-                Ok(k) => keys.push(k),
-                Err(e) => skipped.push(e),
-            }
-        }
-        let mut counts = std::collections::HashMap::new();
-        for k in &keys {
-            if let Some(kid) = k.kid() {
-                *counts.entry(kid.to_owned()).or_insert(0usize) += 1;
-            }
-        }
-        keys.retain(|k| match k.kid() {
-            Some(kid) if counts.get(kid).copied().unwrap_or(0) > 1 => {
-                skipped.push(KeyError::new("duplicate `kid`").with_kid(Some(kid)));
-                false
-            }
-            _ => true,
-        });
+        let (keys, skipped) = parse_published_jwks(json.as_bytes())?;
         Ok((
             Self {
-                keys: keys.into_iter().map(Arc::new).collect(),
+                keys: keys.into_iter().map(|(_, k)| Arc::new(k)).collect(),
             },
             skipped,
         ))
@@ -547,6 +525,38 @@ impl KeySet {
             .filter(move |k| by_kid.is_none() && (kid.is_none() || k.kid().is_none()));
         exact.chain(rest).filter(move |k| k.fits(alg))
     }
+}
+
+/// A published JWKS, leniently: the usable keys, each with its JWK as published (so a
+/// refreshing source can tell which keys did not change), and the skipped ones with the reason.
+/// Keys sharing a `kid` are all skipped.
+pub(crate) fn parse_published_jwks(
+    json: &[u8],
+) -> Result<(Vec<(serde_json::Value, VerifyingKey)>, Vec<KeyError>), KeyError> {
+    let doc: RawJwks =
+        serde_json::from_slice(json).map_err(|_| KeyError::new("not a JWKS document"))?;
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    for raw in doc.keys {
+        match KeySet::parse_value(raw.clone(), false) {
+            Ok(k) => keys.push((raw, k)),
+            Err(e) => skipped.push(e),
+        }
+    }
+    let mut counts = std::collections::HashMap::new();
+    for (_, k) in &keys {
+        if let Some(kid) = k.kid() {
+            *counts.entry(kid.to_owned()).or_insert(0usize) += 1;
+        }
+    }
+    keys.retain(|(_, k)| match k.kid() {
+        Some(kid) if counts.get(kid).copied().unwrap_or(0) > 1 => {
+            skipped.push(KeyError::new("duplicate `kid`").with_kid(Some(kid)));
+            false
+        }
+        _ => true,
+    });
+    Ok((keys, skipped))
 }
 
 fn pem_label(pem: &[u8]) -> Option<&str> {

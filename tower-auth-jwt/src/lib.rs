@@ -224,6 +224,8 @@ mod cache;
 mod claims;
 mod error;
 mod key;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod revocation;
 mod source;
 mod telemetry;

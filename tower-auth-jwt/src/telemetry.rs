@@ -5,6 +5,16 @@
 //! - `tower_auth_jwt_verifications_total{outcome}`: `valid`, `invalid`, `unavailable`, for every
 //!   token checked (cache hits included);
 //! - `tower_auth_jwt_cache_requests_total{outcome}`: `hit`, `miss` of the verified-token cache.
+//!
+//! Remote key sources (feature `remote`), labelled `source` = the JWKS URL or the issuer:
+//! - `tower_auth_jwks_fetches_total`: JWKS requests sent;
+//! - `tower_auth_jwks_fetch_failures_total`: failed attempts (transport, status, body,
+//!   discovery);
+//! - `tower_auth_jwks_unknown_kid_refetches_total`: refetches forced by an unknown `kid`;
+//! - `tower_auth_jwks_keys_skipped_total`: published keys skipped as unusable;
+//! - `tower_auth_jwks_keys_loaded` (gauge): usable keys in the current set;
+//! - `tower_auth_jwks_staleness_seconds` (gauge): how far past its refresh interval the served
+//!   set is (0 after a successful fetch).
 
 #![allow(unused_variables)]
 
@@ -45,6 +55,91 @@ pub(crate) fn cache(hit: bool) {
         "outcome" => if hit { "hit" } else { "miss" }
     )
     .increment(1);
+}
+
+#[cfg(feature = "remote")]
+pub(crate) use self::remote::*;
+
+#[cfg(feature = "remote")]
+mod remote {
+    #![allow(unused_variables)]
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[cfg(feature = "tracing")]
+    use super::TARGET;
+
+    pub(crate) fn jwks_fetch(source: &Arc<str>) {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(target: TARGET, source = &**source, "fetching jwks");
+        #[cfg(feature = "metrics")]
+        metrics::counter!("tower_auth_jwks_fetches_total", "source" => Arc::clone(source))
+            .increment(1);
+    }
+
+    pub(crate) fn jwks_fetch_failed(source: &Arc<str>, error: &str, serving_stale: bool) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            target: TARGET,
+            source = &**source,
+            error,
+            serving_stale,
+            "jwks fetch failed"
+        );
+        #[cfg(feature = "metrics")]
+        metrics::counter!("tower_auth_jwks_fetch_failures_total", "source" => Arc::clone(source))
+            .increment(1);
+    }
+
+    pub(crate) fn jwks_loaded(source: &Arc<str>, keys: usize, refresh: Duration) {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(
+            target: TARGET,
+            source = &**source,
+            keys,
+            refresh_secs = refresh.as_secs_f64(),
+            "jwks loaded"
+        );
+        #[cfg(feature = "metrics")]
+        {
+            metrics::gauge!("tower_auth_jwks_keys_loaded", "source" => Arc::clone(source))
+                .set(keys as f64);
+            metrics::gauge!("tower_auth_jwks_staleness_seconds", "source" => Arc::clone(source))
+                .set(0.0);
+        }
+    }
+
+    pub(crate) fn jwks_key_skipped(source: &Arc<str>, error: &crate::KeyError) {
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            target: TARGET,
+            source = &**source,
+            kid = error.kid(),
+            reason = error.reason(),
+            "published key skipped"
+        );
+        #[cfg(feature = "metrics")]
+        metrics::counter!("tower_auth_jwks_keys_skipped_total", "source" => Arc::clone(source))
+            .increment(1);
+    }
+
+    pub(crate) fn jwks_unknown_kid_refetch(source: &Arc<str>) {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(target: TARGET, source = &**source, "unknown kid: refetching jwks");
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "tower_auth_jwks_unknown_kid_refetches_total",
+            "source" => Arc::clone(source)
+        )
+        .increment(1);
+    }
+
+    pub(crate) fn jwks_staleness(source: &Arc<str>, past: Duration) {
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("tower_auth_jwks_staleness_seconds", "source" => Arc::clone(source))
+            .set(past.as_secs_f64());
+    }
 }
 
 #[cfg(all(test, feature = "metrics"))]
