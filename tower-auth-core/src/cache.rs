@@ -156,6 +156,9 @@ pub enum Loaded<V> {
 struct Entry<V> {
     value: Option<V>,
     ttl: Duration,
+    /// The `cleared` generation when the load started; older than the current one means an
+    /// `invalidate_all` came after it.
+    generation: u64,
 }
 
 struct EntryExpiry;
@@ -179,6 +182,10 @@ struct CacheInner<K, V> {
     config: CacheConfig,
     /// Bumped by every invalidation; a load that sees it move re-reads its source.
     epoch: AtomicU64,
+    /// Bumped by `invalidate_all`: entries loaded before it are ignored. (moka's own
+    /// `invalidate_all` is lazy and timestamp-based, so an entry inserted in the same instant
+    /// could otherwise survive it.)
+    cleared: AtomicU64,
     name: &'static str,
 }
 
@@ -217,6 +224,7 @@ where
                 cache,
                 config,
                 epoch: AtomicU64::new(0),
+                cleared: AtomicU64::new(0),
                 name,
             }),
         }
@@ -238,6 +246,13 @@ where
         E: Send + Sync + 'static,
     {
         let inner = &self.inner;
+        if let Some(entry) = inner.cache.get(&key).await {
+            if self.is_current(&entry) {
+                self.record("hit");
+                return Ok(entry.value);
+            }
+            inner.cache.invalidate(&key).await;
+        }
         let mut loaded_at_epoch = None;
         let entry = inner
             .cache
@@ -246,13 +261,14 @@ where
                 // slow lookup that started before a revocation cannot cache the old record.
                 let mut attempts = 0;
                 loop {
+                    let generation = inner.cleared.load(Ordering::Acquire);
                     let before = inner.epoch.load(Ordering::Acquire);
                     let loaded = load().await?;
                     attempts += 1;
                     let stable = inner.epoch.load(Ordering::Acquire) == before;
                     if stable || attempts == 3 {
                         loaded_at_epoch = Some(before);
-                        let mut entry = self.entry(loaded);
+                        let mut entry = self.entry(loaded, generation);
                         if !stable {
                             // Still racing with invalidations: answer, but do not keep it.
                             entry.ttl = Duration::ZERO;
@@ -275,23 +291,34 @@ where
         Ok(entry.value)
     }
 
-    fn entry(&self, loaded: Loaded<V>) -> Entry<V> {
+    fn entry(&self, loaded: Loaded<V>, generation: u64) -> Entry<V> {
         match loaded {
             Loaded::Found { value, max_ttl } => Entry {
                 value: Some(value),
                 ttl: max_ttl.map_or(self.inner.config.ttl, |m| m.min(self.inner.config.ttl)),
+                generation,
             },
             Loaded::NotFound => Entry {
                 value: None,
                 ttl: self.inner.config.negative_ttl,
+                generation,
             },
         }
+    }
+
+    fn is_current(&self, entry: &Entry<V>) -> bool {
+        entry.generation == self.inner.cleared.load(Ordering::Acquire)
     }
 
     /// The cached value for `key` without loading: `Some(Some(v))` positive, `Some(None)`
     /// negative, `None` not cached.
     pub async fn get(&self, key: &K) -> Option<Option<V>> {
-        self.inner.cache.get(key).await.map(|e| e.value)
+        self.inner
+            .cache
+            .get(key)
+            .await
+            .filter(|e| self.is_current(e))
+            .map(|e| e.value)
     }
 
     /// Removes `key` at once. A load of `key` already under way re-reads its source instead of
@@ -303,6 +330,7 @@ where
 
     /// Removes every entry.
     pub fn invalidate_all(&self) {
+        self.inner.cleared.fetch_add(1, Ordering::AcqRel);
         self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         self.inner.cache.invalidate_all();
     }
@@ -451,6 +479,28 @@ mod tests {
         assert_eq!(c.get(&"short".into()).await, Some(Some(1)));
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(c.get(&"short".into()).await, None);
+    }
+
+    #[tokio::test]
+    async fn invalidate_all_drops_everything_loaded_before_it() {
+        let c = cache();
+        let loads = AtomicUsize::new(0);
+        let load = || async {
+            let n = loads.fetch_add(1, Ordering::SeqCst) as u32;
+            Ok::<_, ()>(Loaded::Found {
+                value: n,
+                max_ttl: None,
+            })
+        };
+        // Load and clear in a tight loop: every lookup after a clear must reload, even within
+        // the same clock tick.
+        for round in 0..1000u32 {
+            assert_eq!(c.get_or_load("k".into(), load).await.unwrap(), Some(round));
+            assert_eq!(c.get(&"k".into()).await, Some(Some(round)));
+            c.invalidate_all();
+            assert_eq!(c.get(&"k".into()).await, None);
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1000);
     }
 
     #[tokio::test]
