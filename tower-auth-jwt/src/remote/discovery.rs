@@ -248,7 +248,10 @@ mod tests {
         let err = |doc: &str| Metadata::from_json(doc.as_bytes(), "https://a").unwrap_err();
         assert!(matches!(err("[]"), DiscoveryError::Malformed(_)));
         assert!(matches!(err("{}"), DiscoveryError::Malformed(_)));
-        assert!(matches!(err(r#"{"issuer":1}"#), DiscoveryError::Malformed(_)));
+        assert!(matches!(
+            err(r#"{"issuer":1}"#),
+            DiscoveryError::Malformed(_)
+        ));
         assert!(matches!(
             err(r#"{"issuer":"https://a","jwks_uri":5}"#),
             DiscoveryError::Malformed(_)

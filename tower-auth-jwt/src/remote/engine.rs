@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Uri};
@@ -118,6 +118,7 @@ pub(crate) struct Remote {
     state: RwLock<Arc<State>>,
     flight: tokio::sync::Mutex<()>,
     refreshing: AtomicBool,
+    timer_started: AtomicBool,
     unknown: Mutex<Unknown>,
 }
 
@@ -128,7 +129,12 @@ struct Fetched {
 }
 
 impl Remote {
-    pub(crate) fn new(label: String, client: HttpClient, endpoint: Endpoint, policy: Policy) -> Self {
+    pub(crate) fn new(
+        label: String,
+        client: HttpClient,
+        endpoint: Endpoint,
+        policy: Policy,
+    ) -> Self {
         Self {
             label: label.into(),
             client,
@@ -137,6 +143,7 @@ impl Remote {
             state: RwLock::new(Arc::new(State::cold(Instant::now()))),
             flight: tokio::sync::Mutex::new(()),
             refreshing: AtomicBool::new(false),
+            timer_started: AtomicBool::new(false),
             unknown: Mutex::new(Unknown {
                 last_fetch: None,
                 kids: HashMap::new(),
@@ -278,7 +285,9 @@ impl Remote {
                     keys: Some(Arc::new(fetched.keys)),
                     published: fetched.published,
                     attempts: st.attempts + 1,
-                    refresh_at: started + interval.mul_f64(0.75),
+                    // From the end of the fetch, so a slow endpoint cannot make refreshes
+                    // follow each other back to back.
+                    refresh_at: Instant::now() + interval.mul_f64(0.75),
                     fresh_until,
                     stale_until: fresh_until + self.policy.max_staleness,
                     failed_at: None,
@@ -305,13 +314,34 @@ impl Remote {
         };
         let next = Arc::new(next);
         *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&next);
+        self.start_timer();
         next.answer(Instant::now())
     }
 
-    async fn fetch(
-        &self,
-        previous: &[(Value, Arc<VerifyingKey>)],
-    ) -> Result<Fetched, String> {
+    /// After the first fetch, a task refreshes the keys at 75% of each interval (and retries
+    /// after failures), so keys stay current even when every request is a verified-token cache
+    /// hit. It holds only a weak reference and ends with the source (or its runtime); the
+    /// request path still starts a refresh itself when it finds the set due.
+    fn start_timer(self: &Arc<Self>) {
+        if self.timer_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.timer_started.store(false, Ordering::Release);
+            return;
+        };
+        runtime.spawn(refresh_timer(Arc::downgrade(self)));
+    }
+
+    /// When the next background attempt is due for this state.
+    fn due(&self, st: &State) -> Instant {
+        match st.failed_at {
+            Some(t) => t + self.policy.retry_after_failure,
+            None => st.refresh_at,
+        }
+    }
+
+    async fn fetch(&self, previous: &[(Value, Arc<VerifyingKey>)]) -> Result<Fetched, String> {
         let url = match &self.endpoint {
             Endpoint::Jwks(url) => url.clone(),
             Endpoint::Discovery { issuer, metadata } => {
@@ -375,6 +405,23 @@ impl Remote {
             keys,
             max_age: max_age(&res.headers),
         })
+    }
+}
+
+async fn refresh_timer(remote: Weak<Remote>) {
+    loop {
+        let due = {
+            let Some(this) = remote.upgrade() else { return };
+            this.due(&this.current())
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        let Some(this) = remote.upgrade() else { return };
+        let st = this.current();
+        if Instant::now() >= this.due(&st) {
+            // Single flight: if a request started this refresh already, this waits for it and
+            // does not fetch again.
+            let _ = Arc::clone(&this).load(st.attempts).await;
+        }
     }
 }
 
@@ -457,7 +504,10 @@ mod tests {
         };
         assert_eq!(p.interval(None), Duration::from_secs(600));
         assert_eq!(p.interval(Some(Duration::ZERO)), Duration::from_secs(60));
-        assert_eq!(p.interval(Some(Duration::from_secs(120))), Duration::from_secs(120));
+        assert_eq!(
+            p.interval(Some(Duration::from_secs(120))),
+            Duration::from_secs(120)
+        );
         assert_eq!(
             p.interval(Some(Duration::from_secs(86_400))),
             Duration::from_secs(3600)
@@ -476,7 +526,12 @@ mod tests {
             remember(&mut u, &format!("kid-{i}"), now, cooldown);
         }
         assert_eq!(u.kids.len(), MAX_REMEMBERED_KIDS);
-        remember(&mut u, &"k".repeat(MAX_REMEMBERED_KID_LEN + 1), now, cooldown);
+        remember(
+            &mut u,
+            &"k".repeat(MAX_REMEMBERED_KID_LEN + 1),
+            now,
+            cooldown,
+        );
         assert_eq!(u.kids.len(), MAX_REMEMBERED_KIDS);
         // Expired entries make room again.
         remember(&mut u, "fresh", now + cooldown * 2, cooldown);

@@ -194,11 +194,7 @@ impl Common {
             ("retry_after_failure", p.retry_after_failure),
         ] {
             if d.is_zero() {
-                return Err(ConfigError::new(
-                    setting,
-                    "0s",
-                    "must be greater than zero",
-                ));
+                return Err(ConfigError::new(setting, "0s", "must be greater than zero"));
             }
         }
         match &self.client {
