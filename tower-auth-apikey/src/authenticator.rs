@@ -4,8 +4,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +21,9 @@ use tower_auth_core::{
 
 use crate::key::{FormatError, KeyFormat, KeyHasher};
 use crate::last_used::LastUsed;
-use crate::{ApiKeys, KeyHash, KeyRecord, KeyStore, StoreError, telemetry};
+use crate::{
+    ApiKeys, Invalidation, InvalidationFeed, KeyHash, KeyRecord, KeyStore, StoreError, telemetry,
+};
 
 /// The name of the cache (its `cache` metrics label in tower-auth-core).
 const CACHE_NAME: &str = "api_key";
@@ -81,6 +83,80 @@ impl Caches {
             stale.invalidate(hash).await;
         }
     }
+
+    /// Drops every entry of both caches.
+    pub(crate) fn invalidate_all(&self) {
+        self.main.invalidate_all();
+        if let Some(stale) = &self.stale {
+            stale.invalidate_all();
+        }
+    }
+}
+
+/// The background task applying the store's [`InvalidationFeed`] (if it has one) to the
+/// caches. It is spawned at build time, or on the first lookup when built outside a tokio
+/// runtime, and aborted when the authenticator is dropped, which drops the feed and closes its
+/// connection.
+struct Listener {
+    /// The feed, until the task takes it.
+    feed: Mutex<Option<Box<dyn InvalidationFeed>>>,
+    /// Whether a feed waits for a runtime to run on (the fast check on the miss path).
+    waiting: AtomicBool,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Listener {
+    fn new(feed: Option<Box<dyn InvalidationFeed>>) -> Self {
+        Self {
+            waiting: AtomicBool::new(feed.is_some()),
+            feed: Mutex::new(feed),
+            task: Mutex::new(None),
+        }
+    }
+
+    /// Spawns the task on the current runtime, if a feed is waiting and there is a runtime.
+    fn start(&self, caches: &Caches) {
+        if !self.waiting.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Some(feed) = self.feed.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        self.waiting.store(false, Ordering::Release);
+        let task = handle.spawn(apply_invalidations(feed, caches.clone()));
+        *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+async fn apply_invalidations(mut feed: Box<dyn InvalidationFeed>, caches: Caches) {
+    while let Some(invalidation) = feed.next().await {
+        match invalidation {
+            Invalidation::Key(hash) => {
+                telemetry::invalidation("key");
+                caches.invalidate(&hash).await;
+            }
+            Invalidation::All => {
+                telemetry::invalidation("all");
+                caches.invalidate_all();
+            }
+        }
+    }
 }
 
 /// Authenticates requests carrying an API key. Build it with [`ApiKeyAuthenticator::builder`]
@@ -104,6 +180,7 @@ struct Inner {
     header: Option<HeaderName>,
     query: Option<Arc<str>>,
     last_used: Arc<LastUsed>,
+    listener: Listener,
 }
 
 impl fmt::Debug for ApiKeyAuthenticator {
@@ -125,6 +202,14 @@ impl fmt::Debug for ApiKeyAuthenticator {
                 &i.caches.stale.as_ref().map(|s| s.config().ttl()),
             )
             .field("store_timeout", &i.store_timeout)
+            .field(
+                "listens",
+                &(i.listener.waiting.load(Ordering::Relaxed)
+                    || i.listener
+                        .task
+                        .lock()
+                        .is_ok_and(|t| t.as_ref().is_some_and(|t| !t.is_finished()))),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -150,7 +235,9 @@ impl ApiKeyAuthenticator {
     }
 
     /// The administration API over the same store, key format and pepper. Its `revoke` and
-    /// `rotate` drop the key from this authenticator's cache at once.
+    /// `rotate` drop the key from this authenticator's cache at once (and, on a store with
+    /// [invalidations](crate::KeyStore::invalidations) such as Postgres, from every other
+    /// authenticator's as soon as the store's notification arrives).
     pub fn admin(&self) -> ApiKeys {
         let i = &self.inner;
         ApiKeys::from_parts(
@@ -187,10 +274,7 @@ impl ApiKeyAuthenticator {
     /// moka applies this lazily by timestamp, so an entry loaded in the same instant as the call
     /// may survive until its TTL.
     pub fn invalidate_cache(&self) {
-        self.inner.caches.main.invalidate_all();
-        if let Some(stale) = &self.inner.caches.stale {
-            stale.invalidate_all();
-        }
+        self.inner.caches.invalidate_all();
     }
 }
 
@@ -371,6 +455,8 @@ async fn keep_stale_copy(stale: &KeyCache, hash: KeyHash, value: Arc<Cached>) {
 }
 
 async fn load(inner: &Inner, hash: KeyHash) -> Result<Loaded<Arc<Cached>>, StoreError> {
+    // Built outside a runtime: listen from the first lookup on (nothing was cached before).
+    inner.listener.start(&inner.caches);
     telemetry::store_query("find_by_hash");
     match tokio::time::timeout(inner.store_timeout, inner.store.find_by_hash(&hash)).await {
         Ok(Ok(Some(record))) => {
@@ -614,21 +700,25 @@ impl ApiKeyAuthenticatorBuilder {
             self.last_used_interval,
             self.store_timeout.max(Duration::from_secs(5)),
         ));
+        let caches = Caches {
+            main: AuthCache::new(CACHE_NAME, self.cache),
+            stale,
+        };
+        let listener = Listener::new(self.store.invalidations());
+        listener.start(&caches);
         Ok(ApiKeyAuthenticator {
             inner: Arc::new(Inner {
                 store: self.store,
                 format,
                 hasher,
-                caches: Caches {
-                    main: AuthCache::new(CACHE_NAME, self.cache),
-                    stale,
-                },
+                caches,
                 clock: self.clock,
                 store_timeout: self.store_timeout,
                 bearer: self.bearer,
                 header,
                 query,
                 last_used,
+                listener,
             }),
         })
     }

@@ -233,7 +233,12 @@ pub use self::key::{KeyHash, PlainKey};
 pub use self::record::{KeyRecord, StoredKey};
 #[cfg(feature = "sqlite")]
 pub use self::store::SqliteStore;
-pub use self::store::{KeyStore, MemoryStore, StoreError, StoreErrorKind, StoreFuture};
+pub use self::store::{
+    Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, MemoryStore, StoreError,
+    StoreErrorKind, StoreFuture,
+};
+#[cfg(feature = "postgres")]
+pub use self::store::{PostgresStore, PostgresStoreBuilder};
 
 #[cfg(test)]
 mod tests;

@@ -54,3 +54,27 @@ pub(crate) fn stale_served(key_id: &str) {
     #[cfg(feature = "metrics")]
     metrics::counter!("tower_auth_apikey_stale_served_total").increment(1);
 }
+
+/// A cache invalidation pushed by the store (`key` or `all`).
+pub(crate) fn invalidation(kind: &'static str) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: TARGET, kind, "api key cache invalidated by the store");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_apikey_invalidations_total", "kind" => kind).increment(1);
+}
+
+/// The store's invalidation feed is (again) listening.
+#[cfg(feature = "postgres")]
+pub(crate) fn listener_connected() {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: TARGET, "api key invalidation listener connected");
+}
+
+/// The store's invalidation feed lost its connection or failed to connect; it retries.
+#[cfg(feature = "postgres")]
+pub(crate) fn listener_failed(error: &crate::StoreError) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: TARGET, error = %error, "api key invalidation listener failed, reconnecting");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_apikey_listener_failures_total").increment(1);
+}

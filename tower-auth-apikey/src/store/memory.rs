@@ -169,6 +169,6 @@ mod tests {
 
     #[tokio::test]
     async fn conformance() {
-        super::super::conformance::run(&MemoryStore::new()).await;
+        super::super::testing::conformance(&MemoryStore::new()).await;
     }
 }

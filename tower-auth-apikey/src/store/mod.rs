@@ -42,6 +42,23 @@
 //! only happens on a cache miss. Each method is one small, atomic operation, so a backend
 //! (SQLite here, Postgres next) is a few queries; no database type appears in the trait, and
 //! errors are [`StoreError`].
+//!
+//! # Invalidation across processes
+//!
+//! A store that several processes share can push changes to every process's cache through
+//! [`KeyStore::invalidations`], an optional hook (default `None`, so [`MemoryStore`], SQLite
+//! and stores of your own need nothing). It returns an [`InvalidationFeed`]: a pull-based
+//! feed with boxed futures, like the rest of the trait, so it stays object safe and names no
+//! runtime or database type. Each authenticator asks for its own feed and polls it in a
+//! background task; dropping the authenticator aborts the task and drops the feed, which
+//! closes whatever connection it held. A feed yields [`Invalidation::Key`] for one changed
+//! key, and [`Invalidation::All`] when it may have missed changes (after reconnecting), on
+//! which the authenticator clears its whole cache; the cache TTL stays the upper bound for
+//! anything a feed cannot see.
+//!
+//! [`PostgresStore`] (feature `postgres`) implements it with `LISTEN`/`NOTIFY`: revoke and
+//! rotate publish the key's hash on the channel `tower_auth_api_keys` in the transaction that
+//! makes the change, and each feed holds one `LISTEN` connection.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -53,15 +70,48 @@ use std::time::SystemTime;
 use crate::{KeyHash, KeyRecord, StoredKey};
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use self::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteStore;
 
 /// The future returned by [`KeyStore`] methods.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The future returned by [`InvalidationFeed::next`].
+pub type InvalidationFuture<'a> = Pin<Box<dyn Future<Output = Option<Invalidation>> + Send + 'a>>;
+
+/// A change another process made to the store, pushed to the caches of every process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalidation {
+    /// The record of the key with this hash changed (revoked, rotated, its expiry moved): drop
+    /// its cache entry.
+    Key(KeyHash),
+    /// Changes may have been missed (the feed reconnected): drop every cache entry.
+    All,
+}
+
+/// A feed of [`Invalidation`]s from a store shared by several processes, returned by
+/// [`KeyStore::invalidations`].
+///
+/// The authenticator that asked for it polls [`next`](Self::next) in a background task and
+/// drops the feed when it is dropped itself, so a feed may own a connection. A feed deals with
+/// its own failures: after reconnecting it yields [`Invalidation::All`], since it may have
+/// missed changes meanwhile. `None` ends it (the cache TTL is then the only bound again).
+pub trait InvalidationFeed: Send + 'static {
+    /// The next invalidation, waiting as long as it takes. Need not be cancel safe: it is
+    /// polled to completion or dropped with the feed.
+    fn next(&mut self) -> InvalidationFuture<'_>;
+}
 
 /// Persistence for API key records. See the [module docs](self).
 ///
@@ -98,6 +148,19 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Writes a batch of last-used times (`(key id, time)`), keeping the later of the stored
     /// and the given time. Unknown ids are ignored.
     fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()>;
+
+    /// A new feed of the changes made to this store by any process, for a store that several
+    /// processes share; `None` (the default) for a store that only this process writes to,
+    /// where [`ApiKeys`](crate::ApiKeys) from
+    /// [`ApiKeyAuthenticator::admin`](crate::ApiKeyAuthenticator::admin) invalidates the cache
+    /// directly.
+    ///
+    /// Every [`ApiKeyAuthenticator`](crate::ApiKeyAuthenticator) built on the store calls this
+    /// once and keeps the feed for its lifetime. `PostgresStore` returns a `LISTEN` connection
+    /// of its own; see the [module docs](self#invalidation-across-processes).
+    fn invalidations(&self) -> Option<Box<dyn InvalidationFeed>> {
+        None
+    }
 }
 
 impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
@@ -126,6 +189,9 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()> {
         (**self).record_last_used(batch)
+    }
+    fn invalidations(&self) -> Option<Box<dyn InvalidationFeed>> {
+        (**self).invalidations()
     }
 }
 
@@ -218,16 +284,29 @@ impl StdError for StoreError {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod conformance {
-    //! The same checks for every store.
+#[cfg(any(test, feature = "testing"))]
+#[allow(clippy::unwrap_used)]
+pub mod testing {
+    //! The conformance suite of [`KeyStore`](super::KeyStore) (feature `testing`): the checks
+    //! every store of this crate passes, public so that the integration tests run them against
+    //! real databases and so that your own store can be held to the same contract.
+    //!
+    //! ```
+    //! # #[tokio::main(flavor = "current_thread")]
+    //! # async fn main() {
+    //! use tower_auth_apikey::MemoryStore;
+    //!
+    //! tower_auth_apikey::store::testing::conformance(&MemoryStore::new()).await;
+    //! # }
+    //! ```
 
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
     use tower_auth_core::Scopes;
 
-    pub(crate) fn stored(id: &str, byte: u8) -> StoredKey {
+    /// A record with id `id` whose hash is 32 times `byte`.
+    pub fn stored(id: &str, byte: u8) -> StoredKey {
         StoredKey {
             record: KeyRecord {
                 id: id.into(),
@@ -244,7 +323,13 @@ pub(crate) mod conformance {
         }
     }
 
-    pub(crate) async fn run(store: &dyn KeyStore) {
+    /// Runs the suite against `store`, which must be empty; panics on the first failed check.
+    ///
+    /// Covers round trips by hash and by id, conflicts on duplicate ids and hashes, listing
+    /// order, last-used times (the later one wins, unknown ids ignored), revocation (the first
+    /// time kept, the hash returned) and rotation (atomic, refused for revoked and unknown
+    /// keys).
+    pub async fn conformance(store: &dyn KeyStore) {
         let a = stored("key_a", 1);
         let mut b = stored("key_b", 2);
         b.record.owner = "bob".into();

@@ -1,24 +1,13 @@
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
-use sqlx::{Row, Sqlite, Transaction};
-use tower_auth_core::Scopes;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::{Sqlite, Transaction};
 
+use super::sql::{MIGRATIONS_TABLE, Migration, db_error, millis, pending, row_to_stored};
 use super::{KeyStore, StoreError, StoreErrorKind, StoreFuture};
 use crate::{KeyHash, KeyRecord, StoredKey};
-
-/// This crate's migrations table: each tower-auth crate keeps its own, so all of them can
-/// migrate one database.
-const MIGRATIONS_TABLE: &str = "tower_auth_apikey_migrations";
-
-struct Migration {
-    version: i64,
-    description: &'static str,
-    sql: &'static str,
-}
 
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -131,25 +120,7 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     .fetch_all(&mut *tx)
     .await
     .map_err(setup)?;
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
-    if applied.iter().any(|(v, _)| *v > latest) {
-        return Err(StoreError::new(
-            StoreErrorKind::Setup,
-            "database was migrated by a newer version of tower-auth-apikey",
-        ));
-    }
-    for m in MIGRATIONS {
-        let checksum = Sha256::digest(m.sql.as_bytes()).to_vec();
-        match applied.iter().find(|(v, _)| *v == m.version) {
-            Some((_, c)) if *c == checksum => continue,
-            Some(_) => {
-                return Err(StoreError::new(
-                    StoreErrorKind::Setup,
-                    "an applied migration differs from this version's",
-                ));
-            }
-            None => {}
-        }
+    for m in pending(MIGRATIONS, &applied)? {
         sqlx::raw_sql(m.sql)
             .execute(&mut *tx)
             .await
@@ -160,73 +131,13 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
         ))
         .bind(m.version)
         .bind(m.description)
-        .bind(checksum)
+        .bind(m.checksum())
         .bind(millis(SystemTime::now()))
         .execute(&mut *tx)
         .await
         .map_err(setup)?;
     }
     tx.commit().await.map_err(setup)
-}
-
-fn millis(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(_) => 0,
-    }
-}
-
-fn time(ms: i64) -> Result<SystemTime, StoreError> {
-    u64::try_from(ms)
-        .ok()
-        .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
-        .ok_or_else(|| StoreError::new(StoreErrorKind::Corrupt, "bad timestamp in key store"))
-}
-
-fn opt_time(ms: Option<i64>) -> Result<Option<SystemTime>, StoreError> {
-    ms.map(time).transpose()
-}
-
-fn db_error(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::new(StoreErrorKind::Conflict, "key id or hash already exists")
-                .with_source(e)
-        }
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            StoreError::new(StoreErrorKind::Corrupt, "cannot read key record").with_source(e)
-        }
-        _ => StoreError::unavailable(e),
-    }
-}
-
-fn corrupt(message: &'static str) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, message)
-}
-
-fn row_to_stored(row: &SqliteRow) -> Result<StoredKey, StoreError> {
-    let hash: Vec<u8> = row.try_get("key_hash").map_err(db_error)?;
-    let hash: [u8; 32] = hash
-        .try_into()
-        .map_err(|_| corrupt("key hash of the wrong size in key store"))?;
-    let scopes: String = row.try_get("scopes").map_err(db_error)?;
-    let metadata: String = row.try_get("metadata").map_err(db_error)?;
-    let metadata = serde_json::from_str(&metadata)
-        .map_err(|e| corrupt("bad metadata json in key store").with_source(e))?;
-    Ok(StoredKey {
-        record: KeyRecord {
-            id: row.try_get("id").map_err(db_error)?,
-            owner: row.try_get("owner").map_err(db_error)?,
-            name: row.try_get("name").map_err(db_error)?,
-            scopes: Scopes::from_space_separated(&scopes),
-            created_at: time(row.try_get("created_at").map_err(db_error)?)?,
-            expires_at: opt_time(row.try_get("expires_at").map_err(db_error)?)?,
-            revoked_at: opt_time(row.try_get("revoked_at").map_err(db_error)?)?,
-            last_used_at: opt_time(row.try_get("last_used_at").map_err(db_error)?)?,
-            metadata,
-        },
-        hash: KeyHash::from_bytes(hash),
-    })
 }
 
 async fn insert(tx: &mut Transaction<'_, Sqlite>, key: &StoredKey) -> Result<(), StoreError> {
@@ -411,13 +322,13 @@ mod tests {
     async fn conformance() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::connect(&url(&dir)).await.unwrap();
-        super::super::conformance::run(&store).await;
+        super::super::testing::conformance(&store).await;
     }
 
     #[tokio::test]
     async fn in_memory_databases_work_across_the_pool() {
         let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
-        super::super::conformance::run(&store).await;
+        super::super::testing::conformance(&store).await;
     }
 
     #[tokio::test]
@@ -459,7 +370,7 @@ mod tests {
         .await
         .unwrap();
         let store = SqliteStore::connect(&url).await.unwrap();
-        super::super::conformance::run(&store).await;
+        super::super::testing::conformance(&store).await;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_auth_jwt_migrations")
             .fetch_one(&other)
             .await

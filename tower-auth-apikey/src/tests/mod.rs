@@ -20,6 +20,7 @@ use crate::{
 mod cache;
 #[cfg(feature = "cli")]
 mod cli;
+mod invalidation;
 mod layer;
 #[cfg(feature = "metrics")]
 mod metrics;

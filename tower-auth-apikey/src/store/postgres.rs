@@ -1,0 +1,535 @@
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+use super::sql::{MIGRATIONS_TABLE, Migration, db_error, millis, pending, row_to_stored};
+use super::{
+    Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
+    StoreFuture,
+};
+use crate::{KeyHash, KeyRecord, StoredKey, telemetry};
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "create tower_auth_api_keys",
+    sql: include_str!("../../migrations/postgres/0001_create_api_keys.sql"),
+}];
+
+/// The `NOTIFY` channel: the payload is the changed key's hash in lowercase hex.
+const CHANNEL: &str = "tower_auth_api_keys";
+/// The transaction-level advisory lock serializing this crate's migrations (`ta_apike`).
+const MIGRATION_LOCK: i64 = 0x7461_5f61_7069_6b65;
+/// The `application_name` of the `LISTEN` connections, to tell them apart in
+/// `pg_stat_activity`.
+pub(crate) const LISTENER_APPLICATION_NAME: &str = "tower-auth-apikey-listener";
+/// The longest pause between two attempts to reconnect the listener.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
+const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at, revoked_at, \
+                       last_used_at, metadata::text AS metadata";
+
+/// A [`KeyStore`] in PostgreSQL, for deployments of many instances sharing their keys, with
+/// cache invalidation across instances through `LISTEN`/`NOTIFY` (feature `postgres`).
+///
+/// [`connect`](Self::connect) applies this crate's migrations, shipped inside the crate and
+/// recorded in their own table, `tower_auth_apikey_migrations`; the keys live in
+/// `tower_auth_api_keys`, so one database (and schema) can hold the tables of every
+/// tower-auth crate and of your application. Instances starting together do not race: the
+/// migrations run in one transaction under a transaction-level advisory lock. A migration that
+/// changed after it was applied, or a database migrated by a newer version of this crate, is
+/// an error. Tables go to the first schema of the connection's `search_path`.
+///
+/// # Invalidation
+///
+/// [`ApiKeys::revoke`](crate::ApiKeys::revoke) and [`rotate`](crate::ApiKeys::rotate) (which
+/// moves the old key's expiry) run `NOTIFY tower_auth_api_keys, '<hash in hex>'` in the
+/// transaction that makes the change, whichever process makes it (a server, the CLI). Every
+/// [`ApiKeyAuthenticator`](crate::ApiKeyAuthenticator) built on a `PostgresStore` holds one
+/// extra connection (`application_name` `tower-auth-apikey-listener`) that `LISTEN`s on the
+/// channel and drops the key's cache entry as soon as the notification arrives (in
+/// milliseconds over a LAN). When that connection is lost, it reconnects (with a backoff up to
+/// 5 s) and then clears its whole cache, since notifications sent meanwhile are gone; the
+/// cache TTL stays the upper bound for anything missed. Changes made in SQL by hand send no
+/// notification: run the same `NOTIFY` (or wait for the TTL).
+///
+/// # Outages
+///
+/// Lookups use a pool whose connection attempts give up after the
+/// [`acquire_timeout`](PostgresStoreBuilder::acquire_timeout) (default 1 s), inside the
+/// authenticator's deadline, so a request during an outage gets a 503 promptly, and the pool
+/// reconnects by itself when the server is back.
+///
+/// ```no_run
+/// use tower_auth_apikey::{ApiKeyAuthenticator, PostgresStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let store = PostgresStore::connect("postgres://app@db.internal/app").await.unwrap();
+/// let auth = ApiKeyAuthenticator::builder(store).build().unwrap();
+/// # drop(auth);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    listen_options: PgConnectOptions,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("connections", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`, any
+    /// libpq-style parameters sqlx accepts) with the default pool settings, and migrates it.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Starts a builder for the pool settings.
+    pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            url: url.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// Closes the pool; calls made afterwards fail. Listening connections close with their
+    /// authenticators.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Pool settings of a [`PostgresStore`]. Created by [`PostgresStore::builder`].
+#[must_use]
+pub struct PostgresStoreBuilder {
+    url: String,
+    max_connections: u32,
+    acquire_timeout: Duration,
+}
+
+impl fmt::Debug for PostgresStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("PostgresStoreBuilder")
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStoreBuilder {
+    /// The most connections the pool opens (default 10, at least 1). Listening connections
+    /// are not counted: each authenticator holds one more.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// How long a store call waits for a connection, including connecting (default 1 s). Keep
+    /// it below the authenticator's
+    /// [`store_timeout`](crate::ApiKeyAuthenticatorBuilder::store_timeout).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Connects and migrates the database.
+    pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        let setup =
+            |message| move |e| StoreError::new(StoreErrorKind::Setup, message).with_source(e);
+        if self.max_connections == 0 || self.acquire_timeout.is_zero() {
+            return Err(StoreError::new(
+                StoreErrorKind::Setup,
+                "max_connections and acquire_timeout must be more than zero",
+            ));
+        }
+        let options =
+            PgConnectOptions::from_str(&self.url).map_err(setup("invalid postgres url"))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .connect_with(options.clone())
+            .await
+            .map_err(setup("cannot connect to postgres"))?;
+        migrate(&pool).await?;
+        Ok(PostgresStore {
+            pool,
+            listen_options: options.application_name(LISTENER_APPLICATION_NAME),
+        })
+    }
+}
+
+async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let setup = |e: sqlx::Error| {
+        StoreError::new(StoreErrorKind::Setup, "postgres migration failed").with_source(e)
+    };
+    let mut tx = pool.begin().await.map_err(setup)?;
+    // Held until commit: instances starting together migrate one after the other.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(setup)?;
+    sqlx::query(&format!(
+        "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+             version     BIGINT NOT NULL PRIMARY KEY,
+             description TEXT   NOT NULL,
+             checksum    BYTEA  NOT NULL,
+             applied_at  BIGINT NOT NULL
+         )"
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(setup)?;
+    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
+        "SELECT version, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"
+    ))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(setup)?;
+    for m in pending(MIGRATIONS, &applied)? {
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(setup)?;
+        sqlx::query(&format!(
+            "INSERT INTO {MIGRATIONS_TABLE} (version, description, checksum, applied_at) \
+             VALUES ($1, $2, $3, $4)"
+        ))
+        .bind(m.version)
+        .bind(m.description)
+        .bind(m.checksum())
+        .bind(millis(SystemTime::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(setup)?;
+    }
+    tx.commit().await.map_err(setup)
+}
+
+async fn insert(tx: &mut Transaction<'_, Postgres>, key: &StoredKey) -> Result<(), StoreError> {
+    let r = &key.record;
+    sqlx::query(
+        "INSERT INTO tower_auth_api_keys (id, key_hash, owner, name, scopes, created_at, \
+         expires_at, revoked_at, last_used_at, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
+    )
+    .bind(&r.id)
+    .bind(&key.hash.as_bytes()[..])
+    .bind(&r.owner)
+    .bind(&r.name)
+    .bind(r.scopes.to_space_separated())
+    .bind(millis(r.created_at))
+    .bind(r.expires_at.map(millis))
+    .bind(r.revoked_at.map(millis))
+    .bind(r.last_used_at.map(millis))
+    .bind(r.metadata.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Publishes the change of `hash`; delivered to listeners when the transaction commits, and
+/// never if it rolls back.
+async fn notify(tx: &mut Transaction<'_, Postgres>, hash: &KeyHash) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(to_hex(hash.as_bytes()))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+impl KeyStore for PostgresStore {
+    fn find_by_hash<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE key_hash = $1"
+            ))
+            .bind(&hash.as_bytes()[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(|row| row_to_stored(row).map(|k| k.record))
+            .transpose()
+        })
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(|row| row_to_stored(row).map(|k| k.record))
+            .transpose()
+        })
+    }
+
+    fn list(&self) -> StoreFuture<'_, Vec<KeyRecord>> {
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM tower_auth_api_keys ORDER BY created_at, id"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|row| row_to_stored(row).map(|k| k.record))
+            .collect()
+        })
+    }
+
+    fn insert<'a>(&'a self, key: &'a StoredKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            insert(&mut tx, key).await?;
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, Option<StoredKey>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            let key = sqlx::query(&format!(
+                "UPDATE tower_auth_api_keys SET revoked_at = COALESCE(revoked_at, $1) \
+                 WHERE id = $2 RETURNING {COLUMNS}"
+            ))
+            .bind(millis(at))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(row_to_stored)
+            .transpose()?;
+            if let Some(key) = &key {
+                notify(&mut tx, &key.hash).await?;
+            }
+            tx.commit().await.map_err(db_error)?;
+            Ok(key)
+        })
+    }
+
+    fn rotate<'a>(
+        &'a self,
+        old_id: &'a str,
+        old_expires_at: SystemTime,
+        new: &'a StoredKey,
+    ) -> StoreFuture<'a, Option<StoredKey>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            let old = sqlx::query(&format!(
+                "UPDATE tower_auth_api_keys SET expires_at = $1 \
+                 WHERE id = $2 AND revoked_at IS NULL RETURNING {COLUMNS}"
+            ))
+            .bind(millis(old_expires_at))
+            .bind(old_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(row_to_stored)
+            .transpose()?;
+            let Some(old) = old else {
+                // Dropping the transaction rolls it back.
+                return Ok(None);
+            };
+            insert(&mut tx, new).await?;
+            notify(&mut tx, &old.hash).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(Some(old))
+        })
+    }
+
+    fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            // One statement for the whole batch; one row per id, the latest time.
+            let mut latest: HashMap<&str, i64> = HashMap::with_capacity(batch.len());
+            for (id, at) in batch {
+                let at = millis(*at);
+                let e = latest.entry(id.as_str()).or_insert(at);
+                *e = (*e).max(at);
+            }
+            let (ids, times): (Vec<&str>, Vec<i64>) = latest.into_iter().unzip();
+            sqlx::query(
+                "UPDATE tower_auth_api_keys AS k \
+                 SET last_used_at = GREATEST(COALESCE(k.last_used_at, 0), b.at) \
+                 FROM UNNEST($1::text[], $2::bigint[]) AS b(id, at) WHERE k.id = b.id",
+            )
+            .bind(ids)
+            .bind(times)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn invalidations(&self) -> Option<Box<dyn InvalidationFeed>> {
+        Some(Box::new(PgFeed {
+            options: self.listen_options.clone(),
+            listener: None,
+            failures: 0,
+        }))
+    }
+}
+
+/// One `LISTEN` connection, opened when first polled, reopened when lost.
+struct PgFeed {
+    options: PgConnectOptions,
+    listener: Option<PgListener>,
+    /// Failed connection attempts in a row, for the backoff.
+    failures: u32,
+}
+
+impl InvalidationFeed for PgFeed {
+    fn next(&mut self) -> InvalidationFuture<'_> {
+        Box::pin(self.next_invalidation())
+    }
+}
+
+impl PgFeed {
+    async fn next_invalidation(&mut self) -> Option<Invalidation> {
+        loop {
+            let Some(listener) = self.listener.as_mut() else {
+                if self.failures > 0 {
+                    let delay = Duration::from_millis(50)
+                        .saturating_mul(1 << self.failures.min(7))
+                        .min(MAX_RECONNECT_DELAY);
+                    tokio::time::sleep(delay).await;
+                }
+                match listen(&self.options).await {
+                    Ok(listener) => {
+                        self.listener = Some(listener);
+                        self.failures = 0;
+                        telemetry::listener_connected();
+                        // Whatever was notified while not listening is lost.
+                        return Some(Invalidation::All);
+                    }
+                    Err(e) => {
+                        self.failures = self.failures.saturating_add(1);
+                        telemetry::listener_failed(&StoreError::unavailable(e));
+                        continue;
+                    }
+                }
+            };
+            match listener.try_recv().await {
+                Ok(Some(n)) => {
+                    return Some(match parse_hex(n.payload()) {
+                        Some(hash) => Invalidation::Key(KeyHash::from_bytes(hash)),
+                        // Not ours to interpret: dropping everything is always safe.
+                        None => Invalidation::All,
+                    });
+                }
+                Ok(None) => {
+                    telemetry::listener_failed(&StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        "listening connection lost",
+                    ));
+                    self.listener = None;
+                }
+                Err(e) => {
+                    telemetry::listener_failed(&StoreError::unavailable(e));
+                    self.listener = None;
+                }
+            }
+        }
+    }
+}
+
+/// A fresh connection (in a pool of its own, so a dead one never blocks the next) listening
+/// on [`CHANNEL`].
+async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .acquire_timeout(MAX_RECONNECT_DELAY)
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    // Reconnection is done here, so that the cache is cleared after it.
+    listener.eager_reconnect(false);
+    listener.ignore_pool_close_event(true);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        let hex = to_hex(&bytes);
+        assert_eq!(hex.len(), 64);
+        assert_eq!(parse_hex(&hex), Some(bytes));
+        assert_eq!(parse_hex(&hex.to_uppercase()), Some(bytes));
+        assert_eq!(parse_hex(&hex[..62]), None);
+        assert_eq!(parse_hex(&format!("{}zz", &hex[..62])), None);
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_setup_errors() {
+        let e = PostgresStore::connect("sqlite://nope").await.unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Setup);
+        let e = PostgresStore::builder("postgres://localhost/x")
+            .max_connections(0)
+            .connect()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Setup);
+    }
+}
