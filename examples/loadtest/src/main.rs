@@ -1,0 +1,120 @@
+//! The server of the loopback load benchmark (`scripts/loadtest`).
+//!
+//! Serves, on `127.0.0.1:<port>` (first argument, default 3900), one route per scheme, each
+//! answering a tiny body, so the difference to `/baseline` is what authentication costs:
+//!
+//! | route | scheme |
+//! |---|---|
+//! | `/baseline` | none |
+//! | `/apikey` | API key (in-memory store; cached after the first request) |
+//! | `/jwt` | JWT RS256, verified on every request |
+//! | `/jwt-cached` | JWT RS256 with the verified-token cache |
+//! | `/introspection` | opaque token, RFC 7662 introspection against an in-process endpoint (cached) |
+//!
+//! It prints `ready`, then one `NAME=VALUE` line per credential (`apikey`, `jwt`, `opaque`) for the
+//! load generator, and runs on a single-threaded runtime so it can be pinned to one core.
+//! The RSA key is the test key of tower-auth-jwt's test data: never use it for anything else.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::{get, post};
+use tower_auth_apikey::{ApiKeyAuthenticator, MemoryStore, NewKey};
+use tower_auth_core::{AuthenticateLayer, CacheConfig};
+use tower_auth_jwt::{Issuer, JwtAuthenticator};
+use tower_auth_oauth::introspection::Introspection;
+
+const RSA_PRIVATE: &[u8] = include_bytes!("../../../tower-auth-jwt/tests/data/rsa_private.pem");
+const RSA_PUBLIC: &[u8] = include_bytes!("../../../tower-auth-jwt/tests/data/rsa_public.pem");
+const ISSUER: &str = "https://issuer.loadtest";
+
+type Error = Box<dyn std::error::Error>;
+
+fn jwt(cached: bool) -> Result<JwtAuthenticator, Error> {
+    let mut b = JwtAuthenticator::builder().issuer(
+        Issuer::new(ISSUER)
+            .audience("loadtest")
+            .pem(RSA_PUBLIC)
+            .algorithms([tower_auth_jwt::Algorithm::RS256]),
+    );
+    if cached {
+        b = b.verified_token_cache(CacheConfig::default());
+    }
+    Ok(b.build()?)
+}
+
+fn mint() -> Result<String, Error> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let claims = serde_json::json!({
+        "iss": ISSUER, "aud": "loadtest", "sub": "load", "iat": now, "exp": now + 3600,
+        "scope": "read:items",
+    });
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(RSA_PRIVATE)?;
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+}
+
+/// An introspection endpoint that declares every token active for an hour.
+async fn introspection_endpoint() -> Result<String, Error> {
+    let exp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3600;
+    let app = Router::new().route(
+        "/introspect",
+        post(move || async move {
+            axum::Json(serde_json::json!({
+                "active": true, "sub": "load", "client_id": "load", "scope": "read:items", "exp": exp,
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(format!("http://{addr}/introspect"))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let port: u16 = std::env::args().nth(1).map_or(Ok(3900), |p| p.parse())?;
+
+    let keys = ApiKeyAuthenticator::builder(MemoryStore::new())
+        .prefix("sk_test")
+        .last_used_interval(Duration::from_secs(60))
+        .build()?;
+    let key = keys
+        .admin()
+        .create(NewKey::new("load").scopes(["read:items"]))
+        .await?;
+    let introspection = Introspection::builder(introspection_endpoint().await?)
+        .client_id("loadtest")
+        .client_secret("loadtest-secret")
+        .insecure_allow_http(true)
+        .build()?;
+
+    let ok = || get(|| async { "ok" });
+    let app = Router::new()
+        .route("/baseline", ok())
+        .route(
+            "/apikey",
+            ok().route_layer(AuthenticateLayer::required(keys)),
+        )
+        .route(
+            "/jwt",
+            ok().route_layer(AuthenticateLayer::required(jwt(false)?)),
+        )
+        .route(
+            "/jwt-cached",
+            ok().route_layer(AuthenticateLayer::required(jwt(true)?)),
+        )
+        .route(
+            "/introspection",
+            ok().route_layer(AuthenticateLayer::required(introspection)),
+        );
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    println!("ready");
+    println!("apikey={}", key.key.expose_secret());
+    println!("jwt={}", mint()?);
+    println!("opaque=opaque-load-token-0123456789abcdefghij");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
