@@ -527,12 +527,15 @@ impl KeySet {
     }
 }
 
+/// A usable key of a published JWKS, with its JWK as published.
+pub(crate) type PublishedKey = (serde_json::Value, VerifyingKey);
+
 /// A published JWKS, leniently: the usable keys, each with its JWK as published (so a
 /// refreshing source can tell which keys did not change), and the skipped ones with the reason.
 /// Keys sharing a `kid` are all skipped.
 pub(crate) fn parse_published_jwks(
     json: &[u8],
-) -> Result<(Vec<(serde_json::Value, VerifyingKey)>, Vec<KeyError>), KeyError> {
+) -> Result<(Vec<PublishedKey>, Vec<KeyError>), KeyError> {
     let doc: RawJwks =
         serde_json::from_slice(json).map_err(|_| KeyError::new("not a JWKS document"))?;
     let mut keys = Vec::new();

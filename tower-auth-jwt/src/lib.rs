@@ -86,13 +86,21 @@
 //! without touching any key.
 //!
 //! Keys are local ([`Issuer::hmac_secret`], [`Issuer::pem`], [`Issuer::jwk`], [`Issuer::jwks`],
-//! [`Issuer::key`]) or come from a [`KeySource`] ([`Issuer::key_source`]). The trait is the
-//! extension point for remote keys: a JWKS URL or OIDC discovery source keeps its last good
-//! [`KeySet`] in memory and answers [`KeyLookup::Ready`] synchronously (so the request path
-//! does not allocate or wait), [`KeyLookup::Pending`] with a future when it must fetch (cold
-//! start, an unknown `kid` within its refetch budget), or [`KeyLookup::Unavailable`], which is a
-//! 503. [`KeySet::from_jwks_skipping_invalid`] parses a published JWKS the way such a source
-//! should (unusable keys are skipped, not fatal).
+//! [`Issuer::key`]) or come from a [`KeySource`] ([`Issuer::key_source`]). With the `remote`
+//! feature (on by default) the crate brings two: [`remote::JwksUrl`] (a JWKS URL) and
+//! [`remote::Discovery`] (an issuer URL: OpenID Connect Discovery, falling back to RFC 8414
+//! metadata; the metadata's `issuer` must equal the configured one). Building them does no I/O;
+//! keys load on the first token or with `warm_up().await`, then stay in memory: requests are
+//! answered [`KeyLookup::Ready`] synchronously (no allocation, no wait) while a background task
+//! refreshes the set ahead of its expiry. Unknown `kid`s, rotation, outages (bounded
+//! stale-if-error, then 503) and unusable published keys are handled as the
+//! [`remote`] module docs describe. [`remote::discover`] and [`remote::Metadata`] are public
+//! for other crates that need an issuer's endpoints.
+//!
+//! A source of your own implements the trait: answer [`KeyLookup::Ready`] with the current
+//! [`KeySet`], [`KeyLookup::Pending`] with a future when a fetch is needed, or
+//! [`KeyLookup::Unavailable`], which is a 503. [`KeySet::from_jwks_skipping_invalid`] parses a
+//! published JWKS the way such a source should (unusable keys are skipped, not fatal).
 //!
 //! Key selection: a token `kid` picks the key with that `kid`; when no key has it, keys
 //! configured without a `kid` are tried (a PEM key has none); a token without `kid` tries every
@@ -164,7 +172,8 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `tracing` | yes | debug/trace events on the `tower_auth::jwt` target (outcome and fixed reason, never a token); enables core's `tracing` |
-//! | `metrics` | no | `tower_auth_jwt_verifications_total{outcome=valid\|invalid\|unavailable}`, `tower_auth_jwt_cache_requests_total{outcome=hit\|miss}`; enables core's `metrics` |
+//! | `remote` | yes | [`remote::JwksUrl`], [`remote::Discovery`], [`remote::discover`]: keys and metadata over tower-auth-core's `HttpClient` (hyper-util, hyper-rustls on aws-lc-rs, Mozilla roots); pulls in tokio |
+//! | `metrics` | no | `tower_auth_jwt_verifications_total{outcome=valid\|invalid\|unavailable}`, `tower_auth_jwt_cache_requests_total{outcome=hit\|miss}`; with `remote`, per source: `tower_auth_jwks_fetches_total`, `tower_auth_jwks_fetch_failures_total`, `tower_auth_jwks_unknown_kid_refetches_total`, `tower_auth_jwks_keys_skipped_total`, gauges `tower_auth_jwks_keys_loaded` and `tower_auth_jwks_staleness_seconds` (label `source`); enables core's `metrics` |
 //!
 //! # Security notes
 //!
@@ -194,15 +203,38 @@
 //!   panics at first use in that case).
 //! - `Debug` output never shows secrets or tokens; error descriptions are fixed strings.
 //!
+//! Remote keys (feature `remote`; tests in `tests/remote.rs` against loopback servers):
+//!
+//! - **https only**: plain-http key and metadata URLs are build errors unless
+//!   `insecure_allow_http` is set (its name says what it is). Keys fetched in the clear can be
+//!   replaced, and with them every token.
+//! - **No redirects**: a 3xx from a key or metadata endpoint is a failed fetch, never followed.
+//! - **Bounded fetches**: a deadline per exchange (5 s) and a response size cap (1 MiB), so a
+//!   hanging or hostile endpoint cannot hold requests or memory.
+//! - **Metadata issuer**: discovery refuses metadata whose `issuer` differs from the configured
+//!   issuer by one byte (a trailing slash included); the keys it names are never fetched.
+//! - **Unknown-`kid` floods**: a token with an unknown `kid` refetches at most once per
+//!   cooldown (30 s), single-flight, so attackers cannot turn tokens into requests to the
+//!   identity provider; remembered kids are bounded in number and length.
+//! - **Hostile or broken key sets**: unusable keys are skipped one by one; a `kid` published
+//!   twice is not guessed at (both are skipped); symmetric keys in a public set are ignored.
+//! - **Bounded staleness**: the last good keys are served through an outage for at most the
+//!   maximum staleness (1 h by default), then 503. Unbounded stale-if-error would let anyone who
+//!   can keep the endpoint unreachable keep a withdrawn (perhaps compromised) key trusted.
+//! - **Withdrawn keys**: gone at the next refresh, with every verified-token cache entry they
+//!   verified.
+//!
 //! Still yours to decide: short token lifetimes and a revocation list for tokens that must die
 //! early (RFC 8725 section 3.10 and RFC 9700), HTTPS everywhere, `HttpOnly` / `Secure` /
 //! `SameSite` for the cookie, and one audience per API.
 //!
 //! # References
 //!
-//! [RFC 7519] (JWT), [RFC 7515] (JWS), [RFC 7518] (JWA), [RFC 8725] (JWT best current
-//! practices), [RFC 9068] (JWT access tokens), [RFC 6750] (Bearer tokens), [RFC 7235] (HTTP
-//! authentication), [RFC 9700] (OAuth 2.0 security best current practice).
+//! [RFC 7519] (JWT), [RFC 7515] (JWS), [RFC 7517] (JWK), [RFC 7518] (JWA), [RFC 8725] (JWT
+//! best current practices), [RFC 9068] (JWT access tokens), [RFC 6750] (Bearer tokens),
+//! [RFC 7235] (HTTP authentication), [RFC 9700] (OAuth 2.0 security best current practice),
+//! [RFC 8414] (authorization server metadata), [OpenID Connect Discovery 1.0], [RFC 9111]
+//! (HTTP caching, `Cache-Control`).
 //!
 //! [`Principal`]: tower_auth_core::Principal
 //! [`AuthenticateLayer`]: tower_auth_core::AuthenticateLayer
@@ -214,6 +246,10 @@
 //! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
 //! [RFC 7235]: https://www.rfc-editor.org/rfc/rfc7235
 //! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
+//! [RFC 7517]: https://www.rfc-editor.org/rfc/rfc7517
+//! [RFC 8414]: https://www.rfc-editor.org/rfc/rfc8414
+//! [RFC 9111]: https://www.rfc-editor.org/rfc/rfc9111
+//! [OpenID Connect Discovery 1.0]: https://openid.net/specs/openid-connect-discovery-1_0.html
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -976,3 +976,31 @@ mod metrics_counters {
         drop(server_rt);
     }
 }
+
+#[tokio::test]
+async fn an_oversized_key_set_is_a_failed_fetch() {
+    let srv = Server::start().await;
+    let keys: Vec<_> = (0..40).map(|i| TestKey::new(&format!("k{i}"))).collect();
+    srv.publish(&keys.iter().collect::<Vec<_>>());
+    let small = HttpClient::builder()
+        .insecure_allow_http(true)
+        .max_response_bytes(1024)
+        .build()
+        .unwrap();
+    let source = JwksUrl::builder(srv.url())
+        .http_client(small)
+        .build()
+        .unwrap();
+    let auth = auth(source.clone(), false);
+    assert_eq!(status(&auth, &keys[0].token("alice")).await, 503);
+    assert!(source.keys().is_none());
+    // The same set within the default cap loads.
+    let source = JwksUrl::builder(srv.url())
+        .insecure_allow_http(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        status(&auth_for(source), &keys[0].token("alice")).await,
+        200
+    );
+}

@@ -86,8 +86,8 @@
 //! |---|---|
 //! | construction | URLs checked ([`HttpClient::check_url`]); no request is sent |
 //! | first token (cold) | one fetch, single-flight: every concurrent request waits for the same fetch |
-//! | keys loaded and fresh | [`KeyLookup::Ready`](crate::KeyLookup::Ready): a read lock and an `Arc` clone, no allocation, no wait |
-//! | 75% of the refresh interval passed | the next request starts one refresh in a background task and is served the current keys |
+//! | keys loaded and fresh | [`KeyLookup::Ready`]: a read lock and an `Arc` clone, no allocation, no wait |
+//! | 75% of the refresh interval passed | one refresh in a background task; requests are served the current keys meanwhile |
 //! | refresh interval | `Cache-Control: max-age` of the JWKS response (`no-store` / `no-cache` count as 0), 10 min when absent, clamped to [`refresh_bounds`](JwksUrlBuilder::refresh_bounds) (default 1 min to 1 h) |
 //! | token with an unknown `kid` | one refetch (single-flight) unless the keys were fetched less than the [cooldown](JwksUrlBuilder::unknown_kid_cooldown) (default 30 s) ago; an unknown `kid` is remembered for the cooldown (at most 1,024 are remembered; the cooldown bounds the fetches whatever the number of kids) |
 //! | a fetch fails with keys loaded | the last good keys keep being served until the refresh interval plus the [maximum staleness](JwksUrlBuilder::max_staleness) (default 1 h), then 503; retries every [`retry_after_failure`](JwksUrlBuilder::retry_after_failure) (default 5 s) |
@@ -99,8 +99,12 @@
 //! tokens they verified stay in the [verified-token cache](crate::JwtAuthenticatorBuilder::verified_token_cache);
 //! the tokens of a withdrawn key are verified again, and fail.
 //!
-//! Refresh is driven by traffic: no timer task is left running, and a source that saw no request
-//! for longer than its interval plus staleness fetches on the next request.
+//! After the first fetch, a task on the tokio runtime of that fetch refreshes the set at 75% of
+//! each interval (and retries failures every `retry_after_failure`), so keys stay current even
+//! when every request is served from the verified-token cache. It holds only a weak reference:
+//! it ends when the last clone of the source is dropped, or with its runtime. Requests that
+//! find the set due start a refresh themselves too (single-flight with the task), and a set
+//! past its staleness bound is fetched on the request path.
 //!
 //! # HTTP
 //!
