@@ -152,3 +152,179 @@ impl OwnProvider {
         let _ = self.child.kill().await;
     }
 }
+
+/// `url` (a `postgres://` URL) pointing at database `database` instead.
+pub fn pg_url_with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_end = base
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| base[start..].find('/').map(|j| start + j))
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{database}", &base[..authority_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// A name no other test of this run (or of a parallel run) uses: `prefix_<pid>_<nanos>_<n>`.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A database of a test's own on a Postgres server, so tests run in parallel without seeing
+/// each other's rows, notifications or connections.
+#[derive(Debug)]
+pub struct PgDatabase {
+    /// The URL of the new database.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+    server: sqlx::PgPool,
+}
+
+impl PgDatabase {
+    /// Creates a fresh database on the server of `server_url` (any database there).
+    pub async fn create_on(server_url: &str) -> Self {
+        let server = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(server_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL server: {e}"));
+        let name = unique_name("t");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&server)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        Self {
+            url: pg_url_with_database(server_url, &name),
+            name,
+            server,
+        }
+    }
+
+    /// Creates a fresh database on the shared test server ([`pg_url`]).
+    pub async fn create() -> Self {
+        Self::create_on(&pg_url()).await
+    }
+
+    /// A connection pool on the server's maintenance database, for looking at
+    /// `pg_stat_activity` or terminating backends.
+    pub fn server(&self) -> &sqlx::PgPool {
+        &self.server
+    }
+
+    /// The backends connected to this database with `application_name` = `app`: their pids.
+    pub async fn backends(&self, app: &str) -> Vec<i32> {
+        sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = $2 \
+             ORDER BY pid",
+        )
+        .bind(&self.name)
+        .bind(app)
+        .fetch_all(&self.server)
+        .await
+        .expect("pg_stat_activity readable")
+    }
+
+    /// Drops the database, closing whatever is still connected to it.
+    pub async fn drop_database(self) {
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ))
+        .execute(&self.server)
+        .await;
+        self.server.close().await;
+    }
+}
+
+/// A PostgreSQL cluster of a test's own (for tests that stop the server), run through
+/// `$TOWER_AUTH_TEST_PG_CLUSTER` (`scripts/lib/pg-cluster`). Destroyed on drop.
+#[derive(Debug)]
+pub struct OwnPostgres {
+    script: String,
+    dir: String,
+    /// The URL of its `postgres` database (the port stays the same across restarts).
+    pub url: String,
+}
+
+impl OwnPostgres {
+    /// Creates and starts a cluster on a free loopback port.
+    pub fn start() -> Self {
+        let script = std::env::var("TOWER_AUTH_TEST_PG_CLUSTER").unwrap_or_else(|_| {
+            panic!(
+                "TOWER_AUTH_TEST_PG_CLUSTER is not set: this test starts (and stops) a \
+                 PostgreSQL cluster of its own with scripts/lib/pg-cluster. Run `scripts/test` \
+                 (it sets it), or export TOWER_AUTH_TEST_PG_CLUSTER=$PWD/scripts/lib/pg-cluster \
+                 with the PostgreSQL server binaries installed"
+            )
+        });
+        let dir = run(&script, &["init"]);
+        let mut this = Self {
+            script,
+            dir,
+            url: String::new(),
+        };
+        this.url = this.pg_cluster(&["start"]);
+        this
+    }
+
+    /// Starts the cluster again, on the same port.
+    pub fn restart(&self) {
+        self.pg_cluster(&["start"]);
+    }
+
+    /// Stops the cluster (`fast`: disconnects every client).
+    pub fn stop(&self) {
+        self.pg_cluster(&["stop", "fast"]);
+    }
+
+    fn pg_cluster(&self, args: &[&str]) -> String {
+        let (command, rest) = args.split_first().expect("a command");
+        let mut all = vec![*command, self.dir.as_str()];
+        all.extend_from_slice(rest);
+        run(&self.script, &all)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.script)
+            .args(["destroy", &self.dir])
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+fn run(script: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(script)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} {} failed ({})",
+        args.join(" "),
+        out.status
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 output")
+        .trim()
+        .to_owned()
+}

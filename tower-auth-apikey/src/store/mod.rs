@@ -441,3 +441,14 @@ pub mod testing {
         assert_eq!(store.get("key_m").await.unwrap(), None);
     }
 }
+
+/// The stores' constructors can be spawned and boxed as `Send` futures.
+#[cfg(test)]
+#[allow(dead_code, unreachable_code, clippy::diverging_sub_expression)]
+fn _constructors_are_send() {
+    fn is_send<T: Send>(_: T) {}
+    #[cfg(feature = "sqlite")]
+    is_send(SqliteStore::connect(""));
+    #[cfg(feature = "postgres")]
+    is_send(PostgresStore::connect(""));
+}

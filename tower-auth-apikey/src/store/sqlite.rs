@@ -121,8 +121,9 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     .await
     .map_err(setup)?;
     for m in pending(MIGRATIONS, &applied)? {
-        sqlx::raw_sql(m.sql)
-            .execute(&mut *tx)
+        // A plain string runs as a simple query: several statements in one. (Not `raw_sql`,
+        // whose future is not `Send` over a transaction.)
+        sqlx::Executor::execute(&mut *tx, m.sql)
             .await
             .map_err(setup)?;
         sqlx::query(&format!(

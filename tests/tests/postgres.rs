@@ -1,0 +1,363 @@
+//! API keys on PostgreSQL, the store shared by many instances: the store conformance suite (and
+//! SQLite's, for comparison), migrations racing at start-up, revocations and rotations reaching
+//! another instance through LISTEN/NOTIFY, the listener reconnecting after its connection is
+//! killed, and an outage (the test's own cluster stopped and started again).
+//!
+//! Each test uses a database of its own (or, for the outage, a cluster of its own), so the
+//! tests run in parallel. Run them with `scripts/test -p tower-auth-tests --test postgres`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use http::{Request, Response, StatusCode};
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower_auth_apikey::{ApiKeyAuthenticator, ApiKeys, NewKey, PostgresStore, SqliteStore};
+use tower_auth_core::{AuthenticateLayer, CacheConfig};
+use tower_auth_tests::{OwnPostgres, PgDatabase};
+
+const LISTENER: &str = "tower-auth-apikey-listener";
+/// How long a change may take to reach another instance before the test fails: far below the
+/// 30 s cache TTL, far above what LISTEN/NOTIFY takes.
+const PROPAGATION_BOUND: Duration = Duration::from_secs(5);
+
+/// One request with `key` through `AuthenticateLayer::required(auth)`: the status, and whether
+/// the inner service ran.
+async fn call(auth: &ApiKeyAuthenticator, key: &str) -> Response<()> {
+    ServiceBuilder::new()
+        .layer(AuthenticateLayer::required(auth.clone()))
+        .service(service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }))
+        .oneshot(
+            Request::get("/items")
+                .header("x-api-key", key)
+                .body(())
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn status(auth: &ApiKeyAuthenticator, key: &str) -> StatusCode {
+    call(auth, key).await.status()
+}
+
+/// Polls every 2 ms until `auth` answers `want` for `key`; the time it took, or `None` after
+/// [`PROPAGATION_BOUND`].
+async fn time_until(auth: &ApiKeyAuthenticator, key: &str, want: StatusCode) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < PROPAGATION_BOUND {
+        if status(auth, key).await == want {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    None
+}
+
+/// Waits until `db` has exactly `n` listening connections; their pids.
+async fn listeners(db: &PgDatabase, n: usize) -> Vec<i32> {
+    let start = Instant::now();
+    loop {
+        let pids = db.backends(LISTENER).await;
+        if pids.len() == n {
+            return pids;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "expected {n} listening connections, found {pids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// An instance: its own store (its own pool and listener) on `url`, default cache (30 s TTL).
+async fn instance(url: &str) -> ApiKeyAuthenticator {
+    let store = PostgresStore::connect(url).await.unwrap();
+    ApiKeyAuthenticator::builder(store).build().unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn store_conformance_on_postgres() {
+    let db = PgDatabase::create().await;
+    let store = PostgresStore::connect(&db.url).await.unwrap();
+    tower_auth_apikey::store::testing::conformance(&store).await;
+    store.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn store_conformance_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("keys.db")).await.unwrap();
+    tower_auth_apikey::store::testing::conformance(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn instances_starting_together_migrate_once() {
+    let db = PgDatabase::create().await;
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { PostgresStore::connect(&url).await })
+        })
+        .collect();
+    for s in starts {
+        let store = s.await.unwrap().unwrap();
+        store.close().await;
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_auth_apikey_migrations")
+        .fetch_one(&sqlx::PgPool::connect(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn a_revocation_reaches_another_instance_at_once() {
+    let db = PgDatabase::create().await;
+    let a = instance(&db.url).await;
+    let b = instance(&db.url).await;
+    listeners(&db, 2).await;
+
+    let created = a.admin().create(NewKey::new("cron")).await.unwrap();
+    let key = created.key.expose_secret();
+    assert_eq!(status(&a, key).await, StatusCode::OK);
+    assert_eq!(status(&b, key).await, StatusCode::OK);
+    // Cached on b now (30 s TTL): without a notification b would accept it for 30 s.
+    assert_eq!(b.cached_entries().await, 1);
+
+    a.admin().revoke(&created.record.id).await.unwrap();
+    assert_eq!(status(&a, key).await, StatusCode::UNAUTHORIZED);
+    let delay = time_until(&b, key, StatusCode::UNAUTHORIZED)
+        .await
+        .expect("the revocation reaches the other instance");
+    println!("revocation through instance a seen by instance b after {delay:?}");
+
+    // A standalone admin (the CLI, another process without an authenticator) notifies too.
+    let cli = ApiKeys::builder(PostgresStore::connect(&db.url).await.unwrap())
+        .build()
+        .unwrap();
+    let other = cli.create(NewKey::new("batch")).await.unwrap();
+    let other_key = other.key.expose_secret();
+    assert_eq!(status(&a, other_key).await, StatusCode::OK);
+    assert_eq!(status(&b, other_key).await, StatusCode::OK);
+    cli.revoke(&other.record.id).await.unwrap();
+    for (name, auth) in [("a", &a), ("b", &b)] {
+        let delay = time_until(auth, other_key, StatusCode::UNAUTHORIZED)
+            .await
+            .expect("a revocation through a standalone admin reaches every instance");
+        println!("revocation through a standalone admin seen by instance {name} after {delay:?}");
+    }
+    drop((a, b));
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn a_rotation_moves_the_old_expiry_on_every_instance() {
+    let db = PgDatabase::create().await;
+    let a = instance(&db.url).await;
+    let b = instance(&db.url).await;
+    listeners(&db, 2).await;
+    let created = a.admin().create(NewKey::new("cron")).await.unwrap();
+    let old = created.key.expose_secret();
+    assert_eq!(status(&b, old).await, StatusCode::OK);
+
+    // No grace: the old key expires now. b has it cached with no expiry at all.
+    let new = a
+        .admin()
+        .rotate(&created.record.id, Duration::ZERO)
+        .await
+        .unwrap();
+    let delay = time_until(&b, old, StatusCode::UNAUTHORIZED)
+        .await
+        .expect("the rotation reaches the other instance");
+    println!("rotation through instance a seen by instance b after {delay:?}");
+    assert_eq!(status(&b, new.key.expose_secret()).await, StatusCode::OK);
+    drop((a, b));
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn the_listener_reconnects_after_its_connection_is_killed() {
+    let db = PgDatabase::create().await;
+    let a = instance(&db.url).await;
+    let b = instance(&db.url).await;
+    let before = listeners(&db, 2).await;
+
+    let k1 = a.admin().create(NewKey::new("one")).await.unwrap();
+    let k2 = a.admin().create(NewKey::new("two")).await.unwrap();
+    for k in [&k1, &k2] {
+        assert_eq!(status(&b, k.key.expose_secret()).await, StatusCode::OK);
+    }
+    // A change that sends no notification (made in SQL by hand): b cannot know...
+    sqlx::query("UPDATE tower_auth_api_keys SET revoked_at = 1 WHERE id = $1")
+        .bind(&k1.record.id)
+        .execute(&sqlx::PgPool::connect(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status(&b, k1.key.expose_secret()).await, StatusCode::OK);
+
+    // ...until its listener reconnects, after which it clears its cache (it may have missed
+    // notifications).
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = $2",
+    )
+    .bind(&db.name)
+    .bind(LISTENER)
+    .fetch_all(db.server())
+    .await
+    .unwrap();
+    assert_eq!(killed, [true, true]);
+    let start = Instant::now();
+    let after = loop {
+        let pids = db.backends(LISTENER).await;
+        if pids.len() == 2 && pids.iter().all(|p| !before.contains(p)) {
+            break pids;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the listeners did not reconnect: {pids:?} (killed {before:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    println!(
+        "listeners {before:?} killed, reconnected as {after:?} after {:?}",
+        start.elapsed()
+    );
+    let delay = time_until(&b, k1.key.expose_secret(), StatusCode::UNAUTHORIZED)
+        .await
+        .expect("the cache is cleared after reconnecting");
+    println!("cache cleared {delay:?} after the listeners were back");
+
+    // And notifications flow again.
+    assert_eq!(
+        status(&b, k2.key.expose_secret()).await,
+        StatusCode::OK,
+        "reloaded after the clear"
+    );
+    a.admin().revoke(&k2.record.id).await.unwrap();
+    let delay = time_until(&b, k2.key.expose_secret(), StatusCode::UNAUTHORIZED)
+        .await
+        .expect("a revocation after the reconnection still propagates");
+    println!("revocation after the reconnection seen by instance b after {delay:?}");
+    drop((a, b));
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn dropping_the_authenticator_closes_its_listening_connection() {
+    let db = PgDatabase::create().await;
+    let a = instance(&db.url).await;
+    let clone = a.clone();
+    listeners(&db, 1).await;
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    listeners(&db, 1).await;
+    drop(clone);
+    listeners(&db, 0).await;
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn an_outage_is_503_within_the_deadline_and_recovers_by_itself() {
+    let pg = OwnPostgres::start();
+    let store = PostgresStore::connect(&pg.url).await.unwrap();
+    let deadline = Duration::from_secs(2);
+    // A short TTL so that requests during the outage reach the store instead of the cache.
+    let auth = ApiKeyAuthenticator::builder(store)
+        .cache(
+            CacheConfig::builder()
+                .ttl(Duration::from_millis(50))
+                .negative_ttl(Duration::from_millis(50))
+                .build()
+                .unwrap(),
+        )
+        .store_timeout(deadline)
+        .build()
+        .unwrap();
+    // Another instance, default TTL: its listener lives through the outage.
+    let watcher = instance(&pg.url).await;
+    let created = auth.admin().create(NewKey::new("cron")).await.unwrap();
+    let key = created.key.expose_secret();
+    assert_eq!(status(&auth, key).await, StatusCode::OK);
+    assert_eq!(status(&watcher, key).await, StatusCode::OK);
+
+    pg.stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let res = call(&auth, key).await;
+        let took = start.elapsed();
+        slowest = slowest.max(took);
+        assert_eq!(
+            res.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "never 2xx while the store is down"
+        );
+        assert!(res.headers().contains_key("retry-after"));
+        // The deadline, plus slack for a loaded machine: the request must not hang on the pool.
+        assert!(
+            took < deadline + Duration::from_secs(2),
+            "503 within the deadline, took {took:?}"
+        );
+    }
+    println!("postgres down: 503 in at most {slowest:?} (deadline {deadline:?})");
+
+    pg.restart();
+    let start = Instant::now();
+    let back = loop {
+        let s = status(&auth, key).await;
+        if s == StatusCode::OK {
+            break start.elapsed();
+        }
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the service did not recover after postgres came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!("postgres back: 200 again after {back:?}");
+
+    // The listener of the other instance is back too (it may be in its backoff, up to 5 s):
+    // a revocation reaches it.
+    let server = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(LISTENER)
+                .fetch_one(&server)
+                .await
+                .unwrap();
+        if n == 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the listeners did not reconnect after the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("listeners back {:?} after postgres", start.elapsed() + back);
+    assert_eq!(status(&watcher, key).await, StatusCode::OK);
+    auth.admin().revoke(&created.record.id).await.unwrap();
+    let delay = time_until(&watcher, key, StatusCode::UNAUTHORIZED)
+        .await
+        .expect("revocations propagate again after the outage");
+    println!("revocation after the outage seen by the other instance after {delay:?}");
+    server.close().await;
+}
