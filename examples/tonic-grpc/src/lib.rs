@@ -81,8 +81,10 @@ fn token(
         "iat": now, "exp": now + 300, "jti": format!("{now}-{}", now % 97),
         "scope": field("scope").unwrap_or_default(),
     });
-    let mut header = jsonwebtoken::Header::default();
-    header.typ = Some("at+jwt".into());
+    let header = jsonwebtoken::Header {
+        typ: Some("at+jwt".into()),
+        ..Default::default()
+    };
     match jsonwebtoken::encode(
         &header,
         &claims,
