@@ -6,6 +6,9 @@
 //! - `layer/<alg>`: one request through `AuthenticateLayer::required(JwtAuthenticator)` and a
 //!   `service_fn`: header parsing, every check, the principal, the inner call.
 //! - `layer_cached/RS256`: the same with the verified-token cache, after the first request.
+//! - `layer_jwks_url/EdDSA`: `layer/EdDSA` with the key from a loaded `remote::JwksUrl` (served
+//!   once by a loopback server) instead of a static key: the cost of the remote source's hot
+//!   path.
 //!
 //! Run: `cargo bench -p tower-auth-jwt --bench jwt_verify`
 
@@ -188,7 +191,74 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+
+    jwks_url(&mut g, inner);
     g.finish();
+}
+
+fn jwks_url<S>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, inner: S)
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone,
+{
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+    use base64::Engine as _;
+    use tower_auth_jwt::Algorithm;
+    use tower_auth_jwt::remote::JwksUrl;
+
+    let pair = Ed25519KeyPair::generate().unwrap();
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": x}]}).to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let jwks = jwks.clone();
+                async move { ([("content-type", "application/json")], jwks) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let keys = JwksUrl::builder(url)
+            .insecure_allow_http(true)
+            .build()
+            .unwrap();
+        keys.warm_up().await.unwrap();
+        keys
+    });
+    let auth = JwtAuthenticator::builder()
+        .issuer(
+            Issuer::new(ISS)
+                .audience(AUD)
+                .algorithms([Algorithm::EdDSA])
+                .key_source(keys),
+        )
+        .build()
+        .unwrap();
+    let mut header = Header::new(J::EdDSA);
+    header.kid = Some("k1".into());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"iss": ISS, "sub": "s", "aud": AUD, "exp": now + 3600});
+    let encoding = EncodingKey::from_ed_der(pair.to_pkcs8().unwrap().as_ref());
+    let token = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
+    let mut svc = AuthenticateLayer::required(auth).layer(inner);
+    assert_eq!(one(&mut svc, request(&token)).status(), StatusCode::OK);
+    g.bench_function("layer_jwks_url/EdDSA", |b| {
+        b.iter_batched(
+            || request(&token),
+            |req| one(&mut svc, req),
+            BatchSize::SmallInput,
+        )
+    });
+    drop(rt);
 }
 
 criterion_group!(benches, bench);
