@@ -6,6 +6,9 @@
 //!   authorization server's RFC 7662 introspection endpoint, with a result cache bounded by each
 //!   token's `exp`.
 //!
+//! - [`resource_server`]: both token kinds of one authorization server, configured from its
+//!   metadata: JWT access tokens verified locally (RFC 9068), opaque ones introspected.
+//!
 //! JWT access tokens (RFC 9068) are verified locally by `tower-auth-jwt`; compose the two with
 //! [`Authenticator::or`](tower_auth_core::Authenticator::or), JWT first, so each token goes to
 //! the scheme its shape belongs to (three-segment compact JWS to JWT, anything else to
@@ -31,3 +34,4 @@
 
 pub mod client_credentials;
 pub mod introspection;
+pub mod resource_server;

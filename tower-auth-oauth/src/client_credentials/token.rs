@@ -135,6 +135,36 @@ impl ClientCredentials {
         }
     }
 
+    /// Starts a builder for the token endpoint that `metadata` publishes (fetch it with
+    /// [`tower_auth_jwt::remote::discover`]).
+    ///
+    /// ```
+    /// use tower_auth_jwt::remote::Metadata;
+    /// use tower_auth_oauth::client_credentials::ClientCredentials;
+    ///
+    /// let doc = br#"{"issuer":"https://idp.example.com","token_endpoint":"https://idp.example.com/oauth/token"}"#;
+    /// let metadata = Metadata::from_json(doc, "https://idp.example.com").unwrap();
+    /// let tokens = ClientCredentials::builder_from_metadata(&metadata)
+    ///     .unwrap()
+    ///     .client_id("cron")
+    ///     .client_secret("s3cret")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = tokens;
+    /// ```
+    pub fn builder_from_metadata(
+        metadata: &tower_auth_jwt::remote::Metadata,
+    ) -> Result<ClientCredentialsBuilder, ConfigError> {
+        let endpoint = metadata.token_endpoint().ok_or_else(|| {
+            ConfigError::new(
+                "token_endpoint",
+                "none",
+                "the authorization server publishes no token_endpoint",
+            )
+        })?;
+        Ok(Self::builder(endpoint))
+    }
+
     /// A usable token: the cached one, or a new one when there is none or it expired.
     pub async fn token(&self) -> Result<AccessToken, TokenError> {
         let now = Instant::now();
