@@ -1,7 +1,7 @@
 //! An OAuth 2.0 resource server in one piece: JWT access tokens verified locally, opaque tokens
 //! introspected, both configured from the authorization server's metadata.
 //!
-//! [`ResourceServer::discover`] reads the authorization server's metadata (OpenID Connect
+//! [`ResourceServerBuilder::discover`] reads the authorization server's metadata (OpenID Connect
 //! Discovery, falling back to RFC 8414; its `issuer` must be the configured one exactly) and
 //! builds:
 //!
