@@ -52,6 +52,8 @@
 //   urn:tower-auth:opaque        opaque token, TTL 300 s (introspect it)
 //   urn:tower-auth:short         JWT (typ at+jwt), RS256, TTL 5 s (expiry tests)
 //   urn:tower-auth:opaque-short  opaque token, TTL 5 s (introspection expiry tests)
+//   urn:tower-auth:jwt-typed     JWT, RS256, TTL 300 s, but with header typ "JWT" (shaped like an
+//                                ID token: for tests that require RFC 9068 at+jwt)
 // Any other resource value is rejected with invalid_target.
 // JWT access token claims: iss, sub (= client_id for client credentials), aud, exp, iat, jti,
 // client_id, scope (when granted).
@@ -91,7 +93,10 @@ const RESOURCES = {
   'urn:tower-auth:opaque': { accessTokenFormat: 'opaque', accessTokenTTL: 300 },
   'urn:tower-auth:short': { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } }, accessTokenTTL: 5 },
   'urn:tower-auth:opaque-short': { accessTokenFormat: 'opaque', accessTokenTTL: 5 },
+  // Signed like the others but typed `JWT`, as an ID token is: for tests that require at+jwt.
+  'urn:tower-auth:jwt-typed': { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } }, accessTokenTTL: 300 },
 };
+const JWT_TYPED = 'urn:tower-auth:jwt-typed';
 const DEFAULT_RESOURCE = 'urn:tower-auth:rs256';
 
 // Clients allowed to introspect tokens issued to other clients.
@@ -187,6 +192,15 @@ const configuration = {
     Interaction: 600,
     Session: 3600,
     RefreshToken: 24 * 3600,
+  },
+  formats: {
+    customizers: {
+      async jwt(_ctx, token, jwt) {
+        if (token.resourceServer?.audience === JWT_TYPED) {
+          jwt.header = { ...jwt.header, typ: 'JWT' };
+        }
+      },
+    },
   },
   features: {
     devInteractions: { enabled: true },

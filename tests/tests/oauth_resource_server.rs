@@ -105,6 +105,27 @@ async fn tokens_for_another_audience_are_rejected() {
 
 #[tokio::test]
 #[ignore = "needs the OpenID provider: run scripts/test"]
+async fn a_token_typed_like_an_id_token_is_not_an_access_token() {
+    let op = op_url();
+    let token = client_credentials_token(&op, "urn:tower-auth:jwt-typed", "read:items").await;
+    // Same issuer, same keys, our audience: only the `typ` differs.
+    let strict = resource_server(&op, &["urn:tower-auth:jwt-typed"]).await;
+    assert_eq!(
+        call(&strict, "read:items", &token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let lenient = ResourceServer::builder(&op)
+        .audiences(["urn:tower-auth:jwt-typed"])
+        .insecure_skip_access_token_type()
+        .insecure_allow_http(true)
+        .discover()
+        .await
+        .unwrap();
+    assert_eq!(call(&lenient, "read:items", &token).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+#[ignore = "needs the OpenID provider: run scripts/test"]
 async fn client_credentials_from_the_metadata() {
     let op = op_url();
     let metadata = tower_auth_jwt::remote::discover(&loopback_client(), &op)
