@@ -22,8 +22,8 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// - [`KeyLookup::Unavailable`] when it cannot answer now (endpoint down past the allowed
 ///   staleness): the request gets 503 and the inner service is not called.
 ///
-/// [`StaticKeys`] is the local source. A remote source (a JWKS URL, OIDC discovery) implements
-/// the same trait: it keeps the last good set in memory, answers `Ready` with it, refreshes in
+/// [`StaticKeys`] is the local source. The remote sources of the `remote` feature
+/// (`remote::JwksUrl`, `remote::Discovery`) implement the same trait: it keeps the last good set in memory, answers `Ready` with it, refreshes in
 /// the background, and answers `Pending` only while it has nothing usable or when an unknown
 /// `kid` calls for a refetch within its cooldown. Plug it in with
 /// [`Issuer::key_source`](crate::Issuer::key_source).

@@ -444,7 +444,7 @@ async fn endpoint_down_after_load_serves_stale_keys_up_to_the_bound_then_503() {
     let keys = JwksUrl::builder(srv.url())
         .insecure_allow_http(true)
         .refresh_bounds(Duration::from_millis(200), Duration::from_millis(200))
-        .max_staleness(Duration::from_millis(1500))
+        .max_staleness(Duration::from_secs(3))
         .retry_after_failure(Duration::from_millis(50))
         .build()
         .unwrap();
@@ -691,7 +691,7 @@ async fn a_key_removed_upstream_stops_verifying_and_leaves_the_token_cache() {
     srv.publish(&[&a, &b]);
     let keys = JwksUrl::builder(srv.url())
         .insecure_allow_http(true)
-        .refresh_bounds(Duration::from_millis(200), Duration::from_millis(200))
+        .refresh_bounds(Duration::from_secs(1), Duration::from_secs(1))
         .build()
         .unwrap();
     let auth = auth(keys.clone(), true);
@@ -704,8 +704,8 @@ async fn a_key_removed_upstream_stops_verifying_and_leaves_the_token_cache() {
     // Upstream withdraws a. Served from the cache, both still pass until the next refresh.
     srv.publish(&[&b]);
     assert_eq!(status(&auth, &ta).await, 200);
-    tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(status(&auth, &tb).await, 200);
+    // The refresh task fetches at 75% of the interval, whether or not tokens come in.
     eventually("refresh without a", async || {
         keys.keys().unwrap().get("a").is_none()
     })
