@@ -178,7 +178,9 @@ impl Remote {
             }
             return KeyLookup::Pending(Box::pin(Arc::clone(self).load(st.attempts)));
         };
-        if now >= st.refresh_at {
+        // One comparison on the hot path in the common case (refresh_at comes first); the
+        // staleness bound is checked on its own in case a slow fetch put it earlier.
+        if now >= st.refresh_at || now >= st.stale_until {
             if now >= st.stale_until {
                 telemetry::jwks_staleness(&self.label, now.duration_since(st.fresh_until));
                 // Past the staleness bound (an endpoint down for too long, or a source idle for
