@@ -3,8 +3,13 @@
 //! - `verify_cached`: a valid key whose record is cached (the steady state).
 //! - `reject_checksum`: a key with a bad checksum, rejected before any lookup.
 //! - `verify_uncached_sqlite`: a cache miss answered by a SQLite file, for reference.
+//! - `verify_uncached_postgres`: a cache miss answered by PostgreSQL over loopback, for
+//!   reference (feature `postgres`, and `TOWER_AUTH_TEST_PG_URL` pointing at a server where the
+//!   bench may create a database of its own; skipped with a message otherwise).
 //!
 //! Run: `cargo bench -p tower-auth-apikey --bench apikey -- --warm-up-time 1 --measurement-time 3`
+//! With Postgres: start a server with `scripts/test --services-only`, export the variables it
+//! prints, and add `--features postgres`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +17,7 @@ use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -92,20 +98,7 @@ fn bench(c: &mut Criterion) {
     let sqlite = rt
         .block_on(SqliteStore::open(dir.path().join("bench.db")))
         .unwrap();
-    // A cache far smaller than the key set, cycled through: (nearly) every request misses.
-    let sqlite_auth = ApiKeyAuthenticator::builder(Counting(sqlite))
-        .cache(CacheConfig::builder().max_capacity(8).build().unwrap())
-        .build()
-        .unwrap();
-    let sqlite_keys: Vec<String> = (0..SQLITE_KEYS)
-        .map(|_| {
-            rt.block_on(sqlite_auth.admin().create(NewKey::new("bench")))
-                .unwrap()
-                .key
-                .expose_secret()
-                .to_owned()
-        })
-        .collect();
+    let (sqlite_auth, sqlite_keys) = uncached(&rt, Counting(sqlite, &FINDS));
     let mut next = 0;
     let sqlite_svc = AuthenticateLayer::required(sqlite_auth.clone()).layer(inner());
 
@@ -159,7 +152,7 @@ fn bench(c: &mut Criterion) {
                 request(&sqlite_keys[next])
             },
             |req| {
-                REQS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                REQS.fetch_add(1, Ordering::Relaxed);
                 let res = rt.block_on(sqlite_svc.clone().oneshot(req)).unwrap();
                 assert_eq!(res.status(), StatusCode::OK);
                 res
@@ -167,26 +160,133 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    postgres::bench(&rt, &mut g);
     g.finish();
     eprintln!(
         "verify_uncached_sqlite: {} store queries for {} requests",
-        FINDS.load(std::sync::atomic::Ordering::Relaxed),
-        REQS.load(std::sync::atomic::Ordering::Relaxed)
+        FINDS.load(Ordering::Relaxed),
+        REQS.load(Ordering::Relaxed)
     );
 }
 
-static FINDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-static REQS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// An authenticator over `store` with a cache far smaller than its key set, and the keys: cycled
+/// through, (nearly) every request misses.
+fn uncached<S: tower_auth_apikey::KeyStore>(
+    rt: &tokio::runtime::Runtime,
+    store: S,
+) -> (ApiKeyAuthenticator, Vec<String>) {
+    let auth = ApiKeyAuthenticator::builder(store)
+        .cache(CacheConfig::builder().max_capacity(8).build().unwrap())
+        .build()
+        .unwrap();
+    let keys = (0..SQLITE_KEYS)
+        .map(|_| {
+            rt.block_on(auth.admin().create(NewKey::new("bench")))
+                .unwrap()
+                .key
+                .expose_secret()
+                .to_owned()
+        })
+        .collect();
+    (auth, keys)
+}
 
-/// Counts lookups, to show that every `verify_uncached_sqlite` request reached SQLite.
-struct Counting(SqliteStore);
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use tower_auth_apikey::PostgresStore;
 
-impl tower_auth_apikey::KeyStore for Counting {
+    static FINDS: AtomicUsize = AtomicUsize::new(0);
+    static REQS: AtomicUsize = AtomicUsize::new(0);
+
+    pub(super) fn bench(
+        rt: &tokio::runtime::Runtime,
+        g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    ) {
+        let Ok(url) = std::env::var("TOWER_AUTH_TEST_PG_URL") else {
+            eprintln!(
+                "verify_uncached_postgres: skipped, TOWER_AUTH_TEST_PG_URL is not set \
+                 (start a server with `scripts/test --services-only` and export the variables it \
+                 prints, then run `cargo bench -p tower-auth-apikey --features postgres --bench apikey`)"
+            );
+            return;
+        };
+        // A database of its own on that server, dropped afterwards.
+        let name = format!("bench_apikey_{}", std::process::id());
+        let server = rt.block_on(sqlx::PgPool::connect(&url)).unwrap();
+        rt.block_on(sqlx::query(&format!("CREATE DATABASE {name}")).execute(&server))
+            .unwrap();
+        let db_url = with_database(&url, &name);
+        let store = rt.block_on(PostgresStore::connect(&db_url)).unwrap();
+        let (auth, keys) = uncached(rt, Counting(store, &FINDS));
+        let svc = AuthenticateLayer::required(auth.clone()).layer(inner());
+        let mut next = 0;
+        g.bench_function("verify_uncached_postgres", |b| {
+            b.iter_batched(
+                || {
+                    next = (next + 1) % keys.len();
+                    request(&keys[next])
+                },
+                |req| {
+                    REQS.fetch_add(1, Ordering::Relaxed);
+                    let res = rt.block_on(svc.clone().oneshot(req)).unwrap();
+                    assert_eq!(res.status(), StatusCode::OK);
+                    res
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        eprintln!(
+            "verify_uncached_postgres: {} store queries for {} requests",
+            FINDS.load(Ordering::Relaxed),
+            REQS.load(Ordering::Relaxed)
+        );
+        drop((svc, auth));
+        rt.block_on(sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&server))
+            .unwrap();
+    }
+
+    fn with_database(url: &str, db: &str) -> String {
+        let (base, query) = url
+            .split_once('?')
+            .map_or((url, None), |(b, q)| (b, Some(q)));
+        let slash = base
+            .rfind('/')
+            .filter(|i| *i > base.find("://").unwrap() + 2);
+        let base = slash.map_or(base, |i| &base[..i]);
+        match query {
+            Some(q) => format!("{base}/{db}?{q}"),
+            None => format!("{base}/{db}"),
+        }
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+mod postgres {
+    pub(super) fn bench(
+        _: &tokio::runtime::Runtime,
+        _: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    ) {
+        eprintln!(
+            "verify_uncached_postgres: skipped, built without the `postgres` feature (run \
+             `cargo bench -p tower-auth-apikey --features postgres --bench apikey` with \
+             TOWER_AUTH_TEST_PG_URL set, e.g. by `scripts/test --services-only`)"
+        );
+    }
+}
+
+static FINDS: AtomicUsize = AtomicUsize::new(0);
+static REQS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts lookups, to show that every uncached request reached the store.
+struct Counting<S>(S, &'static AtomicUsize);
+
+impl<S: tower_auth_apikey::KeyStore> tower_auth_apikey::KeyStore for Counting<S> {
     fn find_by_hash<'a>(
         &'a self,
         hash: &'a tower_auth_apikey::KeyHash,
     ) -> tower_auth_apikey::StoreFuture<'a, Option<tower_auth_apikey::KeyRecord>> {
-        FINDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.1.fetch_add(1, Ordering::Relaxed);
         self.0.find_by_hash(hash)
     }
     fn get<'a>(

@@ -133,7 +133,7 @@
 //! [`ApiKeys::revoke`] drops the key from the cache of the authenticator it came from
 //! ([`ApiKeyAuthenticator::admin`]) at once; a lookup that was already under way when the
 //! revocation happened re-reads the store rather than caching the old record. Other processes
-//! see it within their positive TTL.
+//! see it within their positive TTL, or at once on Postgres (see below).
 //!
 //! [`ApiKeys::rotate`] creates a new key with the same owner, name, scopes and metadata and sets
 //! the old key to expire after a grace period, so clients can switch without downtime.
@@ -150,7 +150,44 @@
 //!
 //! [`KeyStore`] is an object-safe trait with boxed futures; see the [`store`] module.
 //! [`MemoryStore`] is for tests and tools, [`SqliteStore`] (feature `sqlite`) is the embedded
-//! default, with its migrations shipped in this crate and recorded in their own table.
+//! default for one instance, and [`PostgresStore`] (feature `postgres`) is the store for many
+//! instances. The SQL stores ship their migrations in this crate and record them in their own
+//! table (`tower_auth_apikey_migrations`), so one database can hold the tables of every
+//! tower-auth crate and of your application.
+//!
+//! # Many instances: Postgres
+//!
+//! Use [`PostgresStore`] when several processes (replicas behind a load balancer, a fleet of
+//! workers) serve the same keys. Each instance keeps its own cache, so the steady state is
+//! still zero queries per request, and a revocation made anywhere reaches every instance at
+//! once instead of after the cache TTL:
+//!
+//! - [`ApiKeys::revoke`] and [`ApiKeys::rotate`] (which moves the old key's expiry), from any
+//!   process (a server, the CLI), run `NOTIFY tower_auth_api_keys, '<key hash in hex>'` in the
+//!   same transaction as the change: the notification goes out if and only if the change
+//!   commits. The payload is the key's hash (never the key), which anyone able to `LISTEN` can
+//!   already read from the table.
+//! - Every [`ApiKeyAuthenticator`] on a `PostgresStore` holds one `LISTEN` connection
+//!   (`application_name` `tower-auth-apikey-listener`) in a background tokio task, and drops
+//!   the key's cache entry when the notification arrives: within milliseconds (the tests
+//!   measure under 5 ms on loopback). The task ends, and the connection closes, when the last
+//!   clone of the authenticator is dropped.
+//! - **Lost notifications.** `NOTIFY` is delivered only to connections listening at that
+//!   moment. When the listening connection is lost (a restart, a failover, a terminated
+//!   backend), the authenticator reconnects with a backoff (up to 5 s between attempts) and,
+//!   once listening again, clears its whole cache, since it may have missed notifications
+//!   meanwhile. A silently dead connection (a network partition without a reset) is only
+//!   noticed by TCP; in every case the positive TTL (default 30 s) remains the upper bound.
+//!   Changes made in SQL by hand send no notification unless you run the same `NOTIFY`.
+//! - **Outages.** Store calls keep their deadline ([`store_timeout`](ApiKeyAuthenticatorBuilder::store_timeout),
+//!   default 2 s) and the pool gives up connecting after its `acquire_timeout` (default 1 s),
+//!   so while Postgres is down requests that miss the cache get a 503 promptly; keys still
+//!   cached keep working until their TTL (or longer with `stale_if_error`). The pool and the
+//!   listener reconnect by themselves when Postgres is back.
+//!
+//! The hook is generic: [`KeyStore::invalidations`] returns an optional
+//! [`InvalidationFeed`] (default `None`), so another shared store (or a message bus in front of
+//! one) can push invalidations the same way.
 //!
 //! # Administration
 //!
@@ -182,8 +219,11 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `sqlite` | yes | [`SqliteStore`] (sqlx, SQLite compiled in) |
+//! | `postgres` | no | [`PostgresStore`] (sqlx), with `LISTEN`/`NOTIFY` invalidation |
+//! | `postgres-tls` | no | TLS for Postgres connections (rustls with aws-lc-rs; `sslmode=verify-full` in the URL) |
+//! | `testing` | no | [`store::testing::conformance`], the suite every store passes |
 //! | `tracing` | yes | events on the `tower_auth::apikey` target: outcome and public key id, never key material |
-//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_cache_requests_total{outcome=hit\|miss}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}`, `tower_auth_apikey_stale_served_total` (and core's `tower_auth_*`) |
+//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_cache_requests_total{outcome=hit\|miss}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}`, `tower_auth_apikey_stale_served_total`, `tower_auth_apikey_invalidations_total{kind=key\|all}`, `tower_auth_apikey_listener_failures_total` (and core's `tower_auth_*`) |
 //! | `cli` | no | `cli::KeysCommand`, a clap subcommand |
 //!
 //! # Security notes

@@ -287,7 +287,7 @@ impl StdError for StoreError {
 #[cfg(any(test, feature = "testing"))]
 #[allow(clippy::unwrap_used)]
 pub mod testing {
-    //! The conformance suite of [`KeyStore`](super::KeyStore) (feature `testing`): the checks
+    //! The conformance suite of [`KeyStore`] (feature `testing`): the checks
     //! every store of this crate passes, public so that the integration tests run them against
     //! real databases and so that your own store can be held to the same contract.
     //!
