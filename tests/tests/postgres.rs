@@ -118,6 +118,31 @@ async fn instances_starting_together_migrate_once() {
     db.drop_database().await;
 }
 
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn changed_or_newer_migrations_are_refused() {
+    let db = PgDatabase::create().await;
+    PostgresStore::connect(&db.url).await.unwrap().close().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE tower_auth_apikey_migrations SET checksum = '\\x00' WHERE version = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let e = PostgresStore::connect(&db.url).await.unwrap_err();
+    assert!(e.to_string().contains("differs"), "{e}");
+    sqlx::raw_sql(
+        "DELETE FROM tower_auth_apikey_migrations;
+         INSERT INTO tower_auth_apikey_migrations VALUES (999, 'future', '\\x00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let e = PostgresStore::connect(&db.url).await.unwrap_err();
+    assert!(e.to_string().contains("newer"), "{e}");
+    pool.close().await;
+    db.drop_database().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: run scripts/test"]
 async fn a_revocation_reaches_another_instance_at_once() {
