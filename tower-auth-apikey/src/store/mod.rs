@@ -444,7 +444,7 @@ pub mod testing {
 
 /// The stores' constructors can be spawned and boxed as `Send` futures.
 #[cfg(test)]
-#[allow(dead_code, unreachable_code, clippy::diverging_sub_expression)]
+#[allow(dead_code)]
 fn _constructors_are_send() {
     fn is_send<T: Send>(_: T) {}
     #[cfg(feature = "sqlite")]
