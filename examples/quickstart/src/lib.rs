@@ -18,15 +18,43 @@
 //! | `GET /admin` | scope `admin` |
 //!
 //! Credentials, in composition order (most specific first): API keys (`Authorization: Bearer
-//! sk_...` or `X-API-Key`), then opaque tokens through RFC 7662 introspection when
-//! `[introspection]` is configured. Every rejection follows the tower-auth response contract.
+//! sk_...` or `X-API-Key`), then JWTs of the configured `[[issuers]]` (three-segment Bearer
+//! values), then opaque tokens through RFC 7662 introspection when `[introspection]` is
+//! configured. Every rejection follows the tower-auth response contract.
 //!
 //! Configuration (`quickstart serve --config FILE`, TOML, every key optional, unknown keys are
-//! errors): `listen`, `database` (`sqlite://PATH`), `insecure_allow_http`, `api_key_prefix`,
-//! `[introspection]` (`endpoint`, `client_id`, `client_secret`, `auth_method` = `basic` |
-//! `post`), `[cache]` (`apikey_ttl`, `apikey_negative_ttl`, `introspection_ttl`, humantime
-//! durations). `[[issuers]]` and the `jwks_*` cache keys are accepted by the parser and reserved
-//! for the JWT issuers, which this version does not serve yet: configuring one is an error.
+//! errors naming the key and value, exit code 2):
+//!
+//! ```toml
+//! listen = "127.0.0.1:3000"
+//! database = "sqlite://quickstart.db"
+//! insecure_allow_http = false        # plain-http issuers (loopback tests only)
+//! api_key_prefix = "sk_test"
+//!
+//! [[issuers]]
+//! issuer = "https://idp.example.com"
+//! audiences = ["quickstart"]
+//! # jwks_uri = "https://idp.example.com/jwks"   # absent: OIDC discovery from `issuer`
+//! # algorithms = ["RS256", "ES256"]              # default: the asymmetric algorithms
+//! # claims = "keycloak"                          # or "auth0", "azure"
+//! # require_typ = "at+jwt"
+//!
+//! [introspection]
+//! endpoint = "https://idp.example.com/token/introspection"
+//! client_id = "quickstart"
+//! client_secret = "..."
+//! # auth_method = "post"                         # default "basic"
+//!
+//! [cache]
+//! apikey_ttl = "30s"
+//! apikey_negative_ttl = "10s"
+//! jwks_refresh = "10m"                           # when the JWKS has no Cache-Control
+//! jwks_cooldown = "30s"
+//! introspection_ttl = "30s"
+//! ```
+//!
+//! The built-in issuer (`/auth/login`, `/auth/refresh`, `/auth/logout`, `/.well-known/jwks.json`)
+//! is not part of this version yet.
 
 pub mod config;
 
@@ -40,6 +68,8 @@ use tower_auth_apikey::{ApiKeyAuthenticator, SqliteStore};
 use tower_auth_core::{
     AuthenticateLayer, Authenticator, CacheConfig, Principal, RequireScopesLayer,
 };
+use tower_auth_jwt::remote::{Discovery, JwksUrl};
+use tower_auth_jwt::{Algorithm, ClaimsMapping, Issuer, JwtAuthenticator, ServiceRule};
 use tower_auth_oauth::introspection::{ClientAuth, Introspection};
 
 use crate::config::{Config, ConfigError};
@@ -167,16 +197,103 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The JWT authenticator for the configured `[[issuers]]`, if any.
+fn issuers(config: &Config) -> Result<Option<JwtAuthenticator>, StartError> {
+    if config.issuers.is_empty() {
+        return Ok(None);
+    }
+    let mut jwt = JwtAuthenticator::builder();
+    for (n, i) in config.issuers.iter().enumerate() {
+        let key = |k: &str| format!("issuers[{n}].{k}");
+        let bad = |k: &str, v: &str, why: String| {
+            StartError::Config(format!("invalid `{}` = {v:?}: {why}", key(k)))
+        };
+        // `kind` is `service` for client-credentials tokens (no `sub`, or `sub` = `client_id`).
+        let mut issuer = Issuer::new(&i.issuer).service_rule(ServiceRule::ClientCredentials);
+        if i.audiences.is_empty() {
+            return Err(bad(
+                "audiences",
+                "[]",
+                "at least one audience is required".into(),
+            ));
+        }
+        for a in &i.audiences {
+            issuer = issuer.audience(a);
+        }
+        let algorithms = match &i.algorithms {
+            None => ASYMMETRIC.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|a| {
+                    a.parse::<Algorithm>()
+                        .map_err(|e| bad("algorithms", a, e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        issuer = issuer.algorithms(algorithms);
+        if let Some(preset) = &i.claims {
+            issuer = issuer.claims_mapping(match preset.as_str() {
+                "keycloak" => ClaimsMapping::keycloak(),
+                "auth0" => ClaimsMapping::auth0(),
+                _ => ClaimsMapping::azure_ad(),
+            });
+        }
+        match i.require_typ.as_deref() {
+            None => {}
+            Some("at+jwt" | "application/at+jwt") => issuer = issuer.require_access_token_type(),
+            Some(other) => {
+                return Err(bad(
+                    "require_typ",
+                    other,
+                    "only \"at+jwt\" is supported".into(),
+                ));
+            }
+        }
+        let remote =
+            |e: tower_auth_jwt::ConfigError| StartError::Config(format!("[[issuers]] #{n}: {e}"));
+        macro_rules! tuned {
+            ($b:expr) => {{
+                let mut b = $b.insecure_allow_http(config.insecure_allow_http);
+                if let Some(d) = config.cache.jwks_refresh {
+                    b = b.default_refresh(d);
+                }
+                if let Some(d) = config.cache.jwks_cooldown {
+                    b = b.unknown_kid_cooldown(d);
+                }
+                b
+            }};
+        }
+        issuer = match &i.jwks_uri {
+            Some(uri) => issuer.key_source(tuned!(JwksUrl::builder(uri)).build().map_err(remote)?),
+            None => issuer.key_source(
+                tuned!(Discovery::builder(&i.issuer))
+                    .build()
+                    .map_err(remote)?,
+            ),
+        };
+        jwt = jwt.issuer(issuer);
+    }
+    jwt.build()
+        .map(Some)
+        .map_err(|e| StartError::Config(format!("[[issuers]]: {e}")))
+}
+
+const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
 /// The quickstart's router, with its authentication configured from `config`.
 pub async fn app(config: &Config) -> Result<Router, StartError> {
-    if !config.issuers.is_empty() {
-        return Err(StartError::Config(
-            "invalid `issuers`: external JWT issuers are not served by this version of the quickstart"
-                .to_owned(),
-        ));
-    }
     let keys = api_keys(config).await?;
-    let auth = keys.or(introspection(config)?);
+    let auth = keys.or(issuers(config)?).or(introspection(config)?);
     Ok(router(auth))
 }
 

@@ -134,6 +134,14 @@ fn configuration_errors_exit_2_naming_key_and_value() {
         ("[cache]\napikey_ttl = \"0s\"", "cache.apikey_ttl"),
         ("database = \"mysql://db\"", "mysql://db"),
         (
+            "[[issuers]]\nissuer = \"https://idp.test\"\naudiences = [\"a\"]\nalgorithms = [\"none\"]",
+            "issuers[0].algorithms",
+        ),
+        (
+            "[[issuers]]\nissuer = \"http://idp.test\"\naudiences = [\"a\"]",
+            "http://idp.test",
+        ),
+        (
             "[introspection]\nendpoint = \"http://127.0.0.1:1/i\"\nclient_id = \"a\"\nclient_secret = \"b\"",
             "introspection.endpoint",
         ),
