@@ -62,6 +62,20 @@ impl Algorithm {
         Self::EdDSA,
     ];
 
+    /// The asymmetric algorithms: what a verifier of someone else's tokens should accept by
+    /// default. HMAC is left out: its key would have to be shared with the issuer.
+    pub const ASYMMETRIC: [Algorithm; 9] = [
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::PS384,
+        Self::PS512,
+        Self::ES256,
+        Self::ES384,
+        Self::EdDSA,
+    ];
+
     /// The JWA name (`"RS256"`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -451,12 +451,7 @@ impl IntrospectionBuilder {
 
     /// Validates the settings.
     pub fn build(self) -> Result<Introspection, ConfigError> {
-        let client = match self.client {
-            Some(c) => c,
-            None => HttpClient::builder()
-                .insecure_allow_http(self.allow_http)
-                .build()?,
-        };
+        let client = crate::http_client(self.client, self.allow_http)?;
         let endpoint = client
             .check_url(&self.endpoint)
             .map_err(|e| e.for_setting("endpoint"))?;

@@ -35,3 +35,16 @@
 pub mod client_credentials;
 pub mod introspection;
 pub mod resource_server;
+
+/// The HTTP client a builder was given, or the default one, allowing plain http only when told.
+fn http_client(
+    given: Option<tower_auth_core::client::HttpClient>,
+    allow_http: bool,
+) -> Result<tower_auth_core::client::HttpClient, tower_auth_core::ConfigError> {
+    match given {
+        Some(c) => Ok(c),
+        None => tower_auth_core::client::HttpClient::builder()
+            .insecure_allow_http(allow_http)
+            .build(),
+    }
+}

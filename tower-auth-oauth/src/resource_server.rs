@@ -46,18 +46,6 @@ use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator, JwtCredential, JwtFutu
 
 use crate::introspection::{ClientAuth, Introspection};
 
-const ASYMMETRIC: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
-
 /// Why a [`ResourceServer`] could not be built.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -252,13 +240,7 @@ impl ResourceServerBuilder {
     }
 
     fn client(&self) -> Result<HttpClient, ResourceServerError> {
-        match &self.http {
-            Some(c) => Ok(c.clone()),
-            None => HttpClient::builder()
-                .insecure_allow_http(self.allow_http)
-                .build()
-                .map_err(config),
-        }
+        crate::http_client(self.http.clone(), self.allow_http).map_err(config)
     }
 
     fn build_from(
@@ -291,7 +273,10 @@ impl ResourceServerBuilder {
         if self.require_typ {
             issuer = issuer.require_access_token_type();
         }
-        issuer = issuer.algorithms(self.algorithms.unwrap_or_else(|| ASYMMETRIC.to_vec()));
+        issuer = issuer.algorithms(
+            self.algorithms
+                .unwrap_or_else(|| Algorithm::ASYMMETRIC.to_vec()),
+        );
         let mut jwt = JwtAuthenticator::builder().issuer(issuer);
         if let Some(c) = self.verified_token_cache {
             jwt = jwt.verified_token_cache(c);

@@ -221,7 +221,7 @@ fn issuers(config: &Config) -> Result<Option<JwtAuthenticator>, StartError> {
             issuer = issuer.audience(a);
         }
         let algorithms = match &i.algorithms {
-            None => ASYMMETRIC.to_vec(),
+            None => Algorithm::ASYMMETRIC.to_vec(),
             Some(names) => names
                 .iter()
                 .map(|a| {
@@ -277,18 +277,6 @@ fn issuers(config: &Config) -> Result<Option<JwtAuthenticator>, StartError> {
         .map(Some)
         .map_err(|e| StartError::Config(format!("[[issuers]]: {e}")))
 }
-
-const ASYMMETRIC: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
 
 /// The quickstart's router, with its authentication configured from `config`.
 pub async fn app(config: &Config) -> Result<Router, StartError> {

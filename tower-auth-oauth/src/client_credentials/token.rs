@@ -370,12 +370,7 @@ impl ClientCredentialsBuilder {
 
     /// Validates the settings.
     pub fn build(self) -> Result<ClientCredentials, ConfigError> {
-        let http = match self.http {
-            Some(c) => c,
-            None => HttpClient::builder()
-                .insecure_allow_http(self.allow_http)
-                .build()?,
-        };
+        let http = crate::http_client(self.http, self.allow_http)?;
         http.check_url(&self.token_endpoint)
             .map_err(|e| e.for_setting("token_endpoint"))?;
         if self.client_id.is_empty() {
