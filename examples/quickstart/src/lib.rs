@@ -23,7 +23,8 @@
 //! configured. Every rejection follows the tower-auth response contract.
 //!
 //! Configuration (`quickstart serve --config FILE`, TOML, every key optional, unknown keys are
-//! errors naming the key and value, exit code 2):
+//! errors naming the key and value, exit code 2). `database` is `sqlite://PATH` (relative or
+//! absolute) or a `postgres://` URL, for several instances sharing their keys:
 //!
 //! ```toml
 //! listen = "127.0.0.1:3000"
@@ -64,7 +65,7 @@ use axum::handler::Handler;
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tower_auth_apikey::{ApiKeyAuthenticator, SqliteStore};
+use tower_auth_apikey::{ApiKeyAuthenticator, PostgresStore, SqliteStore};
 use tower_auth_core::{
     AuthenticateLayer, Authenticator, CacheConfig, Principal, RequireScopesLayer,
 };
@@ -107,15 +108,6 @@ impl From<tower_auth_core::ConfigError> for StartError {
 
 /// Opens the API key store named by `config.database` and builds the authenticator.
 pub async fn api_keys(config: &Config) -> Result<ApiKeyAuthenticator, StartError> {
-    if config.database.starts_with("postgres://") {
-        return Err(StartError::Config(format!(
-            "invalid `database` = {:?}: this version of the quickstart stores keys in SQLite only; use sqlite://PATH",
-            config.database
-        )));
-    }
-    let store = SqliteStore::connect(&config.database).await.map_err(|e| {
-        StartError::Database(format!("cannot open database {}: {e}", config.database))
-    })?;
     let mut cache = CacheConfig::builder();
     if let Some(ttl) = config.cache.apikey_ttl {
         cache = cache.ttl(ttl);
@@ -127,6 +119,9 @@ pub async fn api_keys(config: &Config) -> Result<ApiKeyAuthenticator, StartError
         let key = cache_key(e.setting());
         e.for_setting(key)
     })?;
+    let opened = |e: &dyn std::fmt::Display| {
+        StartError::Database(format!("cannot open database {}: {e}", config.database))
+    };
     // Every environment's prefix is claimed, so a key of the other environment is rejected here
     // and never forwarded to the authorization server.
     let other = if config.api_key_prefix == "sk_live" {
@@ -134,7 +129,21 @@ pub async fn api_keys(config: &Config) -> Result<ApiKeyAuthenticator, StartError
     } else {
         "sk_live"
     };
-    Ok(ApiKeyAuthenticator::builder(store)
+    let builder = if config.database.starts_with("postgres://") {
+        // Many instances: a shared store, revocations pushed to every instance by LISTEN/NOTIFY.
+        ApiKeyAuthenticator::builder(
+            PostgresStore::connect(&config.database)
+                .await
+                .map_err(|e| opened(&e))?,
+        )
+    } else {
+        ApiKeyAuthenticator::builder(
+            SqliteStore::connect(&config.database)
+                .await
+                .map_err(|e| opened(&e))?,
+        )
+    };
+    Ok(builder
         .prefix(&config.api_key_prefix)
         .other_prefixes([other])
         .cache(cache)

@@ -1,0 +1,115 @@
+//! The quickstart on Postgres, as several instances would run it: keys created and revoked by
+//! the `keys` command in another process reach the running server through LISTEN/NOTIFY.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tower_auth_tests::PgDatabase;
+
+const BIN: &str = env!("CARGO_BIN_EXE_quickstart");
+
+async fn status(url: &str, key: &str) -> u16 {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::get(url)
+        .header("x-api-key", key)
+        .body(Empty::new())
+        .unwrap();
+    client.request(req).await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn keys_cli_and_server_share_postgres() {
+    let db = PgDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "keys",
+            "--db",
+            &db.url,
+            "create",
+            "--owner",
+            "pg-app",
+            "--scopes",
+            "read:items",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).unwrap();
+    let id = out
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("id ")
+        .unwrap()
+        .to_owned();
+    let key = out.lines().last().unwrap().to_owned();
+
+    let config = dir.path().join("quickstart.toml");
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:0\"\ndatabase = \"{}\"\n", db.url),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap();
+            if let Some(rest) = line.strip_prefix("quickstart listening on ") {
+                return rest.split(' ').next().unwrap().to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let items = format!("{base}/items");
+    assert_eq!(status(&items, &key).await, 200);
+
+    // Revoked by another process: the server's cache (TTL 30 s) is told at once.
+    let out = Command::new(BIN)
+        .args(["keys", "--db", &db.url, "revoke", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let revoked = Instant::now();
+    loop {
+        let s = status(&items, &key).await;
+        if s == 401 {
+            break;
+        }
+        assert_eq!(s, 200);
+        assert!(
+            revoked.elapsed() < Duration::from_secs(5),
+            "revocation not seen within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "revocation seen by the server after {:?}",
+        revoked.elapsed()
+    );
+    drop(child);
+    db.drop_database().await;
+}
