@@ -5,6 +5,7 @@
 //!   `http::Extensions` allocate its map (and the response drop free it).
 //! - `bare_warm` / `layer_warm`: a request that already carries one extension, as every request
 //!   routed by axum does (`MatchedPath`); the difference is what the layer itself costs.
+//! - `reject_invalid_token`: the whole 401 path (error, challenge header, empty response).
 //! - `bearer_token`, `bearer_token_700b`: parsing `Authorization: Bearer` alone, with a short
 //!   token and a JWT-sized one.
 //!
@@ -112,6 +113,19 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             warm_request,
             |req| one(&mut layered, req),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    // The rejection path: a scheme that refuses every token (401 invalid_token).
+    let refuse = tower_auth_core::from_fn(Location::Authorization, |parts| {
+        bearer_token(&parts.headers)?;
+        Err(AuthError::invalid_token("unknown token"))
+    });
+    let mut rejecting = AuthenticateLayer::required(refuse).layer(inner);
+    g.bench_function("reject_invalid_token", |b| {
+        b.iter_batched(
+            request,
+            |req| one(&mut rejecting, req),
             criterion::BatchSize::SmallInput,
         )
     });

@@ -69,14 +69,20 @@ impl Challenge {
             AuthErrorKind::InsufficientScope => "insufficient_scope",
             AuthErrorKind::Forbidden | AuthErrorKind::Unavailable => return None,
         };
-        let mut v = format!(
-            "{}, error=\"{code}\", error_description=\"{}\"",
-            self.prefix,
-            sanitize(error.description())
+        let description = sanitize(error.description());
+        let scope = error.required_scope().map(sanitize);
+        let mut v = String::with_capacity(
+            self.prefix.len() + 48 + description.len() + scope.as_ref().map_or(0, |s| s.len() + 10),
         );
-        if let Some(scope) = error.required_scope() {
+        v.push_str(&self.prefix);
+        v.push_str(", error=\"");
+        v.push_str(code);
+        v.push_str("\", error_description=\"");
+        v.push_str(&description);
+        v.push('"');
+        if let Some(scope) = scope {
             v.push_str(", scope=\"");
-            v.push_str(&sanitize(scope));
+            v.push_str(&scope);
             v.push('"');
         }
         HeaderValue::try_from(v).ok()
