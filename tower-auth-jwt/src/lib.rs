@@ -259,6 +259,7 @@ mod builder;
 mod cache;
 mod claims;
 mod error;
+pub mod issue;
 mod key;
 #[cfg(feature = "remote")]
 pub mod remote;
@@ -273,6 +274,7 @@ pub use self::builder::{
 };
 pub use self::claims::{ClaimPath, Claims, ClaimsError, ClaimsMapping, ServiceRule};
 pub use self::error::ConfigError;
+pub use self::issue::{JwtIssuer, JwtIssuerBuilder};
 pub use self::key::{KeyError, KeySet, KeyType, MIN_HMAC_SECRET_LEN, MIN_RSA_BITS, VerifyingKey};
 pub use self::revocation::{RevocationCheck, TokenIdentity};
 pub use self::source::{KeyLookup, KeySetFuture, KeySource, KeySourceError, StaticKeys};

@@ -1,0 +1,313 @@
+//! [`SqliteStore`]: the issuer's stores in a SQLite database (feature `sqlite`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+use super::{SigningKeyStore, StoreError, StoreErrorKind, StoreFuture, StoredSigningKey};
+use crate::Algorithm;
+
+/// This crate's migrations table: each tower-auth crate keeps its own, so all of them can
+/// migrate one database.
+const MIGRATIONS_TABLE: &str = "tower_auth_jwt_migrations";
+
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+impl Migration {
+    fn checksum(&self) -> Vec<u8> {
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.sql.as_bytes())
+            .as_ref()
+            .to_vec()
+    }
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "create tower_auth_jwt_signing_keys",
+    sql: include_str!("migrations/sqlite/0001_create_signing_keys.sql"),
+}];
+
+/// The issuer's [`SigningKeyStore`] in a SQLite database (sqlx, SQLite compiled in:
+/// nothing to install).
+///
+/// [`connect`](Self::connect) creates the database file if it is missing and applies this
+/// crate's migrations, shipped inside the crate. They are recorded in their own table,
+/// `tower_auth_jwt_migrations`, and every table is prefixed `tower_auth_jwt_`, so one database
+/// can hold the tables of the other tower-auth crates (tower-auth-apikey's key store) and of
+/// your application. Migration runs in a `BEGIN IMMEDIATE` transaction, so processes starting
+/// together do not race; a migration that changed after it was applied, or a database migrated
+/// by a newer version of this crate, is an error.
+///
+/// The database holds private keys: keep the file readable by the issuing service only.
+/// A Postgres store (for several instances) is not part of this version.
+///
+/// ```
+/// use tower_auth_jwt::issue::{JwtIssuer, SqliteStore, TokenRequest};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("app.db");
+/// let issuer = |store| {
+///     JwtIssuer::builder(store)
+///         .issuer("https://app.example")
+///         .audience("app-api")
+///         .client_id("app-web")
+///         .build()
+///         .unwrap()
+/// };
+/// let first = issuer(SqliteStore::open(&path).await.unwrap());
+/// let token = first.issue(&TokenRequest::new("alice")).await.unwrap();
+///
+/// // After a restart, the same key signs (and verifies) again.
+/// let again = issuer(SqliteStore::open(&path).await.unwrap());
+/// assert_eq!(again.active_kid().await.unwrap(), token.kid());
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("connections", &self.pool.size())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at `url` and migrates it.
+    ///
+    /// `url` is a sqlx SQLite URL: `sqlite://app.db` (relative to the working directory),
+    /// `sqlite:///var/lib/app/app.db`, or `sqlite::memory:` for a private in-memory database.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| {
+                StoreError::new(StoreErrorKind::Setup, "invalid sqlite url").with_source(e)
+            })?
+            .create_if_missing(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::new(StoreErrorKind::Setup, "cannot open sqlite database").with_source(e)
+            })?;
+        migrate(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Opens (creating it if missing) the database file at `path` and migrates it.
+    pub async fn open(path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        let url = format!("sqlite://{}", path.as_ref().display());
+        Self::connect(&url).await
+    }
+
+    /// Closes the connections; calls made afterwards fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let setup = |e: sqlx::Error| {
+        StoreError::new(StoreErrorKind::Setup, "sqlite migration failed").with_source(e)
+    };
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(setup)?;
+    sqlx::query(&format!(
+        "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+             version     INTEGER NOT NULL PRIMARY KEY,
+             description TEXT    NOT NULL,
+             checksum    BLOB    NOT NULL,
+             applied_at  INTEGER NOT NULL
+         )"
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(setup)?;
+    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
+        "SELECT version, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"
+    ))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(setup)?;
+    for m in pending(MIGRATIONS, &applied)? {
+        // A plain string runs as a simple query: several statements in one.
+        sqlx::Executor::execute(&mut *tx, m.sql)
+            .await
+            .map_err(setup)?;
+        sqlx::query(&format!(
+            "INSERT INTO {MIGRATIONS_TABLE} (version, description, checksum, applied_at) \
+             VALUES (?, ?, ?, ?)"
+        ))
+        .bind(m.version)
+        .bind(m.description)
+        .bind(m.checksum())
+        .bind(millis(SystemTime::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(setup)?;
+    }
+    tx.commit().await.map_err(setup)
+}
+
+/// The migrations still to apply, given the `(version, checksum)` rows already recorded.
+fn pending<'m>(
+    migrations: &'m [Migration],
+    applied: &[(i64, Vec<u8>)],
+) -> Result<Vec<&'m Migration>, StoreError> {
+    let latest = migrations.last().map_or(0, |m| m.version);
+    if applied.iter().any(|(v, _)| *v > latest) {
+        return Err(StoreError::new(
+            StoreErrorKind::Setup,
+            "database was migrated by a newer version of tower-auth-jwt",
+        ));
+    }
+    let mut todo = Vec::new();
+    for m in migrations {
+        match applied.iter().find(|(v, _)| *v == m.version) {
+            Some((_, c)) if *c == m.checksum() => {}
+            Some(_) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Setup,
+                    "an applied migration differs from this version's",
+                ));
+            }
+            None => todo.push(m),
+        }
+    }
+    Ok(todo)
+}
+
+/// Unix milliseconds, saturating.
+fn millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
+}
+
+fn time(ms: i64) -> Result<SystemTime, StoreError> {
+    u64::try_from(ms)
+        .ok()
+        .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+        .ok_or_else(|| corrupt("bad timestamp in issuer store"))
+}
+
+fn corrupt(message: &'static str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, message)
+}
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::new(StoreErrorKind::Conflict, "row already exists").with_source(e)
+        }
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+            StoreError::new(StoreErrorKind::Corrupt, "cannot read issuer record").with_source(e)
+        }
+        _ => {
+            StoreError::new(StoreErrorKind::Unavailable, "issuer store unavailable").with_source(e)
+        }
+    }
+}
+
+fn row_to_key(row: &sqlx::sqlite::SqliteRow) -> Result<StoredSigningKey, StoreError> {
+    let alg: String = row.try_get("algorithm").map_err(db_error)?;
+    let algorithm =
+        Algorithm::from_str(&alg).map_err(|_| corrupt("unknown algorithm in issuer store"))?;
+    let retired: Option<i64> = row.try_get("retired_at").map_err(db_error)?;
+    Ok(StoredSigningKey::from_parts(
+        row.try_get::<String, _>("kid").map_err(db_error)?,
+        algorithm,
+        row.try_get::<Vec<u8>, _>("material").map_err(db_error)?,
+        time(row.try_get("created_at").map_err(db_error)?)?,
+        retired.map(time).transpose()?,
+    ))
+}
+
+impl SigningKeyStore for SqliteStore {
+    fn signing_keys(&self) -> StoreFuture<'_, Vec<StoredSigningKey>> {
+        Box::pin(async move {
+            sqlx::query(
+                "SELECT kid, algorithm, material, created_at, retired_at \
+                 FROM tower_auth_jwt_signing_keys ORDER BY created_at, kid",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(row_to_key)
+            .collect()
+        })
+    }
+
+    fn replace_active<'a>(
+        &'a self,
+        expected: Option<&'a str>,
+        retire_at: SystemTime,
+        new: &'a StoredSigningKey,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error)?;
+            let active: Option<String> = sqlx::query_scalar(
+                "SELECT kid FROM tower_auth_jwt_signing_keys WHERE retired_at IS NULL",
+            )
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if active.as_deref() != expected {
+                return Ok(false);
+            }
+            sqlx::query(
+                "UPDATE tower_auth_jwt_signing_keys SET retired_at = ? WHERE retired_at IS NULL",
+            )
+            .bind(millis(retire_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            sqlx::query(
+                "INSERT INTO tower_auth_jwt_signing_keys \
+                 (kid, algorithm, material, created_at, retired_at) VALUES (?, ?, ?, ?, NULL)",
+            )
+            .bind(new.kid())
+            .bind(new.algorithm().as_str())
+            .bind(new.secret_material())
+            .bind(millis(new.created_at()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(true)
+        })
+    }
+
+    fn delete_retired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            Ok(sqlx::query(
+                "DELETE FROM tower_auth_jwt_signing_keys \
+                 WHERE retired_at IS NOT NULL AND retired_at < ?",
+            )
+            .bind(millis(before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected())
+        })
+    }
+}
