@@ -59,13 +59,16 @@ async fn principal_carries_issuer_expiry_scopes_and_claims() {
 #[tokio::test]
 async fn only_jws_shaped_bearer_values_are_claimed() {
     let auth = builder().build().unwrap();
-    // Not three segments: not ours, so "no credential".
+    // Not three segments: not ours. With no other scheme to claim it, the layer answers that it
+    // recognises no such token (the JWT scheme's own rejections say something else).
     for v in ["sk_live_abc", "a.b", "a.b.c.d"] {
         let out = send_token(&auth, v).await;
         assert_eq!(out.status, StatusCode::UNAUTHORIZED);
         assert_eq!(
             out.www_authenticate.as_deref(),
-            Some("Bearer realm=\"api\""),
+            Some(
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"unrecognized bearer token\""
+            ),
             "{v}"
         );
     }

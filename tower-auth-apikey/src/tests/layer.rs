@@ -169,13 +169,17 @@ async fn response_contract_rows() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(www_authenticate(&res), "Bearer realm=\"api\"");
 
-    // A Bearer token that is not ours (a JWT) is "not mine": here, no credential.
+    // A Bearer token that is not ours (a JWT) is "not mine"; with no other scheme to claim it,
+    // the layer answers that it recognises no such token (never "no credential").
     let res = svc
         .clone()
         .oneshot(bearer("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"))
         .await
         .unwrap();
-    assert_eq!(www_authenticate(&res), "Bearer realm=\"api\"");
+    assert_eq!(
+        www_authenticate(&res),
+        "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"unrecognized bearer token\""
+    );
 
     // Two places at once, even the same key: 400.
     let mut req = bearer(key);
@@ -231,9 +235,12 @@ async fn query_parameter_and_custom_header_when_configured() {
         status(&svc, with_header("x-api-key", key)).await,
         StatusCode::UNAUTHORIZED
     );
-    // Bearer is off: not ours.
+    // Bearer is off: not ours, so no scheme recognises it.
     let res = svc.clone().oneshot(bearer(key)).await.unwrap();
-    assert_eq!(www_authenticate(&res), "Bearer realm=\"api\"");
+    assert_eq!(
+        www_authenticate(&res),
+        "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"unrecognized bearer token\""
+    );
     // Query and header at once: 400.
     let mut req = q(key);
     req.headers_mut()

@@ -7,6 +7,7 @@ use tower_service::Service;
 
 use super::Anonymous;
 use super::future::ResponseFuture;
+use crate::credential::bearer_token;
 use crate::{AuthError, Authenticator, OnRejection, telemetry};
 
 pub(crate) struct Shared<A> {
@@ -96,6 +97,13 @@ where
                     Arc::clone(&self.rejection),
                     found.scheme,
                 )
+            }
+            // A Bearer token that no scheme claims is a credential all the same: a bad one, in
+            // optional mode too.
+            Ok(None) if matches!(bearer_token(&parts.headers), Ok(Some(_))) => {
+                let error = AuthError::invalid_token("unrecognized bearer token");
+                telemetry::rejected(None, &error);
+                ResponseFuture::rejected(self.rejection.on_rejection(&error))
             }
             Ok(None) if self.shared.optional => {
                 telemetry::anonymous();

@@ -247,6 +247,27 @@ async fn optional_lets_anonymous_through_but_not_bad_credentials() {
 }
 
 #[tokio::test]
+async fn a_bearer_token_no_scheme_claims_is_a_bad_credential() {
+    // KeyAuth reads only X-API-Key: the Bearer token is nobody's, but it is still a credential.
+    for layer in [
+        AuthenticateLayer::required(KeyAuth),
+        AuthenticateLayer::optional(KeyAuth),
+    ] {
+        let (res, calls) = run(layer, req(&[("authorization", "Bearer opaque123")])).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(www(&res).unwrap().contains("error=\"invalid_token\""));
+        assert_eq!(calls, 0);
+    }
+    // Another auth-scheme is not a Bearer credential: optional mode lets it through anonymously.
+    let (res, calls) = run(
+        AuthenticateLayer::optional(KeyAuth),
+        req(&[("authorization", "Basic dXNlcjpwYXNz")]),
+    )
+    .await;
+    assert_eq!((res.status(), calls), (StatusCode::OK, 1));
+}
+
+#[tokio::test]
 async fn grpc_rejection_answers_with_grpc_status() {
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = AuthenticateLayer::required(TestAuth::default())
