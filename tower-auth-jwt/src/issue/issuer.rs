@@ -177,6 +177,7 @@ pub(crate) struct Inner {
     jwks_max_age: Duration,
     pub(crate) clock: Arc<dyn Clock>,
     keys: Arc<dyn SigningKeyStore>,
+    pub(crate) refresh: Option<super::refresh::RefreshTokens>,
     state: RwLock<Option<Arc<KeyState>>>,
 }
 
@@ -197,6 +198,7 @@ impl fmt::Debug for JwtIssuer {
             .field("client_id", &i.client_id)
             .field("algorithm", &i.algorithm)
             .field("access_token_ttl", &i.access_ttl)
+            .field("refresh_tokens", &i.refresh)
             .finish_non_exhaustive()
     }
 }
@@ -214,6 +216,7 @@ pub struct JwtIssuerBuilder {
     key_refresh: Duration,
     jwks_max_age: Duration,
     clock: Arc<dyn Clock>,
+    refresh: Option<super::refresh::RefreshTokens>,
 }
 
 impl fmt::Debug for JwtIssuerBuilder {
@@ -224,6 +227,7 @@ impl fmt::Debug for JwtIssuerBuilder {
             .field("client_id", &self.client_id)
             .field("algorithm", &self.algorithm)
             .field("access_token_ttl", &self.access_ttl)
+            .field("refresh_tokens", &self.refresh)
             .finish_non_exhaustive()
     }
 }
@@ -242,6 +246,7 @@ impl JwtIssuer {
             key_refresh: DEFAULT_KEY_REFRESH,
             jwks_max_age: DEFAULT_JWKS_MAX_AGE,
             clock: Arc::new(SystemClock),
+            refresh: None,
         }
     }
 
@@ -641,6 +646,10 @@ impl JwtIssuerBuilder {
                 "must be greater than zero",
             ));
         }
+        let refresh = self
+            .refresh
+            .map(super::refresh::RefreshTokens::validate)
+            .transpose()?;
         Ok(JwtIssuer {
             inner: Arc::new(Inner {
                 issuer,
@@ -653,9 +662,17 @@ impl JwtIssuerBuilder {
                 jwks_max_age: self.jwks_max_age,
                 clock: self.clock,
                 keys: self.keys,
+                refresh,
                 state: RwLock::new(None),
             }),
         })
+    }
+}
+
+impl JwtIssuerBuilder {
+    pub(crate) fn set_refresh(mut self, refresh: super::refresh::RefreshTokens) -> Self {
+        self.refresh = Some(refresh);
+        self
     }
 }
 

@@ -1,5 +1,6 @@
 //! Issuing tokens for your own app: RFC 9068 JWT access tokens signed with keys that are
-//! generated once and kept in a store, and the JWKS that publishes them.
+//! generated once and kept in a store, the JWKS that publishes them, and rotating refresh
+//! tokens.
 //!
 //! [`JwtIssuer`] mints access tokens (`typ: at+jwt`, `iss`, `aud`, `sub`, `client_id`, `iat`,
 //! `exp`, a random `jti`, `scope`, custom claims) signed with EdDSA (Ed25519) by default, or
@@ -85,6 +86,63 @@
 //! Stores for Postgres (several instances sharing keys) are not part of this version; a
 //! [`SigningKeyStore`] of your own plugs in the same way.
 //!
+//! # Refresh tokens
+//!
+//! With [`JwtIssuerBuilder::refresh_tokens`], the issuer also runs sessions: after your app
+//! checked the user's password or SSO, [`JwtIssuer::login`] starts a *family* (one login; its
+//! id is the `sid` claim of every access token it gets) and returns a [`TokenPair`].
+//! [`JwtIssuer::refresh`] exchanges the refresh token for a new pair and consumes it;
+//! [`JwtIssuer::logout`] revokes the family.
+//!
+//! ```
+//! use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer, MemoryStore, RefreshTokens, TokenRequest};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let store = MemoryStore::new();
+//! let issuer = JwtIssuer::builder(store.clone())
+//!     .issuer("https://app.example")
+//!     .audience("app-api")
+//!     .client_id("app-web")
+//!     .refresh_tokens(RefreshTokens::new(store))
+//!     .build()
+//!     .unwrap();
+//!
+//! // The app checked alice's password.
+//! let first = issuer.login(&TokenRequest::new("alice")).await.unwrap();
+//! let second = issuer.refresh(first.refresh_token().expose_secret()).await.unwrap();
+//! assert_eq!(second.session_id(), first.session_id());
+//!
+//! // The first token was consumed: presenting it again is reuse, and ends the session.
+//! let err = issuer.refresh(first.refresh_token().expose_secret()).await.unwrap_err();
+//! assert_eq!(err.kind(), IssueErrorKind::TokenReused);
+//! assert!(issuer.refresh(second.refresh_token().expose_secret()).await.is_err());
+//! # }
+//! ```
+//!
+//! | event | outcome |
+//! |---|---|
+//! | refresh with a live token | a new access token and a new refresh token; the old one is consumed |
+//! | a consumed token again (strict, the default) | [`IssueErrorKind::TokenReused`]: the whole family is revoked, its newest token included |
+//! | two concurrent refreshes with one token (strict) | exactly one wins; the other is reuse, so the family ends |
+//! | the same, with a [`reuse_interval`](RefreshTokens::reuse_interval) of a few seconds | exactly one wins; the other gets [`IssueErrorKind::InvalidToken`] (401) and the family lives |
+//! | token unused for the [idle timeout](RefreshTokens::idle_timeout) (7 days) | refused |
+//! | family older than its [lifetime](RefreshTokens::family_lifetime) (30 days) | refused, however active |
+//! | logout, [`revoke_session`](JwtIssuer::revoke_session) | family revoked; its access tokens live until their `exp` (15 min) |
+//!
+//! Every refusal maps to a 401 `invalid_token` through
+//! [`IssueError::to_auth_error`]; a store outage to a 503.
+//!
+//! # Stores
+//!
+//! Both traits, [`SigningKeyStore`] and [`RefreshTokenStore`], return boxed futures
+//! ([`StoreFuture`]) so they are object safe, and name no database type. [`MemoryStore`] and
+//! (feature `sqlite`) [`SqliteStore`] implement both; one instance can serve both roles.
+//! [`SqliteStore`] keeps its tables (`tower_auth_jwt_signing_keys`,
+//! `tower_auth_jwt_refresh_families`, `tower_auth_jwt_refresh_tokens`) and its migrations
+//! table (`tower_auth_jwt_migrations`) apart from other crates', so one database file serves
+//! the whole app. Postgres stores are not part of this version.
+//!
 //! # Security notes
 //!
 //! - **EdDSA by default**: Ed25519 signatures are deterministic (no per-signature nonce to
@@ -98,11 +156,25 @@
 //!   reads the database can mint tokens. `Debug` never shows them (tested), the JWKS never has
 //!   a private member (tested), and the SQLite file must be readable by the service only.
 //! - **Registered claims** (`iss`, `aud`, `exp`, ...) cannot be overridden by custom claims.
+//! - **Refresh tokens are opaque** (256 bits from the CSPRNG, base64url) and stored only as
+//!   their SHA-256: a leaked database yields no usable token. A plain hash (not a slow
+//!   password hash) is right for 256 random bits: there is nothing to guess. Tokens never
+//!   appear in `Debug` output or the database file (tested).
+//! - **Rotation with reuse detection** (RFC 9700 section 4.14.2): a refresh token works once.
+//!   If an attacker and the user both hold it, whoever comes second presents a consumed token;
+//!   the issuer cannot tell which is which, so it revokes the whole family and both must log
+//!   in again. Consumption is one atomic store operation (a conditional `UPDATE` whose
+//!   affected-row count decides), so two concurrent refreshes cannot both win (tested
+//!   across two SQLite connections).
+//! - **Reuse interval**: off by default. A few seconds tolerate two tabs refreshing at once;
+//!   within it a replayed token is refused without ending the session, so keep it short.
+//! - **Idle timeout and absolute lifetime** bound a stolen token even when it is never
+//!   replayed.
 //!
 //! # References
 //!
 //! [RFC 9068] (JWT access tokens), [RFC 7517] (JWK), [RFC 8037] (EdDSA in JOSE), [RFC 8725]
-//! (JWT best current practices).
+//! (JWT best current practices), [RFC 9700] (OAuth 2.0 security best current practice).
 //!
 //! [`JwtAuthenticator`]: crate::JwtAuthenticator
 //! [`Issuer::jwks`]: crate::Issuer::jwks
@@ -110,10 +182,12 @@
 //! [RFC 7517]: https://www.rfc-editor.org/rfc/rfc7517
 //! [RFC 8037]: https://www.rfc-editor.org/rfc/rfc8037
 //! [RFC 8725]: https://www.rfc-editor.org/rfc/rfc8725
+//! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
 
 mod error;
 mod issuer;
 mod keys;
+mod refresh;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -125,6 +199,10 @@ pub use self::issuer::{
     REGISTERED_CLAIMS, TokenRequest,
 };
 pub use self::keys::StoredSigningKey;
+pub use self::refresh::{
+    DEFAULT_FAMILY_LIFETIME, DEFAULT_IDLE_TIMEOUT, MAX_REUSE_INTERVAL, RefreshToken, RefreshTokens,
+    TokenPair,
+};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteStore;
 pub use self::store::{

@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-use super::{SigningKeyStore, StoreError, StoreErrorKind, StoreFuture, StoredSigningKey};
+use super::{
+    RefreshFamily, RefreshTokenHash, RefreshTokenRecord, RefreshTokenStore, SigningKeyStore,
+    StoreError, StoreErrorKind, StoreFuture, StoredSigningKey,
+};
 use crate::Algorithm;
 
 /// This crate's migrations table: each tower-auth crate keeps its own, so all of them can
@@ -28,13 +31,20 @@ impl Migration {
     }
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "create tower_auth_jwt_signing_keys",
-    sql: include_str!("migrations/sqlite/0001_create_signing_keys.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "create tower_auth_jwt_signing_keys",
+        sql: include_str!("migrations/sqlite/0001_create_signing_keys.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "create tower_auth_jwt_refresh_families and tower_auth_jwt_refresh_tokens",
+        sql: include_str!("migrations/sqlite/0002_create_refresh_tokens.sql"),
+    },
+];
 
-/// The issuer's [`SigningKeyStore`] in a SQLite database (sqlx, SQLite compiled in:
+/// The issuer's [`SigningKeyStore`] and [`RefreshTokenStore`] in a SQLite database (sqlx, SQLite compiled in:
 /// nothing to install).
 ///
 /// [`connect`](Self::connect) creates the database file if it is missing and applies this
@@ -44,6 +54,12 @@ const MIGRATIONS: &[Migration] = &[Migration {
 /// your application. Migration runs in a `BEGIN IMMEDIATE` transaction, so processes starting
 /// together do not race; a migration that changed after it was applied, or a database migrated
 /// by a newer version of this crate, is an error.
+///
+/// Tables: `tower_auth_jwt_signing_keys`, `tower_auth_jwt_refresh_families`,
+/// `tower_auth_jwt_refresh_tokens` (hashes only). [`RefreshTokenStore::consume`] is one
+/// conditional `UPDATE ... WHERE token_hash = ? AND consumed_at IS NULL` whose affected-row
+/// count decides the winner, in a `BEGIN IMMEDIATE` transaction with the insert of the next
+/// token.
 ///
 /// The database holds private keys: keep the file readable by the issuing service only.
 /// A Postgres store (for several instances) is not part of this version.
@@ -308,6 +324,197 @@ impl SigningKeyStore for SqliteStore {
             .await
             .map_err(db_error)?
             .rows_affected())
+        })
+    }
+}
+
+const FAMILY_COLUMNS: &str =
+    "f.id, f.subject, f.client_id, f.scope, f.claims, f.created_at, f.expires_at, f.revoked_at";
+
+fn opt_time(ms: Option<i64>) -> Result<Option<SystemTime>, StoreError> {
+    ms.map(time).transpose()
+}
+
+fn row_to_refresh(
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<(RefreshTokenRecord, RefreshFamily), StoreError> {
+    let hash: Vec<u8> = row.try_get("token_hash").map_err(db_error)?;
+    let hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| corrupt("token hash of the wrong size in issuer store"))?;
+    let claims: String = row.try_get("claims").map_err(db_error)?;
+    let claims = serde_json::from_str(&claims)
+        .map_err(|e| corrupt("bad claims json in issuer store").with_source(e))?;
+    let family_id: String = row.try_get("id").map_err(db_error)?;
+    let token = RefreshTokenRecord::new(
+        RefreshTokenHash::from_bytes(hash),
+        family_id.clone(),
+        time(row.try_get("t_created_at").map_err(db_error)?)?,
+        time(row.try_get("t_expires_at").map_err(db_error)?)?,
+        opt_time(row.try_get("consumed_at").map_err(db_error)?)?,
+    );
+    let family = RefreshFamily::new(
+        family_id,
+        row.try_get("subject").map_err(db_error)?,
+        row.try_get("client_id").map_err(db_error)?,
+        row.try_get("scope").map_err(db_error)?,
+        claims,
+        time(row.try_get("created_at").map_err(db_error)?)?,
+        time(row.try_get("expires_at").map_err(db_error)?)?,
+        opt_time(row.try_get("revoked_at").map_err(db_error)?)?,
+    );
+    Ok((token, family))
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    token: &RefreshTokenRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tower_auth_jwt_refresh_tokens \
+         (token_hash, family_id, created_at, expires_at, consumed_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&token.hash.as_bytes()[..])
+    .bind(&token.family_id)
+    .bind(millis(token.created_at))
+    .bind(millis(token.expires_at))
+    .bind(token.consumed_at.map(millis))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+impl RefreshTokenStore for SqliteStore {
+    fn create_family<'a>(
+        &'a self,
+        family: &'a RefreshFamily,
+        token: &'a RefreshTokenRecord,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error)?;
+            sqlx::query(
+                "INSERT INTO tower_auth_jwt_refresh_families \
+                 (id, subject, client_id, scope, claims, created_at, expires_at, revoked_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&family.id)
+            .bind(&family.subject)
+            .bind(&family.client_id)
+            .bind(&family.scope)
+            .bind(family.claims.to_string())
+            .bind(millis(family.created_at))
+            .bind(millis(family.expires_at))
+            .bind(family.revoked_at.map(millis))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            insert_token(&mut tx, token).await?;
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    fn find<'a>(
+        &'a self,
+        hash: &'a RefreshTokenHash,
+    ) -> StoreFuture<'a, Option<(RefreshTokenRecord, RefreshFamily)>> {
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "SELECT t.token_hash, t.created_at AS t_created_at, t.expires_at AS t_expires_at, \
+                 t.consumed_at, {FAMILY_COLUMNS} \
+                 FROM tower_auth_jwt_refresh_tokens t \
+                 JOIN tower_auth_jwt_refresh_families f ON f.id = t.family_id \
+                 WHERE t.token_hash = ?"
+            ))
+            .bind(&hash.as_bytes()[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(row_to_refresh)
+            .transpose()
+        })
+    }
+
+    fn consume<'a>(
+        &'a self,
+        hash: &'a RefreshTokenHash,
+        at: SystemTime,
+        next: &'a RefreshTokenRecord,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error)?;
+            let consumed = sqlx::query(
+                "UPDATE tower_auth_jwt_refresh_tokens SET consumed_at = ? \
+                 WHERE token_hash = ? AND consumed_at IS NULL AND family_id IN \
+                 (SELECT id FROM tower_auth_jwt_refresh_families WHERE revoked_at IS NULL)",
+            )
+            .bind(millis(at))
+            .bind(&hash.as_bytes()[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+            if consumed != 1 {
+                return Ok(false);
+            }
+            insert_token(&mut tx, next).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(true)
+        })
+    }
+
+    fn revoke_family<'a>(&'a self, family_id: &'a str, at: SystemTime) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            Ok(sqlx::query(
+                "UPDATE tower_auth_jwt_refresh_families \
+                 SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+            )
+            .bind(millis(at))
+            .bind(family_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected()
+                > 0)
+        })
+    }
+
+    fn delete_families_ended_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error)?;
+            let ended = "SELECT id FROM tower_auth_jwt_refresh_families \
+                         WHERE expires_at < ?1 OR revoked_at < ?1";
+            sqlx::query(&format!(
+                "DELETE FROM tower_auth_jwt_refresh_tokens WHERE family_id IN ({ended})"
+            ))
+            .bind(millis(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let n = sqlx::query(
+                "DELETE FROM tower_auth_jwt_refresh_families \
+                 WHERE expires_at < ?1 OR revoked_at < ?1",
+            )
+            .bind(millis(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+            tx.commit().await.map_err(db_error)?;
+            Ok(n)
         })
     }
 }

@@ -14,7 +14,7 @@ use super::StoredSigningKey;
 /// The future returned by store methods: boxed, so the traits are object safe.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Persistence for signing keys. See the [module docs](super#signing-keys).
+/// Persistence for signing keys. See the [module docs](super#stores).
 ///
 /// At most one key is active (not retired) at a time; [`replace_active`](Self::replace_active)
 /// is a compare-and-swap, so two processes starting together on one database generate one key,
@@ -154,7 +154,8 @@ impl RefreshTokenRecord {
     }
 }
 
-/// Persistence for refresh tokens (hashes only) and their families.
+/// Persistence for refresh tokens (hashes only) and their families. See the
+/// [module docs](super#refresh-tokens).
 ///
 /// [`consume`](Self::consume) is the operation that makes rotation safe: it must be atomic, so
 /// that of two concurrent calls with one token exactly one returns `true`.
