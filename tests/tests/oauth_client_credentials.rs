@@ -84,7 +84,9 @@ fn outbound(
     Future: Send,
 > + Clone {
     let http: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    ClientCredentialsLayer::new(tokens).layer(http)
+    ClientCredentialsLayer::new(tokens)
+        .insecure_allow_http(true)
+        .layer(http)
 }
 
 fn get_me(addr: SocketAddr) -> Request<Full<Bytes>> {

@@ -11,6 +11,11 @@
 //! - [`ClientCredentialsLayer`] wraps any tower HTTP client (`Service<http::Request<B>>`): hyper's,
 //!   reqwest-tower adapters, a tonic `Channel`. It sets `Authorization: Bearer ...` (marked
 //!   sensitive) on each request.
+//! - Tokens go only to https destinations (plain http needs `insecure_allow_http`) and, when
+//!   [`allowed_origins`](ClientCredentialsLayer::allowed_origins) is set, only to those origins:
+//!   a client that follows a link or calls a URL from elsewhere does not hand the token over.
+//!   Requests whose URI is a path only (tonic's, through a `Channel` bound to one endpoint) go
+//!   where the client was built to go and are not checked.
 //! - If the token cannot be obtained, the call fails with [`TokenError`] (boxed into the layer's
 //!   error): a request is **never** sent on without a token.
 //! - A `401` from the called API triggers at most one token refresh and retry, and only for
@@ -38,7 +43,7 @@
 //! let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
 //!     .build_http::<http_body_util::Full<bytes::Bytes>>();
 //! let client = ServiceBuilder::new()
-//!     .layer(ClientCredentialsLayer::new(tokens))
+//!     .layer(ClientCredentialsLayer::new(tokens).allowed_origins(["https://api.example.com"]))
 //!     .service(http);
 //! # let _ = client;
 //! # Ok(())
@@ -48,7 +53,7 @@
 mod service;
 mod token;
 
-pub use self::service::{ClientCredentialsLayer, ClientCredentialsService};
+pub use self::service::{ClientCredentialsLayer, ClientCredentialsService, DestinationError};
 pub use self::token::{AccessToken, ClientCredentials, ClientCredentialsBuilder, TokenError};
 
 #[cfg(test)]

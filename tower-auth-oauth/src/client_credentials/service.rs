@@ -4,7 +4,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
-use http::{Request, Response, StatusCode};
+use std::sync::Arc;
+
+use http::{Request, Response, StatusCode, Uri};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -13,16 +15,100 @@ use super::token::ClientCredentials;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Where a token may be sent: https only unless told otherwise, and only to the allowed
+/// origins when a list is given. Requests with a path-only URI go where the wrapped client is
+/// bound (a tonic `Channel`) and are not checked.
+#[derive(Clone, Debug, Default)]
+struct Destinations {
+    origins: Option<Arc<[String]>>,
+    allow_http: bool,
+}
+
+impl Destinations {
+    fn check(&self, uri: &Uri) -> Result<(), DestinationError> {
+        if uri.scheme().is_none() && uri.authority().is_none() {
+            // Origin-form (a path only), as tonic sends through a `Channel`: the destination is
+            // the one endpoint the client was built for, not something the request can change.
+            return Ok(());
+        }
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if self.allow_http => {}
+            _ => return Err(DestinationError::InsecureScheme),
+        }
+        if let Some(origins) = &self.origins {
+            let origin = format!(
+                "{}://{}",
+                uri.scheme_str().unwrap_or_default(),
+                uri.authority().map_or("", |a| a.as_str())
+            );
+            if !origins.iter().any(|o| o.eq_ignore_ascii_case(&origin)) {
+                return Err(DestinationError::NotAllowed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A request was not sent because its destination may not receive the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DestinationError {
+    /// Not an absolute https URI (plain http needs `insecure_allow_http`).
+    InsecureScheme,
+    /// The origin is not in `allowed_origins`.
+    NotAllowed,
+}
+
+impl fmt::Display for DestinationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::InsecureScheme => "refusing to send a token to a non-https destination",
+            Self::NotAllowed => "refusing to send a token to an origin that is not allowed",
+        })
+    }
+}
+
+impl std::error::Error for DestinationError {}
+
 /// Adds client-credentials tokens to outbound requests. See the [module docs](super).
 #[derive(Clone, Debug)]
 pub struct ClientCredentialsLayer {
     tokens: ClientCredentials,
+    destinations: Destinations,
 }
 
 impl ClientCredentialsLayer {
-    /// A layer that takes its tokens from `tokens`.
+    /// A layer that takes its tokens from `tokens` and sends them to https destinations.
     pub fn new(tokens: ClientCredentials) -> Self {
-        Self { tokens }
+        Self {
+            tokens,
+            destinations: Destinations::default(),
+        }
+    }
+
+    /// Only these origins (`https://api.example.com`, `https://api.example.com:8443`) receive the
+    /// token; a request to any other fails with [`DestinationError::NotAllowed`] and is not sent.
+    /// Recommended whenever the wrapped client may follow links or call URLs from elsewhere.
+    pub fn allowed_origins<I, T>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.destinations.origins = Some(
+            origins
+                .into_iter()
+                .map(|o| o.into().trim_end_matches('/').to_owned())
+                .collect(),
+        );
+        self
+    }
+
+    /// Also send tokens over plain http. Only for loopback tests and development: a token sent
+    /// in clear can be read and replayed by anyone on the path.
+    pub fn insecure_allow_http(mut self, allow: bool) -> Self {
+        self.destinations.allow_http = allow;
+        self
     }
 }
 
@@ -33,6 +119,7 @@ impl<S> Layer<S> for ClientCredentialsLayer {
         ClientCredentialsService {
             inner,
             tokens: self.tokens.clone(),
+            destinations: self.destinations.clone(),
         }
     }
 }
@@ -42,6 +129,7 @@ impl<S> Layer<S> for ClientCredentialsLayer {
 pub struct ClientCredentialsService<S> {
     inner: S,
     tokens: ClientCredentials,
+    destinations: Destinations,
 }
 
 impl<S: fmt::Debug> fmt::Debug for ClientCredentialsService<S> {
@@ -74,7 +162,9 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let tokens = self.tokens.clone();
+        let destination = self.destinations.check(req.uri());
         Box::pin(async move {
+            destination?;
             let token = tokens.token().await?;
             // Only an empty body can be sent again exactly as it was.
             let replay = req.body().is_end_stream().then(|| {

@@ -13,6 +13,7 @@ use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 use super::*;
+use crate::client_credentials::DestinationError;
 use crate::introspection::ClientAuth;
 
 /// The last token request: whether it used HTTP Basic, and its form.
@@ -20,6 +21,8 @@ type LastRequest = Arc<std::sync::Mutex<Option<(bool, HashMap<String, String>)>>
 
 #[derive(Clone)]
 struct Endpoint {
+    /// Answer `expires_in` as a JSON string (which the token response type does not accept).
+    string_expiry: bool,
     issued: Arc<AtomicU64>,
     expires_in: u64,
     last_form: LastRequest,
@@ -48,16 +51,26 @@ async fn token_endpoint(
         );
     }
     let n = ep.issued.fetch_add(1, Ordering::SeqCst) + 1;
+    let expires_in = if ep.string_expiry {
+        serde_json::json!(ep.expires_in.to_string())
+    } else {
+        serde_json::json!(ep.expires_in)
+    };
     (
         StatusCode::OK,
         axum::Json(serde_json::json!({
-            "access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": ep.expires_in,
+            "access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": expires_in,
         })),
     )
 }
 
 async fn start(expires_in: u64) -> (String, Endpoint) {
+    start_with(expires_in, false).await
+}
+
+async fn start_with(expires_in: u64, string_expiry: bool) -> (String, Endpoint) {
     let ep = Endpoint {
+        string_expiry,
         issued: Arc::new(AtomicU64::new(0)),
         expires_in,
         last_form: Arc::default(),
@@ -114,6 +127,7 @@ async fn one_token_request_for_many_concurrent_calls() {
     let (url, ep) = start(300).await;
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let svc = ClientCredentialsLayer::new(tokens(&url).build().unwrap())
+        .insecure_allow_http(true)
         .layer(api(Arc::clone(&seen), &[]));
     let calls: Vec<_> = (0..50)
         .map(|_| {
@@ -170,6 +184,7 @@ async fn no_token_no_request() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let svc =
         ClientCredentialsLayer::new(tokens(&format!("http://{closed}/token")).build().unwrap())
+            .insecure_allow_http(true)
             .layer(api(Arc::clone(&seen), &[]));
     let err = svc.oneshot(get()).await.unwrap_err();
     assert!(
@@ -183,6 +198,7 @@ async fn no_token_no_request() {
 
     let (url, _) = start(300).await;
     let svc = ClientCredentialsLayer::new(tokens(&url).client_secret("wrong").build().unwrap())
+        .insecure_allow_http(true)
         .layer(api(Arc::clone(&seen), &[]));
     let err = svc.oneshot(get()).await.unwrap_err();
     match err.downcast_ref::<TokenError>() {
@@ -197,6 +213,7 @@ async fn a_401_refreshes_once_and_retries_an_empty_body_request() {
     let (url, ep) = start(300).await;
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let svc = ClientCredentialsLayer::new(tokens(&url).build().unwrap())
+        .insecure_allow_http(true)
         .layer(api(Arc::clone(&seen), &["tok-1"]));
     let res = svc.clone().oneshot(get()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -207,6 +224,7 @@ async fn a_401_refreshes_once_and_retries_an_empty_body_request() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (url, ep) = start(300).await;
     let svc = ClientCredentialsLayer::new(tokens(&url).build().unwrap())
+        .insecure_allow_http(true)
         .layer(api(Arc::clone(&seen), &["tok-1", "tok-2"]));
     let res = svc.oneshot(get()).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -219,6 +237,7 @@ async fn a_request_with_a_body_is_not_replayed() {
     let (url, ep) = start(300).await;
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let svc = ClientCredentialsLayer::new(tokens(&url).build().unwrap())
+        .insecure_allow_http(true)
         .layer(api(Arc::clone(&seen), &["tok-1"]));
     let req = Request::post("http://api.test/items")
         .body(Full::new(Bytes::from_static(b"{\"n\":1}")))
@@ -278,4 +297,103 @@ fn configuration_is_validated() {
         .build()
         .unwrap_err();
     assert_eq!(e.setting(), "client_secret");
+}
+
+#[tokio::test]
+async fn tokens_go_to_https_and_allowed_origins_only() {
+    let (url, ep) = start(300).await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    // The default: https only.
+    let svc = ClientCredentialsLayer::new(tokens(&url).build().unwrap())
+        .layer(api(Arc::clone(&seen), &[]));
+    let err = svc.oneshot(get()).await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<DestinationError>(),
+        Some(&DestinationError::InsecureScheme)
+    );
+
+    let svc = ClientCredentialsLayer::new(tokens(&url).build().unwrap())
+        .allowed_origins(["https://api.test"])
+        .layer(api(Arc::clone(&seen), &[]));
+    let to = |uri: &str| Request::get(uri).body(Full::default()).unwrap();
+    let res = svc
+        .clone()
+        .oneshot(to("https://api.test/items"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let err = svc
+        .clone()
+        .oneshot(to("https://attacker.test/collect"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<DestinationError>(),
+        Some(&DestinationError::NotAllowed)
+    );
+    let err = svc
+        .clone()
+        .oneshot(to("https://api.test:8443/items"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<DestinationError>(),
+        Some(&DestinationError::NotAllowed)
+    );
+    // A path-only URI goes where the client is bound (tonic's Channel): not checked.
+    let res = svc.clone().oneshot(to("/items")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Only the allowed calls reached the API; the refused ones did not even fetch a token.
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(ep.issued.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn callers_queued_behind_a_failed_request_share_its_failure() {
+    // A token endpoint that takes 200 ms to fail: 20 concurrent callers must not each wait for
+    // their own failed request in turn.
+    let calls = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&calls);
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move || {
+            let counted = Arc::clone(&counted);
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let t = tokens(&format!("http://{addr}/token")).build().unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move { t.token().await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap().is_err());
+    }
+    // The first request fails; everyone who queued behind it shares that failure. (A caller that
+    // arrives after a failure tries again.)
+    assert!(
+        calls.load(Ordering::SeqCst) <= 2,
+        "{} token requests",
+        calls.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_token_response_keeps_nothing_of_the_body() {
+    // `expires_in` as a string: the response cannot be read, and the error must not carry the
+    // body, which holds the token.
+    let (url, _) = start_with(300, true).await;
+    let err = tokens(&url).build().unwrap().token().await.unwrap_err();
+    assert!(matches!(err, TokenError::Malformed), "{err:?}");
+    assert!(!format!("{err:?}").contains("tok-"));
+    assert!(!err.to_string().contains("tok-"));
 }

@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,6 +17,23 @@ use crate::introspection::ClientAuth;
 type OAuthClient =
     BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
+/// The shortest token lifetime believed; shorter `expires_in` values are raised to it.
+const MIN_LIFETIME: Duration = Duration::from_secs(1);
+/// The longest token lifetime believed; longer `expires_in` values are lowered to it.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The token request of a concurrent caller, which this caller waited for, failed.
+#[derive(Debug)]
+struct SharedFailure;
+
+impl fmt::Display for SharedFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the token request made for a concurrent caller failed")
+    }
+}
+
+impl std::error::Error for SharedFailure {}
+
 /// Why no access token could be obtained. The request that needed it is not sent.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -26,7 +43,8 @@ pub enum TokenError {
     /// The authorization server refused (`invalid_client`, `invalid_scope`, ...). Holds the
     /// RFC 6749 error code.
     Refused(String),
-    /// The token is not usable as an HTTP header value.
+    /// The response could not be read as a token response, or the token is not usable as an
+    /// HTTP header value. (Nothing of the response is kept: it may hold a token.)
     Malformed,
 }
 
@@ -35,7 +53,7 @@ impl fmt::Display for TokenError {
         match self {
             Self::Endpoint(_) => f.write_str("token endpoint unavailable"),
             Self::Refused(code) => write!(f, "token request refused: {code}"),
-            Self::Malformed => f.write_str("token endpoint returned an unusable token"),
+            Self::Malformed => f.write_str("token endpoint returned an unusable response"),
         }
     }
 }
@@ -104,6 +122,10 @@ struct Inner {
     current: RwLock<Option<AccessToken>>,
     fetch: tokio::sync::Mutex<()>,
     refreshing: AtomicBool,
+    /// Token requests finished so far, and the number of the last one that failed: callers that
+    /// queued behind a failed request share its failure instead of each trying again.
+    attempts: AtomicU64,
+    last_failure: AtomicU64,
 }
 
 impl fmt::Debug for ClientCredentials {
@@ -199,12 +221,22 @@ impl ClientCredentials {
         &self,
         good: impl Fn(&AccessToken) -> bool,
     ) -> Result<AccessToken, TokenError> {
+        let seen = self.inner.attempts.load(Ordering::Acquire);
         let _guard = self.inner.fetch.lock().await;
         if let Some(t) = self.current().filter(|t| good(t)) {
             return Ok(t);
         }
+        let finished = self.inner.attempts.load(Ordering::Acquire);
+        if finished != seen && self.inner.last_failure.load(Ordering::Acquire) == finished {
+            return Err(TokenError::Endpoint(Box::new(SharedFailure)));
+        }
         let generation = self.current().map_or(0, |t| t.generation) + 1;
-        let token = self.inner.request(generation).await?;
+        let result = self.inner.request(generation).await;
+        let n = self.inner.attempts.fetch_add(1, Ordering::AcqRel) + 1;
+        if result.is_err() {
+            self.inner.last_failure.store(n, Ordering::Release);
+        }
+        let token = result?;
         *self
             .inner
             .current
@@ -262,9 +294,16 @@ impl Inner {
             oauth2::RequestTokenError::ServerResponse(r) => {
                 TokenError::Refused(r.error().to_string())
             }
-            other => TokenError::Endpoint(Box::new(other)),
+            oauth2::RequestTokenError::Request(e) => TokenError::Endpoint(Box::new(e)),
+            // Parse errors carry the response body, which may hold a token: keep nothing of it.
+            _ => TokenError::Malformed,
         })?;
-        let lifetime = res.expires_in().unwrap_or(self.default_lifetime);
+        // Bounded, so neither an `expires_in` of 0 (a fetch per call) nor a huge one (overflow,
+        // a token kept forever) is taken literally.
+        let lifetime = res
+            .expires_in()
+            .unwrap_or(self.default_lifetime)
+            .clamp(MIN_LIFETIME, MAX_LIFETIME);
         let mut header = HeaderValue::try_from(format!("Bearer {}", res.access_token().secret()))
             .map_err(|_| TokenError::Malformed)?;
         header.set_sensitive(true);
@@ -413,6 +452,8 @@ impl ClientCredentialsBuilder {
                 current: RwLock::new(None),
                 fetch: tokio::sync::Mutex::new(()),
                 refreshing: AtomicBool::new(false),
+                attempts: AtomicU64::new(0),
+                last_failure: AtomicU64::new(0),
             }),
         })
     }
