@@ -163,6 +163,19 @@ struct Entry<V> {
 
 struct EntryExpiry;
 
+const STRIPES: usize = 64;
+
+impl<K: Hash, V> CacheInner<K, V> {
+    fn stripe(&self, key: &K) -> &AtomicU64 {
+        use std::hash::BuildHasher as _;
+        // A fixed-key hasher is enough: stripes only spread unrelated keys apart.
+        let hash =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(key);
+        &self.epochs[(hash % STRIPES as u64) as usize]
+    }
+}
+
 impl<K, V> Expiry<K, Entry<V>> for EntryExpiry {
     fn expire_after_create(&self, _: &K, entry: &Entry<V>, _: Instant) -> Option<Duration> {
         Some(entry.ttl)
@@ -180,8 +193,10 @@ pub struct AuthCache<K, V> {
 struct CacheInner<K, V> {
     cache: moka::future::Cache<K, Entry<V>>,
     config: CacheConfig,
-    /// Bumped by every invalidation; a load that sees it move re-reads its source.
-    epoch: AtomicU64,
+    /// Invalidation counters, striped by key hash: a load that sees its key's stripe move re-reads
+    /// its source. Striping keeps a stream of invalidations of some keys from disturbing loads of
+    /// the others.
+    epochs: Box<[AtomicU64; STRIPES]>,
     /// Bumped by `invalidate_all`: entries loaded before it are ignored. (moka's own
     /// `invalidate_all` is lazy and timestamp-based, so an entry inserted in the same instant
     /// could otherwise survive it.)
@@ -223,7 +238,7 @@ where
             inner: Arc::new(CacheInner {
                 cache,
                 config,
-                epoch: AtomicU64::new(0),
+                epochs: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
                 cleared: AtomicU64::new(0),
                 name,
             }),
@@ -253,6 +268,7 @@ where
             }
             inner.cache.invalidate(&key).await;
         }
+        let epoch = inner.stripe(&key);
         let mut loaded_at_epoch = None;
         let entry = inner
             .cache
@@ -262,10 +278,10 @@ where
                 let mut attempts = 0;
                 loop {
                     let generation = inner.cleared.load(Ordering::Acquire);
-                    let before = inner.epoch.load(Ordering::Acquire);
+                    let before = epoch.load(Ordering::Acquire);
                     let loaded = load().await?;
                     attempts += 1;
-                    let stable = inner.epoch.load(Ordering::Acquire) == before;
+                    let stable = epoch.load(Ordering::Acquire) == before;
                     if stable || attempts == 3 {
                         loaded_at_epoch = Some(before);
                         let mut entry = self.entry(loaded, generation);
@@ -279,10 +295,10 @@ where
             })
             .await?;
         match loaded_at_epoch {
-            Some(epoch) => {
+            Some(seen) => {
                 self.record("miss");
                 // An invalidation between our last check and moka's insert: drop what we put.
-                if inner.epoch.load(Ordering::Acquire) != epoch {
+                if epoch.load(Ordering::Acquire) != seen {
                     inner.cache.invalidate(&key).await;
                 }
             }
@@ -324,14 +340,16 @@ where
     /// Removes `key` at once. A load of `key` already under way re-reads its source instead of
     /// caching what it read before.
     pub async fn invalidate(&self, key: &K) {
-        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.stripe(key).fetch_add(1, Ordering::AcqRel);
         self.inner.cache.invalidate(key).await;
     }
 
     /// Removes every entry.
     pub fn invalidate_all(&self) {
         self.inner.cleared.fetch_add(1, Ordering::AcqRel);
-        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        for epoch in self.inner.epochs.iter() {
+            epoch.fetch_add(1, Ordering::AcqRel);
+        }
         self.inner.cache.invalidate_all();
     }
 
@@ -501,6 +519,49 @@ mod tests {
             assert_eq!(c.get(&"k".into()).await, None);
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1000);
+    }
+
+    #[tokio::test]
+    async fn invalidating_other_keys_does_not_disturb_a_load() {
+        let c = cache();
+        let other = (0..10_000)
+            .map(|i| format!("other-{i}"))
+            .find(|k| !std::ptr::eq(c.inner.stripe(k), c.inner.stripe(&"k".to_owned())))
+            .unwrap();
+        let loads = Arc::new(AtomicUsize::new(0));
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut go_rx = Some(go_rx);
+        let loader = {
+            let c = c.clone();
+            let loads = Arc::clone(&loads);
+            tokio::spawn(async move {
+                c.get_or_load("k".to_owned(), move || {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    let go = go_rx.take();
+                    async move {
+                        if let Some(g) = go {
+                            let _ = g.await;
+                        }
+                        Ok::<_, ()>(Loaded::Found {
+                            value: 1,
+                            max_ttl: None,
+                        })
+                    }
+                })
+                .await
+            })
+        };
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        c.invalidate(&other).await;
+        go_tx.send(()).unwrap();
+        assert_eq!(loader.await.unwrap().unwrap(), Some(1));
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            1,
+            "an unrelated invalidation forced a re-read"
+        );
+        assert_eq!(c.get(&"k".to_owned()).await, Some(Some(1)));
     }
 
     #[tokio::test]
