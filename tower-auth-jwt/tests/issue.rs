@@ -490,3 +490,41 @@ fn configuration_is_validated() {
     assert_eq!(err(base().key_refresh(Duration::ZERO)), "key_refresh");
     assert!(base().build().is_ok());
 }
+
+#[tokio::test]
+async fn the_access_cookie_authenticates_and_the_refresh_cookie_stays_on_its_path() {
+    use tower_auth_jwt::issue::{ACCESS_COOKIE, access_cookie, refresh_cookie};
+    let issuer = builder(MemoryStore::new()).build().unwrap();
+    let token = issuer.issue(&TokenRequest::new("alice")).await.unwrap();
+    let set = access_cookie(token.as_str(), token.expires_in()).unwrap();
+    // What the browser sends back: the name=value pair.
+    let pair = set.to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert!(pair.starts_with("__Host-access_token="));
+    let auth = JwtAuthenticator::builder()
+        .cookie(ACCESS_COOKIE)
+        .issuer(
+            Issuer::new(ISS)
+                .audience(AUD)
+                .jwks(issuer.jwks().await.unwrap().to_string()),
+        )
+        .build()
+        .unwrap();
+    let svc = AuthenticateLayer::required(auth).layer(service_fn(|_: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(()))
+    }));
+    let req = Request::get("/").header("cookie", &pair).body(()).unwrap();
+    assert_eq!(
+        svc.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let req = Request::get("/")
+        .header("cookie", "__Host-access_token=forged.token.value")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        svc.oneshot(req).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = refresh_cookie("abc", "/auth", Duration::from_secs(60)).unwrap();
+    assert!(r.to_str().unwrap().contains("; Path=/auth;"));
+}

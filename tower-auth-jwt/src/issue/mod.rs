@@ -57,8 +57,11 @@
 //!     svc.clone().oneshot(req.body(()).unwrap())
 //! };
 //! assert_eq!(call(token.as_str()).await.unwrap().status(), StatusCode::OK);
-//! // Tampered: 401.
-//! let tampered = format!("{}A", &token.as_str()[..token.as_str().len() - 1]);
+//! // A changed signature: 401.
+//! let mut tampered = token.as_str().to_owned();
+//! let i = tampered.rfind('.').unwrap() + 1;
+//! let other = if tampered[i..].starts_with('A') { "B" } else { "A" };
+//! tampered.replace_range(i..i + 1, other);
 //! assert_eq!(call(&tampered).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 //! # }
 //! ```
@@ -133,6 +136,31 @@
 //! Every refusal maps to a 401 `invalid_token` through
 //! [`IssueError::to_auth_error`]; a store outage to a 503.
 //!
+//! # Cookies and CSRF
+//!
+//! For a browser app, keep both tokens out of JavaScript's reach: [`access_cookie`] and
+//! [`refresh_cookie`] build `Set-Cookie` values with `HttpOnly; Secure; SameSite=Strict`, the
+//! access cookie on `Path=/` under the `__Host-` prefix ([`ACCESS_COOKIE`]), the refresh cookie
+//! only on the path of the refresh and logout endpoints ([`DEFAULT_REFRESH_PATH`], `/auth`) so
+//! it travels with nothing else. [`clear_access_cookie`] and [`clear_refresh_cookie`] delete
+//! them at logout. The values are marked sensitive, so `http` tracing layers do not print
+//! them. The API reads the access cookie with
+//! [`JwtAuthenticatorBuilder::cookie`](crate::JwtAuthenticatorBuilder::cookie)`(ACCESS_COOKIE)`.
+//!
+//! Cookies are sent by the browser on its own, so a cookie-authenticated API must stop
+//! cross-site request forgery:
+//!
+//! - `SameSite=Strict` keeps the cookies off requests started by another site in current
+//!   browsers; it is the first line, not the only one (older browsers, and sibling
+//!   subdomains count as same-site).
+//! - Check the origin of state-changing requests: tower-http's `csrf` middleware (0.7,
+//!   `Sec-Fetch-Site` and `Origin` against the `Host` or trusted origins) does this for
+//!   every route, or
+//! - require a custom request header on them (`X-Requested-With`, or a header carrying a
+//!   per-session value): a cross-site form cannot set one, and a cross-site `fetch` that does
+//!   is stopped by CORS preflight, as long as your CORS policy does not allow that origin.
+//! - Keep `GET` free of side effects; the refresh and logout endpoints are `POST`.
+//!
 //! # Stores
 //!
 //! Both traits, [`SigningKeyStore`] and [`RefreshTokenStore`], return boxed futures
@@ -184,6 +212,7 @@
 //! [RFC 8725]: https://www.rfc-editor.org/rfc/rfc8725
 //! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
 
+mod cookie;
 mod error;
 mod issuer;
 mod keys;
@@ -192,6 +221,10 @@ mod refresh;
 mod sqlite;
 mod store;
 
+pub use self::cookie::{
+    ACCESS_COOKIE, DEFAULT_REFRESH_PATH, InvalidCookie, REFRESH_COOKIE, access_cookie,
+    clear_access_cookie, clear_refresh_cookie, refresh_cookie,
+};
 pub use self::error::{IssueError, IssueErrorKind};
 pub use self::issuer::{
     AccessToken, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_JWKS_MAX_AGE, DEFAULT_KEY_REFRESH,
