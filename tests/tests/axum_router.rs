@@ -70,6 +70,10 @@ fn app() -> Router {
             "/hello",
             get(hello).route_layer(AuthenticateLayer::optional(auth())),
         )
+        .route(
+            "/optional-me",
+            get(me).route_layer(AuthenticateLayer::optional(auth())),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/unwired", get(me))
 }
@@ -148,6 +152,15 @@ async fn per_route_authentication_and_authorization_over_loopback() {
         get_with(addr, "/hello", Some("bogus")).await.0,
         StatusCode::UNAUTHORIZED
     );
+
+    // A handler that needs a Principal behind an optional layer: anonymous is 401, not 500.
+    let (status, challenge, _) = get_with(addr, "/optional-me", None).await;
+    assert_eq!(
+        (status, challenge.as_deref()),
+        (StatusCode::UNAUTHORIZED, Some("Bearer realm=\"api\""))
+    );
+    let (status, _, body) = get_with(addr, "/optional-me", Some("reader")).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "reader"));
 
     // Extracting a Principal on a route without the layer is a wiring bug: 500 naming it.
     let (status, _, body) = get_with(addr, "/unwired", Some("reader")).await;

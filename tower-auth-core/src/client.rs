@@ -443,6 +443,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_deadline_covers_a_slow_body() {
+        // Headers at once, then a body that trickles past the deadline.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n01234")
+                .await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            let _ = sock.write_all(b"56789").await;
+        });
+        let err = client(200, 1024)
+            .get_json(&format!("http://{addr}/").parse().unwrap())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::Timeout(_)), "{err:?}");
+    }
+
+    #[tokio::test]
     async fn plain_http_needs_the_insecure_switch() {
         let strict = HttpClient::builder().build().unwrap();
         let err = strict

@@ -2,7 +2,8 @@
 //!
 //! `Principal` is there when an [`AuthenticateLayer`](crate::AuthenticateLayer) authenticated the
 //! request. `Option<Principal>` is `None` for a request that
-//! [`AuthenticateLayer::optional`](crate::AuthenticateLayer::optional) let through anonymously.
+//! [`AuthenticateLayer::optional`](crate::AuthenticateLayer::optional) let through anonymously;
+//! the `Principal` extractor answers such a request with 401 and the bare `Bearer` challenge.
 //! If no layer ran at all, both extractors answer 500 with a message naming the mistake: that is
 //! a wiring bug in the application, not a client error, and a 401 would hide it.
 //!
@@ -54,15 +55,40 @@ impl IntoResponse for MissingAuthLayer {
     }
 }
 
+/// The rejection of the `Principal` extractor.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum PrincipalRejection {
+    /// No authentication layer ran: 500 naming the mistake.
+    MissingAuthLayer,
+    /// An optional layer let the request through anonymously, but this handler needs a
+    /// principal: 401 with the bare `Bearer` challenge (realm `api`).
+    Anonymous,
+}
+
+impl IntoResponse for PrincipalRejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::MissingAuthLayer => MissingAuthLayer.into_response(),
+            Self::Anonymous => crate::OnRejection::<axum::body::Body>::on_rejection(
+                &crate::DefaultRejection::new(),
+                &crate::AuthError::missing_credential(),
+            ),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
-    type Rejection = MissingAuthLayer;
+    type Rejection = PrincipalRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .ok_or(MissingAuthLayer)
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            Ok(p.clone())
+        } else if parts.extensions.get::<Anonymous>().is_some() {
+            Err(PrincipalRejection::Anonymous)
+        } else {
+            Err(PrincipalRejection::MissingAuthLayer)
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -141,13 +141,22 @@ impl Serialize for Principal {
         map.serialize_entry("scopes", &i.scopes)?;
         map.serialize_entry("roles", &i.roles)?;
         map.serialize_entry("tenant", &i.tenant)?;
+        // RFC 3339 has four-digit years: a later expiry (a token that never really expires) is
+        // `null`, as no expiry is.
         let expires = i
             .expires_at
+            .filter(|t| {
+                t.duration_since(UNIX_EPOCH)
+                    .is_ok_and(|d| d.as_secs() < MAX_RFC3339_SECS)
+            })
             .map(|t| humantime::format_rfc3339_seconds(t).to_string());
         map.serialize_entry("expires_at", &expires)?;
         map.end()
     }
 }
+
+/// Seconds from the Unix epoch to 10000-01-01T00:00:00Z, the first instant RFC 3339 cannot write.
+const MAX_RFC3339_SECS: u64 = 253_402_300_800;
 
 /// Builds a [`Principal`]. Created by [`Principal::builder`].
 #[must_use]
@@ -480,7 +489,7 @@ impl Serialize for Roles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
 
     #[test]
     fn scopes_are_a_set() {
@@ -520,6 +529,17 @@ mod tests {
         );
         assert_eq!(p.extension::<u32>(), Some(&42));
         assert_eq!(p.extension::<u64>(), None);
+    }
+
+    #[test]
+    fn a_far_future_expiry_serializes_as_null_without_panicking() {
+        let p = Principal::builder("a", Scheme::Jwt)
+            .expires_at(UNIX_EPOCH + Duration::from_secs(300_000_000_000))
+            .build();
+        assert_eq!(
+            serde_json::to_value(&p).unwrap()["expires_at"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]

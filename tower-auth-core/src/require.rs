@@ -57,7 +57,7 @@ pub trait Policy {
     fn check(&self, principal: &Principal) -> Result<(), AuthError>;
 }
 
-/// Requires scopes: any one of a set, or all of it.
+/// Requires scopes: any one of a set, or all of it. An empty set denies every request.
 #[derive(Clone, Debug)]
 pub struct ScopePolicy {
     scopes: Scopes,
@@ -67,11 +67,14 @@ pub struct ScopePolicy {
 
 impl Policy for ScopePolicy {
     fn check(&self, p: &Principal) -> Result<(), AuthError> {
-        let ok = if self.all {
-            p.scopes().contains_all(self.scopes.iter())
-        } else {
-            p.scopes().contains_any(self.scopes.iter())
-        };
+        // An empty requirement is a configuration slip (`all_of(config.split(' '))` with an empty
+        // value); it denies rather than letting everyone through.
+        let ok = !self.scopes.is_empty()
+            && if self.all {
+                p.scopes().contains_all(self.scopes.iter())
+            } else {
+                p.scopes().contains_any(self.scopes.iter())
+            };
         if ok {
             Ok(())
         } else {
@@ -80,7 +83,7 @@ impl Policy for ScopePolicy {
     }
 }
 
-/// Requires roles: any one of a set, or all of it.
+/// Requires roles: any one of a set, or all of it. An empty set denies every request.
 #[derive(Clone, Debug)]
 pub struct RolePolicy {
     roles: Scopes,
@@ -89,11 +92,13 @@ pub struct RolePolicy {
 
 impl Policy for RolePolicy {
     fn check(&self, p: &Principal) -> Result<(), AuthError> {
-        let ok = if self.all {
-            p.roles().contains_all(self.roles.iter())
-        } else {
-            p.roles().contains_any(self.roles.iter())
-        };
+        // As for scopes: an empty requirement denies.
+        let ok = !self.roles.is_empty()
+            && if self.all {
+                p.roles().contains_all(self.roles.iter())
+            } else {
+                p.roles().contains_any(self.roles.iter())
+            };
         if ok {
             Ok(())
         } else {
@@ -348,5 +353,36 @@ where
                 .take()
                 .expect("RequireFuture polled after completion"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Scheme;
+
+    #[test]
+    fn empty_requirements_deny() {
+        let p = Principal::builder("a", Scheme::Jwt)
+            .scopes(["read"])
+            .roles(["admin"])
+            .build();
+        let empty: [&str; 0] = [];
+        assert!(RequireScopesLayer::all_of(empty).policy.check(&p).is_err());
+        assert!(RequireScopesLayer::all_of([""]).policy.check(&p).is_err());
+        assert!(RequireScopesLayer::any_of(empty).policy.check(&p).is_err());
+        assert!(RequireRolesLayer::all_of(empty).policy.check(&p).is_err());
+        assert!(
+            RequireScopesLayer::all_of(["read"])
+                .policy
+                .check(&p)
+                .is_ok()
+        );
+        assert!(
+            RequireRolesLayer::all_of(["admin"])
+                .policy
+                .check(&p)
+                .is_ok()
+        );
     }
 }

@@ -300,11 +300,20 @@ impl Inner {
         if doc.get("active") != Some(&Value::Bool(true)) {
             return Err("token is not active");
         }
+        // `token_type_hint` is only a hint: an authorization server may answer for a refresh
+        // token presented as a Bearer token. Refresh tokens are not access tokens.
+        if doc
+            .get("token_type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("refresh_token"))
+        {
+            return Err("not an access token");
+        }
         let exp = match doc.get("exp") {
             None => None,
             Some(v) => Some(
                 v.as_u64()
-                    .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+                    .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
                     .ok_or("token is not active")?,
             ),
         };
@@ -573,6 +582,11 @@ mod tests {
             ("expired", active(serde_json::json!({"exp": NOW - 1}))),
             ("soon", active(serde_json::json!({"exp": NOW + 2}))),
             ("string-true", active(serde_json::json!({"active": "true"}))),
+            (
+                "refresh",
+                active(serde_json::json!({"token_type": "refresh_token"})),
+            ),
+            ("far-exp", active(serde_json::json!({"exp": u64::MAX}))),
             ("boom", (500, serde_json::json!({"error": "server_error"}))),
         ]
         .into_iter()
@@ -692,12 +706,14 @@ mod tests {
             "iss-other",
             "expired",
             "string-true",
+            "refresh",
+            "far-exp",
         ] {
             assert_eq!(call(&auth, token).await.0, 401, "{token}");
             assert_eq!(call(&auth, token).await.0, 401, "{token}");
         }
         // One call per token: the second request was answered from the negative entry.
-        assert_eq!(calls.load(Ordering::SeqCst), 5);
+        assert_eq!(calls.load(Ordering::SeqCst), 7);
         assert_eq!(call(&auth, "aud-array").await.0, 200);
     }
 

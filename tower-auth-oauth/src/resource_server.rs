@@ -150,8 +150,9 @@ impl fmt::Debug for ResourceServerBuilder {
 }
 
 impl ResourceServerBuilder {
-    /// The audiences this API answers to (`aud` of JWT access tokens, and of introspection
-    /// results that carry one). At least one is required.
+    /// The audiences this API answers to: `aud` of JWT access tokens and of introspection
+    /// results must contain one of them (a result without `aud` is rejected). At least one is
+    /// required.
     pub fn audiences<I, T>(mut self, audiences: I) -> Self
     where
         I: IntoIterator<Item = T>,
