@@ -322,6 +322,7 @@ impl JwtIssuer {
         let signature = signer.sign(token.as_bytes())?;
         token.push('.');
         token.push_str(&signature);
+        super::telemetry::issued(signer.kid());
         Ok(AccessToken {
             token,
             jti,
@@ -390,10 +391,14 @@ impl JwtIssuer {
         let current = self.reload().await?;
         let now = self.inner.clock.now();
         let new = StoredSigningKey::generate(self.inner.algorithm, now)?;
-        self.inner
+        if self
+            .inner
             .keys
             .replace_active(Some(current.active.kid()), now, &new)
-            .await?;
+            .await?
+        {
+            super::telemetry::key_generated(new.kid(), false);
+        }
         Ok(self.reload().await?.active.kid().to_owned())
     }
 
@@ -445,9 +450,12 @@ impl JwtIssuer {
                 }
                 other => {
                     let new = StoredSigningKey::generate(i.algorithm, now)?;
-                    i.keys
+                    if i.keys
                         .replace_active(other.map(StoredSigningKey::kid), now, &new)
-                        .await?;
+                        .await?
+                    {
+                        super::telemetry::key_generated(new.kid(), other.is_none());
+                    }
                 }
             }
         }

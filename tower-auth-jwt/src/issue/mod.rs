@@ -171,6 +171,16 @@
 //! table (`tower_auth_jwt_migrations`) apart from other crates', so one database file serves
 //! the whole app. Postgres stores are not part of this version.
 //!
+//! # Events and metrics
+//!
+//! With the `tracing` feature, events on the `tower_auth::jwt::issue` target: a key generated
+//! (info), a token issued (trace), a refresh rotated or refused and a session revoked (debug),
+//! and a consumed refresh token presented again (warn, with the session id: a stolen token, or
+//! a client that lost a response). They carry `kid`s and session ids, never a token or a key
+//! (tested in `tests/issue_logs.rs`). With `metrics`: `tower_auth_jwt_tokens_issued_total`,
+//! `tower_auth_jwt_refreshes_total{outcome=rotated|invalid|reused|unavailable}` and
+//! `tower_auth_jwt_signing_key_rotations_total`.
+//!
 //! # Security notes
 //!
 //! - **EdDSA by default**: Ed25519 signatures are deterministic (no per-signature nonce to
@@ -220,6 +230,7 @@ mod refresh;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+mod telemetry;
 
 pub use self::cookie::{
     ACCESS_COOKIE, DEFAULT_REFRESH_PATH, InvalidCookie, REFRESH_COOKIE, access_cookie,

@@ -265,6 +265,20 @@ impl JwtIssuer {
     /// section 4.14.2): the newest token of the family stops working too. Of two concurrent
     /// refreshes with one token, exactly one succeeds.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, IssueError> {
+        let mut sid = None;
+        let result = self.refresh_inner(refresh_token, &mut sid).await;
+        match &result {
+            Ok(pair) => super::telemetry::refreshed(pair.session_id()),
+            Err(e) => super::telemetry::refresh_refused(e, sid.as_deref()),
+        }
+        result
+    }
+
+    async fn refresh_inner(
+        &self,
+        refresh_token: &str,
+        sid: &mut Option<String>,
+    ) -> Result<TokenPair, IssueError> {
         let settings = self.refresh_settings()?;
         if refresh_token.is_empty() || refresh_token.len() > MAX_TOKEN_LEN {
             return Err(invalid("unknown refresh token"));
@@ -274,6 +288,7 @@ impl JwtIssuer {
         let Some((record, family)) = settings.store.find(&hash).await? else {
             return Err(invalid("unknown refresh token"));
         };
+        *sid = Some(family.id.clone());
         if family.revoked_at.is_some() {
             return Err(invalid("refresh token revoked"));
         }
@@ -338,10 +353,12 @@ impl JwtIssuer {
         let Some((_, family)) = settings.store.find(&hash).await? else {
             return Ok(false);
         };
-        Ok(settings
+        let revoked = settings
             .store
             .revoke_family(&family.id, self.inner.clock.now())
-            .await?)
+            .await?;
+        super::telemetry::session_revoked(&family.id);
+        Ok(revoked)
     }
 
     /// Revokes a session by id (the `sid` claim), for an administrator or "log out
