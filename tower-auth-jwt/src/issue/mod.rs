@@ -136,6 +136,15 @@
 //! Every refusal maps to a 401 `invalid_token` through
 //! [`IssueError::to_auth_error`]; a store outage to a 503.
 //!
+//! # Endpoints
+//!
+//! [`SessionEndpoints`] turns the issuer into the three endpoints of a browser login, as
+//! functions from request [`Parts`](http::request::Parts) to `http::Response`, so they mount
+//! in axum, hyper or any tower stack: `login` (after your own credential check: both cookies
+//! set), `refresh` (the refresh cookie rotated, or 401 with both cookies cleared) and `logout`
+//! (family revoked, cookies cleared). They accept only `POST` and refuse cross-site requests
+//! before touching a token. Serve the JWKS next to them with [`JwtIssuer::jwks_response`].
+//!
 //! # Cookies and CSRF
 //!
 //! For a browser app, keep both tokens out of JavaScript's reach: [`access_cookie`] and
@@ -223,6 +232,7 @@
 //! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
 
 mod cookie;
+mod endpoints;
 mod error;
 mod issuer;
 mod keys;
@@ -236,6 +246,7 @@ pub use self::cookie::{
     ACCESS_COOKIE, DEFAULT_REFRESH_PATH, InvalidCookie, REFRESH_COOKIE, access_cookie,
     clear_access_cookie, clear_refresh_cookie, refresh_cookie,
 };
+pub use self::endpoints::SessionEndpoints;
 pub use self::error::{IssueError, IssueErrorKind};
 pub use self::issuer::{
     AccessToken, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_JWKS_MAX_AGE, DEFAULT_KEY_REFRESH,
