@@ -528,3 +528,49 @@ async fn the_access_cookie_authenticates_and_the_refresh_cookie_stays_on_its_pat
     let r = refresh_cookie("abc", "/auth", Duration::from_secs(60)).unwrap();
     assert!(r.to_str().unwrap().contains("; Path=/auth;"));
 }
+
+/// A signing-key store that never answers.
+struct Stuck;
+
+impl SigningKeyStore for Stuck {
+    fn signing_keys(
+        &self,
+    ) -> tower_auth_jwt::issue::StoreFuture<'_, Vec<tower_auth_jwt::issue::StoredSigningKey>> {
+        Box::pin(std::future::pending())
+    }
+    fn replace_active<'a>(
+        &'a self,
+        _: Option<&'a str>,
+        _: SystemTime,
+        _: &'a tower_auth_jwt::issue::StoredSigningKey,
+    ) -> tower_auth_jwt::issue::StoreFuture<'a, bool> {
+        Box::pin(std::future::pending())
+    }
+    fn delete_retired_before(&self, _: SystemTime) -> tower_auth_jwt::issue::StoreFuture<'_, u64> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_store_is_a_503_after_the_deadline() {
+    let issuer = builder(Stuck)
+        .store_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = issuer.issue(&TokenRequest::new("alice")).await.unwrap_err();
+    assert_eq!(err.kind(), IssueErrorKind::Unavailable);
+    assert_eq!(
+        err.to_auth_error().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let res = issuer.jwks_response().await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "5");
+    assert!(res.body().is_empty());
+    let setting = builder(MemoryStore::new())
+        .store_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err()
+        .setting();
+    assert_eq!(setting, "store_timeout");
+}

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use tower_auth_core::clock::{Clock, SystemClock};
 
 use super::keys::{SIGNING_ALGORITHMS, Signer, StoredSigningKey, random_bytes};
-use super::{IssueError, IssueErrorKind, SigningKeyStore};
+use super::{IssueError, IssueErrorKind, SigningKeyStore, StoreFuture};
 use crate::{Algorithm, ConfigError, KeyLookup, KeySet, KeySource, KeySourceError};
 
 /// Default lifetime of an access token (RFC 9068 tokens are short-lived; 15 minutes).
@@ -23,6 +23,8 @@ pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 /// Default interval at which the issuer re-reads its signing keys from the store (to see a
 /// rotation made by another process).
 pub const DEFAULT_KEY_REFRESH: Duration = Duration::from_secs(60);
+/// Default deadline of each store call, after which the request gets a 503.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time a retired key stays published after the last token it signed expired (the
 /// validators' clock-skew leeway).
 pub const DEFAULT_RETIRED_KEY_GRACE: Duration = Duration::from_secs(60);
@@ -175,6 +177,8 @@ pub(crate) struct Inner {
     retired_grace: Duration,
     key_refresh: Duration,
     jwks_max_age: Duration,
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    store_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
     keys: Arc<dyn SigningKeyStore>,
     pub(crate) refresh: Option<super::refresh::RefreshTokens>,
@@ -215,6 +219,7 @@ pub struct JwtIssuerBuilder {
     retired_grace: Duration,
     key_refresh: Duration,
     jwks_max_age: Duration,
+    store_timeout: Duration,
     clock: Arc<dyn Clock>,
     refresh: Option<super::refresh::RefreshTokens>,
 }
@@ -227,6 +232,7 @@ impl fmt::Debug for JwtIssuerBuilder {
             .field("client_id", &self.client_id)
             .field("algorithm", &self.algorithm)
             .field("access_token_ttl", &self.access_ttl)
+            .field("store_timeout", &self.store_timeout)
             .field("refresh_tokens", &self.refresh)
             .finish_non_exhaustive()
     }
@@ -245,6 +251,7 @@ impl JwtIssuer {
             retired_grace: DEFAULT_RETIRED_KEY_GRACE,
             key_refresh: DEFAULT_KEY_REFRESH,
             jwks_max_age: DEFAULT_JWKS_MAX_AGE,
+            store_timeout: DEFAULT_STORE_TIMEOUT,
             clock: Arc::new(SystemClock),
             refresh: None,
         }
@@ -392,14 +399,33 @@ impl JwtIssuer {
         let now = self.inner.clock.now();
         let new = StoredSigningKey::generate(self.inner.algorithm, now)?;
         if self
-            .inner
-            .keys
-            .replace_active(Some(current.active.kid()), now, &new)
+            .call(
+                self.inner
+                    .keys
+                    .replace_active(Some(current.active.kid()), now, &new),
+            )
             .await?
         {
             super::telemetry::key_generated(new.kid(), false);
         }
         Ok(self.reload().await?.active.kid().to_owned())
+    }
+
+    /// A store call under the [store deadline](JwtIssuerBuilder::store_timeout): past it, the
+    /// call is dropped and the caller gets [`IssueErrorKind::Unavailable`] (a 503).
+    pub(crate) async fn call<T>(&self, call: StoreFuture<'_, T>) -> Result<T, IssueError> {
+        #[cfg(feature = "tokio")]
+        let result = tokio::time::timeout(self.inner.store_timeout, call)
+            .await
+            .map_err(|_| {
+                IssueError::new(
+                    IssueErrorKind::Unavailable,
+                    "issuer store deadline exceeded",
+                )
+            })?;
+        #[cfg(not(feature = "tokio"))]
+        let result = call.await;
+        result.map_err(IssueError::store)
     }
 
     async fn state(&self) -> Result<Arc<KeyState>, IssueError> {
@@ -425,7 +451,7 @@ impl JwtIssuer {
     async fn reload(&self) -> Result<Arc<KeyState>, IssueError> {
         let i = &self.inner;
         for _ in 0..4 {
-            let keys = i.keys.signing_keys().await?;
+            let keys = self.call(i.keys.signing_keys()).await?;
             let now = i.clock.now();
             let active = keys
                 .iter()
@@ -441,7 +467,7 @@ impl JwtIssuer {
                             .iter()
                             .any(|k| k.retired_at().is_some_and(|r| r < before))
                     {
-                        let _ = i.keys.delete_retired_before(before).await;
+                        let _ = self.call(i.keys.delete_retired_before(before)).await;
                     }
                     *i.state
                         .write()
@@ -450,8 +476,11 @@ impl JwtIssuer {
                 }
                 other => {
                     let new = StoredSigningKey::generate(i.algorithm, now)?;
-                    if i.keys
-                        .replace_active(other.map(StoredSigningKey::kid), now, &new)
+                    if self
+                        .call(
+                            i.keys
+                                .replace_active(other.map(StoredSigningKey::kid), now, &new),
+                        )
                         .await?
                     {
                         super::telemetry::key_generated(new.kid(), other.is_none());
@@ -591,6 +620,16 @@ impl JwtIssuerBuilder {
         self
     }
 
+    /// The deadline of each store call (default 2 s): past it the call is abandoned and the
+    /// request fails with [`IssueErrorKind::Unavailable`] (a 503), so a stuck database cannot
+    /// hold requests. Needs a tokio runtime with its timer (feature `tokio`, enabled by
+    /// `remote` and `sqlite`).
+    #[cfg(feature = "tokio")]
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
     /// The clock for `iat`, `exp` and every expiry decision (default: the system clock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -647,6 +686,13 @@ impl JwtIssuerBuilder {
                 "must be at most 1 h",
             ));
         }
+        if self.store_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "store_timeout",
+                secs(self.store_timeout),
+                "must be greater than zero",
+            ));
+        }
         if self.key_refresh.is_zero() {
             return Err(ConfigError::new(
                 "key_refresh",
@@ -668,6 +714,7 @@ impl JwtIssuerBuilder {
                 retired_grace: self.retired_grace,
                 key_refresh: self.key_refresh,
                 jwks_max_age: self.jwks_max_age,
+                store_timeout: self.store_timeout,
                 clock: self.clock,
                 keys: self.keys,
                 refresh,

@@ -180,6 +180,10 @@
 //! table (`tower_auth_jwt_migrations`) apart from other crates', so one database file serves
 //! the whole app. Postgres stores are not part of this version.
 //!
+//! Every store call has a deadline ([`store_timeout`](JwtIssuerBuilder::store_timeout), 2 s,
+//! with the `tokio` feature that `remote` and `sqlite` enable): a stuck database turns into
+//! [`IssueErrorKind::Unavailable`], a 503, rather than requests that hang.
+//!
 //! # Events and metrics
 //!
 //! With the `tracing` feature, events on the `tower_auth::jwt::issue` target: a key generated
@@ -250,8 +254,8 @@ pub use self::endpoints::SessionEndpoints;
 pub use self::error::{IssueError, IssueErrorKind};
 pub use self::issuer::{
     AccessToken, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_JWKS_MAX_AGE, DEFAULT_KEY_REFRESH,
-    DEFAULT_RETIRED_KEY_GRACE, JwtIssuer, JwtIssuerBuilder, MAX_ACCESS_TOKEN_TTL,
-    REGISTERED_CLAIMS, TokenRequest,
+    DEFAULT_RETIRED_KEY_GRACE, DEFAULT_STORE_TIMEOUT, JwtIssuer, JwtIssuerBuilder,
+    MAX_ACCESS_TOKEN_TTL, REGISTERED_CLAIMS, TokenRequest,
 };
 pub use self::keys::StoredSigningKey;
 pub use self::refresh::{

@@ -247,7 +247,8 @@ impl JwtIssuer {
         );
         let (refresh_token, record) =
             self.new_token(settings, &family_id, family.expires_at, now)?;
-        settings.store.create_family(&family, &record).await?;
+        self.call(settings.store.create_family(&family, &record))
+            .await?;
         Ok(TokenPair {
             access_token,
             refresh_token,
@@ -285,7 +286,7 @@ impl JwtIssuer {
         }
         let hash = RefreshTokenHash::of(refresh_token);
         let now = self.inner.clock.now();
-        let Some((record, family)) = settings.store.find(&hash).await? else {
+        let Some((record, family)) = self.call(settings.store.find(&hash)).await? else {
             return Err(invalid("unknown refresh token"));
         };
         *sid = Some(family.id.clone());
@@ -302,9 +303,9 @@ impl JwtIssuer {
         let request = family_request(&family);
         let access_token = self.issue_with_session(&request, Some(&family.id)).await?;
         let (refresh_token, next) = self.new_token(settings, &family.id, family.expires_at, now)?;
-        if !settings.store.consume(&hash, now, &next).await? {
+        if !self.call(settings.store.consume(&hash, now, &next)).await? {
             // A concurrent refresh consumed it first, or the family was revoked meanwhile.
-            return Err(match settings.store.find(&hash).await? {
+            return Err(match self.call(settings.store.find(&hash)).await? {
                 Some((r, f)) if f.revoked_at.is_none() => match r.consumed_at {
                     Some(at) => self.reused(settings, &f, at, now).await,
                     None => invalid("refresh token revoked"),
@@ -331,12 +332,15 @@ impl JwtIssuer {
         if !settings.reuse_interval.is_zero() && now < consumed_at + settings.reuse_interval {
             return invalid("refresh token already rotated");
         }
-        match settings.store.revoke_family(&family.id, now).await {
+        match self
+            .call(settings.store.revoke_family(&family.id, now))
+            .await
+        {
             Ok(_) => IssueError::new(
                 IssueErrorKind::TokenReused,
                 "refresh token reused; session revoked",
             ),
-            Err(e) => IssueError::store(e),
+            Err(e) => e,
         }
     }
 
@@ -350,12 +354,15 @@ impl JwtIssuer {
             return Ok(false);
         }
         let hash = RefreshTokenHash::of(refresh_token);
-        let Some((_, family)) = settings.store.find(&hash).await? else {
+        let Some((_, family)) = self.call(settings.store.find(&hash)).await? else {
             return Ok(false);
         };
-        let revoked = settings
-            .store
-            .revoke_family(&family.id, self.inner.clock.now())
+        let revoked = self
+            .call(
+                settings
+                    .store
+                    .revoke_family(&family.id, self.inner.clock.now()),
+            )
             .await?;
         super::telemetry::session_revoked(&family.id);
         Ok(revoked)
@@ -365,10 +372,12 @@ impl JwtIssuer {
     /// everywhere". `false` when there is no such session.
     pub async fn revoke_session(&self, session_id: &str) -> Result<bool, IssueError> {
         let settings = self.refresh_settings()?;
-        Ok(settings
-            .store
-            .revoke_family(session_id, self.inner.clock.now())
-            .await?)
+        self.call(
+            settings
+                .store
+                .revoke_family(session_id, self.inner.clock.now()),
+        )
+        .await
     }
 
     /// Deletes the sessions that ended (expired, or revoked) more than `keep` ago, with their
@@ -383,7 +392,8 @@ impl JwtIssuer {
             .now()
             .checked_sub(keep)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        Ok(settings.store.delete_families_ended_before(before).await?)
+        self.call(settings.store.delete_families_ended_before(before))
+            .await
     }
 }
 
