@@ -637,3 +637,47 @@ async fn signing_key_stores_keep_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     signing_store_conformance(&SqliteStore::open(dir.path().join("k.db")).await.unwrap()).await;
 }
+
+#[tokio::test]
+async fn the_issuer_as_key_source_follows_a_rotation_made_by_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let clock = ManualClock::new(at(1_767_225_600));
+    let open = || async {
+        builder(SqliteStore::open(&path).await.unwrap())
+            .algorithm(Algorithm::HS256)
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    };
+    let (here, there) = (open().await, open().await);
+    let auth = JwtAuthenticator::builder()
+        .clock(clock.clone())
+        .issuer(
+            Issuer::new(ISS)
+                .audience(AUD)
+                .algorithms([Algorithm::HS256])
+                .key_source(here.clone()),
+        )
+        .build()
+        .unwrap();
+    let before = there.issue(&TokenRequest::new("alice")).await.unwrap();
+    assert_eq!(call(&auth, before.as_str()).await.0, StatusCode::OK);
+    // The other process rotates; its new tokens verify here at once, without waiting for
+    // the key refresh interval.
+    there.rotate_signing_key().await.unwrap();
+    let after = there.issue(&TokenRequest::new("alice")).await.unwrap();
+    assert_eq!(call(&auth, after.as_str()).await.0, StatusCode::OK);
+    assert_eq!(here.active_kid().await.unwrap(), after.kid());
+
+    // Unknown kids re-read the store at most once per cooldown: a rotation right after is
+    // seen only when the cooldown has passed.
+    there.rotate_signing_key().await.unwrap();
+    let third = there.issue(&TokenRequest::new("alice")).await.unwrap();
+    assert_eq!(
+        call(&auth, third.as_str()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(call(&auth, third.as_str()).await.0, StatusCode::OK);
+}

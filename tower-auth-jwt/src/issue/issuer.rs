@@ -1,7 +1,7 @@
 //! [`JwtIssuer`]: access tokens, signing keys, the JWKS.
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -28,6 +28,9 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default time a retired key stays published after the last token it signed expired (the
 /// validators' clock-skew leeway).
 pub const DEFAULT_RETIRED_KEY_GRACE: Duration = Duration::from_secs(60);
+
+/// The issuer as a [`KeySource`] re-reads its store for an unknown `kid` at most this often.
+pub const UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(5);
 
 /// Claims the issuer sets itself; a [`TokenRequest`] cannot set them as custom claims.
 pub const REGISTERED_CLAIMS: [&str; 10] = [
@@ -183,6 +186,7 @@ pub(crate) struct Inner {
     keys: Arc<dyn SigningKeyStore>,
     pub(crate) refresh: Option<super::refresh::RefreshTokens>,
     state: RwLock<Option<Arc<KeyState>>>,
+    unknown_kid_reload: Mutex<Option<SystemTime>>,
 }
 
 /// Issues RFC 9068 JWT access tokens (and, when configured, rotating refresh tokens) for your
@@ -438,6 +442,22 @@ impl JwtIssuer {
         self.reload().await
     }
 
+    /// Whether an unknown `kid` may trigger a store read now; if so, starts the cooldown.
+    fn may_reload_for_unknown_kid(&self, now: SystemTime) -> bool {
+        let mut last = self
+            .inner
+            .unknown_kid_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *last {
+            Some(t) if now >= t && now < t + UNKNOWN_KID_COOLDOWN => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
     fn cached(&self) -> Option<Arc<KeyState>> {
         self.inner
             .state
@@ -546,15 +566,19 @@ impl JwtIssuer {
 /// The issuer as the [`KeySource`] of a [`JwtAuthenticator`](crate::JwtAuthenticator) in the
 /// same process (the only way to verify `HS256` tokens, which publish no JWKS): answers with the
 /// loaded keys, and loads them (from the store) when they are not loaded or are older than
-/// [`key_refresh`](JwtIssuerBuilder::key_refresh). A `kid` it does not know is rejected without a
-/// store read.
+/// [`key_refresh`](JwtIssuerBuilder::key_refresh). A `kid` it does not know (a key another
+/// process sharing the store has just rotated to) re-reads the store at most once per
+/// [`UNKNOWN_KID_COOLDOWN`]; other unknown `kid`s are rejected without a store read.
 impl KeySource for JwtIssuer {
-    fn lookup(&self, _kid: Option<&str>) -> KeyLookup {
+    fn lookup(&self, kid: Option<&str>) -> KeyLookup {
         let now = self.inner.clock.now();
         if let Some(s) = self.cached()
             && s.is_fresh(now)
         {
-            return KeyLookup::Ready(s.verifying.clone());
+            let known = kid.is_none_or(|kid| s.verifying.get(kid).is_some());
+            if known || !self.may_reload_for_unknown_kid(now) {
+                return KeyLookup::Ready(s.verifying.clone());
+            }
         }
         let this = self.clone();
         KeyLookup::Pending(Box::pin(async move {
@@ -719,6 +743,7 @@ impl JwtIssuerBuilder {
                 keys: self.keys,
                 refresh,
                 state: RwLock::new(None),
+                unknown_kid_reload: Mutex::new(None),
             }),
         })
     }

@@ -255,7 +255,7 @@ pub use self::error::{IssueError, IssueErrorKind};
 pub use self::issuer::{
     AccessToken, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_JWKS_MAX_AGE, DEFAULT_KEY_REFRESH,
     DEFAULT_RETIRED_KEY_GRACE, DEFAULT_STORE_TIMEOUT, JwtIssuer, JwtIssuerBuilder,
-    MAX_ACCESS_TOKEN_TTL, REGISTERED_CLAIMS, TokenRequest,
+    MAX_ACCESS_TOKEN_TTL, REGISTERED_CLAIMS, TokenRequest, UNKNOWN_KID_COOLDOWN,
 };
 pub use self::keys::StoredSigningKey;
 pub use self::refresh::{
