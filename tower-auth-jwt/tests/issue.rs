@@ -681,3 +681,86 @@ async fn the_issuer_as_key_source_follows_a_rotation_made_by_another_process() {
     clock.advance(Duration::from_secs(5));
     assert_eq!(call(&auth, third.as_str()).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_scheduled_rotation_publishes_the_next_key_before_it_signs() {
+    for sqlite in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SigningKeyStore> = if sqlite {
+            Arc::new(SqliteStore::open(dir.path().join("k.db")).await.unwrap())
+        } else {
+            Arc::new(MemoryStore::new())
+        };
+        let clock = ManualClock::new(at(1_767_225_600));
+        let issuer = builder(store.clone()).clock(clock.clone()).build().unwrap();
+        let old = issuer.issue(&TokenRequest::new("alice")).await.unwrap();
+        let next = issuer
+            .rotate_signing_key_after(Duration::from_secs(300))
+            .await
+            .unwrap();
+        assert_ne!(next, old.kid());
+
+        // A verifier that fetches the JWKS now, and never again.
+        let jwks = issuer.jwks().await.unwrap();
+        let kids: Vec<_> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kids, [next.clone(), old.kid().to_owned()]);
+        let auth = JwtAuthenticator::builder()
+            .clock(clock.clone())
+            .issuer(Issuer::new(ISS).audience(AUD).jwks(jwks.to_string()))
+            .build()
+            .unwrap();
+
+        // Until the switch, the old key signs.
+        clock.advance(Duration::from_secs(299));
+        let before = issuer.issue(&TokenRequest::new("alice")).await.unwrap();
+        assert_eq!(before.kid(), old.kid());
+        assert_eq!(issuer.active_kid().await.unwrap(), old.kid());
+        // Then the new one, which the verifier already has.
+        clock.advance(Duration::from_secs(1));
+        let after = issuer.issue(&TokenRequest::new("alice")).await.unwrap();
+        assert_eq!(after.kid(), next);
+        assert_eq!(call(&auth, before.as_str()).await.0, StatusCode::OK);
+        assert_eq!(call(&auth, after.as_str()).await.0, StatusCode::OK);
+
+        // The old key stays published until its last token expired, from the switch on.
+        clock.advance(Duration::from_secs(900 + 60));
+        assert_eq!(
+            issuer.jwks().await.unwrap()["keys"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            issuer.jwks().await.unwrap()["keys"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // A restart in the middle of a scheduled rotation keeps the schedule.
+        let pending = issuer
+            .rotate_signing_key_after(Duration::from_secs(60))
+            .await
+            .unwrap();
+        let restarted = builder(store.clone()).clock(clock.clone()).build().unwrap();
+        assert_eq!(restarted.active_kid().await.unwrap(), next);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(restarted.active_kid().await.unwrap(), pending);
+        // An immediate rotation overrides a scheduled one.
+        let scheduled = restarted
+            .rotate_signing_key_after(Duration::from_secs(600))
+            .await
+            .unwrap();
+        let now_kid = restarted.rotate_signing_key().await.unwrap();
+        assert_ne!(now_kid, scheduled);
+        assert_eq!(restarted.active_kid().await.unwrap(), now_kid);
+    }
+}

@@ -156,6 +156,8 @@ impl AccessToken {
 /// The keys as loaded from the store.
 struct KeyState {
     active: Arc<Signer>,
+    /// The key not retired: the signer, or the key scheduled to sign next.
+    current_kid: String,
     jwks: Value,
     jwks_text: String,
     verifying: Arc<KeySet>,
@@ -397,22 +399,34 @@ impl JwtIssuer {
     /// plus [`retired_key_grace`](JwtIssuerBuilder::retired_key_grace)). Returns the new `kid`.
     ///
     /// When another process rotated at the same moment, its rotation stands and this call
-    /// returns that key's `kid`.
+    /// returns that key's `kid`. Verifiers that cache the JWKS meet the new `kid` in a token
+    /// before they have it; [`rotate_signing_key_after`](Self::rotate_signing_key_after)
+    /// publishes it first.
     pub async fn rotate_signing_key(&self) -> Result<String, IssueError> {
+        self.rotate_signing_key_after(Duration::ZERO).await
+    }
+
+    /// Generates a new signing key that is published now and starts signing after `delay`
+    /// (when the previous key is retired). Give verifiers that cache the JWKS time to fetch it
+    /// first: a delay of at least their refresh interval (the JWKS `max-age`,
+    /// [`jwks_max_age`](JwtIssuerBuilder::jwks_max_age), 5 min by default) means no verifier
+    /// ever meets an unknown `kid`. Returns the new `kid`. A later rotation replaces a
+    /// scheduled one.
+    pub async fn rotate_signing_key_after(&self, delay: Duration) -> Result<String, IssueError> {
         let current = self.reload().await?;
-        let now = self.inner.clock.now();
-        let new = StoredSigningKey::generate(self.inner.algorithm, now)?;
+        let at = self.inner.clock.now() + delay;
+        let new = StoredSigningKey::generate(self.inner.algorithm, at)?;
         if self
             .call(
                 self.inner
                     .keys
-                    .replace_active(Some(current.active.kid()), now, &new),
+                    .replace_active(Some(&current.current_kid), at, &new),
             )
             .await?
         {
             super::telemetry::key_generated(new.kid(), false);
         }
-        Ok(self.reload().await?.active.kid().to_owned())
+        Ok(self.reload().await?.current_kid.clone())
     }
 
     /// A store call under the [store deadline](JwtIssuerBuilder::store_timeout): past it, the
@@ -473,13 +487,20 @@ impl JwtIssuer {
         for _ in 0..4 {
             let keys = self.call(i.keys.signing_keys()).await?;
             let now = i.clock.now();
-            let active = keys
+            // The current key: the one not retired (it may be scheduled to sign later).
+            let current = keys
                 .iter()
                 .filter(|k| k.retired_at().is_none())
                 .max_by_key(|k| k.created_at());
-            match active {
-                Some(k) if k.algorithm() == i.algorithm => {
-                    let state = Arc::new(self.build_state(&keys, k, now)?);
+            match current {
+                Some(current) if current.algorithm() == i.algorithm => {
+                    // The signer: the newest key already created and not yet retired.
+                    let signer = keys
+                        .iter()
+                        .filter(|k| k.created_at() <= now && k.retired_at().is_none_or(|r| r > now))
+                        .max_by_key(|k| k.created_at())
+                        .unwrap_or(current);
+                    let state = Arc::new(self.build_state(&keys, signer, current, now)?);
                     // Keys whose tokens have all expired are deleted, best effort.
                     let keep = i.access_ttl + i.retired_grace;
                     if let Some(before) = now.checked_sub(keep)
@@ -495,6 +516,7 @@ impl JwtIssuer {
                     return Ok(state);
                 }
                 other => {
+                    // No key yet, or one of another algorithm: a new key signs from now on.
                     let new = StoredSigningKey::generate(i.algorithm, now)?;
                     if self
                         .call(
@@ -518,6 +540,7 @@ impl JwtIssuer {
         &self,
         keys: &[StoredSigningKey],
         active: &StoredSigningKey,
+        current: &StoredSigningKey,
         now: SystemTime,
     ) -> Result<KeyState, IssueError> {
         let i = &self.inner;
@@ -532,6 +555,15 @@ impl JwtIssuer {
         for k in keys {
             let signer = if k.kid() == active.kid() {
                 active.clone()
+            } else if k.retired_at().is_none() {
+                // Scheduled to sign later: published now, and the signer changes then.
+                if k.created_at() > now {
+                    valid_until = valid_until.min(k.created_at());
+                }
+                match Signer::load(k) {
+                    Ok(s) => Arc::new(s),
+                    Err(_) => continue,
+                }
             } else if let Some(end) = k.retired_at().map(|r| r + keep)
                 && now <= end
             {
@@ -554,6 +586,7 @@ impl JwtIssuer {
             .map_err(|_| IssueError::crypto("two signing keys share a kid"))?;
         Ok(KeyState {
             active,
+            current_kid: current.kid().to_owned(),
             jwks_text: jwks.to_string(),
             jwks,
             verifying: Arc::new(verifying),

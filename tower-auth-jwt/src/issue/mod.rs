@@ -81,10 +81,14 @@
 //! every [`key_refresh`](JwtIssuerBuilder::key_refresh) (60 s), so it picks up a rotation made
 //! elsewhere.
 //!
-//! A verifier that cached the JWKS sees the new `kid` first in a token: this crate's
+//! After [`rotate_signing_key`](JwtIssuer::rotate_signing_key), a verifier that cached the
+//! JWKS sees the new `kid` first in a token: this crate's
 //! [`remote::JwksUrl`](crate::remote::JwksUrl) refetches on an unknown `kid`, at most once per
-//! cooldown (30 s by default), so right after a rotation a token may be refused by such a
-//! verifier until its cooldown has passed. Rotate at a quiet time, or keep the cooldown short.
+//! cooldown (30 s by default), so right after such a rotation a token may be refused by such a
+//! verifier until its cooldown has passed. For planned rotations use
+//! [`rotate_signing_key_after`](JwtIssuer::rotate_signing_key_after)`(jwks_max_age)`: the new
+//! key is published at once and signs only after the delay, so every verifier has it before
+//! it meets it (tested). Keep the immediate rotation for a compromised key.
 //!
 //! Stores for Postgres (several instances sharing keys) are not part of this version; a
 //! [`SigningKeyStore`] of your own plugs in the same way.
