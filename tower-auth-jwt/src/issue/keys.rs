@@ -124,7 +124,8 @@ impl StoredSigningKey {
         self.created_at
     }
 
-    /// When the key stopped signing (a rotation), or `None` for the active key.
+    /// When the key stops (or stopped) signing, set by a rotation; `None` for the current key
+    /// (the one signing, or scheduled to sign next).
     pub fn retired_at(&self) -> Option<SystemTime> {
         self.retired_at
     }

@@ -88,7 +88,10 @@
 //! verifier until its cooldown has passed. For planned rotations use
 //! [`rotate_signing_key_after`](JwtIssuer::rotate_signing_key_after)`(jwks_max_age)`: the new
 //! key is published at once and signs only after the delay, so every verifier has it before
-//! it meets it (tested). Keep the immediate rotation for a compromised key.
+//! it meets it (tested). An immediate rotation is for a suspected compromise, but note that
+//! the old key then stays published (and trusted by verifiers) until its tokens have expired;
+//! withdrawing a key at once means deleting it from the store, which this version has no call
+//! for.
 //!
 //! Stores for Postgres (several instances sharing keys) are not part of this version; a
 //! [`SigningKeyStore`] of your own plugs in the same way.
