@@ -549,6 +549,12 @@ impl SigningKeyStore for Stuck {
     fn delete_retired_before(&self, _: SystemTime) -> tower_auth_jwt::issue::StoreFuture<'_, u64> {
         Box::pin(std::future::pending())
     }
+    fn delete_retired_key<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> tower_auth_jwt::issue::StoreFuture<'a, bool> {
+        Box::pin(std::future::pending())
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -623,6 +629,23 @@ async fn signing_store_conformance(store: &dyn SigningKeyStore) {
     assert_eq!(e.kind(), StoreErrorKind::Conflict);
     let keys = store.signing_keys().await.unwrap();
     assert_eq!(keys[1].retired_at(), None);
+    // One retired key by kid; never the current one.
+    assert!(!store.delete_retired_key("b").await.unwrap());
+    assert!(!store.delete_retired_key("zz").await.unwrap());
+    assert!(
+        store
+            .replace_active(Some("b"), t(12), &key("c", 12))
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_retired_key("b").await.unwrap());
+    assert!(
+        store
+            .replace_active(Some("c"), t(13), &key("b", 13))
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_retired_key("c").await.unwrap());
     // Deleting retired keys only.
     assert_eq!(store.delete_retired_before(t(10)).await.unwrap(), 0);
     assert_eq!(store.delete_retired_before(t(11)).await.unwrap(), 1);
@@ -762,5 +785,42 @@ async fn a_scheduled_rotation_publishes_the_next_key_before_it_signs() {
         let now_kid = restarted.rotate_signing_key().await.unwrap();
         assert_ne!(now_kid, scheduled);
         assert_eq!(restarted.active_kid().await.unwrap(), now_kid);
+    }
+}
+
+#[tokio::test]
+async fn a_withdrawn_key_stops_verifying_at_once() {
+    for sqlite in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn SigningKeyStore> = if sqlite {
+            Arc::new(SqliteStore::open(dir.path().join("k.db")).await.unwrap())
+        } else {
+            Arc::new(MemoryStore::new())
+        };
+        let issuer = builder(store.clone()).build().unwrap();
+        let auth = JwtAuthenticator::builder()
+            .issuer(
+                Issuer::new(ISS)
+                    .audience(AUD)
+                    .algorithms([Algorithm::EdDSA])
+                    .key_source(issuer.clone()),
+            )
+            .build()
+            .unwrap();
+        let leaked = issuer.issue(&TokenRequest::new("alice")).await.unwrap();
+        assert_eq!(call(&auth, leaked.as_str()).await.0, StatusCode::OK);
+        // The current key leaked: rotated away and gone at once.
+        assert!(issuer.withdraw_signing_key(leaked.kid()).await.unwrap());
+        assert_eq!(
+            call(&auth, leaked.as_str()).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let jwks = issuer.jwks().await.unwrap();
+        assert!(!jwks.to_string().contains(leaked.kid()));
+        let fresh = issuer.issue(&TokenRequest::new("alice")).await.unwrap();
+        assert_ne!(fresh.kid(), leaked.kid());
+        assert_eq!(call(&auth, fresh.as_str()).await.0, StatusCode::OK);
+        assert_eq!(store.signing_keys().await.unwrap().len(), 1);
+        assert!(!issuer.withdraw_signing_key("no-such-kid").await.unwrap());
     }
 }

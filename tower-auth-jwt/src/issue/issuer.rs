@@ -429,6 +429,21 @@ impl JwtIssuer {
         Ok(self.reload().await?.current_kid.clone())
     }
 
+    /// Withdraws a key at once, for a key that leaked: it leaves the store and the JWKS, and
+    /// every token it signed stops verifying (here at once, at verifiers caching the JWKS at
+    /// their next refresh). When it is the current key, an immediate rotation comes first.
+    /// `false` when no such key is stored.
+    pub async fn withdraw_signing_key(&self, kid: &str) -> Result<bool, IssueError> {
+        let state = self.reload().await?;
+        if state.current_kid == kid || state.active.kid() == kid {
+            self.rotate_signing_key().await?;
+        }
+        let withdrawn = self.call(self.inner.keys.delete_retired_key(kid)).await?;
+        // Scheduled rotations aside, a signer that was withdrawn is replaced at the reload.
+        self.reload().await?;
+        Ok(withdrawn)
+    }
+
     /// A store call under the [store deadline](JwtIssuerBuilder::store_timeout): past it, the
     /// call is dropped and the caller gets [`IssueErrorKind::Unavailable`] (a 503).
     pub(crate) async fn call<T>(&self, call: StoreFuture<'_, T>) -> Result<T, IssueError> {

@@ -88,10 +88,10 @@
 //! verifier until its cooldown has passed. For planned rotations use
 //! [`rotate_signing_key_after`](JwtIssuer::rotate_signing_key_after)`(jwks_max_age)`: the new
 //! key is published at once and signs only after the delay, so every verifier has it before
-//! it meets it (tested). An immediate rotation is for a suspected compromise, but note that
-//! the old key then stays published (and trusted by verifiers) until its tokens have expired;
-//! withdrawing a key at once means deleting it from the store, which this version has no call
-//! for.
+//! it meets it (tested). For a key that leaked,
+//! [`withdraw_signing_key`](JwtIssuer::withdraw_signing_key) rotates if needed and deletes
+//! it at once: its tokens stop verifying here immediately, and at verifiers caching the JWKS
+//! at their next refresh.
 //!
 //! Stores for Postgres (several instances sharing keys) are not part of this version; a
 //! [`SigningKeyStore`] of your own plugs in the same way.

@@ -326,6 +326,21 @@ impl SigningKeyStore for SqliteStore {
             .rows_affected())
         })
     }
+
+    fn delete_retired_key<'a>(&'a self, kid: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            Ok(sqlx::query(
+                "DELETE FROM tower_auth_jwt_signing_keys \
+                 WHERE kid = ? AND retired_at IS NOT NULL",
+            )
+            .bind(kid)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected()
+                > 0)
+        })
+    }
 }
 
 const FAMILY_COLUMNS: &str =

@@ -35,6 +35,10 @@ pub trait SigningKeyStore: Send + Sync + 'static {
 
     /// Deletes the keys retired before `before`; returns how many.
     fn delete_retired_before(&self, before: SystemTime) -> StoreFuture<'_, u64>;
+
+    /// Deletes the retired key `kid` (withdrawing a compromised key); `false` when there is no
+    /// such retired key. The current key is never deleted.
+    fn delete_retired_key<'a>(&'a self, kid: &'a str) -> StoreFuture<'a, bool>;
 }
 
 /// The SHA-256 of a refresh token: all a [`RefreshTokenStore`] ever sees of it.
@@ -206,6 +210,9 @@ impl<S: SigningKeyStore + ?Sized> SigningKeyStore for Arc<S> {
     }
     fn delete_retired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
         (**self).delete_retired_before(before)
+    }
+    fn delete_retired_key<'a>(&'a self, kid: &'a str) -> StoreFuture<'a, bool> {
+        (**self).delete_retired_key(kid)
     }
 }
 
@@ -397,6 +404,15 @@ impl SigningKeyStore for MemoryStore {
         s.keys
             .retain(|k| k.retired_at().is_none_or(|r| r >= before));
         let gone = (n - s.keys.len()) as u64;
+        Box::pin(async move { Ok(gone) })
+    }
+
+    fn delete_retired_key<'a>(&'a self, kid: &'a str) -> StoreFuture<'a, bool> {
+        let mut s = self.lock();
+        let n = s.keys.len();
+        s.keys
+            .retain(|k| k.kid() != kid || k.retired_at().is_none());
+        let gone = s.keys.len() < n;
         Box::pin(async move { Ok(gone) })
     }
 }
