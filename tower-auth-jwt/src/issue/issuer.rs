@@ -513,7 +513,9 @@ impl JwtIssuer {
                     let signer = keys
                         .iter()
                         .filter(|k| k.created_at() <= now && k.retired_at().is_none_or(|r| r > now))
-                        .max_by_key(|k| k.created_at())
+                        // Same creation time (a clock's resolution): the current key, else
+                        // the one retired last, wins.
+                        .max_by_key(|k| (k.created_at(), k.retired_at().is_none(), k.retired_at()))
                         .unwrap_or(current);
                     let state = Arc::new(self.build_state(&keys, signer, current, now)?);
                     // Keys whose tokens have all expired are deleted, best effort.
@@ -566,7 +568,9 @@ impl JwtIssuer {
         let mut verifying = Vec::new();
         // Newest first: the active key leads the document.
         let mut keys: Vec<_> = keys.iter().collect();
-        keys.sort_by_key(|k| std::cmp::Reverse(k.created_at()));
+        keys.sort_by_key(|k| {
+            std::cmp::Reverse((k.created_at(), k.retired_at().is_none(), k.retired_at()))
+        });
         for k in keys {
             let signer = if k.kid() == active.kid() {
                 active.clone()
