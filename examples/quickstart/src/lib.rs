@@ -54,12 +54,18 @@
 //! introspection_ttl = "30s"
 //! ```
 //!
-//! The built-in issuer (`/auth/login`, `/auth/refresh`, `/auth/logout`, `/.well-known/jwks.json`)
-//! is not part of this version yet.
+//! The built-in issuer (see [`session`]) signs EdDSA access tokens (`iss` = `http://<listen>`,
+//! `aud` = `quickstart`, 15 minutes) for the demo user `demo` / `demo`, keeps its keys and
+//! refresh-token families in the database, and serves `/.well-known/jwks.json`,
+//! `POST /auth/login`, `POST /auth/refresh` and `POST /auth/logout`, which need no other
+//! credential. Its tokens are accepted as `Authorization: Bearer` or in the `access_token`
+//! cookie.
 
 pub mod config;
+pub mod session;
 
-use std::sync::OnceLock;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 use axum::handler::Handler;
 use axum::routing::get;
@@ -69,8 +75,9 @@ use tower_auth_apikey::{ApiKeyAuthenticator, PostgresStore, SqliteStore};
 use tower_auth_core::{
     AuthenticateLayer, Authenticator, CacheConfig, Principal, RequireScopesLayer,
 };
+use tower_auth_jwt::issue::{self, JwtIssuer, RefreshTokens};
 use tower_auth_jwt::remote::{Discovery, JwksUrl};
-use tower_auth_jwt::{Algorithm, ClaimsMapping, Issuer, JwtAuthenticator, ServiceRule};
+use tower_auth_jwt::{Algorithm, ClaimPath, ClaimsMapping, Issuer, JwtAuthenticator, ServiceRule};
 use tower_auth_oauth::introspection::{ClientAuth, Introspection};
 
 use crate::config::{Config, ConfigError};
@@ -206,12 +213,12 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// The JWT authenticator for the configured `[[issuers]]`, if any.
-fn issuers(config: &Config) -> Result<Option<JwtAuthenticator>, StartError> {
-    if config.issuers.is_empty() {
-        return Ok(None);
-    }
-    let mut jwt = JwtAuthenticator::builder();
+/// The JWT authenticator: the built-in issuer (Bearer or the `access_token` cookie) and the
+/// configured `[[issuers]]`.
+fn jwt(config: &Config, built_in: Issuer) -> Result<JwtAuthenticator, StartError> {
+    let mut jwt = JwtAuthenticator::builder()
+        .cookie(session::ACCESS_COOKIE)
+        .issuer(built_in);
     for (n, i) in config.issuers.iter().enumerate() {
         let key = |k: &str| format!("issuers[{n}].{k}");
         let bad = |k: &str, v: &str, why: String| {
@@ -283,15 +290,53 @@ fn issuers(config: &Config) -> Result<Option<JwtAuthenticator>, StartError> {
         jwt = jwt.issuer(issuer);
     }
     jwt.build()
-        .map(Some)
         .map_err(|e| StartError::Config(format!("[[issuers]]: {e}")))
 }
 
-/// The quickstart's router, with its authentication configured from `config`.
-pub async fn app(config: &Config) -> Result<Router, StartError> {
+/// The built-in issuer: `iss` = `http://<listen>`, `aud` = `quickstart`, EdDSA keys kept in the
+/// database (so restarts keep validating earlier tokens), refresh tokens rotated on every use.
+pub async fn built_in_issuer(config: &Config, url: &str) -> Result<Arc<JwtIssuer>, StartError> {
+    let opened = |e: &dyn std::fmt::Display| {
+        StartError::Database(format!("cannot open database {}: {e}", config.database))
+    };
+    let builder = if config.database.starts_with("postgres://") {
+        // This version keeps the built-in issuer's keys and sessions in SQLite only.
+        let store = issue::MemoryStore::new();
+        println!("note: on Postgres the built-in issuer's keys and sessions are kept in memory");
+        JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store))
+    } else {
+        let store = issue::SqliteStore::connect(&config.database)
+            .await
+            .map_err(|e| opened(&e))?;
+        JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store))
+    };
+    let issuer = builder
+        .issuer(url)
+        .audience(AUDIENCE)
+        .client_id("quickstart")
+        .build()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    Ok(Arc::new(issuer))
+}
+
+/// The audience of the built-in issuer's tokens.
+pub const AUDIENCE: &str = "quickstart";
+
+/// The quickstart's router for a server listening on `addr`, with its authentication configured
+/// from `config`.
+pub async fn app(config: &Config, addr: SocketAddr) -> Result<Router, StartError> {
     let keys = api_keys(config).await?;
-    let auth = keys.or(issuers(config)?).or(introspection(config)?);
-    Ok(router(auth))
+    let url = format!("http://{addr}");
+    let issuer = built_in_issuer(config, &url).await?;
+    let built_in = Issuer::new(&url)
+        .audience(AUDIENCE)
+        .algorithms([Algorithm::EdDSA])
+        .require_access_token_type()
+        .claims_mapping(ClaimsMapping::none().role_path(ClaimPath::new("roles")))
+        .service_rule(ServiceRule::ClientCredentials)
+        .key_source(Arc::clone(&issuer));
+    let auth = keys.or(jwt(config, built_in)?).or(introspection(config)?);
+    Ok(router(auth).merge(session::routes(issuer)))
 }
 
 fn router<A>(auth: A) -> Router

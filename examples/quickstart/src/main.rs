@@ -93,7 +93,6 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), StartError> {
-    let router = app(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| {
@@ -102,6 +101,7 @@ async fn serve(config: Config) -> Result<(), StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Config(e.to_string()))?;
+    let router = app(&config, addr).await?;
     print_welcome(&addr.to_string(), &config);
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
@@ -120,6 +120,14 @@ fn print_welcome(addr: &str, config: &Config) {
         "  cargo run -p quickstart -- keys --db {db} create --owner me --scopes \"read:items write:items\""
     );
     println!("  KEY=<paste the key>");
+    println!();
+    println!("or log in as the demo user (the access token is in the JSON answer):");
+    println!(
+        "  curl -i -X POST -H 'content-type: application/json' -d '{{\"username\":\"demo\",\"password\":\"demo\"}}' http://{addr}/auth/login"
+    );
+    println!(
+        "  TOKEN=<paste access_token>; curl -i -H \"Authorization: Bearer $TOKEN\" http://{addr}/me"
+    );
     println!();
     println!("then:");
     println!("  curl -i http://{addr}/healthz");

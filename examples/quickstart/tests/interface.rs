@@ -158,6 +158,11 @@ fn configuration_errors_exit_2_naming_key_and_value() {
 async fn serve(dir: &Path) -> (tokio::process::Child, String) {
     let config = dir.join("quickstart.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\n").unwrap();
+    serve_with(dir, &config).await
+}
+
+/// Starts `quickstart serve --config CONFIG`; returns the child and its base URL.
+async fn serve_with(dir: &Path, config: &Path) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(BIN)
         .current_dir(dir)
         .args(["serve", "--config", config.to_str().unwrap()])
@@ -293,4 +298,221 @@ async fn routes_with_api_keys_over_loopback() {
         metrics.contains("outcome=\"missing_credential\""),
         "{metrics}"
     );
+}
+
+/// A request with a body and headers; returns status, Set-Cookie values and the body.
+async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<String>, String) {
+    use http_body_util::Full;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = http::Request::post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = client
+        .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let cookies = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, cookies, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn cookie_value<'a>(cookies: &'a [String], name: &str) -> &'a str {
+    let c = cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {cookies:?}"));
+    c.split(';').next().unwrap().split_once('=').unwrap().1
+}
+
+#[tokio::test]
+async fn login_refresh_logout_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, base) = serve(dir.path()).await;
+    let json = [("content-type", "application/json")];
+    let demo = r#"{"username":"demo","password":"demo"}"#;
+
+    // Wrong credentials: 401, the bare challenge, no cookies.
+    let client: Client<_, http_body_util::Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let res = client
+        .request(
+            http::Request::post(format!("{base}/auth/login"))
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(Bytes::from_static(
+                    br#"{"username":"demo","password":"nope"}"#,
+                )))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
+    assert!(res.headers().get("set-cookie").is_none());
+
+    // Body mode: the access token in the JSON, the refresh token in its cookie.
+    let (status, cookies, body) = post(&format!("{base}/auth/login"), &json, demo).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["token_type"], "Bearer");
+    assert_eq!(answer["expires_in"], 900);
+    let access = answer["access_token"].as_str().unwrap().to_owned();
+    let refresh_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("refresh_token="))
+        .unwrap();
+    let (attributes, max_age) = refresh_cookie.rsplit_once("; Max-Age=").unwrap();
+    assert!(
+        attributes.ends_with("; HttpOnly; Secure; SameSite=Strict; Path=/auth"),
+        "{refresh_cookie}"
+    );
+    assert!(max_age.parse::<u64>().unwrap() > 0, "{refresh_cookie}");
+    assert!(cookies.iter().all(|c| !c.starts_with("access_token=")));
+    let refresh1 = cookie_value(&cookies, "refresh_token").to_owned();
+
+    let (status, _, body) = request(
+        "GET",
+        &format!("{base}/me"),
+        &[("authorization", &format!("Bearer {access}"))],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["subject"], "demo");
+    assert_eq!(me["scheme"], "jwt");
+    assert_eq!(me["kind"], "user");
+    assert_eq!(me["roles"], serde_json::json!(["user"]));
+    assert_eq!(me["issuer"], base.as_str());
+    assert_eq!(
+        request(
+            "GET",
+            &format!("{base}/items"),
+            &[("authorization", &format!("Bearer {access}"))]
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        request(
+            "GET",
+            &format!("{base}/admin"),
+            &[("authorization", &format!("Bearer {access}"))]
+        )
+        .await
+        .0,
+        403
+    );
+
+    // The JWKS is public.
+    let (status, _, jwks) = request("GET", &format!("{base}/.well-known/jwks.json"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(jwks.contains("\"OKP\""), "{jwks}");
+
+    // Cookie mode: the access token in an HttpOnly cookie.
+    let (status, cookies, body) =
+        post(&format!("{base}/auth/login?mode=cookie"), &json, demo).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("access_token"), "{body}");
+    let access_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("access_token="))
+        .unwrap();
+    assert!(
+        access_cookie.ends_with("; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=900"),
+        "{access_cookie}"
+    );
+    let cookie_access = cookie_value(&cookies, "access_token").to_owned();
+    let (status, _, _) = request(
+        "GET",
+        &format!("{base}/me"),
+        &[("cookie", &format!("access_token={cookie_access}"))],
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Refresh rotates the refresh cookie.
+    let (status, cookies, body) = post(
+        &format!("{base}/auth/refresh"),
+        &[("cookie", &format!("refresh_token={refresh1}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let refresh2 = cookie_value(&cookies, "refresh_token").to_owned();
+    assert_ne!(refresh1, refresh2);
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(answer["access_token"].is_string());
+
+    // The consumed token again: 401 invalid_token, and its family is over.
+    let (status, _, _) = post(
+        &format!("{base}/auth/refresh"),
+        &[("cookie", &format!("refresh_token={refresh1}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _, _) = post(
+        &format!("{base}/auth/refresh"),
+        &[("cookie", &format!("refresh_token={refresh2}"))],
+        "",
+    )
+    .await;
+    assert_eq!(
+        status, 401,
+        "reuse of a consumed token ends the whole family"
+    );
+    // No cookie at all: 401.
+    assert_eq!(post(&format!("{base}/auth/refresh"), &[], "").await.0, 401);
+
+    // Logout: 204, both cookies cleared, the family revoked.
+    let (_, cookies, _) = post(&format!("{base}/auth/login"), &json, demo).await;
+    let refresh3 = cookie_value(&cookies, "refresh_token").to_owned();
+    let (status, cookies, _) = post(
+        &format!("{base}/auth/logout"),
+        &[("cookie", &format!("refresh_token={refresh3}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("access_token=;") && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("refresh_token=;") && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
+    let (status, _, _) = post(
+        &format!("{base}/auth/refresh"),
+        &[("cookie", &format!("refresh_token={refresh3}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // A restart on the same database keeps validating earlier tokens (keys are persisted).
+    child.kill().await.unwrap();
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let config = dir.path().join("quickstart.toml");
+    std::fs::write(&config, format!("listen = \"127.0.0.1:{port}\"\n")).unwrap();
+    let (_child, again) = serve_with(dir.path(), &config).await;
+    assert_eq!(again, base);
+    let (status, _, body) = request(
+        "GET",
+        &format!("{base}/me"),
+        &[("authorization", &format!("Bearer {access}"))],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -1,0 +1,175 @@
+//! The built-in issuer: demo login, refresh-token rotation and logout, with the access token in
+//! the response body or (`?mode=cookie`) in an HttpOnly cookie.
+//!
+//! The password check is the application's own business; here it is a single demo user
+//! (`demo` / `demo`, scopes `read:items write:items`, role `user`) so the flow can be tried.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Query, State};
+use axum::http::header::{SET_COOKIE, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tower_auth_core::credential::cookie_value;
+use tower_auth_core::{AuthError, DefaultRejection, OnRejection};
+use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer, TokenPair, TokenRequest};
+
+/// The access-token cookie (`?mode=cookie`).
+pub const ACCESS_COOKIE: &str = "access_token";
+/// The refresh-token cookie, sent only to `/auth`.
+pub const REFRESH_COOKIE: &str = "refresh_token";
+
+/// The login form.
+#[derive(Deserialize)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `?mode=cookie` puts the access token in a cookie instead of the body.
+#[derive(Debug, Deserialize)]
+pub struct Mode {
+    mode: Option<String>,
+}
+
+impl Mode {
+    fn cookie(&self) -> bool {
+        self.mode.as_deref() == Some("cookie")
+    }
+}
+
+/// The application's user check: the one demo user.
+fn check_password(login: &Login) -> Option<TokenRequest> {
+    // A real application compares a password hash (argon2, scrypt) in constant time.
+    (login.username == "demo" && login.password == "demo").then(|| {
+        TokenRequest::new("demo")
+            .scopes(["read:items", "write:items"])
+            .claim("roles", serde_json::json!(["user"]))
+    })
+}
+
+fn cookie(name: &str, value: &str, path: &str, max_age: Duration) -> HeaderValue {
+    let v = format!(
+        "{name}={value}; HttpOnly; Secure; SameSite=Strict; Path={path}; Max-Age={}",
+        max_age.as_secs()
+    );
+    let mut v = HeaderValue::try_from(v).unwrap_or_else(|_| HeaderValue::from_static(""));
+    v.set_sensitive(true);
+    v
+}
+
+fn rejection(error: &AuthError) -> Response {
+    let res: axum::http::Response<axum::body::Body> = DefaultRejection::new().on_rejection(error);
+    res.into_response()
+}
+
+/// The response to a successful login or refresh.
+fn tokens(pair: TokenPair, mode: &Mode) -> Response {
+    let (access, refresh) = pair.into_parts();
+    let expires_in = access.expires_in().as_secs();
+    let refresh_age = refresh
+        .expires_at()
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    headers.append(
+        SET_COOKIE,
+        cookie(
+            REFRESH_COOKIE,
+            refresh.expose_secret(),
+            "/auth",
+            refresh_age,
+        ),
+    );
+    let body = if mode.cookie() {
+        headers.append(
+            SET_COOKIE,
+            cookie(ACCESS_COOKIE, access.as_str(), "/", access.expires_in()),
+        );
+        serde_json::json!({"token_type": "Bearer", "expires_in": expires_in})
+    } else {
+        serde_json::json!({
+            "access_token": access.as_str(), "token_type": "Bearer", "expires_in": expires_in,
+        })
+    };
+    (StatusCode::OK, headers, Json(body)).into_response()
+}
+
+async fn login(
+    State(issuer): State<Arc<JwtIssuer>>,
+    Query(mode): Query<Mode>,
+    Json(form): Json<Login>,
+) -> Response {
+    let Some(request) = check_password(&form) else {
+        // Wrong credentials: 401 with the bare challenge, and no cookies.
+        let mut res = StatusCode::UNAUTHORIZED.into_response();
+        res.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"api\""),
+        );
+        return res;
+    };
+    match issuer.login(&request).await {
+        Ok(pair) => tokens(pair, &mode),
+        Err(e) => rejection(&e.to_auth_error()),
+    }
+}
+
+async fn refresh(
+    State(issuer): State<Arc<JwtIssuer>>,
+    Query(mode): Query<Mode>,
+    headers: HeaderMap,
+) -> Response {
+    let token = match cookie_value(&headers, REFRESH_COOKIE) {
+        Ok(Some(t)) => t.to_owned(),
+        Ok(None) => return rejection(&AuthError::invalid_token("no refresh cookie")),
+        Err(e) => return rejection(&e),
+    };
+    match issuer.refresh(&token).await {
+        Ok(pair) => tokens(pair, &mode),
+        Err(e) => rejection(&e.to_auth_error()),
+    }
+}
+
+async fn logout(State(issuer): State<Arc<JwtIssuer>>, headers: HeaderMap) -> Response {
+    if let Ok(Some(token)) = cookie_value(&headers, REFRESH_COOKIE)
+        && let Err(e) = issuer.logout(token).await
+        && e.kind() == IssueErrorKind::Unavailable
+    {
+        return rejection(&e.to_auth_error());
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut()
+        .append(SET_COOKIE, cookie(ACCESS_COOKIE, "", "/", Duration::ZERO));
+    res.headers_mut().append(
+        SET_COOKIE,
+        cookie(REFRESH_COOKIE, "", "/auth", Duration::ZERO),
+    );
+    res
+}
+
+async fn jwks(State(issuer): State<Arc<JwtIssuer>>) -> Response {
+    issuer.jwks_response().await.into_response()
+}
+
+/// `/.well-known/jwks.json` and `/auth/{login,refresh,logout}`: no other credential needed.
+pub fn routes(issuer: Arc<JwtIssuer>) -> Router {
+    Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .with_state(issuer)
+}
