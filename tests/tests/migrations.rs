@@ -25,25 +25,54 @@ struct Migrator {
     postgres: Migrate,
 }
 
-const MIGRATORS: &[Migrator] = &[Migrator {
-    krate: "tower-auth-apikey",
-    migrations_table: "tower_auth_apikey_migrations",
-    tables: &["tower_auth_api_keys"],
-    sqlite: |url| {
-        Box::pin(async move {
-            let s = tower_auth_apikey::SqliteStore::connect(&url).await.unwrap();
-            s.close().await;
-        })
+const MIGRATORS: &[Migrator] = &[
+    Migrator {
+        krate: "tower-auth-apikey",
+        migrations_table: "tower_auth_apikey_migrations",
+        tables: &["tower_auth_api_keys"],
+        sqlite: |url| {
+            Box::pin(async move {
+                let s = tower_auth_apikey::SqliteStore::connect(&url).await.unwrap();
+                s.close().await;
+            })
+        },
+        postgres: |url| {
+            Box::pin(async move {
+                let s = tower_auth_apikey::PostgresStore::connect(&url)
+                    .await
+                    .unwrap();
+                s.close().await;
+            })
+        },
     },
-    postgres: |url| {
-        Box::pin(async move {
-            let s = tower_auth_apikey::PostgresStore::connect(&url)
-                .await
-                .unwrap();
-            s.close().await;
-        })
+    Migrator {
+        krate: "tower-auth-jwt",
+        migrations_table: "tower_auth_jwt_migrations",
+        tables: &[
+            "tower_auth_jwt_signing_keys",
+            "tower_auth_jwt_refresh_families",
+            "tower_auth_jwt_refresh_tokens",
+        ],
+        sqlite: |url| {
+            Box::pin(async move {
+                tower_auth_jwt::issue::SqliteStore::connect(&url)
+                    .await
+                    .unwrap()
+                    .close()
+                    .await
+            })
+        },
+        postgres: |url| {
+            Box::pin(async move {
+                tower_auth_jwt::issue::PostgresStore::connect(&url)
+                    .await
+                    .unwrap()
+                    .close()
+                    .await
+            })
+        },
     },
-}];
+];
 
 /// The application's own sqlx-migrated table, present before any crate migrates.
 const APP_SQL: &str =

@@ -174,6 +174,12 @@
 //! | `tracing` | yes | debug/trace events on the `tower_auth::jwt` target (outcome and fixed reason, never a token); enables core's `tracing` |
 //! | `remote` | yes | [`remote::JwksUrl`], [`remote::Discovery`], [`remote::discover`]: keys and metadata over tower-auth-core's `HttpClient` (hyper-util, hyper-rustls on aws-lc-rs, Mozilla roots); pulls in tokio |
 //! | `metrics` | no | `tower_auth_jwt_verifications_total{outcome=valid\|invalid\|unavailable}`, `tower_auth_jwt_cache_requests_total{outcome=hit\|miss}`; with `remote`, per source: `tower_auth_jwks_fetches_total`, `tower_auth_jwks_fetch_failures_total`, `tower_auth_jwks_unknown_kid_refetches_total`, `tower_auth_jwks_keys_skipped_total`, gauges `tower_auth_jwks_keys_loaded` and `tower_auth_jwks_staleness_seconds` (label `source`); enables core's `metrics` |
+//! | `sqlite` | no | [`issue::SqliteStore`]: the issuer's signing keys and refresh tokens in SQLite (sqlx, SQLite compiled in); enables `tokio` |
+//! | `postgres` | no | [`issue::PostgresStore`]: the same in PostgreSQL (sqlx), for several instances sharing keys and sessions; enables `tokio` |
+//! | `tokio` | no (enabled by `remote`, `sqlite`, `postgres`) | a deadline on every call of the issuer's stores ([`issue::JwtIssuerBuilder::store_timeout`], 2 s) |
+//!
+//! Issuing tokens for your own app (access tokens, the JWKS that publishes their keys,
+//! rotating refresh tokens, cookies and login endpoints) lives in the [`issue`] module.
 //!
 //! # Security notes
 //!

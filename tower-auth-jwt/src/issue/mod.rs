@@ -69,8 +69,8 @@
 //! # Signing keys
 //!
 //! Keys are generated with aws-lc-rs (the operating system's CSPRNG) the first time the issuer
-//! needs one, and written to a [`SigningKeyStore`] ([`MemoryStore`], or with the `sqlite`
-//! feature [`SqliteStore`]), so a restart signs with the same key and every token issued
+//! needs one, and written to a [`SigningKeyStore`] ([`MemoryStore`], with the `sqlite`
+//! feature [`SqliteStore`], with the `postgres` feature [`PostgresStore`]), so a restart signs with the same key and every token issued
 //! before it still verifies. Each key has a random `kid`, sent in the token header and the
 //! JWKS. At most one key is active;
 //! [`rotate_signing_key`](JwtIssuer::rotate_signing_key) makes a new one active and retires
@@ -93,7 +93,7 @@
 //! it at once: its tokens stop verifying here immediately, and at verifiers caching the JWKS
 //! at their next refresh.
 //!
-//! Stores for Postgres (several instances sharing keys) are not part of this version; a
+//! Several instances share their keys through [`PostgresStore`] (feature `postgres`); a
 //! [`SigningKeyStore`] of your own plugs in the same way.
 //!
 //! # Refresh tokens
@@ -180,15 +180,19 @@
 //! # Stores
 //!
 //! Both traits, [`SigningKeyStore`] and [`RefreshTokenStore`], return boxed futures
-//! ([`StoreFuture`]) so they are object safe, and name no database type. [`MemoryStore`] and
-//! (feature `sqlite`) [`SqliteStore`] implement both; one instance can serve both roles.
-//! [`SqliteStore`] keeps its tables (`tower_auth_jwt_signing_keys`,
-//! `tower_auth_jwt_refresh_families`, `tower_auth_jwt_refresh_tokens`) and its migrations
-//! table (`tower_auth_jwt_migrations`) apart from other crates', so one database file serves
-//! the whole app. Postgres stores are not part of this version.
+//! ([`StoreFuture`]) so they are object safe, and name no database type. [`MemoryStore`],
+//! (feature `sqlite`) [`SqliteStore`] and (feature `postgres`) [`PostgresStore`] implement
+//! both; one instance can serve both roles. The SQL stores keep their tables
+//! (`tower_auth_jwt_signing_keys`, `tower_auth_jwt_refresh_families`,
+//! `tower_auth_jwt_refresh_tokens`) and their migrations table (`tower_auth_jwt_migrations`)
+//! apart from other crates', so one database serves the whole app; both store times as Unix
+//! milliseconds. Use [`SqliteStore`] for one instance, [`PostgresStore`] for several sharing
+//! their keys and sessions (tested in the workspace's `tests/tests/jwt_issue_postgres.rs`:
+//! instances starting together create one key, and of two instances refreshing with one
+//! token exactly one wins).
 //!
 //! Every store call has a deadline ([`store_timeout`](JwtIssuerBuilder::store_timeout), 2 s,
-//! with the `tokio` feature that `remote` and `sqlite` enable): a stuck database turns into
+//! with the `tokio` feature that `remote`, `sqlite` and `postgres` enable): a stuck database turns into
 //! [`IssueErrorKind::Unavailable`], a 503, rather than requests that hang.
 //!
 //! # Events and metrics
@@ -223,7 +227,7 @@
 //!   the issuer cannot tell which is which, so it revokes the whole family and both must log
 //!   in again. Consumption is one atomic store operation (a conditional `UPDATE` whose
 //!   affected-row count decides), so two concurrent refreshes cannot both win (tested
-//!   across two SQLite connections).
+//!   across two SQLite connections and two Postgres connection pools).
 //! - **Reuse interval**: off by default. A few seconds tolerate two tabs refreshing at once;
 //!   within it a replayed token is refused without ending the session, so keep it short.
 //! - **Idle timeout and absolute lifetime** bound a stolen token even when it is never
@@ -247,7 +251,11 @@ mod endpoints;
 mod error;
 mod issuer;
 mod keys;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod refresh;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -265,6 +273,8 @@ pub use self::issuer::{
     MAX_ACCESS_TOKEN_TTL, REGISTERED_CLAIMS, TokenRequest, UNKNOWN_KID_COOLDOWN,
 };
 pub use self::keys::StoredSigningKey;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 pub use self::refresh::{
     DEFAULT_FAMILY_LIFETIME, DEFAULT_IDLE_TIMEOUT, MAX_REUSE_INTERVAL, RefreshToken, RefreshTokens,
     TokenPair,

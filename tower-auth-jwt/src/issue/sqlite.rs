@@ -2,34 +2,18 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
+use super::sql::{
+    KEY_COLUMNS, MIGRATIONS_TABLE, Migration, db_error, millis, pending, refresh_columns,
+    row_to_key, row_to_refresh,
+};
 use super::{
     RefreshFamily, RefreshTokenHash, RefreshTokenRecord, RefreshTokenStore, SigningKeyStore,
     StoreError, StoreErrorKind, StoreFuture, StoredSigningKey,
 };
-use crate::Algorithm;
-
-/// This crate's migrations table: each tower-auth crate keeps its own, so all of them can
-/// migrate one database.
-const MIGRATIONS_TABLE: &str = "tower_auth_jwt_migrations";
-
-struct Migration {
-    version: i64,
-    description: &'static str,
-    sql: &'static str,
-}
-
-impl Migration {
-    fn checksum(&self) -> Vec<u8> {
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.sql.as_bytes())
-            .as_ref()
-            .to_vec()
-    }
-}
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -62,7 +46,8 @@ const MIGRATIONS: &[Migration] = &[
 /// token.
 ///
 /// The database holds private keys: keep the file readable by the issuing service only.
-/// A Postgres store (for several instances) is not part of this version.
+/// For several instances sharing keys and sessions, use
+/// [`PostgresStore`](super::PostgresStore) (feature `postgres`).
 ///
 /// ```
 /// use tower_auth_jwt::issue::{JwtIssuer, SqliteStore, TokenRequest};
@@ -178,88 +163,12 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     tx.commit().await.map_err(setup)
 }
 
-/// The migrations still to apply, given the `(version, checksum)` rows already recorded.
-fn pending<'m>(
-    migrations: &'m [Migration],
-    applied: &[(i64, Vec<u8>)],
-) -> Result<Vec<&'m Migration>, StoreError> {
-    let latest = migrations.last().map_or(0, |m| m.version);
-    if applied.iter().any(|(v, _)| *v > latest) {
-        return Err(StoreError::new(
-            StoreErrorKind::Setup,
-            "database was migrated by a newer version of tower-auth-jwt",
-        ));
-    }
-    let mut todo = Vec::new();
-    for m in migrations {
-        match applied.iter().find(|(v, _)| *v == m.version) {
-            Some((_, c)) if *c == m.checksum() => {}
-            Some(_) => {
-                return Err(StoreError::new(
-                    StoreErrorKind::Setup,
-                    "an applied migration differs from this version's",
-                ));
-            }
-            None => todo.push(m),
-        }
-    }
-    Ok(todo)
-}
-
-/// Unix milliseconds, saturating.
-fn millis(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(_) => 0,
-    }
-}
-
-fn time(ms: i64) -> Result<SystemTime, StoreError> {
-    u64::try_from(ms)
-        .ok()
-        .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
-        .ok_or_else(|| corrupt("bad timestamp in issuer store"))
-}
-
-fn corrupt(message: &'static str) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, message)
-}
-
-fn db_error(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::new(StoreErrorKind::Conflict, "row already exists").with_source(e)
-        }
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            StoreError::new(StoreErrorKind::Corrupt, "cannot read issuer record").with_source(e)
-        }
-        _ => {
-            StoreError::new(StoreErrorKind::Unavailable, "issuer store unavailable").with_source(e)
-        }
-    }
-}
-
-fn row_to_key(row: &sqlx::sqlite::SqliteRow) -> Result<StoredSigningKey, StoreError> {
-    let alg: String = row.try_get("algorithm").map_err(db_error)?;
-    let algorithm =
-        Algorithm::from_str(&alg).map_err(|_| corrupt("unknown algorithm in issuer store"))?;
-    let retired: Option<i64> = row.try_get("retired_at").map_err(db_error)?;
-    Ok(StoredSigningKey::from_parts(
-        row.try_get::<String, _>("kid").map_err(db_error)?,
-        algorithm,
-        row.try_get::<Vec<u8>, _>("material").map_err(db_error)?,
-        time(row.try_get("created_at").map_err(db_error)?)?,
-        retired.map(time).transpose()?,
-    ))
-}
-
 impl SigningKeyStore for SqliteStore {
     fn signing_keys(&self) -> StoreFuture<'_, Vec<StoredSigningKey>> {
         Box::pin(async move {
-            sqlx::query(
-                "SELECT kid, algorithm, material, created_at, retired_at \
-                 FROM tower_auth_jwt_signing_keys ORDER BY created_at, kid",
-            )
+            sqlx::query(&format!(
+                "SELECT {KEY_COLUMNS} FROM tower_auth_jwt_signing_keys ORDER BY created_at, kid"
+            ))
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?
@@ -343,44 +252,6 @@ impl SigningKeyStore for SqliteStore {
     }
 }
 
-const FAMILY_COLUMNS: &str =
-    "f.id, f.subject, f.client_id, f.scope, f.claims, f.created_at, f.expires_at, f.revoked_at";
-
-fn opt_time(ms: Option<i64>) -> Result<Option<SystemTime>, StoreError> {
-    ms.map(time).transpose()
-}
-
-fn row_to_refresh(
-    row: &sqlx::sqlite::SqliteRow,
-) -> Result<(RefreshTokenRecord, RefreshFamily), StoreError> {
-    let hash: Vec<u8> = row.try_get("token_hash").map_err(db_error)?;
-    let hash: [u8; 32] = hash
-        .try_into()
-        .map_err(|_| corrupt("token hash of the wrong size in issuer store"))?;
-    let claims: String = row.try_get("claims").map_err(db_error)?;
-    let claims = serde_json::from_str(&claims)
-        .map_err(|e| corrupt("bad claims json in issuer store").with_source(e))?;
-    let family_id: String = row.try_get("id").map_err(db_error)?;
-    let token = RefreshTokenRecord::new(
-        RefreshTokenHash::from_bytes(hash),
-        family_id.clone(),
-        time(row.try_get("t_created_at").map_err(db_error)?)?,
-        time(row.try_get("t_expires_at").map_err(db_error)?)?,
-        opt_time(row.try_get("consumed_at").map_err(db_error)?)?,
-    );
-    let family = RefreshFamily::new(
-        family_id,
-        row.try_get("subject").map_err(db_error)?,
-        row.try_get("client_id").map_err(db_error)?,
-        row.try_get("scope").map_err(db_error)?,
-        claims,
-        time(row.try_get("created_at").map_err(db_error)?)?,
-        time(row.try_get("expires_at").map_err(db_error)?)?,
-        opt_time(row.try_get("revoked_at").map_err(db_error)?)?,
-    );
-    Ok((token, family))
-}
-
 async fn insert_token(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     token: &RefreshTokenRecord,
@@ -439,11 +310,11 @@ impl RefreshTokenStore for SqliteStore {
     ) -> StoreFuture<'a, Option<(RefreshTokenRecord, RefreshFamily)>> {
         Box::pin(async move {
             sqlx::query(&format!(
-                "SELECT t.token_hash, t.created_at AS t_created_at, t.expires_at AS t_expires_at, \
-                 t.consumed_at, {FAMILY_COLUMNS} \
+                "SELECT {} \
                  FROM tower_auth_jwt_refresh_tokens t \
                  JOIN tower_auth_jwt_refresh_families f ON f.id = t.family_id \
-                 WHERE t.token_hash = ?"
+                 WHERE t.token_hash = ?",
+                refresh_columns("f.claims")
             ))
             .bind(&hash.as_bytes()[..])
             .fetch_optional(&self.pool)
