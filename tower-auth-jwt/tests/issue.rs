@@ -581,84 +581,12 @@ async fn a_stuck_store_is_a_503_after_the_deadline() {
     assert_eq!(setting, "store_timeout");
 }
 
-/// The `SigningKeyStore` contract, on both stores.
-async fn signing_store_conformance(store: &dyn SigningKeyStore) {
-    use tower_auth_jwt::issue::{StoreErrorKind, StoredSigningKey};
-    let t = |s: u64| at(1_767_225_600 + s);
-    let key = |kid: &str, s: u64| {
-        StoredSigningKey::from_parts(kid, Algorithm::EdDSA, vec![kid.len() as u8; 48], t(s), None)
-    };
-    assert!(store.signing_keys().await.unwrap().is_empty());
-    // First key: only when there is no active key.
-    assert!(
-        store
-            .replace_active(None, t(0), &key("a", 0))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .replace_active(None, t(1), &key("b", 1))
-            .await
-            .unwrap()
-    );
-    // Compare-and-swap on the active kid.
-    assert!(
-        !store
-            .replace_active(Some("zz"), t(1), &key("b", 1))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .replace_active(Some("a"), t(10), &key("b", 10))
-            .await
-            .unwrap()
-    );
-    let keys = store.signing_keys().await.unwrap();
-    assert_eq!(keys.len(), 2);
-    assert_eq!((keys[0].kid(), keys[0].retired_at()), ("a", Some(t(10))));
-    assert_eq!((keys[1].kid(), keys[1].retired_at()), ("b", None));
-    assert_eq!(keys[1].secret_material(), &[1u8; 48][..]);
-    assert_eq!(keys[1].algorithm(), Algorithm::EdDSA);
-    // A kid that exists already is a conflict, and nothing changes.
-    let e = store
-        .replace_active(Some("b"), t(20), &key("a", 20))
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), StoreErrorKind::Conflict);
-    let keys = store.signing_keys().await.unwrap();
-    assert_eq!(keys[1].retired_at(), None);
-    // One retired key by kid; never the current one.
-    assert!(!store.delete_retired_key("b").await.unwrap());
-    assert!(!store.delete_retired_key("zz").await.unwrap());
-    assert!(
-        store
-            .replace_active(Some("b"), t(12), &key("c", 12))
-            .await
-            .unwrap()
-    );
-    assert!(store.delete_retired_key("b").await.unwrap());
-    assert!(
-        store
-            .replace_active(Some("c"), t(13), &key("b", 13))
-            .await
-            .unwrap()
-    );
-    assert!(store.delete_retired_key("c").await.unwrap());
-    // Deleting retired keys only.
-    assert_eq!(store.delete_retired_before(t(10)).await.unwrap(), 0);
-    assert_eq!(store.delete_retired_before(t(11)).await.unwrap(), 1);
-    let keys = store.signing_keys().await.unwrap();
-    assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0].kid(), "b");
-}
-
 #[tokio::test]
 async fn signing_key_stores_keep_the_contract() {
-    signing_store_conformance(&MemoryStore::new()).await;
+    use tower_auth_jwt::issue::testing::signing_key_store_contract;
+    signing_key_store_contract(&MemoryStore::new()).await;
     let dir = tempfile::tempdir().unwrap();
-    signing_store_conformance(&SqliteStore::open(dir.path().join("k.db")).await.unwrap()).await;
+    signing_key_store_contract(&SqliteStore::open(dir.path().join("k.db")).await.unwrap()).await;
 }
 
 #[tokio::test]

@@ -1,25 +1,20 @@
 //! Refresh tokens on the memory and SQLite stores: rotation, reuse detection revoking the
 //! family, the concurrent-refresh race (strict and with a reuse interval), idle and absolute
-//! expiry on an injected clock, logout, secrecy.
+//! expiry on an injected clock, logout (the scenarios of `issue::testing`, which the
+//! workspace's integration tests also run on PostgreSQL), secrecy, configuration.
 
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::Value;
-use tokio::sync::Barrier;
-use tower_auth_core::clock::ManualClock;
+use tower_auth_jwt::issue::testing::{self, SharedStore, clock, issuer, login_request};
 use tower_auth_jwt::issue::{
-    IssueErrorKind, JwtIssuer, MemoryStore, RefreshFamily, RefreshTokenHash, RefreshTokenRecord,
-    RefreshTokenStore, RefreshTokens, SigningKeyStore, SqliteStore, StoreFuture, TokenRequest,
+    IssueErrorKind, JwtIssuer, MemoryStore, RefreshTokenHash, RefreshTokenStore, RefreshTokens,
+    SqliteStore,
 };
-
-trait Both: RefreshTokenStore + SigningKeyStore {}
-impl<T: RefreshTokenStore + SigningKeyStore> Both for T {}
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -30,7 +25,7 @@ enum Kind {
 const KINDS: [Kind; 2] = [Kind::Memory, Kind::Sqlite];
 
 struct Fixture {
-    store: Arc<dyn Both>,
+    store: SharedStore,
     _dir: tempfile::TempDir,
     path: std::path::PathBuf,
 }
@@ -38,7 +33,7 @@ struct Fixture {
 async fn fixture(kind: Kind) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.db");
-    let store: Arc<dyn Both> = match kind {
+    let store: SharedStore = match kind {
         Kind::Memory => Arc::new(MemoryStore::new()),
         Kind::Sqlite => Arc::new(SqliteStore::open(&path).await.unwrap()),
     };
@@ -49,409 +44,74 @@ async fn fixture(kind: Kind) -> Fixture {
     }
 }
 
-fn clock() -> ManualClock {
-    ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_767_225_600))
-}
-
-fn issuer(
-    keys: impl SigningKeyStore,
-    refresh: impl RefreshTokenStore,
-    clock: &ManualClock,
-    tune: impl FnOnce(RefreshTokens) -> RefreshTokens,
-) -> JwtIssuer {
-    JwtIssuer::builder(keys)
-        .issuer("https://app.example")
-        .audience("app-api")
-        .client_id("app-web")
-        .clock(clock.clone())
-        .refresh_tokens(tune(RefreshTokens::new(refresh)))
-        .build()
-        .unwrap()
-}
-
-fn claims(token: &str) -> Value {
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
-
-fn login_request() -> TokenRequest {
-    TokenRequest::new("alice")
-        .scopes(["orders:read"])
-        .claim("tenant", "acme")
+/// The store twice for the race scenarios: memory shared by clones, SQLite through two
+/// connection pools on one file.
+async fn pair(kind: Kind) -> (Fixture, [SharedStore; 2]) {
+    let f = fixture(kind).await;
+    let second: SharedStore = match kind {
+        Kind::Memory => f.store.clone(),
+        Kind::Sqlite => Arc::new(SqliteStore::open(&f.path).await.unwrap()),
+    };
+    let stores = [f.store.clone(), second];
+    (f, stores)
 }
 
 #[tokio::test]
 async fn every_refresh_rotates_and_keeps_the_session() {
     for kind in KINDS {
-        let f = fixture(kind).await;
-        let clock = clock();
-        let issuer = issuer(f.store.clone(), f.store.clone(), &clock, |r| r);
-        let first = issuer.login(&login_request()).await.unwrap();
-        let sid = first.session_id().to_owned();
-        let access = claims(first.access_token().as_str());
-        assert_eq!(access["sid"], sid.as_str());
-        assert_eq!(access["tenant"], "acme");
-        // 256 bits of randomness.
-        let raw = URL_SAFE_NO_PAD
-            .decode(first.refresh_token().expose_secret())
-            .unwrap();
-        assert_eq!(raw.len(), 32);
-
-        clock.advance(Duration::from_secs(60));
-        let second = issuer
-            .refresh(first.refresh_token().expose_secret())
-            .await
-            .unwrap();
-        assert_ne!(
-            second.refresh_token().expose_secret(),
-            first.refresh_token().expose_secret()
-        );
-        assert_eq!(second.session_id(), sid);
-        let access = claims(second.access_token().as_str());
-        assert_eq!(access["sid"], sid.as_str());
-        assert_eq!(access["sub"], "alice");
-        assert_eq!(access["scope"], "orders:read");
-        assert_eq!(access["tenant"], "acme");
-        assert_eq!(access["client_id"], "app-web");
-        assert_ne!(
-            access["jti"],
-            claims(first.access_token().as_str())["jti"],
-            "{kind:?}"
-        );
-        let third = issuer
-            .refresh(second.refresh_token().expose_secret())
-            .await
-            .unwrap();
-        assert_eq!(third.session_id(), sid);
-
-        // Unknown and malformed tokens.
-        for bad in ["", "nope", &"x".repeat(600)] {
-            assert_eq!(
-                issuer.refresh(bad).await.unwrap_err().kind(),
-                IssueErrorKind::InvalidToken,
-                "{kind:?}"
-            );
-        }
+        println!("{kind:?}");
+        testing::refresh_rotates_and_keeps_the_session(fixture(kind).await.store).await;
     }
 }
 
 #[tokio::test]
 async fn reusing_a_consumed_token_revokes_the_family() {
     for kind in KINDS {
-        let f = fixture(kind).await;
-        let clock = clock();
-        let issuer = issuer(f.store.clone(), f.store.clone(), &clock, |r| r);
-        let first = issuer.login(&login_request()).await.unwrap();
-        let other_session = issuer.login(&login_request()).await.unwrap();
-        let second = issuer
-            .refresh(first.refresh_token().expose_secret())
-            .await
-            .unwrap();
-        clock.advance(Duration::from_secs(30));
-        // The stolen first token comes back.
-        let err = issuer
-            .refresh(first.refresh_token().expose_secret())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), IssueErrorKind::TokenReused, "{kind:?}");
-        assert_eq!(err.to_auth_error().status(), http::StatusCode::UNAUTHORIZED);
-        // The newest token of the family is dead too.
-        let err = issuer
-            .refresh(second.refresh_token().expose_secret())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), IssueErrorKind::InvalidToken, "{kind:?}");
-        // Another login of the same user is not affected.
-        issuer
-            .refresh(other_session.refresh_token().expose_secret())
-            .await
-            .unwrap();
-    }
-}
-
-/// Holds the first two `find` calls until both have arrived, so two refreshes with one token
-/// both pass every check before either consumes it.
-struct Racing {
-    inner: Arc<dyn Both>,
-    barrier: Barrier,
-    finds: AtomicUsize,
-}
-
-impl RefreshTokenStore for Racing {
-    fn create_family<'a>(
-        &'a self,
-        family: &'a RefreshFamily,
-        token: &'a RefreshTokenRecord,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.create_family(family, token)
-    }
-    fn find<'a>(
-        &'a self,
-        hash: &'a RefreshTokenHash,
-    ) -> StoreFuture<'a, Option<(RefreshTokenRecord, RefreshFamily)>> {
-        Box::pin(async move {
-            let found = self.inner.find(hash).await;
-            if self.finds.fetch_add(1, Ordering::SeqCst) < 2 {
-                self.barrier.wait().await;
-            }
-            found
-        })
-    }
-    fn consume<'a>(
-        &'a self,
-        hash: &'a RefreshTokenHash,
-        at: SystemTime,
-        next: &'a RefreshTokenRecord,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.consume(hash, at, next)
-    }
-    fn revoke_family<'a>(&'a self, family_id: &'a str, at: SystemTime) -> StoreFuture<'a, bool> {
-        self.inner.revoke_family(family_id, at)
-    }
-    fn delete_families_ended_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
-        self.inner.delete_families_ended_before(before)
-    }
-}
-
-struct Race {
-    issuer: JwtIssuer,
-    clock: ManualClock,
-    winner: String,
-    loser: IssueErrorKind,
-    old: String,
-    _fixture: Fixture,
-}
-
-async fn race(kind: Kind, reuse_interval: Duration) -> Race {
-    let f = fixture(kind).await;
-    let clock = clock();
-    let racing = Arc::new(Racing {
-        inner: f.store.clone(),
-        barrier: Barrier::new(2),
-        finds: AtomicUsize::new(2), // disarmed for the login
-    });
-    let issuer = issuer(f.store.clone(), racing.clone(), &clock, |r| {
-        r.reuse_interval(reuse_interval)
-    });
-    let pair = issuer.login(&login_request()).await.unwrap();
-    let old = pair.refresh_token().expose_secret().to_owned();
-    racing.finds.store(0, Ordering::SeqCst);
-    let refresh = || {
-        let (issuer, token) = (issuer.clone(), old.clone());
-        tokio::spawn(async move { issuer.refresh(&token).await })
-    };
-    let (a, b) = tokio::join!(refresh(), refresh());
-    let results = [a.unwrap(), b.unwrap()];
-    // Both passed `find` before either consumed: the store's atomic consume decided.
-    assert!(racing.finds.load(Ordering::SeqCst) >= 2);
-    let winners: Vec<_> = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .map(|p| p.refresh_token().expose_secret().to_owned())
-        .collect();
-    assert_eq!(winners.len(), 1, "{kind:?}: exactly one refresh wins");
-    let loser = results.iter().find_map(|r| r.as_ref().err()).unwrap();
-    Race {
-        issuer,
-        clock,
-        winner: winners[0].clone(),
-        loser: loser.kind(),
-        old,
-        _fixture: f,
+        println!("{kind:?}");
+        testing::reuse_revokes_the_family(fixture(kind).await.store).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refresh_in_strict_mode_has_one_winner_and_ends_the_family() {
     for kind in KINDS {
-        let r = race(kind, Duration::ZERO).await;
-        assert_eq!(r.loser, IssueErrorKind::TokenReused, "{kind:?}");
-        let err = r.issuer.refresh(&r.winner).await.unwrap_err();
-        assert_eq!(err.kind(), IssueErrorKind::InvalidToken, "{kind:?}");
+        println!("{kind:?}");
+        let (_f, stores) = pair(kind).await;
+        testing::concurrent_refresh_strict(stores).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refresh_within_the_reuse_interval_keeps_the_family() {
     for kind in KINDS {
-        let r = race(kind, Duration::from_secs(5)).await;
-        assert_eq!(r.loser, IssueErrorKind::InvalidToken, "{kind:?}");
-        // Within the interval, again: a plain 401, the family lives.
-        r.clock.advance(Duration::from_secs(4));
-        let err = r.issuer.refresh(&r.old).await.unwrap_err();
-        assert_eq!(err.kind(), IssueErrorKind::InvalidToken, "{kind:?}");
-        let next = r.issuer.refresh(&r.winner).await.unwrap();
-        // Past the interval, the old token is reuse: the family ends.
-        r.clock.advance(Duration::from_secs(2));
-        let err = r.issuer.refresh(&r.old).await.unwrap_err();
-        assert_eq!(err.kind(), IssueErrorKind::TokenReused, "{kind:?}");
-        let err = r
-            .issuer
-            .refresh(next.refresh_token().expose_secret())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), IssueErrorKind::InvalidToken, "{kind:?}");
+        println!("{kind:?}");
+        let (_f, stores) = pair(kind).await;
+        testing::concurrent_refresh_with_reuse_interval(stores).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_consume_is_atomic_across_connections() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.db");
-    let a = SqliteStore::open(&path).await.unwrap();
-    let b = SqliteStore::open(&path).await.unwrap();
-    let t0 = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
-    let record = |token: &str| {
-        RefreshTokenRecord::new(
-            RefreshTokenHash::of(token),
-            "fam".into(),
-            t0,
-            t0 + Duration::from_secs(60),
-            None,
-        )
-    };
-    let family = RefreshFamily::new(
-        "fam".into(),
-        "alice".into(),
-        "app-web".into(),
-        String::new(),
-        serde_json::json!({}),
-        t0,
-        t0 + Duration::from_secs(3600),
-        None,
-    );
-    for round in 0..20 {
-        let first = format!("first-{round}");
-        let mut fam = family.clone();
-        fam.id = format!("fam-{round}");
-        let mut rec = record(&first);
-        rec.family_id = fam.id.clone();
-        a.create_family(&fam, &rec).await.unwrap();
-        let (mut na, mut nb) = (record(&format!("a-{round}")), record(&format!("b-{round}")));
-        na.family_id = fam.id.clone();
-        nb.family_id = fam.id.clone();
-        let hash = RefreshTokenHash::of(&first);
-        let (ra, rb) = tokio::join!(a.consume(&hash, t0, &na), b.consume(&hash, t0, &nb));
-        let wins = [ra.unwrap(), rb.unwrap()];
-        assert_eq!(wins.iter().filter(|w| **w).count(), 1, "round {round}");
-        // Only the winner's next token exists.
-        let a_exists = a.find(&na.hash).await.unwrap().is_some();
-        let b_exists = a.find(&nb.hash).await.unwrap().is_some();
-        assert_eq!([a_exists, b_exists], wins);
-    }
-    // A revoked family's token cannot be consumed.
-    let mut rec = record("late");
-    rec.family_id = "fam-0".into();
-    let hash = RefreshTokenHash::of("a-0");
-    let winner_or_not = a.find(&hash).await.unwrap();
-    a.revoke_family("fam-0", t0).await.unwrap();
-    if winner_or_not.is_some() {
-        assert!(!a.consume(&hash, t0, &rec).await.unwrap());
+async fn consume_is_atomic_across_connections() {
+    for kind in KINDS {
+        println!("{kind:?}");
+        let (_f, [a, b]) = pair(kind).await;
+        testing::consume_is_atomic(a, b).await;
     }
 }
 
 #[tokio::test]
 async fn idle_timeout_and_family_lifetime() {
     for kind in KINDS {
-        let f = fixture(kind).await;
-        let clock = clock();
-        let issuer = issuer(f.store.clone(), f.store.clone(), &clock, |r| {
-            r.family_lifetime(Duration::from_secs(3600))
-                .idle_timeout(Duration::from_secs(600))
-        });
-        // Idle: unused for longer than the idle timeout.
-        let idle = issuer.login(&login_request()).await.unwrap();
-        assert_eq!(
-            idle.refresh_token().expires_at(),
-            tower_auth_core::clock::Clock::now(&clock) + Duration::from_secs(600)
-        );
-        clock.advance(Duration::from_secs(599));
-        let fresh = issuer
-            .refresh(idle.refresh_token().expose_secret())
-            .await
-            .unwrap();
-        clock.advance(Duration::from_secs(600));
-        let err = issuer
-            .refresh(fresh.refresh_token().expose_secret())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), IssueErrorKind::InvalidToken, "{kind:?}");
-
-        // Absolute: active all along, but the family ends after an hour.
-        let mut pair = issuer.login(&login_request()).await.unwrap();
-        for _ in 0..6 {
-            clock.advance(Duration::from_secs(590));
-            pair = issuer
-                .refresh(pair.refresh_token().expose_secret())
-                .await
-                .unwrap();
-        }
-        // 3540 s in; the token's own expiry is capped by the family's end.
-        clock.advance(Duration::from_secs(60));
-        let err = issuer
-            .refresh(pair.refresh_token().expose_secret())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), IssueErrorKind::InvalidToken, "{kind:?}");
+        println!("{kind:?}");
+        testing::idle_timeout_and_family_lifetime(fixture(kind).await.store).await;
     }
 }
 
 #[tokio::test]
 async fn logout_revokes_the_family() {
     for kind in KINDS {
-        let f = fixture(kind).await;
-        let clock = clock();
-        let issuer = issuer(f.store.clone(), f.store.clone(), &clock, |r| r);
-        let first = issuer.login(&login_request()).await.unwrap();
-        let second = issuer
-            .refresh(first.refresh_token().expose_secret())
-            .await
-            .unwrap();
-        assert!(
-            issuer
-                .logout(second.refresh_token().expose_secret())
-                .await
-                .unwrap()
-        );
-        let err = issuer
-            .refresh(second.refresh_token().expose_secret())
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), IssueErrorKind::InvalidToken, "{kind:?}");
-        assert!(!issuer.logout("unknown").await.unwrap());
-        assert!(!issuer.logout("").await.unwrap());
-
-        // By session id.
-        let other = issuer.login(&login_request()).await.unwrap();
-        assert!(issuer.revoke_session(other.session_id()).await.unwrap());
-        assert!(
-            issuer
-                .refresh(other.refresh_token().expose_secret())
-                .await
-                .is_err()
-        );
-        assert!(!issuer.revoke_session("nope").await.unwrap());
-
-        // Ended sessions are purged after `keep`.
-        clock.advance(Duration::from_secs(10));
-        assert_eq!(
-            issuer
-                .purge_ended_sessions(Duration::from_secs(60))
-                .await
-                .unwrap(),
-            0
-        );
-        clock.advance(Duration::from_secs(60));
-        assert_eq!(
-            issuer
-                .purge_ended_sessions(Duration::from_secs(60))
-                .await
-                .unwrap(),
-            2,
-            "{kind:?}"
-        );
-        let purged = RefreshTokenHash::of(second.refresh_token().expose_secret());
-        assert!(f.store.find(&purged).await.unwrap().is_none());
+        println!("{kind:?}");
+        testing::logout_revokes_the_family(fixture(kind).await.store).await;
     }
 }
 

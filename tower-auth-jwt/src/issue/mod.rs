@@ -260,6 +260,10 @@ mod sql;
 mod sqlite;
 mod store;
 mod telemetry;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+#[allow(clippy::unwrap_used)]
+pub mod testing;
 
 pub use self::cookie::{
     ACCESS_COOKIE, DEFAULT_REFRESH_PATH, InvalidCookie, REFRESH_COOKIE, access_cookie,
