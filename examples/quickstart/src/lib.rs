@@ -300,9 +300,9 @@ pub async fn built_in_issuer(config: &Config, url: &str) -> Result<Arc<JwtIssuer
         StartError::Database(format!("cannot open database {}: {e}", config.database))
     };
     let builder = if config.database.starts_with("postgres://") {
-        // This version keeps the built-in issuer's keys and sessions in SQLite only.
-        let store = issue::MemoryStore::new();
-        println!("note: on Postgres the built-in issuer's keys and sessions are kept in memory");
+        let store = issue::PostgresStore::connect(&config.database)
+            .await
+            .map_err(|e| opened(&e))?;
         JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store))
     } else {
         let store = issue::SqliteStore::connect(&config.database)
