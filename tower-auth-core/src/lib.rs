@@ -124,6 +124,9 @@ pub mod extract;
 mod principal;
 mod rejection;
 pub mod require;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[doc(hidden)]
+pub mod sql;
 mod telemetry;
 
 pub use self::authenticate::{Authenticate, AuthenticateLayer};

@@ -1,23 +1,23 @@
 use std::collections::HashMap;
 use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
+use tower_auth_core::sql::{Migrator, migrate_postgres, open_postgres};
 
-use super::sql::{MIGRATIONS_TABLE, Migration, db_error, millis, pending, row_to_stored};
+use super::sql::{Migration, db_error, migrator, millis, row_to_stored, store_error};
 use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
     StoreFuture,
 };
 use crate::{KeyHash, KeyRecord, StoredKey, telemetry};
 
-const MIGRATIONS: &[Migration] = &[Migration {
+const MIGRATOR: Migrator = migrator(&[Migration {
     version: 1,
     description: "create tower_auth_api_keys",
     sql: include_str!("../../migrations/postgres/0001_create_api_keys.sql"),
-}];
+}]);
 
 /// The `NOTIFY` channel: the payload is the changed key's hash in lowercase hex.
 const CHANNEL: &str = "tower_auth_api_keys";
@@ -146,77 +146,17 @@ impl PostgresStoreBuilder {
 
     /// Connects and migrates the database.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
-        let setup =
-            |message| move |e| StoreError::new(StoreErrorKind::Setup, message).with_source(e);
-        if self.max_connections == 0 || self.acquire_timeout.is_zero() {
-            return Err(StoreError::new(
-                StoreErrorKind::Setup,
-                "max_connections and acquire_timeout must be more than zero",
-            ));
-        }
-        let options =
-            PgConnectOptions::from_str(&self.url).map_err(setup("invalid postgres url"))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout)
-            .connect_with(options.clone())
+        let (pool, options) = open_postgres(&self.url, self.max_connections, self.acquire_timeout)
             .await
-            .map_err(setup("cannot connect to postgres"))?;
-        migrate(&pool).await?;
+            .map_err(store_error)?;
+        migrate_postgres(&pool, &MIGRATOR, MIGRATION_LOCK)
+            .await
+            .map_err(store_error)?;
         Ok(PostgresStore {
             pool,
             listen_options: options.application_name(LISTENER_APPLICATION_NAME),
         })
     }
-}
-
-async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
-    let setup = |e: sqlx::Error| {
-        StoreError::new(StoreErrorKind::Setup, "postgres migration failed").with_source(e)
-    };
-    let mut tx = pool.begin().await.map_err(setup)?;
-    // Held until commit: instances starting together migrate one after the other.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(MIGRATION_LOCK)
-        .execute(&mut *tx)
-        .await
-        .map_err(setup)?;
-    sqlx::query(&format!(
-        "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
-             version     BIGINT NOT NULL PRIMARY KEY,
-             description TEXT   NOT NULL,
-             checksum    BYTEA  NOT NULL,
-             applied_at  BIGINT NOT NULL
-         )"
-    ))
-    .execute(&mut *tx)
-    .await
-    .map_err(setup)?;
-    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
-        "SELECT version, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"
-    ))
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(setup)?;
-    for m in pending(MIGRATIONS, &applied)? {
-        // A plain string runs as a simple query: several statements in one. (Not `raw_sql`,
-        // whose future is not `Send` over a transaction.)
-        sqlx::Executor::execute(&mut *tx, m.sql)
-            .await
-            .map_err(setup)?;
-        sqlx::query(&format!(
-            "INSERT INTO {MIGRATIONS_TABLE} (version, description, checksum, applied_at) \
-             VALUES ($1, $2, $3, $4)"
-        ))
-        .bind(m.version)
-        .bind(m.description)
-        .bind(m.checksum())
-        .bind(millis(SystemTime::now()))
-        .execute(&mut *tx)
-        .await
-        .map_err(setup)?;
-    }
-    tx.commit().await.map_err(setup)
 }
 
 async fn insert(tx: &mut Transaction<'_, Postgres>, key: &StoredKey) -> Result<(), StoreError> {

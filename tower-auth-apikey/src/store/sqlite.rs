@@ -1,19 +1,19 @@
 use std::fmt;
-use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
+use tower_auth_core::sql::{Migrator, migrate_sqlite, open_sqlite};
 
-use super::sql::{MIGRATIONS_TABLE, Migration, db_error, millis, pending, row_to_stored};
-use super::{KeyStore, StoreError, StoreErrorKind, StoreFuture};
+use super::sql::{Migration, db_error, migrator, millis, row_to_stored, store_error};
+use super::{KeyStore, StoreError, StoreFuture};
 use crate::{KeyHash, KeyRecord, StoredKey};
 
-const MIGRATIONS: &[Migration] = &[Migration {
+const MIGRATOR: Migrator = migrator(&[Migration {
     version: 1,
     description: "create tower_auth_api_keys",
     sql: include_str!("../../migrations/sqlite/0001_create_api_keys.sql"),
-}];
+}]);
 
 const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at, revoked_at, \
                        last_used_at, metadata";
@@ -67,22 +67,10 @@ impl SqliteStore {
     /// `url` is a sqlx SQLite URL: `sqlite://keys.db` (relative to the working directory),
     /// `sqlite:///var/lib/app/keys.db`, or `sqlite::memory:` for a private in-memory database.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| {
-                StoreError::new(StoreErrorKind::Setup, "invalid sqlite url").with_source(e)
-            })?
-            .create_if_missing(true)
-            // Lookups are bounded by the authenticator's deadline; admin calls may wait longer.
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+        let pool = open_sqlite(url).await.map_err(store_error)?;
+        migrate_sqlite(&pool, &MIGRATOR)
             .await
-            .map_err(|e| {
-                StoreError::new(StoreErrorKind::Setup, "cannot open sqlite database").with_source(e)
-            })?;
-        migrate(&pool).await?;
+            .map_err(store_error)?;
         Ok(Self { pool })
     }
 
@@ -96,49 +84,6 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    let setup = |e: sqlx::Error| {
-        StoreError::new(StoreErrorKind::Setup, "sqlite migration failed").with_source(e)
-    };
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(setup)?;
-    sqlx::query(&format!(
-        "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
-             version     INTEGER NOT NULL PRIMARY KEY,
-             description TEXT    NOT NULL,
-             checksum    BLOB    NOT NULL,
-             applied_at  INTEGER NOT NULL
-         )"
-    ))
-    .execute(&mut *tx)
-    .await
-    .map_err(setup)?;
-    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
-        "SELECT version, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"
-    ))
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(setup)?;
-    for m in pending(MIGRATIONS, &applied)? {
-        // A plain string runs as a simple query: several statements in one. (Not `raw_sql`,
-        // whose future is not `Send` over a transaction.)
-        sqlx::Executor::execute(&mut *tx, m.sql)
-            .await
-            .map_err(setup)?;
-        sqlx::query(&format!(
-            "INSERT INTO {MIGRATIONS_TABLE} (version, description, checksum, applied_at) \
-             VALUES (?, ?, ?, ?)"
-        ))
-        .bind(m.version)
-        .bind(m.description)
-        .bind(m.checksum())
-        .bind(millis(SystemTime::now()))
-        .execute(&mut *tx)
-        .await
-        .map_err(setup)?;
-    }
-    tx.commit().await.map_err(setup)
 }
 
 async fn insert(tx: &mut Transaction<'_, Sqlite>, key: &StoredKey) -> Result<(), StoreError> {
@@ -313,6 +258,11 @@ impl KeyStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
+    use sqlx::sqlite::SqliteConnectOptions;
+
+    use super::super::StoreErrorKind;
     use super::*;
 
     fn url(dir: &tempfile::TempDir) -> String {
@@ -345,7 +295,7 @@ mod tests {
             .fetch_one(&s.pool)
             .await
             .unwrap();
-        assert_eq!(n, i64::try_from(MIGRATIONS.len()).unwrap());
+        assert_eq!(n, i64::try_from(MIGRATOR.migrations.len()).unwrap());
     }
 
     #[tokio::test]

@@ -6,9 +6,11 @@
 //! milliseconds (`INTEGER` in SQLite, `BIGINT` in Postgres) and claims JSON text in both.
 
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
+pub(super) use tower_auth_core::sql::{Migration, millis};
+use tower_auth_core::sql::{Migrator, SqlError, SqlErrorKind, from_millis};
 
 use super::{
     RefreshFamily, RefreshTokenHash, RefreshTokenRecord, StoreError, StoreErrorKind,
@@ -16,69 +18,35 @@ use super::{
 };
 use crate::Algorithm;
 
-/// This crate's migrations table, in every backend: each tower-auth crate keeps its own, so
-/// all of them can migrate one database.
-pub(super) const MIGRATIONS_TABLE: &str = "tower_auth_jwt_migrations";
-
-/// One migration of one backend.
-#[derive(Debug)]
-pub(super) struct Migration {
-    pub(super) version: i64,
-    pub(super) description: &'static str,
-    pub(super) sql: &'static str,
-}
-
-impl Migration {
-    pub(super) fn checksum(&self) -> Vec<u8> {
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.sql.as_bytes())
-            .as_ref()
-            .to_vec()
+/// `migrations` recorded in this crate's migrations table, `tower_auth_jwt_migrations`, in
+/// every backend: each tower-auth crate keeps its own, so all of them can migrate one
+/// database.
+pub(super) const fn migrator(migrations: &'static [Migration]) -> Migrator {
+    Migrator {
+        table: "tower_auth_jwt_migrations",
+        newer: "database was migrated by a newer version of tower-auth-jwt",
+        migrations,
     }
 }
 
-/// The migrations still to apply, given the `(version, checksum)` rows already recorded.
-/// Refuses a database migrated by a newer version of this crate, or one where an applied
-/// migration differs from this version's.
-pub(super) fn pending<'m>(
-    migrations: &'m [Migration],
-    applied: &[(i64, Vec<u8>)],
-) -> Result<Vec<&'m Migration>, StoreError> {
-    let latest = migrations.last().map_or(0, |m| m.version);
-    if applied.iter().any(|(v, _)| *v > latest) {
-        return Err(StoreError::new(
-            StoreErrorKind::Setup,
-            "database was migrated by a newer version of tower-auth-jwt",
-        ));
-    }
-    let mut todo = Vec::new();
-    for m in migrations {
-        match applied.iter().find(|(v, _)| *v == m.version) {
-            Some((_, c)) if *c == m.checksum() => {}
-            Some(_) => {
-                return Err(StoreError::new(
-                    StoreErrorKind::Setup,
-                    "an applied migration differs from this version's",
-                ));
-            }
-            None => todo.push(m),
-        }
-    }
-    Ok(todo)
-}
-
-/// Unix milliseconds, saturating.
-pub(super) fn millis(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(_) => 0,
+/// This crate's error for a failure of the shared SQL plumbing: setup failures keep their
+/// message; conflicts, corruption and unavailability get this crate's.
+pub(super) fn store_error(e: SqlError) -> StoreError {
+    let (kind, message) = match e.kind() {
+        SqlErrorKind::Conflict => (StoreErrorKind::Conflict, "row already exists"),
+        SqlErrorKind::Corrupt => (StoreErrorKind::Corrupt, "cannot read issuer record"),
+        SqlErrorKind::Unavailable => (StoreErrorKind::Unavailable, "issuer store unavailable"),
+        SqlErrorKind::Setup => (StoreErrorKind::Setup, e.message()),
+    };
+    let error = StoreError::new(kind, message);
+    match e.into_source() {
+        Some(source) => error.with_source(source),
+        None => error,
     }
 }
 
 fn time(ms: i64) -> Result<SystemTime, StoreError> {
-    u64::try_from(ms)
-        .ok()
-        .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
-        .ok_or_else(|| corrupt("bad timestamp in issuer store"))
+    from_millis(ms).ok_or_else(|| corrupt("bad timestamp in issuer store"))
 }
 
 fn opt_time(ms: Option<i64>) -> Result<Option<SystemTime>, StoreError> {
@@ -92,17 +60,7 @@ fn corrupt(message: &'static str) -> StoreError {
 /// Maps a sqlx error: unique violations are conflicts, decoding failures corruption, the rest
 /// unavailability.
 pub(super) fn db_error(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::new(StoreErrorKind::Conflict, "row already exists").with_source(e)
-        }
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-            StoreError::new(StoreErrorKind::Corrupt, "cannot read issuer record").with_source(e)
-        }
-        _ => {
-            StoreError::new(StoreErrorKind::Unavailable, "issuer store unavailable").with_source(e)
-        }
-    }
+    store_error(e.into())
 }
 
 /// The columns [`row_to_key`] reads.
@@ -181,40 +139,29 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::error::Error as _;
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
 
-    const MS: &[Migration] = &[
-        Migration {
-            version: 1,
-            description: "one",
-            sql: "CREATE TABLE a (x INTEGER)",
-        },
-        Migration {
-            version: 2,
-            description: "two",
-            sql: "CREATE TABLE b (x INTEGER)",
-        },
-    ];
-
     #[test]
-    fn pending_applies_what_is_missing_and_refuses_drift() {
-        assert_eq!(pending(MS, &[]).unwrap().len(), 2);
-        let one = [(1, MS[0].checksum())];
-        let todo = pending(MS, &one).unwrap();
-        assert_eq!(todo.iter().map(|m| m.version).collect::<Vec<_>>(), [2]);
-        let both = [(1, MS[0].checksum()), (2, MS[1].checksum())];
-        assert!(pending(MS, &both).unwrap().is_empty());
+    fn errors_get_this_crates_kinds_and_messages() {
+        let e = db_error(sqlx::Error::PoolTimedOut);
+        assert_eq!(e.kind(), StoreErrorKind::Unavailable);
+        assert!(e.to_string().starts_with("issuer store unavailable"), "{e}");
+        assert!(e.source().is_some());
+        let e = db_error(sqlx::Error::Decode("bad".into()));
+        assert_eq!(e.kind(), StoreErrorKind::Corrupt);
+        assert!(e.to_string().contains("cannot read issuer record"), "{e}");
+        let e = store_error(SqlError::new(SqlErrorKind::Conflict, "x"));
+        assert_eq!(e.kind(), StoreErrorKind::Conflict);
+        assert!(e.to_string().contains("row already exists"), "{e}");
+        let newer = migrator(&[]).pending(&[(1, vec![0])]).unwrap_err();
+        let e = store_error(newer);
+        assert_eq!(e.kind(), StoreErrorKind::Setup);
         assert!(
-            pending(MS, &[(1, vec![0])])
-                .unwrap_err()
-                .to_string()
-                .contains("differs")
-        );
-        assert!(
-            pending(MS, &[(3, vec![0])])
-                .unwrap_err()
-                .to_string()
-                .contains("newer")
+            e.to_string().contains("newer version of tower-auth-jwt"),
+            "{e}"
         );
     }
 
@@ -222,7 +169,6 @@ mod tests {
     fn times_round_trip_and_bad_ones_are_corrupt() {
         let t = UNIX_EPOCH + Duration::from_millis(1_767_225_600_123);
         assert_eq!(time(millis(t)).unwrap(), t);
-        assert_eq!(millis(UNIX_EPOCH - Duration::from_secs(1)), 0);
         assert_eq!(time(-1).unwrap_err().kind(), StoreErrorKind::Corrupt);
     }
 }

@@ -1,21 +1,21 @@
 //! [`SqliteStore`]: the issuer's stores in a SQLite database (feature `sqlite`).
 
 use std::fmt;
-use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::SqlitePool;
+use tower_auth_core::sql::{Migrator, migrate_sqlite, open_sqlite};
 
 use super::sql::{
-    KEY_COLUMNS, MIGRATIONS_TABLE, Migration, db_error, millis, pending, refresh_columns,
-    row_to_key, row_to_refresh,
+    KEY_COLUMNS, Migration, db_error, migrator, millis, refresh_columns, row_to_key,
+    row_to_refresh, store_error,
 };
 use super::{
     RefreshFamily, RefreshTokenHash, RefreshTokenRecord, RefreshTokenStore, SigningKeyStore,
-    StoreError, StoreErrorKind, StoreFuture, StoredSigningKey,
+    StoreError, StoreFuture, StoredSigningKey,
 };
 
-const MIGRATIONS: &[Migration] = &[
+const MIGRATOR: Migrator = migrator(&[
     Migration {
         version: 1,
         description: "create tower_auth_jwt_signing_keys",
@@ -26,7 +26,7 @@ const MIGRATIONS: &[Migration] = &[
         description: "create tower_auth_jwt_refresh_families and tower_auth_jwt_refresh_tokens",
         sql: include_str!("migrations/sqlite/0002_create_refresh_tokens.sql"),
     },
-];
+]);
 
 /// The issuer's [`SigningKeyStore`] and [`RefreshTokenStore`] in a SQLite database (sqlx, SQLite compiled in:
 /// nothing to install).
@@ -91,21 +91,10 @@ impl SqliteStore {
     /// `url` is a sqlx SQLite URL: `sqlite://app.db` (relative to the working directory),
     /// `sqlite:///var/lib/app/app.db`, or `sqlite::memory:` for a private in-memory database.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| {
-                StoreError::new(StoreErrorKind::Setup, "invalid sqlite url").with_source(e)
-            })?
-            .create_if_missing(true)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+        let pool = open_sqlite(url).await.map_err(store_error)?;
+        migrate_sqlite(&pool, &MIGRATOR)
             .await
-            .map_err(|e| {
-                StoreError::new(StoreErrorKind::Setup, "cannot open sqlite database").with_source(e)
-            })?;
-        migrate(&pool).await?;
+            .map_err(store_error)?;
         Ok(Self { pool })
     }
 
@@ -119,48 +108,6 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    let setup = |e: sqlx::Error| {
-        StoreError::new(StoreErrorKind::Setup, "sqlite migration failed").with_source(e)
-    };
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(setup)?;
-    sqlx::query(&format!(
-        "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
-             version     INTEGER NOT NULL PRIMARY KEY,
-             description TEXT    NOT NULL,
-             checksum    BLOB    NOT NULL,
-             applied_at  INTEGER NOT NULL
-         )"
-    ))
-    .execute(&mut *tx)
-    .await
-    .map_err(setup)?;
-    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
-        "SELECT version, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"
-    ))
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(setup)?;
-    for m in pending(MIGRATIONS, &applied)? {
-        // A plain string runs as a simple query: several statements in one.
-        sqlx::Executor::execute(&mut *tx, m.sql)
-            .await
-            .map_err(setup)?;
-        sqlx::query(&format!(
-            "INSERT INTO {MIGRATIONS_TABLE} (version, description, checksum, applied_at) \
-             VALUES (?, ?, ?, ?)"
-        ))
-        .bind(m.version)
-        .bind(m.description)
-        .bind(m.checksum())
-        .bind(millis(SystemTime::now()))
-        .execute(&mut *tx)
-        .await
-        .map_err(setup)?;
-    }
-    tx.commit().await.map_err(setup)
 }
 
 impl SigningKeyStore for SqliteStore {
