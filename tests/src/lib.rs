@@ -126,22 +126,42 @@ impl OwnProvider {
             .arg(format!("{dir}/server.mjs"))
             .env("PORT", "0")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("node starts");
+        // Its error output, kept to explain a provider that does not come up.
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let sink = std::sync::Arc::clone(&errors);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                let mut e = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                e.push_str(&line);
+                e.push('\n');
+            }
+        });
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
+        // Generous: node and the provider's key generation are slow on a loaded 2-core machine.
+        let url = tokio::time::timeout(Duration::from_secs(90), async {
             while let Some(line) = lines.next_line().await.expect("provider output") {
                 if let Some(url) = line.strip_prefix("listening on ") {
-                    return url.to_owned();
+                    return Some(url.to_owned());
                 }
             }
-            panic!("the OpenID provider exited before listening")
+            None
         })
-        .await
-        .expect("the OpenID provider starts within 30 s");
+        .await;
+        let Ok(Some(url)) = url else {
+            let errors = errors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            panic!("the OpenID provider did not start within 90 s; its error output:\n{errors}");
+        };
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self { child, url }
