@@ -253,7 +253,34 @@ where
     /// The cached value for `key`, or the result of `load`, which runs at most once for all
     /// concurrent callers asking for the same key. `Ok(None)` is a (possibly cached) negative
     /// result. Errors are shared by the waiting callers and not cached.
-    pub async fn get_or_load<F, Fut, E>(&self, key: K, mut load: F) -> Result<Option<V>, Arc<E>>
+    pub async fn get_or_load<F, Fut, E>(&self, key: K, load: F) -> Result<Option<V>, Arc<E>>
+    where
+        K: Clone,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Loaded<V>, E>>,
+        E: Send + Sync + 'static,
+    {
+        let outdated = match self.inner.cache.get(&key).await {
+            Some(entry) if self.is_current(&entry) => {
+                self.record("hit");
+                return Ok(entry.value);
+            }
+            Some(_) => true,
+            None => false,
+        };
+        // Boxed: moka's loading future is large, and keeping it out of this one keeps the hit
+        // path's future small for callers that box or move it on every request.
+        Box::pin(self.load(key, outdated, load)).await
+    }
+
+    /// The miss path of [`get_or_load`](Self::get_or_load); `outdated` when the key holds an
+    /// entry from before an invalidation, which is dropped first.
+    async fn load<F, Fut, E>(
+        &self,
+        key: K,
+        outdated: bool,
+        mut load: F,
+    ) -> Result<Option<V>, Arc<E>>
     where
         K: Clone,
         F: FnMut() -> Fut,
@@ -261,11 +288,7 @@ where
         E: Send + Sync + 'static,
     {
         let inner = &self.inner;
-        if let Some(entry) = inner.cache.get(&key).await {
-            if self.is_current(&entry) {
-                self.record("hit");
-                return Ok(entry.value);
-            }
+        if outdated {
             inner.cache.invalidate(&key).await;
         }
         let epoch = inner.stripe(&key);
