@@ -6,6 +6,9 @@
 //!   authorization server's RFC 7662 introspection endpoint, with a result cache bounded by each
 //!   token's `exp`.
 //!
+//! - `login` (feature `login`): log users in at an external authorization server with the
+//!   authorization code flow, PKCE (S256), `state` and `nonce`, and a validated ID token: the
+//!   web backend (or SPA backend-for-frontend) side of "third-party access on behalf of a user".
 //! - [`resource_server`]: both token kinds of one authorization server, configured from its
 //!   metadata: JWT access tokens verified locally (RFC 9068), opaque ones introspected.
 //!
@@ -19,6 +22,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `tracing` | yes | debug events on the `tower_auth::oauth` target; never tokens or secrets |
+//! | `login` | no | the `login` module: authorization code + PKCE login helper |
 //! | `metrics` | no | `tower_auth_introspection_requests_total{outcome}`, `tower_auth_introspection_calls_total`, and the core cache counters with `cache="introspection"` |
 //!
 //! # Security notes
@@ -34,6 +38,8 @@
 
 pub mod client_credentials;
 pub mod introspection;
+#[cfg(feature = "login")]
+pub mod login;
 pub mod resource_server;
 
 /// The HTTP client a builder was given, or the default one, allowing plain http only when told.

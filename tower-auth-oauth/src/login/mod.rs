@@ -1,0 +1,1112 @@
+//! Log users in at an external authorization server: OAuth 2.0 authorization code flow with
+//! PKCE (S256), `state` and `nonce`, and a validated OpenID Connect ID token (feature `login`).
+//!
+//! This is the helper for a web backend, or the backend-for-frontend of an SPA, whose users log
+//! in at an OpenID provider (Keycloak, Auth0, Entra ID, Google, ...). It does the protocol; your
+//! app keeps its own session once it knows who the user is.
+//!
+//! 1. [`Login::start`] makes a fresh `state`, `nonce` and PKCE verifier, keeps them server-side
+//!    in a [`PendingLoginStore`] under a random id, and returns the authorization URL to
+//!    redirect the browser to plus the `Set-Cookie` value carrying that id.
+//! 2. The provider logs the user in and redirects back to your exact, registered redirect URI
+//!    with `code` and `state` (or `error`).
+//! 3. [`Login::callback`] takes the pending login out of the store (it works once), checks
+//!    `state` (and the RFC 9207 `iss` when present), exchanges the code with the registered
+//!    redirect URI and the PKCE verifier, and validates the ID token: signature with the
+//!    provider's keys (tower-auth-jwt's JWKS cache), `iss`, `aud` (= your client id, with `azp`
+//!    when there are several), `exp`/`iat` with a small leeway, and `nonce`. It returns
+//!    [`LoggedIn`] with the subject, the claims and the tokens; start your session from it
+//!    (for example with tower-auth-jwt's `JwtIssuer`), then redirect to a page of your own so
+//!    the callback URL leaves the address bar.
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_auth_oauth::login::Login;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! // `Login::discover(...)` reads the endpoints from the provider's metadata; here they are
+//! // given, so nothing is fetched until a callback exchanges a code.
+//! let login = Login::builder("https://idp.example.com")
+//!     .authorization_endpoint("https://idp.example.com/authorize")
+//!     .token_endpoint("https://idp.example.com/token")
+//!     .client_id("web-app")
+//!     .client_secret("s3cret")
+//!     .redirect_uri("https://app.example.com/callback")
+//!     .scopes(["email"])
+//!     .build()?;
+//!
+//! let app = ServiceBuilder::new().service(service_fn(move |req: Request<()>| {
+//!     let login = login.clone();
+//!     async move {
+//!         let res: Response<Full<Bytes>> = match req.uri().path() {
+//!             "/login" => match login.start().await {
+//!                 Ok(start) => start.into_response(),
+//!                 Err(e) => login.error_response(&e),
+//!             },
+//!             "/callback" => match login.callback_request(&req.into_parts().0).await {
+//!                 // Start the app's own session here.
+//!                 Ok(user) => Response::new(Full::from(format!("hello {}", user.subject()))),
+//!                 Err(e) => login.error_response(&e),
+//!             },
+//!             _ => Response::builder().status(404).body(Full::default())?,
+//!         };
+//!         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(res)
+//!     }
+//! }));
+//!
+//! // /login redirects to the provider and sets the login cookie.
+//! let res = app.clone().oneshot(Request::get("/login").body(())?).await?;
+//! assert_eq!(res.status(), StatusCode::SEE_OTHER);
+//! let location = res.headers()["location"].to_str()?;
+//! assert!(location.starts_with("https://idp.example.com/authorize?"));
+//! assert!(location.contains("code_challenge_method=S256"));
+//! let set_cookie = res.headers()["set-cookie"].to_str()?;
+//! assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
+//! let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+//!
+//! // A callback without the cookie, or with a state that is not ours, is refused (400).
+//! let res = app.clone().oneshot(Request::get("/callback?code=c&state=x").body(())?).await?;
+//! assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+//! let forged = Request::get("/callback?code=c&state=forged").header("cookie", &cookie).body(())?;
+//! assert_eq!(app.clone().oneshot(forged).await?.status(), StatusCode::BAD_REQUEST);
+//!
+//! // The user cancelled at the provider: 403.
+//! let res = app.clone().oneshot(Request::get("/login").body(())?).await?;
+//! let set_cookie = res.headers()["set-cookie"].to_str()?;
+//! let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+//! let state = res.headers()["location"].to_str()?.split('&')
+//!     .find_map(|p| p.strip_prefix("state=")).unwrap_or_default().to_owned();
+//! let denied = Request::get(format!("/callback?error=access_denied&state={state}"))
+//!     .header("cookie", &cookie)
+//!     .body(())?;
+//! assert_eq!(app.oneshot(denied).await?.status(), StatusCode::FORBIDDEN);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Choices, and why
+//!
+//! - **Server-side pending logins, not an encrypted cookie.** The cookie holds only a random
+//!   id; `state`, `nonce` and the PKCE verifier stay in a [`PendingLoginStore`] whose `take`
+//!   is atomic, so a callback completes at most once: a replayed callback URL (from history, a
+//!   log, a `Referer`) finds nothing. An encrypted cookie cannot be revoked: replaying it with a
+//!   second code would be accepted until it expires, and it would need a key to manage.
+//!   [`MemoryStore`] (the default) serves one instance; for several, implement the trait on a
+//!   shared store (Redis `GETDEL`, SQL `DELETE ... RETURNING`).
+//! - **The cookie is `SameSite=Lax`**, not `Strict`: the callback is a top-level navigation
+//!   coming from the provider's site, and browsers withhold `Strict` cookies on it, which
+//!   would fail every login. It is `HttpOnly`, `Secure` with the `__Host-` prefix (no
+//!   `Domain`, `Path=/`) and lives as long as the pending login (10 minutes by default). For
+//!   development on `http://localhost`, [`insecure_http_redirect_uri`](LoginBuilder::insecure_http_redirect_uri)
+//!   drops `Secure` and the prefix.
+//! - **PKCE with S256 only.** `plain` would send the verifier itself through the browser. The
+//!   verifier (256 bits), `state`, `nonce` and the cookie id (256 bits each) come from the
+//!   operating system's CSPRNG; the `oauth2` crate builds the URL and does the code exchange.
+//! - **`state` and `nonce` both.** `state` binds the callback to the browser that started the
+//!   login (login CSRF); `nonce` binds the ID token to this login, so a token obtained for
+//!   another login and injected into this one is refused even at a provider that does not
+//!   enforce PKCE. Both are compared in constant time.
+//! - **The exact redirect URI** is sent in the authorization request and the token request,
+//!   validated when building (absolute; https, or http on a loopback host only with the
+//!   insecure switch).
+//! - **Errors never echo input.** [`LoginError`]'s texts are fixed; an `error` code from the
+//!   callback URL is shown only when it is a registered one ([`ErrorCode`]).
+//!
+//! See RFC 6749 (OAuth 2.0), RFC 7636 (PKCE), RFC 9207 (issuer in the authorization response),
+//! RFC 9700 (security best current practice) and OpenID Connect Core 1.0.
+
+mod error;
+mod id_token;
+mod store;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use http::{HeaderValue, Response, StatusCode};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse as _, TokenUrl,
+};
+use serde_json::{Map, Value};
+use tower_auth_core::client::{FetchError, HttpClient};
+use tower_auth_core::clock::{Clock, SystemClock};
+use tower_auth_core::{ConfigError, Principal, PrincipalKind, Scheme};
+use tower_auth_jwt::remote::{Discovery, DiscoveryError, Metadata, discover};
+use tower_auth_jwt::{Algorithm, KeySource};
+
+pub use self::error::{ErrorCode, LoginError};
+pub use self::store::{
+    DEFAULT_MAX_PENDING, DEFAULT_PENDING_TTL, MemoryStore, MemoryStoreBuilder, PendingLogin,
+    PendingLoginStore, StoreFuture,
+};
+
+/// The default name of the login cookie (with `Secure`): the `__Host-` prefix makes browsers
+/// refuse it unless it is `Secure`, has `Path=/` and no `Domain`.
+pub const LOGIN_COOKIE: &str = "__Host-tower_auth_login";
+/// The name of the login cookie when it is not `Secure` (development over plain http).
+pub const INSECURE_LOGIN_COOKIE: &str = "tower_auth_login";
+
+/// The token response's extra field of OpenID Connect: the ID token.
+#[derive(Clone, serde::Deserialize, serde::Serialize)]
+struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl fmt::Debug for IdTokenField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdTokenField").finish_non_exhaustive()
+    }
+}
+
+impl oauth2::ExtraTokenFields for IdTokenField {}
+
+type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    OidcTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// `n` random bytes from the operating system's CSPRNG, base64url without padding.
+fn random_token(n: usize) -> Result<String, LoginError> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).map_err(|_| LoginError::Random)?;
+    Ok(URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// Logs users in at one authorization server. See the [module docs](self). Cheap to clone;
+/// clones share the store and the key cache.
+#[derive(Clone)]
+pub struct Login {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    oauth: OAuthClient,
+    http: HttpClient,
+    issuer: String,
+    client_id: String,
+    redirect_uri: String,
+    scopes: Vec<String>,
+    resources: Vec<String>,
+    require_iss: bool,
+    keys: Arc<dyn KeySource>,
+    algorithms: Vec<Algorithm>,
+    store: Arc<dyn PendingLoginStore>,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+    leeway: Duration,
+    max_id_token_age: Duration,
+    cookie_name: String,
+    cookie_secure: bool,
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Login")
+            .field("issuer", &i.issuer)
+            .field("client_id", &i.client_id)
+            .field("redirect_uri", &i.redirect_uri)
+            .field("scopes", &i.scopes)
+            .field("cookie", &i.cookie_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Login {
+    /// Starts a builder for the authorization server `issuer` (exactly as its ID tokens'
+    /// `iss` spell it). Give it the endpoints, or use [`LoginBuilder::discover`] or
+    /// [`Login::builder_from_metadata`] to read them from the server's metadata.
+    pub fn builder(issuer: impl Into<String>) -> LoginBuilder {
+        LoginBuilder {
+            issuer: issuer.into(),
+            authorization_endpoint: None,
+            token_endpoint: None,
+            require_iss: false,
+            client_id: String::new(),
+            client_secret: None,
+            redirect_uri: String::new(),
+            scopes: Vec::new(),
+            resources: Vec::new(),
+            http: None,
+            allow_http: false,
+            http_redirect: false,
+            keys: None,
+            algorithms: Algorithm::ASYMMETRIC.to_vec(),
+            store: None,
+            clock: Arc::new(SystemClock),
+            ttl: DEFAULT_PENDING_TTL,
+            leeway: Duration::from_secs(60),
+            max_id_token_age: Duration::from_secs(300),
+            cookie_name: None,
+        }
+    }
+
+    /// Starts a builder from the authorization server's metadata (fetch it with
+    /// [`tower_auth_jwt::remote::discover`]): issuer, authorization and token endpoints, and
+    /// whether callbacks carry the RFC 9207 `iss` parameter (then it is required).
+    ///
+    /// ```
+    /// use tower_auth_jwt::remote::Metadata;
+    /// use tower_auth_oauth::login::Login;
+    ///
+    /// let doc = br#"{"issuer":"https://idp.example.com",
+    ///   "authorization_endpoint":"https://idp.example.com/auth",
+    ///   "token_endpoint":"https://idp.example.com/token",
+    ///   "jwks_uri":"https://idp.example.com/jwks"}"#;
+    /// let metadata = Metadata::from_json(doc, "https://idp.example.com").unwrap();
+    /// let login = Login::builder_from_metadata(&metadata)
+    ///     .unwrap()
+    ///     .client_id("web-app")
+    ///     .client_secret("s3cret")
+    ///     .redirect_uri("https://app.example.com/callback")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(login.redirect_uri(), "https://app.example.com/callback");
+    /// ```
+    pub fn builder_from_metadata(metadata: &Metadata) -> Result<LoginBuilder, ConfigError> {
+        Login::builder(metadata.issuer()).metadata(metadata)
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The redirect URI, as registered.
+    pub fn redirect_uri(&self) -> &str {
+        &self.inner.redirect_uri
+    }
+
+    /// The name of the login cookie.
+    pub fn cookie_name(&self) -> &str {
+        &self.inner.cookie_name
+    }
+
+    /// Starts a login: keeps a new pending login in the store and returns where to send the
+    /// browser, with the login cookie to set.
+    pub async fn start(&self) -> Result<LoginStart, LoginError> {
+        let i = &self.inner;
+        let id = random_token(32)?;
+        let state = random_token(32)?;
+        let nonce = random_token(32)?;
+        let verifier = PkceCodeVerifier::new(random_token(32)?);
+        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&verifier);
+        let mut request = i
+            .oauth
+            .authorize_url(|| CsrfToken::new(state.clone()))
+            .set_pkce_challenge(challenge)
+            .add_extra_param("nonce", nonce.clone());
+        for s in &i.scopes {
+            request = request.add_scope(Scope::new(s.clone()));
+        }
+        for r in &i.resources {
+            request = request.add_extra_param("resource", r.clone());
+        }
+        let (url, _) = request.url();
+        let pending = PendingLogin {
+            state,
+            nonce,
+            verifier: verifier.secret().clone(),
+            expires_at: i.clock.now() + i.ttl,
+        };
+        i.store
+            .put(id.clone(), pending)
+            .await
+            .map_err(LoginError::Store)?;
+        let set_cookie = self.cookie(&id, i.ttl);
+        #[cfg(feature = "tracing")]
+        tracing::debug!(target: "tower_auth::oauth", issuer = %i.issuer, "login started");
+        Ok(LoginStart {
+            authorize_url: url.into(),
+            set_cookie,
+        })
+    }
+
+    fn cookie(&self, value: &str, max_age: Duration) -> HeaderValue {
+        let i = &self.inner;
+        let secure = if i.cookie_secure { "; Secure" } else { "" };
+        let mut v = HeaderValue::try_from(format!(
+            "{}={value}; Max-Age={}; Path=/; HttpOnly{secure}; SameSite=Lax",
+            i.cookie_name,
+            max_age.as_secs()
+        ))
+        // The name was validated at build time and the value is base64url.
+        .unwrap_or_else(|_| HeaderValue::from_static(""));
+        v.set_sensitive(true);
+        v
+    }
+
+    /// The `Set-Cookie` value that deletes the login cookie. Send it with the callback's
+    /// response, success or not ([`error_response`](Self::error_response) does).
+    pub fn clear_cookie(&self) -> HeaderValue {
+        self.cookie("", Duration::ZERO)
+    }
+
+    /// Completes a login from the callback request: reads the login cookie from its headers
+    /// and the parameters from its query string. See [`callback`](Self::callback).
+    pub async fn callback_request(
+        &self,
+        parts: &http::request::Parts,
+    ) -> Result<LoggedIn, LoginError> {
+        let cookie = tower_auth_core::credential::cookie_value(&parts.headers, self.cookie_name())
+            .map_err(|_| LoginError::MalformedCallback)?;
+        self.callback(cookie, parts.uri.query().unwrap_or("")).await
+    }
+
+    /// Completes a login: `login_cookie` is the value of the login cookie (`None` when the
+    /// request has none), `query` the callback's query string (`code`, `state`, `iss`, or
+    /// `error`). The pending login is consumed whatever the outcome.
+    pub async fn callback(
+        &self,
+        login_cookie: Option<&str>,
+        query: &str,
+    ) -> Result<LoggedIn, LoginError> {
+        let result = self.complete(login_cookie, query).await;
+        #[cfg(feature = "tracing")]
+        match &result {
+            Ok(u) => tracing::debug!(
+                target: "tower_auth::oauth",
+                issuer = %self.inner.issuer,
+                subject = %u.subject,
+                "login completed"
+            ),
+            Err(e) => tracing::debug!(target: "tower_auth::oauth", error = %e, "login failed"),
+        }
+        result
+    }
+
+    async fn complete(
+        &self,
+        login_cookie: Option<&str>,
+        query: &str,
+    ) -> Result<LoggedIn, LoginError> {
+        let i = &self.inner;
+        let params = CallbackParams::parse(query)?;
+        let id = login_cookie
+            .filter(|c| !c.is_empty())
+            .ok_or(LoginError::MissingCookie)?;
+        let pending = i
+            .store
+            .take(id)
+            .await
+            .map_err(LoginError::Store)?
+            .ok_or(LoginError::UnknownLogin)?;
+        let now = i.clock.now();
+        if now >= pending.expires_at {
+            return Err(LoginError::Expired);
+        }
+        match &params.state {
+            Some(s) if id_token::constant_time_eq(s.as_bytes(), pending.state.as_bytes()) => {}
+            _ => return Err(LoginError::StateMismatch),
+        }
+        match &params.iss {
+            Some(iss) if *iss != i.issuer => return Err(LoginError::IssuerMismatch),
+            None if i.require_iss => return Err(LoginError::IssuerMismatch),
+            _ => {}
+        }
+        if let Some(error) = &params.error {
+            return Err(match error.as_str() {
+                "access_denied" => LoginError::AccessDenied,
+                other => LoginError::AuthorizationFailed(ErrorCode::parse(other)),
+            });
+        }
+        let code = params.code.ok_or(LoginError::MalformedCallback)?;
+        let tokens = self.exchange(code, pending.verifier).await?;
+        let id_token = tokens
+            .extra_fields()
+            .id_token
+            .clone()
+            .ok_or(LoginError::InvalidIdToken("missing"))?;
+        let rules = id_token::Rules {
+            issuer: &i.issuer,
+            client_id: &i.client_id,
+            algorithms: &i.algorithms,
+            leeway: i.leeway,
+            max_age: i.max_id_token_age,
+            now: i.clock.now(),
+            nonce: &pending.nonce,
+        };
+        let claims = id_token::validate(&id_token, &*i.keys, &rules).await?;
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(LoggedIn {
+            subject,
+            issuer: i.issuer.clone(),
+            claims,
+            id_token,
+            access_token: tokens.access_token().secret().clone(),
+            refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+            expires_in: tokens.expires_in(),
+            scopes: tokens
+                .scopes()
+                .map(|s| s.iter().map(|s| s.to_string()).collect()),
+        })
+    }
+
+    async fn exchange(
+        &self,
+        code: String,
+        verifier: String,
+    ) -> Result<OidcTokenResponse, LoginError> {
+        let i = &self.inner;
+        let mut req = i
+            .oauth
+            .exchange_code(AuthorizationCode::new(code))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier));
+        for r in &i.resources {
+            req = req.add_extra_param("resource", r.clone());
+        }
+        let http = i.http.clone();
+        let send = move |r: oauth2::HttpRequest| {
+            let http = http.clone();
+            async move {
+                let (parts, body) = r.into_parts();
+                let req = http::Request::from_parts(
+                    parts,
+                    http_body_util::Full::new(bytes::Bytes::from(body)),
+                );
+                let res = http.send(req).await?;
+                let mut out = http::Response::new(res.body.to_vec());
+                *out.status_mut() = res.status;
+                *out.headers_mut() = res.headers;
+                Ok::<_, FetchError>(out)
+            }
+        };
+        req.request_async(&send).await.map_err(|e| match e {
+            oauth2::RequestTokenError::ServerResponse(r) => {
+                LoginError::CodeRejected(ErrorCode::parse(r.error().as_ref()))
+            }
+            oauth2::RequestTokenError::Request(
+                e @ (FetchError::Timeout(_) | FetchError::Transport(_)),
+            ) => LoginError::TokenEndpointUnavailable(Box::new(e)),
+            // Parse errors carry the response body, which may hold tokens: keep nothing of it.
+            _ => LoginError::TokenEndpointMalformed,
+        })
+    }
+
+    /// The response for a failed login: the error's status, its fixed
+    /// [user message](LoginError::user_message) as plain text, `Cache-Control: no-store`,
+    /// `Referrer-Policy: no-referrer` (the callback URL holds the code), `Retry-After` on 503,
+    /// and the `Set-Cookie` that deletes the login cookie. Build your own page from
+    /// [`LoginError::status`] and the message when you want one.
+    pub fn error_response<B: From<&'static str>>(&self, error: &LoginError) -> Response<B> {
+        let status = error.status();
+        let mut res = Response::new(B::from(error.user_message()));
+        *res.status_mut() = status;
+        let h = res.headers_mut();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        h.insert(SET_COOKIE, self.clear_cookie());
+        res
+    }
+}
+
+/// The parameters of a callback query. Each at most once.
+#[derive(Default)]
+struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    iss: Option<String>,
+    error: Option<String>,
+}
+
+impl CallbackParams {
+    fn parse(query: &str) -> Result<Self, LoginError> {
+        let query = query.strip_prefix('?').unwrap_or(query);
+        let mut p = Self::default();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match &*k {
+                "code" => &mut p.code,
+                "state" => &mut p.state,
+                "iss" => &mut p.iss,
+                "error" => &mut p.error,
+                _ => continue,
+            };
+            if slot.replace(v.into_owned()).is_some() {
+                return Err(LoginError::MalformedCallback);
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// A started login: the authorization URL to send the browser to, and the login cookie to set
+/// on that response. `Debug` shows neither (the cookie is a bearer secret until the callback).
+pub struct LoginStart {
+    authorize_url: String,
+    set_cookie: HeaderValue,
+}
+
+impl fmt::Debug for LoginStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginStart").finish_non_exhaustive()
+    }
+}
+
+impl LoginStart {
+    /// The authorization URL: `response_type=code`, `client_id`, `redirect_uri`, `scope`,
+    /// `state`, `nonce`, `code_challenge` and `code_challenge_method=S256` (and `resource`
+    /// when configured).
+    pub fn authorize_url(&self) -> &str {
+        &self.authorize_url
+    }
+
+    /// The `Set-Cookie` value of the login cookie (marked sensitive).
+    pub fn set_cookie(&self) -> &HeaderValue {
+        &self.set_cookie
+    }
+
+    /// A `303 See Other` to the authorization URL, setting the login cookie, not cacheable.
+    pub fn into_response<B: Default>(self) -> Response<B> {
+        let mut res = Response::new(B::default());
+        *res.status_mut() = StatusCode::SEE_OTHER;
+        let h = res.headers_mut();
+        if let Ok(location) = HeaderValue::try_from(self.authorize_url) {
+            h.insert(LOCATION, location);
+        }
+        h.insert(SET_COOKIE, self.set_cookie);
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    }
+}
+
+/// A completed login: who the user is, as the ID token says, and the tokens. `Debug` shows no
+/// token.
+#[derive(Clone)]
+pub struct LoggedIn {
+    subject: String,
+    issuer: String,
+    claims: Map<String, Value>,
+    id_token: String,
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<Duration>,
+    scopes: Option<Vec<String>>,
+}
+
+impl fmt::Debug for LoggedIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoggedIn")
+            .field("subject", &self.subject)
+            .field("issuer", &self.issuer)
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoggedIn {
+    /// The user's identifier at the issuer (`sub`): with [`issuer`](Self::issuer), the key to
+    /// your user record. Never key users by email.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Every claim of the validated ID token (`email`, `name`, ...).
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// The `email` claim, when present.
+    pub fn email(&self) -> Option<&str> {
+        self.claims.get("email").and_then(Value::as_str)
+    }
+
+    /// The ID token, as received (for RP-initiated logout's `id_token_hint`).
+    pub fn id_token(&self) -> &str {
+        &self.id_token
+    }
+
+    /// The access token, for calling APIs on the user's behalf.
+    pub fn access_token(&self) -> &str {
+        &self.access_token
+    }
+
+    /// The refresh token, when one was issued (scope `offline_access` at most providers).
+    pub fn refresh_token(&self) -> Option<&str> {
+        self.refresh_token.as_deref()
+    }
+
+    /// The access token's lifetime, when the token response said.
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_in
+    }
+
+    /// The scopes granted, when the token response listed them.
+    pub fn scopes(&self) -> Option<&[String]> {
+        self.scopes.as_deref()
+    }
+
+    /// A user [`Principal`] (scheme `oidc`) with the subject and issuer, and this login as its
+    /// extension, for an app that keeps principals in its session.
+    pub fn to_principal(&self) -> Principal {
+        Principal::builder(self.subject.clone(), Scheme::Custom("oidc"))
+            .kind(PrincipalKind::User)
+            .issuer(self.issuer.clone())
+            .extension(self.clone())
+            .build()
+    }
+}
+
+/// Why [`LoginBuilder::discover`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LoginBuildError {
+    /// The metadata could not be fetched or does not belong to the issuer.
+    Discovery(DiscoveryError),
+    /// A setting, or an endpoint the metadata publishes, is not usable.
+    Config(ConfigError),
+}
+
+impl fmt::Display for LoginBuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Discovery(e) => write!(f, "authorization server metadata: {e}"),
+            Self::Config(e) => write!(f, "login configuration: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoginBuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Discovery(e) => Some(e),
+            Self::Config(e) => Some(e),
+        }
+    }
+}
+
+impl From<ConfigError> for LoginBuildError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
+    }
+}
+
+/// Builds a [`Login`]. [`build`](Self::build) does no network I/O;
+/// [`discover`](Self::discover) reads the endpoints from the issuer's metadata first.
+#[must_use]
+pub struct LoginBuilder {
+    issuer: String,
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    require_iss: bool,
+    client_id: String,
+    client_secret: Option<String>,
+    redirect_uri: String,
+    scopes: Vec<String>,
+    resources: Vec<String>,
+    http: Option<HttpClient>,
+    allow_http: bool,
+    http_redirect: bool,
+    keys: Option<Arc<dyn KeySource>>,
+    algorithms: Vec<Algorithm>,
+    store: Option<Arc<dyn PendingLoginStore>>,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+    leeway: Duration,
+    max_id_token_age: Duration,
+    cookie_name: Option<String>,
+}
+
+impl fmt::Debug for LoginBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginBuilder")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn valid_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl LoginBuilder {
+    /// Takes the endpoints from the authorization server's metadata, and requires the RFC 9207
+    /// `iss` callback parameter when the metadata says the server sends it. Fails when the
+    /// metadata is for another issuer or lacks an endpoint.
+    pub fn metadata(mut self, metadata: &Metadata) -> Result<Self, ConfigError> {
+        if metadata.issuer() != self.issuer {
+            return Err(ConfigError::new(
+                "issuer",
+                metadata.issuer(),
+                "the metadata is for another issuer",
+            ));
+        }
+        let auth = metadata.authorization_endpoint().ok_or_else(|| {
+            ConfigError::new(
+                "authorization_endpoint",
+                "none",
+                "the authorization server publishes no authorization_endpoint",
+            )
+        })?;
+        let token = metadata.token_endpoint().ok_or_else(|| {
+            ConfigError::new(
+                "token_endpoint",
+                "none",
+                "the authorization server publishes no token_endpoint",
+            )
+        })?;
+        self.authorization_endpoint = Some(auth.to_owned());
+        self.token_endpoint = Some(token.to_owned());
+        self.require_iss = metadata
+            .raw()
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(self)
+    }
+
+    /// The authorization endpoint (required unless read from metadata).
+    pub fn authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.authorization_endpoint = Some(url.into());
+        self
+    }
+
+    /// The token endpoint (required unless read from metadata).
+    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.token_endpoint = Some(url.into());
+        self
+    }
+
+    /// Refuse callbacks without the RFC 9207 `iss` parameter (set from the metadata's
+    /// `authorization_response_iss_parameter_supported`; a present `iss` is always checked).
+    pub fn require_issuer_in_callback(mut self, require: bool) -> Self {
+        self.require_iss = require;
+        self
+    }
+
+    /// The client id (required).
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        self
+    }
+
+    /// The client secret of a confidential client, sent with `client_secret_basic`. Leave it
+    /// out for a public client (PKCE alone protects the code). Never logged or printed.
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// The redirect URI (required), exactly as registered at the authorization server: an
+    /// absolute https URL, or http on a loopback host with
+    /// [`insecure_http_redirect_uri`](Self::insecure_http_redirect_uri).
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = uri.into();
+        self
+    }
+
+    /// Scopes to ask for besides `openid`, which is always asked for (`email`, `profile`,
+    /// `offline_access` for a refresh token, API scopes).
+    pub fn scopes<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// RFC 8707 `resource` indicators: the APIs the access token is for, sent in the
+    /// authorization and token requests.
+    pub fn resources<I, T>(mut self, resources: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.resources = resources.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The HTTP client for the token endpoint and the keys (deadline, size cap, transport).
+    pub fn http_client(mut self, client: HttpClient) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Allows a plain-http authorization server when no [`http_client`](Self::http_client) is
+    /// given. Only for loopback tests: codes, tokens and keys cross the wire in clear.
+    pub fn insecure_allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// Allows an `http://` redirect URI on a loopback host (`localhost`, `127.0.0.1`, `[::1]`)
+    /// and sets the login cookie without `Secure` (named [`INSECURE_LOGIN_COOKIE`]), so
+    /// development over plain http works. Never in production.
+    pub fn insecure_http_redirect_uri(mut self, allow: bool) -> Self {
+        self.http_redirect = allow;
+        self
+    }
+
+    /// Where the provider's signing keys come from. Default: a
+    /// [`Discovery`](tower_auth_jwt::remote::Discovery) of the issuer (JWKS cache with
+    /// refresh-ahead and unknown-`kid` refetch), over this builder's HTTP client.
+    pub fn key_source(mut self, keys: impl KeySource) -> Self {
+        self.keys = Some(Arc::new(keys));
+        self
+    }
+
+    /// The ID token signature algorithms accepted (default: the asymmetric ones; HMAC only if
+    /// you list it, keyed with the client secret through [`key_source`](Self::key_source)).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// Where pending logins wait for their callback (default: a [`MemoryStore`]).
+    pub fn store(mut self, store: impl PendingLoginStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// How long a user has to log in at the provider (default 10 minutes); also the login
+    /// cookie's `Max-Age`.
+    pub fn pending_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The clock (default: the system clock), for pending-login expiry and ID token times.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The clock skew allowed on the ID token's `exp`, `iat` and `nbf` (default 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The oldest ID token accepted, by its `iat` (default 5 minutes: it was issued moments
+    /// before, in the code exchange).
+    pub fn max_id_token_age(mut self, age: Duration) -> Self {
+        self.max_id_token_age = age;
+        self
+    }
+
+    /// The login cookie's name (default [`LOGIN_COOKIE`], or [`INSECURE_LOGIN_COOKIE`] with
+    /// [`insecure_http_redirect_uri`](Self::insecure_http_redirect_uri)).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = Some(name.into());
+        self
+    }
+
+    /// Reads the issuer's metadata (OpenID Connect Discovery, falling back to RFC 8414), takes
+    /// the endpoints from it ([`metadata`](Self::metadata)), and builds.
+    pub async fn discover(self) -> Result<Login, LoginBuildError> {
+        let http = crate::http_client(self.http.clone(), self.allow_http)?;
+        let metadata = discover(&http, &self.issuer)
+            .await
+            .map_err(LoginBuildError::Discovery)?;
+        Ok(self.http_client(http).metadata(&metadata)?.build()?)
+    }
+
+    /// Validates the settings and builds.
+    pub fn build(self) -> Result<Login, ConfigError> {
+        let http = crate::http_client(self.http, self.allow_http)?;
+        let auth_endpoint = self.authorization_endpoint.ok_or_else(|| {
+            ConfigError::new("authorization_endpoint", "none", "required (or discover)")
+        })?;
+        let token_endpoint = self
+            .token_endpoint
+            .ok_or_else(|| ConfigError::new("token_endpoint", "none", "required (or discover)"))?;
+        http.check_url(&auth_endpoint)
+            .map_err(|e| e.for_setting("authorization_endpoint"))?;
+        http.check_url(&token_endpoint)
+            .map_err(|e| e.for_setting("token_endpoint"))?;
+        if self.client_id.is_empty() {
+            return Err(ConfigError::new("client_id", "\"\"", "must not be empty"));
+        }
+        if self.client_secret.as_deref() == Some("") {
+            return Err(ConfigError::new(
+                "client_secret",
+                "\"\"",
+                "must not be empty (leave it out for a public client)",
+            ));
+        }
+        let redirect: http::Uri = self
+            .redirect_uri
+            .parse()
+            .map_err(|_| ConfigError::new("redirect_uri", &self.redirect_uri, "not a valid URL"))?;
+        match (redirect.scheme_str(), redirect.host()) {
+            (Some("https"), Some(_)) => {}
+            (Some("http"), Some(host)) if is_loopback(host) && self.http_redirect => {}
+            (Some("http"), Some(host)) if is_loopback(host) => {
+                return Err(ConfigError::new(
+                    "redirect_uri",
+                    &self.redirect_uri,
+                    "plain http needs insecure_http_redirect_uri",
+                ));
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    "redirect_uri",
+                    &self.redirect_uri,
+                    "must be an absolute https URL (or http on a loopback host)",
+                ));
+            }
+        }
+        if self.algorithms.is_empty() {
+            return Err(ConfigError::new(
+                "algorithms",
+                "[]",
+                "at least one is needed",
+            ));
+        }
+        if self.ttl.is_zero() {
+            return Err(ConfigError::new(
+                "pending_ttl",
+                "0s",
+                "must be greater than zero",
+            ));
+        }
+        let secure = !self.http_redirect;
+        let cookie_name = self.cookie_name.unwrap_or_else(|| {
+            if secure {
+                LOGIN_COOKIE
+            } else {
+                INSECURE_LOGIN_COOKIE
+            }
+            .to_owned()
+        });
+        if !valid_cookie_name(&cookie_name) {
+            return Err(ConfigError::new(
+                "cookie_name",
+                &cookie_name,
+                "not a valid cookie name",
+            ));
+        }
+        if !secure && (cookie_name.starts_with("__Host-") || cookie_name.starts_with("__Secure-")) {
+            return Err(ConfigError::new(
+                "cookie_name",
+                &cookie_name,
+                "a __Host- or __Secure- cookie must be Secure, which insecure_http_redirect_uri turns off",
+            ));
+        }
+        let keys: Arc<dyn KeySource> = match self.keys {
+            Some(k) => k,
+            None => Arc::new(
+                Discovery::builder(self.issuer.clone())
+                    .http_client(http.clone())
+                    .insecure_allow_http(http.allows_http())
+                    .build()
+                    .map_err(|e| ConfigError::new("issuer", e, "no key source for it"))?,
+            ),
+        };
+        let mut scopes = vec!["openid".to_owned()];
+        for s in self.scopes {
+            if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+        let auth_url = AuthUrl::new(auth_endpoint.clone()).map_err(|_| {
+            ConfigError::new("authorization_endpoint", &auth_endpoint, "not a valid URL")
+        })?;
+        let token_url = TokenUrl::new(token_endpoint.clone())
+            .map_err(|_| ConfigError::new("token_endpoint", &token_endpoint, "not a valid URL"))?;
+        let redirect_url = RedirectUrl::new(self.redirect_uri.clone())
+            .map_err(|_| ConfigError::new("redirect_uri", &self.redirect_uri, "not a valid URL"))?;
+        let mut oauth: OAuthClient = oauth2::Client::<
+            BasicErrorResponse,
+            OidcTokenResponse,
+            BasicTokenIntrospectionResponse,
+            StandardRevocableToken,
+            BasicRevocationErrorResponse,
+        >::new(ClientId::new(self.client_id.clone()))
+        .set_auth_uri(auth_url)
+        .set_token_uri(token_url)
+        .set_redirect_uri(redirect_url)
+        .set_auth_type(AuthType::BasicAuth);
+        if let Some(secret) = self.client_secret {
+            oauth = oauth.set_client_secret(ClientSecret::new(secret));
+        }
+        Ok(Login {
+            inner: Arc::new(Inner {
+                oauth,
+                http,
+                issuer: self.issuer,
+                client_id: self.client_id,
+                redirect_uri: self.redirect_uri,
+                scopes,
+                resources: self.resources,
+                require_iss: self.require_iss,
+                keys,
+                algorithms: self.algorithms,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                clock: self.clock,
+                ttl: self.ttl,
+                leeway: self.leeway,
+                max_id_token_age: self.max_id_token_age,
+                cookie_name,
+                cookie_secure: secure,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
