@@ -10,6 +10,11 @@
 //! | `/jwt` | JWT RS256, verified on every request |
 //! | `/jwt-cached` | JWT RS256 with the verified-token cache |
 //! | `/introspection` | opaque token, RFC 7662 introspection against an in-process endpoint (cached) |
+//! | `/raw-rs256` | none; the handler itself checks the same token with `jsonwebtoken::decode` |
+//!
+//! `/raw-rs256` is the control for `/jwt`: both serve at the same (signature-bound) rate, so the
+//! difference of their CPU per request is what the layer adds beyond the signature check, with
+//! the kernel's per-request cost (which grows as the request rate falls) the same on both sides.
 //!
 //! It prints `ready`, then one `NAME=VALUE` line per credential (`apikey`, `jwt`, `opaque`) for the
 //! load generator, and runs on a single-threaded runtime so it can be pinned to one core.
@@ -19,6 +24,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use tower_auth_apikey::{ApiKeyAuthenticator, MemoryStore, NewKey};
 use tower_auth_core::{AuthenticateLayer, CacheConfig};
@@ -53,6 +59,24 @@ fn mint() -> Result<String, Error> {
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(RSA_PRIVATE)?;
     let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+}
+
+/// The signature and claims check alone, as `jsonwebtoken` does it: the control for `/jwt`.
+fn raw_rs256() -> Result<axum::routing::MethodRouter, Error> {
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(RSA_PUBLIC)?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&["loadtest"]);
+    Ok(get(move |headers: HeaderMap| async move {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match token.map(|t| jsonwebtoken::decode::<serde_json::Value>(t, &key, &validation)) {
+            Some(Ok(_)) => (StatusCode::OK, "ok"),
+            _ => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        }
+    }))
 }
 
 /// An introspection endpoint that declares every token active for an hour.
@@ -108,7 +132,8 @@ async fn main() -> Result<(), Error> {
         .route(
             "/introspection",
             ok().route_layer(AuthenticateLayer::required(introspection)),
-        );
+        )
+        .route("/raw-rs256", raw_rs256()?);
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     println!("ready");
