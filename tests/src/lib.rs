@@ -348,3 +348,250 @@ fn run(script: &str, args: &[&str]) -> String {
         .trim()
         .to_owned()
 }
+
+/// The provider's web client for the authorization code flow (PKCE required,
+/// client_secret_basic).
+pub const WEB_CLIENT: (&str, &str) = ("tower-auth-web", "tower-auth-web-secret");
+/// The redirect URI the provider registers for [`WEB_CLIENT`] unless `WEB_REDIRECT_URIS` says
+/// otherwise.
+pub const WEB_REDIRECT_URI: &str = "http://127.0.0.1/callback";
+
+impl OwnProvider {
+    /// Like [`OwnProvider::start`], with extra environment variables for the provider (such as
+    /// `WEB_REDIRECT_URIS`).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let dir = std::env::var("TOWER_AUTH_TEST_OP_DIR").unwrap_or_else(|_| {
+            panic!(
+                "TOWER_AUTH_TEST_OP_DIR is not set: this test starts its own OpenID provider \
+                 from tests/op. Run `scripts/test`"
+            )
+        });
+        let mut child = tokio::process::Command::new("node")
+            .arg(format!("{dir}/server.mjs"))
+            .env("PORT", "0")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts");
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let sink = std::sync::Arc::clone(&errors);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                let mut e = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                e.push_str(&line);
+                e.push('\n');
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let url = tokio::time::timeout(Duration::from_secs(90), async {
+            while let Some(line) = lines.next_line().await.expect("provider output") {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    return Some(url.to_owned());
+                }
+            }
+            None
+        })
+        .await;
+        let Ok(Some(url)) = url else {
+            let errors = errors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            panic!("the OpenID provider did not start within 90 s; its error output:\n{errors}");
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, url }
+    }
+}
+
+/// What the scripted user does at the provider's consent page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consent {
+    /// Submits the consent form.
+    Grant,
+    /// Follows the page's cancel link (`/interaction/{uid}/abort`): the provider redirects back
+    /// with `error=access_denied`.
+    Abort,
+}
+
+/// A scripted browser for the provider's development interactions (login form, consent form),
+/// over loopback: a cookie jar keyed by cookie name and redirects followed by hand.
+#[derive(Debug, Default)]
+pub struct Browser {
+    cookies: Vec<(String, String)>,
+}
+
+/// A response seen by the [`Browser`].
+#[derive(Debug)]
+pub struct Page {
+    /// The status code.
+    pub status: u16,
+    /// The `Location` header, resolved against the request URL.
+    pub location: Option<String>,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl Browser {
+    /// A browser with an empty cookie jar.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends a request with the jar's cookies and keeps the cookies the response sets.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        url: &str,
+        form: Option<&[(&str, &str)]>,
+    ) -> Page {
+        use http_body_util::BodyExt as _;
+        let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let mut req = Request::builder().method(method).uri(url);
+        if !self.cookies.is_empty() {
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            req = req.header(http::header::COOKIE, cookie);
+        }
+        let body = match form {
+            Some(f) => {
+                req = req.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+                form_urlencoded_body(f)
+            }
+            None => String::new(),
+        };
+        let res = client
+            .request(
+                req.body(Full::new(Bytes::from(body)))
+                    .expect("valid request"),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
+        for v in res.headers().get_all(http::header::SET_COOKIE) {
+            let Ok(v) = v.to_str() else { continue };
+            let pair = v.split(';').next().unwrap_or_default();
+            if let Some((k, val)) = pair.split_once('=') {
+                self.cookies.retain(|(n, _)| n != k);
+                if !val.is_empty() {
+                    self.cookies.push((k.to_owned(), val.to_owned()));
+                }
+            }
+        }
+        let status = res.status().as_u16();
+        let location = res
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(|l| resolve(url, l));
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        Page {
+            status,
+            location,
+            body,
+        }
+    }
+
+    /// Goes through the provider's authorization from `authorize_url`: logs in as `login` (any
+    /// password), then grants or aborts at the consent page; returns the URL the provider
+    /// finally redirects to (the client's redirect URI with `code` or `error`). Panics when the
+    /// provider answers something else, showing its page.
+    pub async fn authorize(
+        &mut self,
+        authorize_url: &str,
+        login: &str,
+        consent: Consent,
+    ) -> String {
+        let op_origin = origin(authorize_url);
+        let mut url = authorize_url.to_owned();
+        for _ in 0..20 {
+            if origin(&url) != op_origin {
+                return url;
+            }
+            let page = self.request("GET", &url, None).await;
+            if let Some(next) = page.location {
+                url = next;
+                continue;
+            }
+            assert_eq!(page.status, 200, "unexpected page at {url}:\n{}", page.body);
+            let next = if page.body.contains(r#"name="prompt" value="login""#) {
+                self.request(
+                    "POST",
+                    &url,
+                    Some(&[("prompt", "login"), ("login", login), ("password", "any")]),
+                )
+                .await
+            } else if page.body.contains(r#"name="prompt" value="consent""#) {
+                match consent {
+                    Consent::Grant => {
+                        self.request("POST", &url, Some(&[("prompt", "consent")]))
+                            .await
+                    }
+                    Consent::Abort => self.request("GET", &format!("{url}/abort"), None).await,
+                }
+            } else {
+                panic!(
+                    "neither a login nor a consent page at {url}:\n{}",
+                    page.body
+                );
+            };
+            url = next
+                .location
+                .unwrap_or_else(|| panic!("no redirect after the form at {url}:\n{}", next.body));
+        }
+        panic!("too many redirects from {authorize_url}");
+    }
+}
+
+fn form_urlencoded_body(form: &[(&str, &str)]) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    form.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `scheme://host[:port]` of an absolute URL.
+fn origin(url: &str) -> String {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after..].find('/').map_or(url.len(), |i| after + i);
+    url[..end].to_owned()
+}
+
+/// `location` resolved against `base` (absolute URLs and absolute paths only).
+fn resolve(base: &str, location: &str) -> String {
+    if location.starts_with('/') {
+        format!("{}{location}", origin(base))
+    } else {
+        location.to_owned()
+    }
+}
+
+/// The query string of `url` (empty when it has none).
+pub fn query_of(url: &str) -> &str {
+    url.split_once('?').map_or("", |(_, q)| q)
+}

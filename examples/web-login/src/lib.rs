@@ -1,0 +1,219 @@
+//! "Log in with the provider" for a web app: tower-auth-oauth's [`Login`] helper (authorization
+//! code + PKCE, OpenID Connect) in an axum app that then keeps its own session.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the logged-in user, or a "log in with the provider" link |
+//! | `GET /login` | redirects to the provider (303), setting the short-lived login cookie |
+//! | `GET /callback` | the redirect URI: completes the login, starts a session, redirects to `/` |
+//! | `POST /logout` | ends the session |
+//!
+//! The session is the app's own business: here a random session id in a cookie
+//! (`HttpOnly`, `SameSite=Lax`, `Secure` unless in plain-http development), mapped in memory to
+//! the user's subject and email. A real app would keep sessions in its database, or issue its
+//! own tokens with tower-auth-jwt's `JwtIssuer` (as the quickstart's `/auth/login` does) from
+//! [`LoggedIn::subject`].
+//!
+//! Run it against the test provider in `tests/op` (see the README of the repository for
+//! `npm ci`):
+//!
+//! ```text
+//! PORT=9000 WEB_REDIRECT_URIS=http://127.0.0.1:3001/callback node tests/op/server.mjs &
+//! cargo run -p web-login -- --issuer http://127.0.0.1:9000 \
+//!     --client-id tower-auth-web --client-secret tower-auth-web-secret \
+//!     --redirect-uri http://127.0.0.1:3001/callback --insecure-http
+//! # open http://127.0.0.1:3001/ and log in with any name and password
+//! ```
+//!
+//! Against a real provider, register `https://your.app/callback` as the redirect URI, drop
+//! `--insecure-http`, and serve the app over https.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_auth_oauth::login::{LoggedIn, Login};
+
+/// How long a session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// A logged-in user, as the app keeps it.
+#[derive(Clone, Debug)]
+pub struct SessionUser {
+    /// The subject at the provider.
+    pub subject: String,
+    /// The email claim, when given.
+    pub email: Option<String>,
+    expires: Instant,
+}
+
+#[derive(Clone)]
+struct AppState {
+    login: Login,
+    sessions: Arc<Mutex<HashMap<String, SessionUser>>>,
+    cookie_name: &'static str,
+    secure: bool,
+}
+
+impl AppState {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionUser>> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn session_id<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        tower_auth_core::credential::cookie_value(headers, self.cookie_name)
+            .ok()
+            .flatten()
+    }
+
+    fn user(&self, headers: &HeaderMap) -> Option<SessionUser> {
+        let id = self.session_id(headers)?;
+        let mut sessions = self.sessions();
+        match sessions.get(id) {
+            Some(u) if u.expires > Instant::now() => Some(u.clone()),
+            Some(_) => {
+                sessions.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn session_cookie(&self, value: &str, max_age: Duration) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let mut v = HeaderValue::try_from(format!(
+            "{}={value}; Max-Age={}; Path=/; HttpOnly{secure}; SameSite=Lax",
+            self.cookie_name,
+            max_age.as_secs()
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static(""));
+        v.set_sensitive(true);
+        v
+    }
+}
+
+/// The app's router. `secure_cookies` is false only for development over plain http (then the
+/// session cookie is `session`, without `Secure`; otherwise `__Host-session`).
+pub fn app(login: Login, secure_cookies: bool) -> Router {
+    let state = AppState {
+        login,
+        sessions: Arc::new(Mutex::new(HashMap::new())),
+        cookie_name: if secure_cookies {
+            "__Host-session"
+        } else {
+            "session"
+        },
+        secure: secure_cookies,
+    };
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_start))
+        .route("/callback", get(callback))
+        .route("/logout", post(logout))
+        .with_state(state)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (CONTENT_TYPE, "text/html; charset=utf-8"),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match state.user(&headers) {
+        Some(u) => html(
+            StatusCode::OK,
+            format!(
+                "<!doctype html><title>web-login</title><p>Logged in as <b id=\"subject\">{}</b>{}</p>\
+                 <form method=\"post\" action=\"/logout\"><button>Log out</button></form>",
+                escape(&u.subject),
+                u.email
+                    .as_deref()
+                    .map(|e| format!(" (<span id=\"email\">{}</span>)", escape(e)))
+                    .unwrap_or_default()
+            ),
+        ),
+        None => html(
+            StatusCode::OK,
+            "<!doctype html><title>web-login</title><p>Not logged in.</p>\
+             <p><a href=\"/login\">Log in with the provider</a></p>"
+                .to_owned(),
+        ),
+    }
+}
+
+async fn login_start(State(state): State<AppState>) -> Response<Body> {
+    match state.login.start().await {
+        Ok(start) => start.into_response(),
+        Err(e) => state.login.error_response(&e),
+    }
+}
+
+fn random_id() -> Option<String> {
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf).ok()?;
+    Some(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+async fn callback(State(state): State<AppState>, req: Request) -> Response<Body> {
+    let (parts, _) = req.into_parts();
+    let user: LoggedIn = match state.login.callback_request(&parts).await {
+        Ok(u) => u,
+        Err(e) => return state.login.error_response(&e),
+    };
+    let Some(id) = random_id() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    state.sessions().insert(
+        id.clone(),
+        SessionUser {
+            subject: user.subject().to_owned(),
+            email: user.email().map(str::to_owned),
+            expires: Instant::now() + SESSION_TTL,
+        },
+    );
+    // Redirect to a page of our own, so the callback URL (with its code) leaves the address bar.
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    let h = res.headers_mut();
+    h.insert(LOCATION, HeaderValue::from_static("/"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.append(SET_COOKIE, state.session_cookie(&id, SESSION_TTL));
+    h.append(SET_COOKIE, state.login.clear_cookie());
+    res
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = state.session_id(&headers) {
+        state.sessions().remove(id);
+    }
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    res.headers_mut()
+        .insert(LOCATION, HeaderValue::from_static("/"));
+    res.headers_mut()
+        .insert(SET_COOKIE, state.session_cookie("", Duration::ZERO));
+    res
+}
