@@ -269,7 +269,7 @@ pub mod issue;
 mod key;
 #[cfg(feature = "remote")]
 pub mod remote;
-mod revocation;
+pub mod revocation;
 mod source;
 mod telemetry;
 

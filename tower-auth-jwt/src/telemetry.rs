@@ -6,6 +6,15 @@
 //!   token checked (cache hits included);
 //! - `tower_auth_jwt_cache_requests_total{outcome}`: `hit`, `miss` of the verified-token cache.
 //!
+//! Revocation lists:
+//! - `tower_auth_jwt_revocations_applied_total{kind}`: `jti`, `subject`: entries that changed
+//!   a list (revoked here, notified, polled or reloaded);
+//! - `tower_auth_jwt_revocation_lag_seconds` (histogram): from an entry's writing (its
+//!   `created_at`, the writer's clock) to its application here, for entries from the store;
+//! - `tower_auth_jwt_revoked_tokens`, `tower_auth_jwt_revoked_subjects` (gauges): list sizes;
+//! - `tower_auth_jwt_revocation_sync_failures_total{operation}`: `load`, `poll`, `reload`,
+//!   `purge`, `listen`.
+//!
 //! Remote key sources (feature `remote`), labelled `source` = the JWKS URL or the issuer:
 //! - `tower_auth_jwks_fetches_total`: JWKS requests sent;
 //! - `tower_auth_jwks_fetch_failures_total`: failed attempts (transport, status, body,
@@ -17,6 +26,9 @@
 //!   set is (0 after a successful fetch).
 
 #![allow(unused_variables)]
+
+#[cfg(feature = "tokio")]
+use std::time::Duration;
 
 use tower_auth_core::AuthError;
 
@@ -55,6 +67,47 @@ pub(crate) fn cache(hit: bool) {
         "outcome" => if hit { "hit" } else { "miss" }
     )
     .increment(1);
+}
+
+/// A revocation entry changed a list (`lag`: since it was written, when it came from the
+/// store rather than from this list).
+#[cfg(feature = "tokio")]
+pub(crate) fn revocation_applied(kind: crate::revocation::RevocationKind, lag: Option<Duration>) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!("tower_auth_jwt_revocations_applied_total", "kind" => kind.as_str())
+            .increment(1);
+        if let Some(lag) = lag {
+            metrics::histogram!("tower_auth_jwt_revocation_lag_seconds").record(lag.as_secs_f64());
+        }
+    }
+}
+
+/// The sizes of a list after a change or a purge.
+#[cfg(feature = "tokio")]
+pub(crate) fn revocation_sizes(tokens: usize, subjects: usize) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("tower_auth_jwt_revoked_tokens").set(tokens as f64);
+        metrics::gauge!("tower_auth_jwt_revoked_subjects").set(subjects as f64);
+    }
+}
+
+/// A background step of a revocation list failed (`operation`: `load`, `poll`, `reload`,
+/// `purge`); it is retried. The error is a store error: fixed message and the database's.
+#[cfg(feature = "tokio")]
+pub(crate) fn revocation_sync_failed(operation: &'static str, error: &crate::issue::StoreError) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: TARGET, operation, error = %error, "revocation list sync failed");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_jwt_revocation_sync_failures_total", "operation" => operation)
+        .increment(1);
+}
+
+/// The `LISTEN` connection of a revocation list failed or was lost; it reconnects.
+#[cfg(feature = "postgres")]
+pub(crate) fn revocation_listener_failed(error: &crate::issue::StoreError) {
+    revocation_sync_failed("listen", error);
 }
 
 #[cfg(feature = "remote")]

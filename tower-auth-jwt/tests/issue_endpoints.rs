@@ -409,6 +409,13 @@ impl tower_auth_jwt::issue::RefreshTokenStore for Down {
     ) -> tower_auth_jwt::issue::StoreFuture<'_, u64> {
         Box::pin(async { Err(down()) })
     }
+    fn revoke_subject<'a>(
+        &'a self,
+        _: &'a str,
+        _: std::time::SystemTime,
+    ) -> tower_auth_jwt::issue::StoreFuture<'a, u64> {
+        Box::pin(async { Err(down()) })
+    }
 }
 
 fn down() -> tower_auth_jwt::issue::StoreError {

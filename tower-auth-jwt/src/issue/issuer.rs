@@ -187,6 +187,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     keys: Arc<dyn SigningKeyStore>,
     pub(crate) refresh: Option<super::refresh::RefreshTokens>,
+    #[cfg(feature = "tokio")]
+    pub(crate) revocations: Option<crate::revocation::RevocationList>,
     state: RwLock<Option<Arc<KeyState>>>,
     unknown_kid_reload: Mutex<Option<SystemTime>>,
 }
@@ -228,6 +230,8 @@ pub struct JwtIssuerBuilder {
     store_timeout: Duration,
     clock: Arc<dyn Clock>,
     refresh: Option<super::refresh::RefreshTokens>,
+    #[cfg(feature = "tokio")]
+    pub(crate) revocations: Option<crate::revocation::RevocationList>,
 }
 
 impl fmt::Debug for JwtIssuerBuilder {
@@ -260,6 +264,8 @@ impl JwtIssuer {
             store_timeout: DEFAULT_STORE_TIMEOUT,
             clock: Arc::new(SystemClock),
             refresh: None,
+            #[cfg(feature = "tokio")]
+            revocations: None,
         }
     }
 
@@ -780,6 +786,16 @@ impl JwtIssuerBuilder {
             .refresh
             .map(super::refresh::RefreshTokens::validate)
             .transpose()?;
+        #[cfg(feature = "tokio")]
+        if let Some(list) = &self.revocations
+            && list.max_token_lifetime() < self.access_ttl
+        {
+            return Err(ConfigError::new(
+                "revocation_list",
+                secs(list.max_token_lifetime()),
+                "its max_token_lifetime must be at least the access-token lifetime",
+            ));
+        }
         Ok(JwtIssuer {
             inner: Arc::new(Inner {
                 issuer,
@@ -794,6 +810,8 @@ impl JwtIssuerBuilder {
                 clock: self.clock,
                 keys: self.keys,
                 refresh,
+                #[cfg(feature = "tokio")]
+                revocations: self.revocations,
                 state: RwLock::new(None),
                 unknown_kid_reload: Mutex::new(None),
             }),

@@ -254,6 +254,8 @@ mod keys;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod refresh;
+#[cfg(feature = "tokio")]
+mod revoke;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]

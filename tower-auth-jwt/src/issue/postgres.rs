@@ -3,17 +3,21 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use tower_auth_core::sql::{Migrator, migrate_postgres, open_postgres};
 
 use super::sql::{
-    KEY_COLUMNS, Migration, db_error, migrator, millis, refresh_columns, row_to_key,
-    row_to_refresh, store_error,
+    KEY_COLUMNS, Migration, REVOCATION_COLUMNS, cursor_param, db_error, migrator, millis,
+    refresh_columns, revocation_batch, row_to_key, row_to_refresh, store_error,
 };
 use super::{
     RefreshFamily, RefreshTokenHash, RefreshTokenRecord, RefreshTokenStore, SigningKeyStore,
-    StoreError, StoreFuture, StoredSigningKey,
+    StoreError, StoreErrorKind, StoreFuture, StoredSigningKey,
+};
+use crate::revocation::{
+    Revocation, RevocationBatch, RevocationEvent, RevocationFeed, RevocationFeedFuture,
+    RevocationKind, RevocationStore,
 };
 
 const MIGRATOR: Migrator = migrator(&[
@@ -27,7 +31,23 @@ const MIGRATOR: Migrator = migrator(&[
         description: "create tower_auth_jwt_refresh_families and tower_auth_jwt_refresh_tokens",
         sql: include_str!("../../migrations/postgres/0002_create_refresh_tokens.sql"),
     },
+    Migration {
+        version: 3,
+        description: "create tower_auth_jwt_revocations",
+        sql: include_str!("../../migrations/postgres/0003_create_revocations.sql"),
+    },
 ]);
+
+/// The `NOTIFY` channel of new revocations: the payload is the entry as JSON, or empty when
+/// it would not fit (listeners then reload).
+const REVOCATION_CHANNEL: &str = "tower_auth_jwt_revocations";
+/// The largest payload sent; PostgreSQL refuses 8000 bytes and more.
+const MAX_PAYLOAD: usize = 7900;
+/// The `application_name` of the `LISTEN` connections of revocation lists, to tell them apart
+/// in `pg_stat_activity`.
+pub(crate) const REVOCATION_LISTENER_APPLICATION_NAME: &str = "tower-auth-jwt-revocations";
+/// The longest pause between two attempts to reconnect the listener.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 /// The transaction-level advisory lock serializing this crate's migrations (`ta_jwt_m`).
 const MIGRATION_LOCK: i64 = 0x7461_5f6a_7774_5f6d;
@@ -35,8 +55,9 @@ const MIGRATION_LOCK: i64 = 0x7461_5f6a_7774_5f6d;
 /// (`ta_jwt_k`).
 const ACTIVE_KEY_LOCK: i64 = 0x7461_5f6a_7774_5f6b;
 
-/// The issuer's [`SigningKeyStore`] and [`RefreshTokenStore`] in PostgreSQL, for several
-/// instances sharing their signing keys and sessions (feature `postgres`).
+/// The issuer's [`SigningKeyStore`] and [`RefreshTokenStore`], and a [`RevocationStore`], in
+/// PostgreSQL, for several instances sharing their signing keys, sessions and revocations
+/// (feature `postgres`).
 ///
 /// [`connect`](Self::connect) applies this crate's migrations, shipped inside the crate and
 /// recorded in their own table, `tower_auth_jwt_migrations`; every table is prefixed
@@ -48,6 +69,14 @@ const ACTIVE_KEY_LOCK: i64 = 0x7461_5f6a_7774_5f6b;
 /// migrated by a newer version of this crate, is an error. Tables go to the first schema of
 /// the connection's `search_path`. Times are stored as Unix milliseconds (`BIGINT`), as in
 /// [`SqliteStore`](super::SqliteStore).
+///
+/// Revocations live in `tower_auth_jwt_revocations`, an append-only log. Each
+/// [`RevocationStore::add_revocation`] runs `NOTIFY tower_auth_jwt_revocations, '<entry as
+/// JSON>'` in the transaction of its insert, so every
+/// [`RevocationList`](crate::revocation::RevocationList) on the database applies it as soon as
+/// it commits. Each list holds one extra connection (`application_name`
+/// `tower-auth-jwt-revocations`) that `LISTEN`s; when it is lost, the list reconnects (backoff
+/// up to 5 s) and then reloads every entry, since notifications sent meanwhile are gone.
 ///
 /// Concurrency, across connections and instances:
 ///
@@ -90,6 +119,7 @@ const ACTIVE_KEY_LOCK: i64 = 0x7461_5f6a_7774_5f6b;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    listen_options: PgConnectOptions,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -156,13 +186,16 @@ impl PostgresStoreBuilder {
 
     /// Connects and migrates the database.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
-        let (pool, _) = open_postgres(&self.url, self.max_connections, self.acquire_timeout)
+        let (pool, options) = open_postgres(&self.url, self.max_connections, self.acquire_timeout)
             .await
             .map_err(store_error)?;
         migrate_postgres(&pool, &MIGRATOR, MIGRATION_LOCK)
             .await
             .map_err(store_error)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            listen_options: options.application_name(REVOCATION_LISTENER_APPLICATION_NAME),
+        })
     }
 }
 
@@ -392,5 +425,244 @@ impl RefreshTokenStore for PostgresStore {
             .map_err(db_error)?
             .rows_affected())
         })
+    }
+
+    fn revoke_subject<'a>(&'a self, subject: &'a str, at: SystemTime) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            Ok(sqlx::query(
+                "UPDATE tower_auth_jwt_refresh_families SET revoked_at = $1 \
+                 WHERE subject = $2 AND revoked_at IS NULL",
+            )
+            .bind(millis(at))
+            .bind(subject)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected())
+        })
+    }
+}
+
+/// The `NOTIFY` payload of an entry: JSON, or empty when too large (listeners reload).
+fn payload(entry: &Revocation) -> String {
+    let json = serde_json::json!({
+        "k": entry.kind.as_str(),
+        "i": entry.issuer,
+        "v": entry.value,
+        "b": millis(entry.issued_before),
+        "e": millis(entry.expires_at),
+        "c": millis(entry.created_at),
+    })
+    .to_string();
+    if json.len() > MAX_PAYLOAD {
+        String::new()
+    } else {
+        json
+    }
+}
+
+/// The entry of a payload; `None` for an empty or unreadable one.
+fn parse_payload(payload: &str) -> Option<Revocation> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let time = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_i64)
+            .and_then(tower_auth_core::sql::from_millis)
+    };
+    Some(Revocation {
+        kind: RevocationKind::from_stored(v.get("k")?.as_str()?)?,
+        issuer: v.get("i")?.as_str()?.to_owned(),
+        value: v.get("v")?.as_str()?.to_owned(),
+        issued_before: time("b")?,
+        expires_at: time("e")?,
+        created_at: time("c")?,
+    })
+}
+
+impl RevocationStore for PostgresStore {
+    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            sqlx::query(
+                "INSERT INTO tower_auth_jwt_revocations \
+                 (kind, issuer, value, issued_before, expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(entry.kind.as_str())
+            .bind(&entry.issuer)
+            .bind(&entry.value)
+            .bind(millis(entry.issued_before))
+            .bind(millis(entry.expires_at))
+            .bind(millis(entry.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            // Delivered to every listener when the transaction commits, never if it rolls back.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REVOCATION_CHANNEL)
+                .bind(payload(entry))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
+        Box::pin(async move {
+            let top: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM tower_auth_jwt_revocations")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+            let rows = sqlx::query(&format!(
+                "SELECT {REVOCATION_COLUMNS} FROM tower_auth_jwt_revocations \
+                 WHERE expires_at >= $1 ORDER BY seq"
+            ))
+            .bind(millis(now))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            revocation_batch(&rows, u64::try_from(top).unwrap_or(0))
+        })
+    }
+
+    /// Entries with a sequence number above `cursor`. Sequence numbers are taken at insert
+    /// and transactions may commit out of order, so polling alone could skip one; lists on
+    /// PostgreSQL use the notification feed instead and never call this.
+    fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch> {
+        Box::pin(async move {
+            let rows = sqlx::query(&format!(
+                "SELECT {REVOCATION_COLUMNS} FROM tower_auth_jwt_revocations \
+                 WHERE seq > $1 ORDER BY seq"
+            ))
+            .bind(cursor_param(cursor))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            revocation_batch(&rows, cursor)
+        })
+    }
+
+    fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            Ok(
+                sqlx::query("DELETE FROM tower_auth_jwt_revocations WHERE expires_at < $1")
+                    .bind(millis(before))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected(),
+            )
+        })
+    }
+
+    fn revocation_feed(&self) -> Option<Box<dyn RevocationFeed>> {
+        Some(Box::new(PgFeed {
+            options: self.listen_options.clone(),
+            listener: None,
+            failures: 0,
+        }))
+    }
+}
+
+/// One `LISTEN` connection, opened when first polled, reopened when lost.
+struct PgFeed {
+    options: PgConnectOptions,
+    listener: Option<PgListener>,
+    /// Failed connection attempts in a row, for the backoff.
+    failures: u32,
+}
+
+impl RevocationFeed for PgFeed {
+    fn next(&mut self) -> RevocationFeedFuture<'_> {
+        Box::pin(self.next_event())
+    }
+}
+
+impl PgFeed {
+    async fn next_event(&mut self) -> Option<RevocationEvent> {
+        loop {
+            let Some(listener) = self.listener.as_mut() else {
+                if self.failures > 0 {
+                    let delay = Duration::from_millis(50)
+                        .saturating_mul(1 << self.failures.min(7))
+                        .min(MAX_RECONNECT_DELAY);
+                    tokio::time::sleep(delay).await;
+                }
+                match listen(&self.options).await {
+                    Ok(listener) => {
+                        self.listener = Some(listener);
+                        self.failures = 0;
+                        // Whatever was notified while not listening is lost.
+                        return Some(RevocationEvent::Reload);
+                    }
+                    Err(e) => {
+                        self.failures = self.failures.saturating_add(1);
+                        crate::telemetry::revocation_listener_failed(&db_error(e));
+                        continue;
+                    }
+                }
+            };
+            match listener.try_recv().await {
+                Ok(Some(n)) => {
+                    return Some(match parse_payload(n.payload()) {
+                        Some(entry) => RevocationEvent::Added(entry),
+                        // Too large to send, or not ours to read: reloading is always right.
+                        None => RevocationEvent::Reload,
+                    });
+                }
+                Ok(None) => {
+                    crate::telemetry::revocation_listener_failed(&StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        "listening connection lost",
+                    ));
+                    self.listener = None;
+                }
+                Err(e) => {
+                    crate::telemetry::revocation_listener_failed(&db_error(e));
+                    self.listener = None;
+                }
+            }
+        }
+    }
+}
+
+/// A fresh connection (in a pool of its own, so a dead one never blocks the next) listening
+/// on [`REVOCATION_CHANNEL`].
+async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .acquire_timeout(MAX_RECONNECT_DELAY)
+        .connect_with(options.clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    // Reconnection is done here, so that the list reloads after it.
+    listener.eager_reconnect(false);
+    listener.ignore_pool_close_event(true);
+    listener.listen(REVOCATION_CHANNEL).await?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+
+    #[test]
+    fn payload_round_trip_and_oversized_entries_ask_for_a_reload() {
+        let t = |ms| UNIX_EPOCH + Duration::from_millis(ms);
+        let mut entry = Revocation::subject("https://i", "alice", t(1_000), t(90_000), t(1_500));
+        assert_eq!(parse_payload(&payload(&entry)), Some(entry.clone()));
+        entry.kind = RevocationKind::Token;
+        assert_eq!(parse_payload(&payload(&entry)), Some(entry.clone()));
+        entry.value = "x".repeat(MAX_PAYLOAD);
+        assert_eq!(payload(&entry), "");
+        assert_eq!(parse_payload(""), None);
+        assert_eq!(parse_payload(r#"{"k":"other"}"#), None);
     }
 }

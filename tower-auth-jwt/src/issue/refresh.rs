@@ -49,7 +49,7 @@ const MAX_TOKEN_LEN: usize = 512;
 /// ```
 #[must_use]
 pub struct RefreshTokens {
-    store: Arc<dyn RefreshTokenStore>,
+    pub(crate) store: Arc<dyn RefreshTokenStore>,
     family_lifetime: Duration,
     idle_timeout: Duration,
     reuse_interval: Duration,

@@ -17,6 +17,7 @@ use super::{
     StoredSigningKey,
 };
 use crate::Algorithm;
+use crate::revocation::{Revocation, RevocationKind};
 
 /// `migrations` recorded in this crate's migrations table, `tower_auth_jwt_migrations`, in
 /// every backend: each tower-auth crate keeps its own, so all of them can migrate one
@@ -135,6 +136,63 @@ where
         opt_time(row.try_get("revoked_at").map_err(db_error)?)?,
     );
     Ok((token, family))
+}
+
+/// The columns [`row_to_revocation`] reads, from `tower_auth_jwt_revocations`.
+pub(super) const REVOCATION_COLUMNS: &str =
+    "seq, kind, issuer, value, issued_before, expires_at, created_at";
+
+/// A revocation and its sequence number from a row holding [`REVOCATION_COLUMNS`].
+pub(super) fn row_to_revocation<'r, R>(row: &'r R) -> Result<(u64, Revocation), StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let seq: i64 = row.try_get("seq").map_err(db_error)?;
+    let seq = u64::try_from(seq).map_err(|_| corrupt("negative revocation sequence"))?;
+    let kind: String = row.try_get("kind").map_err(db_error)?;
+    let kind =
+        RevocationKind::from_stored(&kind).ok_or_else(|| corrupt("unknown revocation kind"))?;
+    Ok((
+        seq,
+        Revocation {
+            kind,
+            issuer: row.try_get("issuer").map_err(db_error)?,
+            value: row.try_get("value").map_err(db_error)?,
+            issued_before: time(row.try_get("issued_before").map_err(db_error)?)?,
+            expires_at: time(row.try_get("expires_at").map_err(db_error)?)?,
+            created_at: time(row.try_get("created_at").map_err(db_error)?)?,
+        },
+    ))
+}
+
+/// A batch from rows holding [`REVOCATION_COLUMNS`], oldest first; its cursor is the highest
+/// of `floor` and the rows' sequence numbers.
+pub(super) fn revocation_batch<'r, R>(
+    rows: &'r [R],
+    floor: u64,
+) -> Result<crate::revocation::RevocationBatch, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut cursor = floor;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (seq, r) = row_to_revocation(row)?;
+        cursor = cursor.max(seq);
+        entries.push(r);
+    }
+    Ok(crate::revocation::RevocationBatch::new(entries, cursor))
+}
+
+/// A cursor as the `BIGINT` it is compared with.
+pub(super) fn cursor_param(cursor: u64) -> i64 {
+    i64::try_from(cursor).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::StoredSigningKey;
+use crate::revocation::{Revocation, RevocationBatch, RevocationStore};
 
 /// The future returned by store methods: boxed, so the traits are object safe.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -194,6 +195,10 @@ pub trait RefreshTokenStore: Send + Sync + 'static {
     /// Deletes the families that ended (expired or revoked) before `before`, with their
     /// tokens; returns how many families.
     fn delete_families_ended_before(&self, before: SystemTime) -> StoreFuture<'_, u64>;
+
+    /// Revokes every family of `subject` not yet revoked, at `at` ("log out everywhere");
+    /// returns how many.
+    fn revoke_subject<'a>(&'a self, subject: &'a str, at: SystemTime) -> StoreFuture<'a, u64>;
 }
 
 impl<S: SigningKeyStore + ?Sized> SigningKeyStore for Arc<S> {
@@ -243,6 +248,9 @@ impl<S: RefreshTokenStore + ?Sized> RefreshTokenStore for Arc<S> {
     }
     fn delete_families_ended_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
         (**self).delete_families_ended_before(before)
+    }
+    fn revoke_subject<'a>(&'a self, subject: &'a str, at: SystemTime) -> StoreFuture<'a, u64> {
+        (**self).revoke_subject(subject, at)
     }
 }
 
@@ -326,11 +334,16 @@ struct MemoryState {
     keys: Vec<StoredSigningKey>,
     families: HashMap<String, RefreshFamily>,
     tokens: HashMap<RefreshTokenHash, RefreshTokenRecord>,
+    /// The revocation log, with sequence numbers from 1.
+    revocations: Vec<(u64, Revocation)>,
+    revocation_seq: u64,
 }
 
-/// Both stores in process memory: for tests and single-process apps that accept losing every
-/// key and session on restart (tokens issued before a restart stop validating). Clones share
-/// the same data.
+/// Every store in process memory (signing keys, refresh tokens, revocations): for tests and
+/// single-process apps that accept losing every key, session and revocation on restart
+/// (tokens issued before a restart stop validating). Clones share the same data, so two
+/// [`RevocationList`](crate::revocation::RevocationList)s on clones of one store behave like
+/// two instances on one database (they poll it).
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     state: Arc<Mutex<MemoryState>>,
@@ -343,6 +356,7 @@ impl fmt::Debug for MemoryStore {
             .field("signing_keys", &s.keys.len())
             .field("families", &s.families.len())
             .field("refresh_tokens", &s.tokens.len())
+            .field("revocations", &s.revocations.len())
             .finish()
     }
 }
@@ -510,5 +524,69 @@ impl RefreshTokenStore for MemoryStore {
         let n = ended.len() as u64;
         drop(guard);
         Box::pin(async move { Ok(n) })
+    }
+
+    fn revoke_subject<'a>(&'a self, subject: &'a str, at: SystemTime) -> StoreFuture<'a, u64> {
+        let n = self.revoke_subject_now(subject, at);
+        Box::pin(async move { Ok(n) })
+    }
+}
+
+impl MemoryStore {
+    fn revoke_subject_now(&self, subject: &str, at: SystemTime) -> u64 {
+        let mut n = 0;
+        for f in self.lock().families.values_mut() {
+            if f.subject == subject && f.revoked_at.is_none() {
+                f.revoked_at = Some(at);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+impl RevocationStore for MemoryStore {
+    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
+        let mut s = self.lock();
+        s.revocation_seq += 1;
+        let seq = s.revocation_seq;
+        s.revocations.push((seq, entry.clone()));
+        drop(s);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
+        let s = self.lock();
+        let entries = s
+            .revocations
+            .iter()
+            .filter(|(_, r)| r.expires_at >= now)
+            .map(|(_, r)| r.clone())
+            .collect();
+        let batch = RevocationBatch::new(entries, s.revocation_seq);
+        drop(s);
+        Box::pin(async move { Ok(batch) })
+    }
+
+    fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch> {
+        let s = self.lock();
+        let entries = s
+            .revocations
+            .iter()
+            .filter(|(seq, _)| *seq > cursor)
+            .map(|(_, r)| r.clone())
+            .collect();
+        let batch = RevocationBatch::new(entries, s.revocation_seq.max(cursor));
+        drop(s);
+        Box::pin(async move { Ok(batch) })
+    }
+
+    fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        let mut s = self.lock();
+        let n = s.revocations.len();
+        s.revocations.retain(|(_, r)| r.expires_at >= before);
+        let gone = (n - s.revocations.len()) as u64;
+        drop(s);
+        Box::pin(async move { Ok(gone) })
     }
 }

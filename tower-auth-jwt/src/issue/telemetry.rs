@@ -60,3 +60,15 @@ pub(crate) fn session_revoked(sid: &str) {
     #[cfg(feature = "tracing")]
     tracing::debug!(target: TARGET, sid, "session revoked");
 }
+
+#[cfg(feature = "tokio")]
+pub(crate) fn access_token_revoked() {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: TARGET, "access token revoked");
+}
+
+#[cfg(feature = "tokio")]
+pub(crate) fn logged_out_everywhere(sessions: u64) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: TARGET, sessions, "subject logged out everywhere");
+}

@@ -1,6 +1,7 @@
 //! The scenarios every issuer store is held to (feature `testing`): the
-//! [`SigningKeyStore`] contract, and refresh rotation, reuse detection, the concurrent-refresh
-//! race, expiry and logout driven through a [`JwtIssuer`] on an injected clock. Public so that
+//! [`SigningKeyStore`] and [`RevocationStore`] contracts, and refresh rotation, reuse
+//! detection, the concurrent-refresh race, expiry, logout and "log out everywhere" driven
+//! through a [`JwtIssuer`] on an injected clock. Public so that
 //! this crate's tests run them on [`MemoryStore`](super::MemoryStore) and SQLite and the
 //! workspace's integration tests on a real PostgreSQL server; a store of your own can be held
 //! to the same contract. Each scenario wants a fresh, empty store and panics on the first
@@ -32,13 +33,14 @@ use super::{
     RefreshTokenStore, RefreshTokens, SigningKeyStore, StoreErrorKind, StoreFuture,
     StoredSigningKey, TokenRequest,
 };
-use crate::Algorithm;
+use crate::revocation::{Revocation, RevocationKind, RevocationList, RevocationStore};
+use crate::{Algorithm, Issuer, JwtAuthenticator};
 
-/// A store serving both roles.
-pub trait Store: SigningKeyStore + RefreshTokenStore {}
-impl<T: SigningKeyStore + RefreshTokenStore> Store for T {}
+/// A store serving every role: signing keys, refresh tokens, revocations.
+pub trait Store: SigningKeyStore + RefreshTokenStore + RevocationStore {}
+impl<T: SigningKeyStore + RefreshTokenStore + RevocationStore> Store for T {}
 
-/// A shared store serving both roles.
+/// A shared store serving every role.
 pub type SharedStore = Arc<dyn Store>;
 
 /// 2026-01-01T00:00:00Z, where every scenario's clock starts.
@@ -290,6 +292,9 @@ impl RefreshTokenStore for Racing {
     }
     fn delete_families_ended_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
         self.inner.delete_families_ended_before(before)
+    }
+    fn revoke_subject<'a>(&'a self, subject: &'a str, at: SystemTime) -> StoreFuture<'a, u64> {
+        self.inner.revoke_subject(subject, at)
     }
 }
 
@@ -549,4 +554,156 @@ pub async fn logout_revokes_the_family(store: SharedStore) {
         .refresh(alive.refresh_token().expose_secret())
         .await
         .unwrap();
+}
+
+/// The [`RevocationStore`] contract: entries are appended (the same one twice is two
+/// entries), read in full without the expired ones, polled by cursor (the cursor never goes
+/// back, and an empty poll keeps it), and deleted once expired.
+pub async fn revocation_store_contract(store: &dyn RevocationStore) {
+    let empty = store.revocations(t(0)).await.unwrap();
+    assert!(empty.entries.is_empty());
+    let start = empty.cursor;
+    let a = Revocation::token("https://app.example", "jti-a", t(100), t(0));
+    let b = Revocation::subject("https://app.example", "alice", t(5), t(200), t(6));
+    let c = Revocation::token("https://other.example", "jti-c", t(300), t(7));
+    store.add_revocation(&a).await.unwrap();
+    store.add_revocation(&b).await.unwrap();
+    let all = store.revocations(t(0)).await.unwrap();
+    assert_eq!(all.entries, [a.clone(), b.clone()]);
+    assert!(all.cursor > start);
+    let polled = store.revocations_since(start).await.unwrap();
+    assert_eq!(polled.entries, [a.clone(), b.clone()]);
+    assert_eq!(polled.cursor, all.cursor);
+    let nothing = store.revocations_since(all.cursor).await.unwrap();
+    assert!(nothing.entries.is_empty());
+    assert_eq!(nothing.cursor, all.cursor);
+    store.add_revocation(&c).await.unwrap();
+    store.add_revocation(&a).await.unwrap();
+    let more = store.revocations_since(all.cursor).await.unwrap();
+    assert_eq!(more.entries, [c.clone(), a.clone()]);
+    assert!(more.cursor > all.cursor);
+    assert_eq!(more.entries[0].kind, RevocationKind::Token);
+
+    // Expired entries are not read in full, and are deleted.
+    let later = store.revocations(t(150)).await.unwrap();
+    assert_eq!(later.entries, [b.clone(), c.clone()]);
+    assert_eq!(later.cursor, more.cursor);
+    assert_eq!(
+        store
+            .delete_revocations_expired_before(t(150))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .delete_revocations_expired_before(t(150))
+            .await
+            .unwrap(),
+        0
+    );
+    let left = store.revocations(t(0)).await.unwrap();
+    assert_eq!(left.entries, [b, c]);
+    // Deletion does not move the cursor back: a poll from it sees nothing old again.
+    assert!(left.cursor >= more.cursor - 1);
+    assert!(
+        store
+            .revocations_since(more.cursor)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+}
+
+/// "Log out everywhere" with a [`RevocationList`] on `store`: every session of the subject
+/// ends (another subject's lives), every access token issued to it until now is refused (the
+/// verified-token cache included), a token issued a second later is accepted; a second list
+/// loading from the store refuses the same tokens.
+pub async fn logout_everywhere(store: SharedStore) {
+    let clock = clock();
+    let list = RevocationList::builder(store.clone())
+        .clock(clock.clone())
+        .poll_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    list.load().await.unwrap();
+    let issuer = JwtIssuer::builder(store.clone())
+        .issuer("https://app.example")
+        .audience("app-api")
+        .client_id("app-web")
+        .clock(clock.clone())
+        .refresh_tokens(RefreshTokens::new(store.clone()))
+        .revocation_list(list.clone())
+        .build()
+        .unwrap();
+    let verifier = |list: &RevocationList| {
+        JwtAuthenticator::builder()
+            .issuer(
+                Issuer::new("https://app.example")
+                    .audience("app-api")
+                    .key_source(issuer.clone())
+                    .algorithms([Algorithm::EdDSA]),
+            )
+            .clock(clock.clone())
+            .verified_token_cache(tower_auth_core::CacheConfig::default())
+            .revocation(list.clone())
+            .build()
+            .unwrap()
+    };
+    let auth = verifier(&list);
+    let laptop = issuer.login(&login_request()).await.unwrap();
+    let phone = issuer.login(&login_request()).await.unwrap();
+    let bob = issuer.login(&TokenRequest::new("bob")).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    let refreshed = issuer
+        .refresh(phone.refresh_token().expose_secret())
+        .await
+        .unwrap();
+    for pair in [&laptop, &refreshed, &bob] {
+        auth.verify(pair.access_token().as_str()).await.unwrap();
+    }
+    assert!(auth.cached_tokens() >= 3);
+
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(issuer.logout_everywhere("alice").await.unwrap(), 2);
+    for pair in [&laptop, &phone, &refreshed] {
+        let e = auth.verify(pair.access_token().as_str()).await.unwrap_err();
+        assert_eq!(e.description(), "token revoked");
+    }
+    for token in [&laptop, &refreshed] {
+        let e = issuer
+            .refresh(token.refresh_token().expose_secret())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), IssueErrorKind::InvalidToken);
+    }
+    auth.verify(bob.access_token().as_str()).await.unwrap();
+    issuer
+        .refresh(bob.refresh_token().expose_secret())
+        .await
+        .unwrap();
+    // Nothing left to revoke the second time; the cut-off moves to now.
+    assert_eq!(issuer.logout_everywhere("alice").await.unwrap(), 0);
+
+    // A new login, a second later, works.
+    clock.advance(Duration::from_secs(1));
+    let again = issuer.login(&login_request()).await.unwrap();
+    auth.verify(again.access_token().as_str()).await.unwrap();
+    issuer
+        .refresh(again.refresh_token().expose_secret())
+        .await
+        .unwrap();
+
+    // Another process loading from the store refuses the same tokens.
+    let other = RevocationList::builder(store.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    other.load().await.unwrap();
+    let auth = verifier(&other);
+    auth.verify(laptop.access_token().as_str())
+        .await
+        .unwrap_err();
+    auth.verify(again.access_token().as_str()).await.unwrap();
 }

@@ -1,0 +1,547 @@
+//! Revocation lists on the memory and SQLite stores: a revoked `jti` refused at once by the
+//! revoking process (the verified-token cache included) and by another one after its poll;
+//! subject cut-offs (before / after, missing `iat` and `jti`, other subjects and issuers);
+//! log out everywhere; expiry of entries on an injected clock; reload after a restart;
+//! failing closed before the first load; no store query on the request path (a store that
+//! counts its calls); background tasks ending with the list. The PostgreSQL side is in the
+//! workspace's `tests/tests/jwt_revocation_postgres.rs`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+use tower_auth_core::CacheConfig;
+use tower_auth_core::clock::ManualClock;
+use tower_auth_jwt::issue::testing::{self, SharedStore};
+use tower_auth_jwt::issue::{MemoryStore, SqliteStore, StoreFuture};
+use tower_auth_jwt::revocation::{
+    Revocation, RevocationBatch, RevocationFeed, RevocationList, RevocationStore,
+};
+use tower_auth_jwt::{Issuer, JwtAuthenticator, RevocationCheck, TokenIdentity};
+
+use common::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn list(store: impl RevocationStore, clock: &ManualClock) -> RevocationList {
+    RevocationList::builder(store)
+        .clock(clock.clone())
+        // No background poll during a test unless it asks for one.
+        .poll_interval(HOUR)
+        .purge_interval(HOUR)
+        .build()
+        .unwrap()
+}
+
+async fn loaded(store: impl RevocationStore, clock: &ManualClock) -> RevocationList {
+    let l = list(store, clock);
+    l.load().await.unwrap();
+    l
+}
+
+fn auth(list: &RevocationList, clock: &ManualClock, cache: bool) -> JwtAuthenticator {
+    let mut b = JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET))
+        .clock(clock.clone())
+        .revocation(list.clone());
+    if cache {
+        b = b.verified_token_cache(CacheConfig::default());
+    }
+    b.build().unwrap()
+}
+
+fn hs() -> Signer {
+    Signer::hmac(jsonwebtoken::Algorithm::HS256, HMAC_SECRET)
+}
+
+fn token(jti: &str, sub: &str, iat: u64) -> String {
+    let c = with(with(claims(), "jti", json!(jti)), "sub", json!(sub));
+    mint(&with(c, "iat", json!(iat)), &hs())
+}
+
+fn exp_of_default_claims() -> SystemTime {
+    at(NOW + 300)
+}
+
+#[tokio::test]
+async fn a_revoked_jti_is_refused_at_once_by_the_revoking_process() {
+    let clock = clock();
+    let list = loaded(MemoryStore::new(), &clock).await;
+    for cache in [false, true] {
+        let auth = auth(&list, &clock, cache);
+        let stolen = token(&format!("stolen-{cache}"), "alice", NOW - 10);
+        let other = token(&format!("other-{cache}"), "alice", NOW - 10);
+        send_token(&auth, &stolen).await.assert_ok();
+        list.revoke_token(
+            ISS,
+            &format!("stolen-{cache}"),
+            Some(exp_of_default_claims()),
+        )
+        .await
+        .unwrap();
+        send_token(&auth, &stolen)
+            .await
+            .assert_invalid_token("token revoked");
+        send_token(&auth, &other).await.assert_ok();
+    }
+    assert_eq!(list.revoked_tokens(), 2);
+    // Same jti, another issuer: not the same token.
+    let t = TokenIdentity::new(
+        "https://elsewhere.example",
+        Some("alice".into()),
+        Some("stolen-true".into()),
+        Some(at(NOW)),
+        None,
+    );
+    assert!(!list.is_revoked(&t));
+}
+
+#[tokio::test]
+async fn revocation_reaches_tokens_served_from_the_verified_token_cache() {
+    let clock = clock();
+    let list = loaded(MemoryStore::new(), &clock).await;
+    let auth = auth(&list, &clock, true);
+    let t = token("cached-1", "alice", NOW - 10);
+    send_token(&auth, &t).await.assert_ok();
+    send_token(&auth, &t).await.assert_ok();
+    assert_eq!(
+        auth.cached_tokens(),
+        1,
+        "the token is served from the cache"
+    );
+    list.revoke_token(ISS, "cached-1", None).await.unwrap();
+    send_token(&auth, &t)
+        .await
+        .assert_invalid_token("token revoked");
+    // Still cached: it is the hook, not an eviction, that refused it.
+    assert_eq!(auth.cached_tokens(), 1);
+
+    // Subject cut-offs reach cached tokens too.
+    let u = token("cached-2", "bob", NOW - 10);
+    send_token(&auth, &u).await.assert_ok();
+    list.cut_off_subject(ISS, "bob", at(NOW)).await.unwrap();
+    send_token(&auth, &u)
+        .await
+        .assert_invalid_token("token revoked");
+}
+
+#[tokio::test]
+async fn a_subject_cut_off_refuses_tokens_issued_before_it_and_accepts_later_ones() {
+    let clock = clock();
+    let list = loaded(MemoryStore::new(), &clock).await;
+    let auth = auth(&list, &clock, false);
+    list.cut_off_subject(ISS, "alice", at(NOW - 5))
+        .await
+        .unwrap();
+    assert_eq!(list.revoked_subjects(), 1);
+
+    // Issued before T: refused; at or after T: accepted.
+    send_token(&auth, &token("a", "alice", NOW - 6))
+        .await
+        .assert_invalid_token("token revoked");
+    send_token(&auth, &token("b", "alice", NOW - 5))
+        .await
+        .assert_ok();
+    send_token(&auth, &token("c", "alice", NOW - 1))
+        .await
+        .assert_ok();
+    // No `jti`: the subject still cuts it off.
+    let no_jti = mint(&without(claims(), "jti"), &hs());
+    send_token(&auth, &no_jti)
+        .await
+        .assert_invalid_token("token revoked");
+    // No `iat` under a cut-off: nothing shows it came after, so it is refused (fail closed).
+    let no_iat = mint(&without(claims(), "iat"), &hs());
+    send_token(&auth, &no_iat)
+        .await
+        .assert_invalid_token("token revoked");
+    // Other subjects, and tokens without `iat` of other subjects, are untouched.
+    send_token(&auth, &token("d", "bob", NOW - 60))
+        .await
+        .assert_ok();
+    let bob_no_iat = mint(&with(without(claims(), "iat"), "sub", json!("bob")), &hs());
+    send_token(&auth, &bob_no_iat).await.assert_ok();
+    // Same subject at another issuer: another account.
+    let elsewhere = TokenIdentity::new(
+        "https://elsewhere.example",
+        Some("alice".into()),
+        None,
+        Some(at(NOW - 60)),
+        None,
+    );
+    assert!(!list.is_revoked(&elsewhere));
+
+    // A later cut-off moves the time; an earlier one does not move it back.
+    list.cut_off_subject(ISS, "alice", at(NOW)).await.unwrap();
+    send_token(&auth, &token("c", "alice", NOW - 1))
+        .await
+        .assert_invalid_token("token revoked");
+    list.cut_off_subject(ISS, "alice", at(NOW - 100))
+        .await
+        .unwrap();
+    send_token(&auth, &token("c", "alice", NOW - 1))
+        .await
+        .assert_invalid_token("token revoked");
+    assert_eq!(list.revoked_subjects(), 1);
+}
+
+#[tokio::test]
+async fn every_token_is_revoked_until_the_first_load() {
+    let clock = clock();
+    let store = MemoryStore::new();
+    let list = list(store, &clock);
+    let auth = auth(&list, &clock, false);
+    assert!(!list.is_loaded());
+    send_token(&auth, &token("a", "alice", NOW - 10))
+        .await
+        .assert_invalid_token("token revoked");
+    list.load().await.unwrap();
+    assert!(list.is_loaded());
+    send_token(&auth, &token("a", "alice", NOW - 10))
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn entries_are_dropped_after_their_tokens_expire() {
+    let clock = clock();
+    let store = MemoryStore::new();
+    let list = RevocationList::builder(store.clone())
+        .clock(clock.clone())
+        .poll_interval(HOUR)
+        .purge_interval(HOUR)
+        .max_token_lifetime(Duration::from_secs(600))
+        .leeway(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    list.load().await.unwrap();
+    let id = |jti: &str| {
+        TokenIdentity::new(ISS, Some("x".into()), Some(jti.into()), Some(at(NOW)), None)
+    };
+    list.revoke_token(ISS, "short", Some(at(NOW + 100)))
+        .await
+        .unwrap();
+    list.revoke_token(ISS, "long", Some(at(NOW + 1000)))
+        .await
+        .unwrap();
+    list.cut_off_subject(ISS, "alice", at(NOW)).await.unwrap();
+    assert_eq!((list.revoked_tokens(), list.revoked_subjects()), (2, 1));
+
+    // Within the leeway after `exp` the entry stays (a verifier may still accept the token).
+    clock.set(at(NOW + 160));
+    assert_eq!(list.purge_expired().await.unwrap(), 0);
+    assert!(list.is_revoked(&id("short")));
+    clock.set(at(NOW + 161));
+    assert_eq!(list.purge_expired().await.unwrap(), 1);
+    assert!(!list.is_revoked(&id("short")));
+    assert!(list.is_revoked(&id("long")));
+    assert_eq!((list.revoked_tokens(), list.revoked_subjects()), (1, 1));
+    // The cut-off lives for the longest token lifetime + leeway after its time.
+    clock.set(at(NOW + 661));
+    assert_eq!(list.purge_expired().await.unwrap(), 1);
+    assert_eq!((list.revoked_tokens(), list.revoked_subjects()), (1, 0));
+    clock.set(at(NOW + 1061));
+    assert_eq!(list.purge_expired().await.unwrap(), 1);
+    assert_eq!((list.revoked_tokens(), list.revoked_subjects()), (0, 0));
+    assert!(store.revocations(at(0)).await.unwrap().entries.is_empty());
+
+    // An entry already expired is not applied, when loaded or revoked.
+    list.revoke_token(ISS, "old", Some(at(NOW))).await.unwrap();
+    assert_eq!(list.revoked_tokens(), 0);
+}
+
+#[tokio::test]
+async fn a_restart_reloads_the_lists_from_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let clock = clock();
+    {
+        let list = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+        list.revoke_token(ISS, "gone", Some(exp_of_default_claims()))
+            .await
+            .unwrap();
+        list.cut_off_subject(ISS, "bob", at(NOW)).await.unwrap();
+    }
+    let list = list(SqliteStore::open(&path).await.unwrap(), &clock);
+    let auth = auth(&list, &clock, false);
+    send_token(&auth, &token("fine", "alice", NOW - 10))
+        .await
+        .assert_invalid_token("token revoked");
+    list.load().await.unwrap();
+    assert_eq!((list.revoked_tokens(), list.revoked_subjects()), (1, 1));
+    send_token(&auth, &token("gone", "alice", NOW - 10))
+        .await
+        .assert_invalid_token("token revoked");
+    send_token(&auth, &token("x", "bob", NOW - 10))
+        .await
+        .assert_invalid_token("token revoked");
+    send_token(&auth, &token("fine", "alice", NOW - 10))
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn another_process_on_sqlite_applies_a_revocation_at_its_next_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let clock = clock();
+    let a = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    let b = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    let (auth_a, auth_b) = (auth(&a, &clock, true), auth(&b, &clock, true));
+    let t = token("t-1", "alice", NOW - 10);
+    send_token(&auth_b, &t).await.assert_ok();
+    a.revoke_token(ISS, "t-1", Some(exp_of_default_claims()))
+        .await
+        .unwrap();
+    send_token(&auth_a, &t)
+        .await
+        .assert_invalid_token("token revoked");
+    // b has not polled yet (its interval is an hour)...
+    send_token(&auth_b, &t).await.assert_ok();
+    // ...and does at its next poll.
+    assert_eq!(b.poll().await.unwrap(), 1);
+    send_token(&auth_b, &t)
+        .await
+        .assert_invalid_token("token revoked");
+    // Nothing new: nothing read again.
+    assert_eq!(b.poll().await.unwrap(), 0);
+    a.cut_off_subject(ISS, "carol", at(NOW)).await.unwrap();
+    assert_eq!(b.poll().await.unwrap(), 1);
+    assert_eq!(b.revoked_subjects(), 1);
+}
+
+#[tokio::test]
+async fn the_background_poll_applies_another_process_revocations_within_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let interval = Duration::from_millis(200);
+    let a = RevocationList::builder(SqliteStore::open(&path).await.unwrap())
+        .build()
+        .unwrap();
+    a.load().await.unwrap();
+    let b = RevocationList::builder(SqliteStore::open(&path).await.unwrap())
+        .poll_interval(interval)
+        .build()
+        .unwrap();
+    b.load().await.unwrap();
+    let id = TokenIdentity::new(ISS, None, Some("polled".into()), None, None);
+    assert!(!b.is_revoked(&id));
+    let start = Instant::now();
+    a.revoke_token(ISS, "polled", None).await.unwrap();
+    // Generous bound: the poll runs every 200 ms; a loaded machine may delay it.
+    while !b.is_revoked(&id) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the background poll never applied the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "revocation seen by the polling process after {:?} (poll interval {interval:?})",
+        start.elapsed()
+    );
+}
+
+/// A store that counts every call made to it.
+#[derive(Clone)]
+struct Counting {
+    inner: MemoryStore,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Counting {
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl RevocationStore for Counting {
+    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
+        self.count();
+        self.inner.add_revocation(entry)
+    }
+    fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
+        self.count();
+        self.inner.revocations(now)
+    }
+    fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch> {
+        self.count();
+        self.inner.revocations_since(cursor)
+    }
+    fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        self.count();
+        self.inner.delete_revocations_expired_before(before)
+    }
+    fn revocation_feed(&self) -> Option<Box<dyn RevocationFeed>> {
+        self.count();
+        None
+    }
+}
+
+#[tokio::test]
+async fn the_request_path_makes_no_store_query() {
+    let clock = clock();
+    let store = Counting {
+        inner: MemoryStore::new(),
+        calls: Arc::new(AtomicUsize::new(0)),
+    };
+    let list = loaded(store.clone(), &clock).await;
+    for i in 0..1000 {
+        list.revoke_token(ISS, &format!("revoked-{i}"), None)
+            .await
+            .unwrap();
+    }
+    list.cut_off_subject(ISS, "bob", at(NOW)).await.unwrap();
+    let before = store.calls();
+    assert!(before >= 1002, "the store is really counted: {before}");
+    for cache in [false, true] {
+        let auth = auth(&list, &clock, cache);
+        for i in 0..200 {
+            let ok = token(&format!("ok-{i}"), "alice", NOW - 10);
+            send_token(&auth, &ok).await.assert_ok();
+            send_token(&auth, &ok).await.assert_ok();
+            send_token(&auth, &token(&format!("revoked-{i}"), "alice", NOW - 10))
+                .await
+                .assert_invalid_token("token revoked");
+            send_token(&auth, &token(&format!("b-{i}"), "bob", NOW - 10))
+                .await
+                .assert_invalid_token("token revoked");
+        }
+    }
+    assert_eq!(store.calls(), before, "no store call on the request path");
+}
+
+#[tokio::test]
+async fn background_tasks_end_with_the_list() {
+    let store = Counting {
+        inner: MemoryStore::new(),
+        calls: Arc::new(AtomicUsize::new(0)),
+    };
+    let list = RevocationList::builder(store.clone())
+        .poll_interval(Duration::from_millis(10))
+        .purge_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    list.load().await.unwrap();
+    let running = store.calls();
+    // The tasks run: the store is polled and purged.
+    while store.calls() < running + 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // They hold the store only through the list: once it is dropped and they are aborted,
+    // the store's last other reference is ours.
+    let clone = list.clone();
+    drop(list);
+    assert!(Arc::strong_count(&store.calls) > 1);
+    drop(clone);
+    let start = Instant::now();
+    while Arc::strong_count(&store.calls) > 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "background tasks still hold the store"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let after = store.calls();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(store.calls(), after, "no call after the list is gone");
+}
+
+#[tokio::test]
+async fn log_out_everywhere_on_memory_and_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores: [SharedStore; 2] = [
+        Arc::new(MemoryStore::new()),
+        Arc::new(SqliteStore::open(dir.path().join("app.db")).await.unwrap()),
+    ];
+    for store in stores {
+        testing::logout_everywhere(store).await;
+    }
+}
+
+#[tokio::test]
+async fn the_store_contract_holds_on_memory_and_sqlite() {
+    testing::revocation_store_contract(&MemoryStore::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path().join("app.db")).await.unwrap();
+    testing::revocation_store_contract(&sqlite).await;
+}
+
+#[tokio::test]
+async fn issuer_revocation_needs_a_list_and_a_long_enough_lifetime() {
+    use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer};
+    let store = MemoryStore::new();
+    let builder = || {
+        JwtIssuer::builder(store.clone())
+            .issuer(ISS)
+            .audience(AUD)
+            .client_id("app")
+    };
+    let issuer = builder().build().unwrap();
+    let e = issuer.logout_everywhere("alice").await.unwrap_err();
+    assert_eq!(e.kind(), IssueErrorKind::InvalidRequest);
+    let e = issuer.revoke_access_token("x", None).await.unwrap_err();
+    assert_eq!(e.kind(), IssueErrorKind::InvalidRequest);
+
+    let short = RevocationList::builder(store.clone())
+        .max_token_lifetime(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let e = builder().revocation_list(short).build().unwrap_err();
+    assert_eq!(e.setting(), "revocation_list");
+
+    // revoke_access_token: one token, by jti.
+    let clock = clock();
+    let list = loaded(store.clone(), &clock).await;
+    let issuer = builder()
+        .clock(clock.clone())
+        .revocation_list(list.clone())
+        .build()
+        .unwrap();
+    let t = issuer
+        .issue(&tower_auth_jwt::issue::TokenRequest::new("alice"))
+        .await
+        .unwrap();
+    let id = |jti: &str| {
+        TokenIdentity::new(
+            ISS,
+            Some("alice".into()),
+            Some(jti.into()),
+            Some(at(NOW)),
+            None,
+        )
+    };
+    assert!(!list.is_revoked(&id(t.jti())));
+    issuer
+        .revoke_access_token(t.jti(), Some(t.expires_at()))
+        .await
+        .unwrap();
+    assert!(list.is_revoked(&id(t.jti())));
+    assert!(!list.is_revoked(&id("another")));
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let b = || RevocationList::builder(MemoryStore::new());
+    let e = b().poll_interval(Duration::ZERO).build().unwrap_err();
+    assert_eq!(e.setting(), "poll_interval");
+    let e = b().purge_interval(Duration::ZERO).build().unwrap_err();
+    assert_eq!(e.setting(), "purge_interval");
+    let e = b()
+        .max_token_lifetime(Duration::from_millis(10))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.setting(), "max_token_lifetime");
+    let e = b().leeway(Duration::from_secs(7200)).build().unwrap_err();
+    assert_eq!(e.setting(), "leeway");
+    let e = b().store_timeout(Duration::ZERO).build().unwrap_err();
+    assert_eq!(e.setting(), "store_timeout");
+}
