@@ -52,6 +52,7 @@ const MIGRATORS: &[Migrator] = &[
             "tower_auth_jwt_signing_keys",
             "tower_auth_jwt_refresh_families",
             "tower_auth_jwt_refresh_tokens",
+            "tower_auth_jwt_revocations",
         ],
         sqlite: |url| {
             Box::pin(async move {
