@@ -627,4 +627,56 @@ mod tests {
         assert_eq!(loader.await.unwrap().unwrap(), Some(2));
         assert_eq!(c.get(&"k".to_owned()).await, Some(Some(2)));
     }
+
+    #[tokio::test]
+    async fn invalidate_all_during_loads_is_not_undone() {
+        // Several keys stall in their first load, reading the old version; `invalidate_all`
+        // then comes between the read and the insert. Every caller must get the new version
+        // (the load re-reads), and nothing old may stay cached.
+        let c = cache();
+        let version = Arc::new(AtomicUsize::new(1));
+        let (go_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+        let mut started = Vec::new();
+        let mut loaders = Vec::new();
+        for i in 0..8 {
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+            started.push(started_rx);
+            let mut started_tx = Some(started_tx);
+            let mut go_rx = Some(go_tx.subscribe());
+            let c = c.clone();
+            let version = Arc::clone(&version);
+            loaders.push(tokio::spawn(async move {
+                c.get_or_load(format!("k{i}"), move || {
+                    let seen = version.load(Ordering::SeqCst) as u32;
+                    let started = started_tx.take();
+                    let go = go_rx.take();
+                    async move {
+                        if let (Some(s), Some(mut g)) = (started, go) {
+                            let _ = s.send(());
+                            let _ = g.recv().await;
+                        }
+                        Ok::<_, ()>(Loaded::Found {
+                            value: seen,
+                            max_ttl: None,
+                        })
+                    }
+                })
+                .await
+            }));
+        }
+        for s in started {
+            s.await.unwrap();
+        }
+        version.store(2, Ordering::SeqCst);
+        c.invalidate_all();
+        go_tx.send(()).unwrap();
+        for (i, loader) in loaders.into_iter().enumerate() {
+            assert_eq!(
+                loader.await.unwrap().unwrap(),
+                Some(2),
+                "k{i} answered the old version"
+            );
+            assert_eq!(c.get(&format!("k{i}")).await, Some(Some(2)));
+        }
+    }
 }
