@@ -23,7 +23,7 @@
 //! |---|---|---|
 //! | `tracing` | yes | debug events on the `tower_auth::oauth` target; never tokens or secrets |
 //! | `login` | no | the `login` module: authorization code + PKCE login helper |
-//! | `metrics` | no | `tower_auth_introspection_requests_total{outcome}`, `tower_auth_introspection_calls_total`, and the core cache counters with `cache="introspection"` |
+//! | `metrics` | no | `tower_auth_login_starts_total`, `tower_auth_login_callbacks_total{outcome}` (with `login`), `tower_auth_introspection_requests_total{outcome}`, `tower_auth_introspection_calls_total`, and the core cache counters with `cache="introspection"` |
 //!
 //! # Security notes
 //!

@@ -145,6 +145,29 @@ impl LoginError {
         }
     }
 
+    /// A fixed label for the case (`state_mismatch`, `access_denied`, ...): the `outcome` of
+    /// the `tower_auth_login_callbacks_total` counter.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::MissingCookie => "missing_cookie",
+            Self::UnknownLogin => "unknown_login",
+            Self::Expired => "expired",
+            Self::StateMismatch => "state_mismatch",
+            Self::IssuerMismatch => "issuer_mismatch",
+            Self::MalformedCallback => "malformed_callback",
+            Self::AccessDenied => "access_denied",
+            Self::AuthorizationFailed(_) => "authorization_failed",
+            Self::CodeRejected(_) => "code_rejected",
+            Self::TokenEndpointUnavailable(_) => "token_endpoint_unavailable",
+            Self::TokenEndpointMalformed => "token_endpoint_malformed",
+            Self::InvalidIdToken(_) => "invalid_id_token",
+            Self::NonceMismatch => "nonce_mismatch",
+            Self::KeysUnavailable(_) => "keys_unavailable",
+            Self::Store(_) => "store_unavailable",
+            Self::Random => "random_failed",
+        }
+    }
+
     /// A short text for the user, fixed per case: what happened and what to do.
     pub fn user_message(&self) -> &'static str {
         match self {

@@ -344,6 +344,8 @@ impl Login {
             .await
             .map_err(LoginError::Store)?;
         let set_cookie = self.cookie(&id, i.ttl);
+        #[cfg(feature = "metrics")]
+        metrics::counter!("tower_auth_login_starts_total").increment(1);
         #[cfg(feature = "tracing")]
         tracing::debug!(target: "tower_auth::oauth", issuer = %i.issuer, "login started");
         Ok(LoginStart {
@@ -392,6 +394,12 @@ impl Login {
         query: &str,
     ) -> Result<LoggedIn, LoginError> {
         let result = self.complete(login_cookie, query).await;
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "tower_auth_login_callbacks_total",
+            "outcome" => result.as_ref().map_or_else(LoginError::outcome, |_| "success")
+        )
+        .increment(1);
         #[cfg(feature = "tracing")]
         match &result {
             Ok(u) => tracing::debug!(
@@ -902,7 +910,7 @@ impl LoginBuilder {
     }
 
     /// Where the provider's signing keys come from. Default: a
-    /// [`Discovery`](tower_auth_jwt::remote::Discovery) of the issuer (JWKS cache with
+    /// [`Discovery`] of the issuer (JWKS cache with
     /// refresh-ahead and unknown-`kid` refetch), over this builder's HTTP client.
     pub fn key_source(mut self, keys: impl KeySource) -> Self {
         self.keys = Some(Arc::new(keys));

@@ -667,3 +667,18 @@ fn metadata_sets_endpoints_and_iss_requirement() {
     .unwrap();
     assert!(Login::builder_from_metadata(&m).is_err());
 }
+
+#[tokio::test]
+async fn public_client_sends_its_id_and_no_secret() {
+    let h = harness_with(|b| {
+        let mut b = b;
+        b.client_secret = None;
+        b
+    });
+    let user = complete_with(&h, good_claims(&h, "<nonce>")).await.unwrap();
+    assert_eq!(user.subject(), "alice");
+    let (form, auth) = h.endpoint.lock().unwrap().seen.clone().unwrap();
+    assert_eq!(auth, None);
+    assert!(form.contains(&("client_id".to_owned(), CLIENT.to_owned())));
+    assert!(!form.iter().any(|(k, _)| k == "client_secret"));
+}
