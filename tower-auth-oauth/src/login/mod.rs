@@ -190,6 +190,18 @@ type OAuthClient = oauth2::Client<
     EndpointSet,
 >;
 
+/// The store call `fut`, failing with [`LoginError::Store`] when it fails or takes longer than
+/// `deadline`.
+async fn with_deadline<T>(deadline: Duration, fut: StoreFuture<'_, T>) -> Result<T, LoginError> {
+    match tokio::time::timeout(deadline, fut).await {
+        Ok(r) => r.map_err(LoginError::Store),
+        Err(elapsed) => Err(LoginError::Store(Box::new(elapsed))),
+    }
+}
+
+/// The default deadline of each pending-login store call.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// `n` random bytes from the operating system's CSPRNG, base64url without padding.
 fn random_token(n: usize) -> Result<String, LoginError> {
     let mut buf = vec![0u8; n];
@@ -218,6 +230,7 @@ struct Inner {
     store: Arc<dyn PendingLoginStore>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
+    store_timeout: Duration,
     leeway: Duration,
     max_id_token_age: Duration,
     cookie_name: String,
@@ -260,6 +273,7 @@ impl Login {
             store: None,
             clock: Arc::new(SystemClock),
             ttl: DEFAULT_PENDING_TTL,
+            store_timeout: DEFAULT_STORE_TIMEOUT,
             leeway: Duration::from_secs(60),
             max_id_token_age: Duration::from_secs(300),
             cookie_name: None,
@@ -339,10 +353,7 @@ impl Login {
             verifier: verifier.secret().clone(),
             expires_at: i.clock.now() + i.ttl,
         };
-        i.store
-            .put(id.clone(), pending)
-            .await
-            .map_err(LoginError::Store)?;
+        with_deadline(i.store_timeout, i.store.put(id.clone(), pending)).await?;
         let set_cookie = self.cookie(&id, i.ttl);
         #[cfg(feature = "metrics")]
         metrics::counter!("tower_auth_login_starts_total").increment(1);
@@ -423,11 +434,8 @@ impl Login {
         let id = login_cookie
             .filter(|c| !c.is_empty())
             .ok_or(LoginError::MissingCookie)?;
-        let pending = i
-            .store
-            .take(id)
-            .await
-            .map_err(LoginError::Store)?
+        let pending = with_deadline(i.store_timeout, i.store.take(id))
+            .await?
             .ok_or(LoginError::UnknownLogin)?;
         let now = i.clock.now();
         if now >= pending.expires_at {
@@ -756,6 +764,7 @@ pub struct LoginBuilder {
     store: Option<Arc<dyn PendingLoginStore>>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
+    store_timeout: Duration,
     leeway: Duration,
     max_id_token_age: Duration,
     cookie_name: Option<String>,
@@ -937,6 +946,13 @@ impl LoginBuilder {
         self
     }
 
+    /// The deadline of each call to the pending-login store (default 2 s); past it the login
+    /// fails with [`LoginError::Store`] (503).
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
     /// The clock (default: the system clock), for pending-login expiry and ID token times.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -1025,6 +1041,13 @@ impl LoginBuilder {
                 "at least one is needed",
             ));
         }
+        if self.store_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "store_timeout",
+                "0s",
+                "must be greater than zero",
+            ));
+        }
         if self.ttl.is_zero() {
             return Err(ConfigError::new(
                 "pending_ttl",
@@ -1107,6 +1130,7 @@ impl LoginBuilder {
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 clock: self.clock,
                 ttl: self.ttl,
+                store_timeout: self.store_timeout,
                 leeway: self.leeway,
                 max_id_token_age: self.max_id_token_age,
                 cookie_name,

@@ -682,3 +682,68 @@ async fn public_client_sends_its_id_and_no_secret() {
     assert!(form.contains(&("client_id".to_owned(), CLIENT.to_owned())));
     assert!(!form.iter().any(|(k, _)| k == "client_secret"));
 }
+
+struct NeverStore;
+
+impl PendingLoginStore for NeverStore {
+    fn put(&self, _id: String, _login: PendingLogin) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    fn take<'a>(&'a self, _id: &'a str) -> StoreFuture<'a, Option<PendingLogin>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn store_past_its_deadline_is_503() {
+    let h = harness_with(|b| b.store(NeverStore).store_timeout(Duration::from_millis(10)));
+    let e = h.login.start().await.unwrap_err();
+    assert!(matches!(e, LoginError::Store(_)), "{e:?}");
+    let e = h
+        .login
+        .callback(Some("id"), "code=c&state=s")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LoginError::Store(_)), "{e:?}");
+    let res: Response<String> = h.login.error_response(&e);
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "5");
+}
+
+struct DownKeys;
+
+impl KeySource for DownKeys {
+    fn lookup(&self, _kid: Option<&str>) -> tower_auth_jwt::KeyLookup {
+        tower_auth_jwt::KeyLookup::Unavailable(tower_auth_jwt::KeySourceError::new(
+            "jwks endpoint unavailable",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn keys_unavailable_is_503() {
+    let h = harness_with(|b| b.key_source(DownKeys));
+    let e = complete_with(&h, good_claims(&h, "<nonce>"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LoginError::KeysUnavailable(_)), "{e:?}");
+    assert_eq!(e.status(), 503);
+}
+
+#[tokio::test]
+async fn token_endpoint_down_is_503() {
+    let down = tower::service_fn(|_req: http::Request<Full<Bytes>>| async {
+        Err::<http::Response<Full<Bytes>>, _>(std::io::Error::other("connection refused"))
+    });
+    let http = HttpClient::builder().service(down).build().unwrap();
+    let h = harness_with(|b| b.http_client(http));
+    let s = start(&h).await;
+    let q = format!("code=c&state={}", s.param("state"));
+    let e = h.login.callback(Some(&s.cookie), &q).await.unwrap_err();
+    assert!(
+        matches!(e, LoginError::TokenEndpointUnavailable(_)),
+        "{e:?}"
+    );
+    assert_eq!(e.status(), 503);
+}
