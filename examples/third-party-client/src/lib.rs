@@ -13,7 +13,9 @@
 //! tokens. With the test provider of `tests/op`:
 //!
 //! ```text
-//! # 1. the provider, with this client's loopback redirect URI registered
+//! # 1. the provider (panva's oidc-provider, Node.js 20 or later), with this client's loopback
+//! #    redirect URI registered
+//! (cd tests/op && npm ci)
 //! PORT=9000 WEB_REDIRECT_URIS=http://127.0.0.1:8976/callback node tests/op/server.mjs &
 //!
 //! # 2. the quickstart, trusting the provider's JWT access tokens (audience = the provider's

@@ -14,10 +14,11 @@
 //! own tokens with tower-auth-jwt's `JwtIssuer` (as the quickstart's `/auth/login` does) from
 //! [`LoggedIn::subject`].
 //!
-//! Run it against the test provider in `tests/op` (see the README of the repository for
-//! `npm ci`):
+//! Run it against the test provider in `tests/op` (panva's oidc-provider, Node.js 20 or later;
+//! its client `tower-auth-web` accepts any login name and password):
 //!
 //! ```text
+//! (cd tests/op && npm ci)
 //! PORT=9000 WEB_REDIRECT_URIS=http://127.0.0.1:3001/callback node tests/op/server.mjs &
 //! cargo run -p web-login -- --issuer http://127.0.0.1:9000 \
 //!     --client-id tower-auth-web --client-secret tower-auth-web-secret \

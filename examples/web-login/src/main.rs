@@ -44,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.client_secret(secret);
     }
     let login = builder.discover().await?;
+    login.warm_up().await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("web-login listening on http://{}", listener.local_addr()?);
     axum::serve(listener, web_login::app(login, !args.insecure_http))

@@ -326,6 +326,19 @@ impl Login {
         &self.inner.cookie_name
     }
 
+    /// Loads the authorization server's signing keys now, unless they are loaded: call it at
+    /// startup to fail fast when the provider is unreachable and to take the first fetch off
+    /// the first callback.
+    pub async fn warm_up(&self) -> Result<(), LoginError> {
+        match self.inner.keys.lookup(None) {
+            tower_auth_jwt::KeyLookup::Pending(fut) => {
+                fut.await.map(drop).map_err(LoginError::KeysUnavailable)
+            }
+            tower_auth_jwt::KeyLookup::Unavailable(e) => Err(LoginError::KeysUnavailable(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Starts a login: keeps a new pending login in the store and returns where to send the
     /// browser, with the login cookie to set.
     pub async fn start(&self) -> Result<LoginStart, LoginError> {

@@ -724,6 +724,11 @@ impl KeySource for DownKeys {
 #[tokio::test]
 async fn keys_unavailable_is_503() {
     let h = harness_with(|b| b.key_source(DownKeys));
+    assert!(matches!(
+        h.login.warm_up().await,
+        Err(LoginError::KeysUnavailable(_))
+    ));
+    assert!(harness().login.warm_up().await.is_ok());
     let e = complete_with(&h, good_claims(&h, "<nonce>"))
         .await
         .unwrap_err();
