@@ -6,6 +6,11 @@
 //! - `layer/<alg>`: one request through `AuthenticateLayer::required(JwtAuthenticator)` and a
 //!   `service_fn`: header parsing, every check, the principal, the inner call.
 //! - `layer_cached/RS256`: the same with the verified-token cache, after the first request.
+//! - `layer_cached_revocation_10k/RS256`: `layer_cached/RS256` with a `RevocationList` holding
+//!   10,000 revoked `jti`s and 1,000 subject cut-offs of the same issuer, one of them for the
+//!   token's subject (before its `iat`): both lookups run on every request, and miss.
+//! - `revocation_check_10k`: that list's `RevocationCheck::is_revoked` alone, for the same
+//!   token: the cost revocation adds to every request.
 //! - `layer_jwks_url/EdDSA`: `layer/EdDSA` with the key from a loaded `remote::JwksUrl` (served
 //!   once by a loopback server) instead of a static key: the cost of the remote source's hot
 //!   path.
@@ -27,7 +32,7 @@ use jsonwebtoken::{Algorithm as J, DecodingKey, EncodingKey, Header, Validation}
 use serde_json::{Map, Value, json};
 use tower::{Layer, Service, service_fn};
 use tower_auth_core::{AuthenticateLayer, CacheConfig};
-use tower_auth_jwt::{Issuer, JwtAuthenticator};
+use tower_auth_jwt::{Issuer, JwtAuthenticator, RevocationCheck};
 
 const ISS: &str = "https://issuer.example.com";
 const AUD: &str = "orders-api";
@@ -192,8 +197,81 @@ fn bench(c: &mut Criterion) {
         )
     });
 
+    revocation_10k(&mut g, inner, &token);
     jwks_url(&mut g, inner);
     g.finish();
+}
+
+fn revocation_10k<S>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    inner: S,
+    token: &str,
+) where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone,
+{
+    use tower_auth_jwt::issue::MemoryStore;
+    use tower_auth_jwt::revocation::RevocationList;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let list = rt.block_on(async {
+        let list = RevocationList::builder(MemoryStore::new()).build().unwrap();
+        list.load().await.unwrap();
+        for i in 0..10_000 {
+            list.revoke_token(ISS, &format!("revoked-{i:05}-6f0c-4d5c-9f7e"), None)
+                .await
+                .unwrap();
+        }
+        let before = SystemTime::now() - Duration::from_secs(3600);
+        for i in 0..1_000 {
+            list.cut_off_subject(ISS, &format!("subject-{i:04}"), before)
+                .await
+                .unwrap();
+        }
+        list.cut_off_subject(ISS, "f3c1e2d4-5b6a-4c7d-8e9f-0a1b2c3d4e5f", before)
+            .await
+            .unwrap();
+        list
+    });
+    assert_eq!(list.revoked_tokens(), 10_000);
+    assert_eq!(list.revoked_subjects(), 1_001);
+    let auth = JwtAuthenticator::builder()
+        .issuer(Issuer::new(ISS).audience(AUD).pem(data("rsa_public.pem")))
+        .verified_token_cache(
+            CacheConfig::builder()
+                .ttl(Duration::from_secs(3600))
+                .build()
+                .unwrap(),
+        )
+        .revocation(list.clone())
+        .build()
+        .unwrap();
+    let mut svc = AuthenticateLayer::required(auth.clone()).layer(inner);
+    assert_eq!(one(&mut svc, request(token)).status(), StatusCode::OK);
+    assert_eq!(auth.cached_tokens(), 1);
+    g.bench_function("layer_cached_revocation_10k/RS256", |b| {
+        b.iter_batched(
+            || request(token),
+            |req| one(&mut svc, req),
+            BatchSize::SmallInput,
+        )
+    });
+    // The check alone, as the layer asks it: a token neither revoked nor cut off.
+    let identity = tower_auth_jwt::TokenIdentity::new(
+        ISS,
+        Some("f3c1e2d4-5b6a-4c7d-8e9f-0a1b2c3d4e5f".into()),
+        Some("0b6a6c1e-6f0c-4d5c-9f7e-1c2d3e4f5a6b".into()),
+        Some(SystemTime::now()),
+        Some(SystemTime::now() + Duration::from_secs(3600)),
+    );
+    assert!(!list.is_revoked(&identity));
+    g.bench_function("revocation_check_10k", |b| {
+        b.iter(|| list.is_revoked(black_box(&identity)))
+    });
+    drop(list);
+    drop(rt);
 }
 
 fn jwks_url<S>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, inner: S)
