@@ -433,13 +433,14 @@ async fn sqlite_migrations_coexist_with_other_crates_and_the_app() {
         .fetch_one(&mut c)
         .await
         .unwrap();
-    assert_eq!(n, 2, "each migration applied once");
+    assert_eq!(n, 3, "each migration applied once");
     for (table, rows) in [
         ("tower_auth_apikey_migrations", 1),
         ("_sqlx_migrations", 1),
         ("tower_auth_jwt_signing_keys", 0),
         ("tower_auth_jwt_refresh_families", 0),
         ("tower_auth_jwt_refresh_tokens", 0),
+        ("tower_auth_jwt_revocations", 0),
     ] {
         let n: i64 = sqlx::query_scalar(&count(table))
             .fetch_one(&mut c)

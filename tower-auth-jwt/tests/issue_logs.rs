@@ -1,12 +1,16 @@
-//! No refresh or access token in the issuer's log events, at any level. Its own test binary:
-//! the subscriber is the process-wide default, so no other test shares the callsites.
+//! No refresh or access token in the issuer's log events, at any level, nor in those of a
+//! revocation list (whose background failures are logged). Its own test binary: the
+//! subscriber is the process-wide default, so no other test shares the callsites.
 
 #![cfg(feature = "tracing")]
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
 use tower_auth_jwt::issue::{JwtIssuer, RefreshTokens, SqliteStore, TokenRequest};
+use tower_auth_jwt::revocation::RevocationList;
 
 #[tokio::test]
 async fn refresh_tokens_never_reach_the_logs() {
@@ -32,11 +36,17 @@ async fn refresh_tokens_never_reach_the_logs() {
 
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("app.db")).await.unwrap();
+    let revocations = RevocationList::builder(store.clone())
+        .poll_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    revocations.load().await.unwrap();
     let issuer = JwtIssuer::builder(store.clone())
         .issuer("https://app.example")
         .audience("app-api")
         .client_id("app-web")
-        .refresh_tokens(RefreshTokens::new(store))
+        .refresh_tokens(RefreshTokens::new(store.clone()))
+        .revocation_list(revocations.clone())
         .build()
         .unwrap();
     let first = issuer.login(&TokenRequest::new("alice")).await.unwrap();
@@ -52,7 +62,27 @@ async fn refresh_tokens_never_reach_the_logs() {
         .await
         .unwrap();
 
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    issuer
+        .revoke_access_token(first.access_token().jti(), None)
+        .await
+        .unwrap();
+    issuer.logout_everywhere("alice").await.unwrap();
+    // The store goes away: the background poll fails, and says so.
+    store.close().await;
+    let start = Instant::now();
+    let logs = loop {
+        let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        if logs.contains("revocation list sync failed") {
+            break logs;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no sync failure logged: {logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(logs.contains("operation=\"poll\""), "{logs}");
+    assert!(logs.contains("subject logged out everywhere"), "{logs}");
     // The events are there (so the check below looks at real output)...
     assert!(logs.contains("refresh token rotated"), "{logs}");
     assert!(logs.contains("session revoked"), "{logs}");

@@ -139,6 +139,7 @@
 //! | token unused for the [idle timeout](RefreshTokens::idle_timeout) (7 days) | refused |
 //! | family older than its [lifetime](RefreshTokens::family_lifetime) (30 days) | refused, however active |
 //! | logout, [`revoke_session`](JwtIssuer::revoke_session) | family revoked; its access tokens live until their `exp` (15 min) |
+//! | [`logout_everywhere`](JwtIssuer::logout_everywhere) (with a [revocation list](JwtIssuerBuilder::revocation_list)) | every family of the subject revoked, and every access token issued to it until now refused at once (a subject cut-off) |
 //!
 //! Every refusal maps to a 401 `invalid_token` through
 //! [`IssueError::to_auth_error`]; a store outage to a 503.
@@ -179,12 +180,14 @@
 //!
 //! # Stores
 //!
-//! Both traits, [`SigningKeyStore`] and [`RefreshTokenStore`], return boxed futures
+//! The traits, [`SigningKeyStore`], [`RefreshTokenStore`] and
+//! [`RevocationStore`](crate::revocation::RevocationStore), return boxed futures
 //! ([`StoreFuture`]) so they are object safe, and name no database type. [`MemoryStore`],
 //! (feature `sqlite`) [`SqliteStore`] and (feature `postgres`) [`PostgresStore`] implement
-//! both; one instance can serve both roles. The SQL stores keep their tables
+//! all three; one instance can serve every role. The SQL stores keep their tables
 //! (`tower_auth_jwt_signing_keys`, `tower_auth_jwt_refresh_families`,
-//! `tower_auth_jwt_refresh_tokens`) and their migrations table (`tower_auth_jwt_migrations`)
+//! `tower_auth_jwt_refresh_tokens`, `tower_auth_jwt_revocations`) and their migrations table
+//! (`tower_auth_jwt_migrations`)
 //! apart from other crates', so one database serves the whole app; both store times as Unix
 //! milliseconds. Use [`SqliteStore`] for one instance, [`PostgresStore`] for several sharing
 //! their keys and sessions (tested in the workspace's `tests/tests/jwt_issue_postgres.rs`:

@@ -368,8 +368,10 @@ impl JwtIssuer {
         Ok(revoked)
     }
 
-    /// Revokes a session by id (the `sid` claim), for an administrator or "log out
-    /// everywhere". `false` when there is no such session.
+    /// Revokes a session by id (the `sid` claim), for an administrator. `false` when there
+    /// is no such session. Its access tokens live until their `exp`; to end every session of
+    /// a user and their access tokens at once, see
+    /// [`logout_everywhere`](Self::logout_everywhere).
     pub async fn revoke_session(&self, session_id: &str) -> Result<bool, IssueError> {
         let settings = self.refresh_settings()?;
         self.call(

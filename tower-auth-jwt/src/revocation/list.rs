@@ -604,3 +604,170 @@ impl RevocationListBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+
+    const ISS: &str = "https://app.example";
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_767_225_600 + secs)
+    }
+
+    fn id(jti: Option<&str>, sub: Option<&str>, iat: Option<u64>) -> TokenIdentity {
+        TokenIdentity::new(
+            ISS,
+            sub.map(Into::into),
+            jti.map(Into::into),
+            iat.map(t),
+            None,
+        )
+    }
+
+    #[test]
+    fn entries_merge_toward_more_revocation() {
+        let mut l = Lists::default();
+        assert!(l.apply(&Revocation::token(ISS, "j", t(100), t(0)), t(0)));
+        // The same again changes nothing; a later expiry extends it; an earlier one does not
+        // shorten it.
+        assert!(!l.apply(&Revocation::token(ISS, "j", t(100), t(1)), t(1)));
+        assert!(l.apply(&Revocation::token(ISS, "j", t(200), t(1)), t(1)));
+        assert!(!l.apply(&Revocation::token(ISS, "j", t(50), t(1)), t(1)));
+        assert_eq!(l.token_count, 1);
+        assert_eq!(l.purge(t(150)), 0);
+        assert!(l.is_revoked(&id(Some("j"), None, None)));
+        // The same jti of another issuer is another entry.
+        assert!(l.apply(&Revocation::token("other", "j", t(100), t(1)), t(1)));
+        assert_eq!(l.token_count, 2);
+
+        let cut = |before, until| Revocation::subject(ISS, "alice", t(before), t(until), t(0));
+        assert!(l.apply(&cut(10, 1000), t(0)));
+        assert!(l.is_revoked(&id(None, Some("alice"), Some(9))));
+        assert!(!l.is_revoked(&id(None, Some("alice"), Some(10))));
+        // A later cut-off wins; an earlier one neither loosens it nor shortens its life.
+        assert!(l.apply(&cut(20, 900), t(0)));
+        assert!(!l.apply(&cut(5, 100), t(0)));
+        assert!(l.is_revoked(&id(None, Some("alice"), Some(19))));
+        assert!(!l.is_revoked(&id(None, Some("alice"), Some(20))));
+        assert_eq!(l.subject_count, 1);
+        // Fail closed without `iat`; untouched without a subject or with another one.
+        assert!(l.is_revoked(&id(None, Some("alice"), None)));
+        assert!(!l.is_revoked(&id(None, None, None)));
+        assert!(!l.is_revoked(&id(Some("k"), Some("bob"), None)));
+
+        // Expired entries are not applied, and are purged with their issuers.
+        assert!(!l.apply(&Revocation::token(ISS, "late", t(10), t(0)), t(11)));
+        assert_eq!(l.purge(t(201)), 2);
+        assert_eq!((l.token_count, l.subject_count), (0, 1));
+        assert_eq!(l.issuers.len(), 1);
+        assert_eq!(l.purge(t(1001)), 1);
+        assert!(l.issuers.is_empty() && l.tokens.is_empty() && l.subjects.is_empty());
+    }
+
+    #[cfg(feature = "metrics")]
+    #[tokio::test]
+    async fn metrics_report_sizes_applications_and_lag() {
+        use std::sync::atomic::AtomicU64;
+
+        use metrics::{
+            Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata,
+            Recorder, SharedString, Unit,
+        };
+
+        #[derive(Default)]
+        struct Cell(AtomicU64, Mutex<Vec<f64>>);
+        impl CounterFn for Cell {
+            fn increment(&self, v: u64) {
+                self.0.fetch_add(v, Ordering::SeqCst);
+            }
+            fn absolute(&self, v: u64) {
+                self.0.store(v, Ordering::SeqCst);
+            }
+        }
+        impl GaugeFn for Cell {
+            fn increment(&self, _: f64) {}
+            fn decrement(&self, _: f64) {}
+            fn set(&self, v: f64) {
+                self.0.store(v as u64, Ordering::SeqCst);
+            }
+        }
+        impl HistogramFn for Cell {
+            fn record(&self, v: f64) {
+                self.1.lock().unwrap().push(v);
+            }
+        }
+        #[derive(Default)]
+        struct Rec(Mutex<HashMap<String, Arc<Cell>>>);
+        impl Rec {
+            fn cell(&self, key: &Key) -> Arc<Cell> {
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                let name = format!("{}{{{}}}", key.name(), labels.join(","));
+                Arc::clone(self.0.lock().unwrap().entry(name).or_default())
+            }
+            fn value(&self, name: &str) -> u64 {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .get(name)
+                    .map_or(0, |c| c.0.load(Ordering::SeqCst))
+            }
+            fn samples(&self, name: &str) -> Vec<f64> {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .get(name)
+                    .map_or_else(Vec::new, |c| c.1.lock().unwrap().clone())
+            }
+        }
+        impl Recorder for Rec {
+            fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+                Counter::from_arc(self.cell(key))
+            }
+            fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+                Gauge::from_arc(self.cell(key))
+            }
+            fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+                Histogram::from_arc(self.cell(key))
+            }
+        }
+
+        let clock = tower_auth_core::clock::ManualClock::new(t(10));
+        let list = RevocationList::builder(crate::issue::MemoryStore::new())
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let rec = Rec::default();
+        metrics::with_local_recorder(&rec, || {
+            // Revoked here: no lag.
+            list.apply(&Revocation::token(ISS, "a", t(100), t(10)), None);
+            list.apply(&Revocation::token(ISS, "a", t(100), t(10)), None);
+            // From the store, written 3 s ago by another process.
+            list.apply_from_store(&Revocation::subject(ISS, "s", t(7), t(900), t(7)));
+        });
+        assert_eq!(
+            rec.value("tower_auth_jwt_revocations_applied_total{kind=jti}"),
+            1
+        );
+        assert_eq!(
+            rec.value("tower_auth_jwt_revocations_applied_total{kind=subject}"),
+            1
+        );
+        assert_eq!(rec.value("tower_auth_jwt_revoked_tokens{}"), 1);
+        assert_eq!(rec.value("tower_auth_jwt_revoked_subjects{}"), 1);
+        assert_eq!(
+            rec.samples("tower_auth_jwt_revocation_lag_seconds{}"),
+            [3.0]
+        );
+    }
+}
