@@ -545,3 +545,84 @@ fn bad_settings_are_refused() {
     let e = b().store_timeout(Duration::ZERO).build().unwrap_err();
     assert_eq!(e.setting(), "store_timeout");
 }
+
+/// A store whose full reads fail once `down` is set, with a feed that asks for one reload
+/// (as after a reconnection) and then stays quiet.
+struct Flaky {
+    inner: MemoryStore,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    failures: Arc<AtomicUsize>,
+}
+
+struct OneReload(bool);
+
+impl RevocationFeed for OneReload {
+    fn next(&mut self) -> tower_auth_jwt::revocation::RevocationFeedFuture<'_> {
+        if std::mem::replace(&mut self.0, true) {
+            Box::pin(std::future::pending())
+        } else {
+            Box::pin(async { Some(tower_auth_jwt::revocation::RevocationEvent::Reload) })
+        }
+    }
+}
+
+impl RevocationStore for Flaky {
+    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
+        self.inner.add_revocation(entry)
+    }
+    fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
+        if self.down.load(Ordering::SeqCst) {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+            return Box::pin(async {
+                Err(tower_auth_jwt::issue::StoreError::new(
+                    tower_auth_jwt::issue::StoreErrorKind::Unavailable,
+                    "down",
+                ))
+            });
+        }
+        self.inner.revocations(now)
+    }
+    fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch> {
+        self.inner.revocations_since(cursor)
+    }
+    fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        self.inner.delete_revocations_expired_before(before)
+    }
+    fn revocation_feed(&self) -> Option<Box<dyn RevocationFeed>> {
+        Some(Box::new(OneReload(false)))
+    }
+}
+
+#[tokio::test]
+async fn a_reload_retried_against_a_down_store_does_not_keep_the_list_alive() {
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let list = RevocationList::builder(Flaky {
+        inner: MemoryStore::new(),
+        down: down.clone(),
+        failures: failures.clone(),
+    })
+    .build()
+    .unwrap();
+    list.load().await.unwrap();
+    // Down before the feed's reload runs: it fails, and is retried.
+    down.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    while failures.load(Ordering::SeqCst) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no reload retried"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The list keeps what it had meanwhile.
+    assert!(list.is_loaded());
+    drop(list);
+    while Arc::strong_count(&down) > 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the retrying task keeps the list (and its store) alive"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -244,7 +244,7 @@ impl RevocationList {
     /// tasks once: the notification listener (PostgreSQL) or the poll every
     /// [`poll_interval`](RevocationListBuilder::poll_interval), and the purge every
     /// [`purge_interval`](RevocationListBuilder::purge_interval). Call it at start-up, before
-    /// serving.
+    /// serving, inside a tokio runtime (store calls run under a deadline on its timer).
     pub async fn load(&self) -> Result<(), StoreError> {
         self.reload_inner().await?;
         self.inner.loaded.store(true, Ordering::Release);
@@ -441,9 +441,17 @@ async fn listen(weak: Weak<Inner>, mut feed: Box<dyn RevocationFeed>) {
         match event {
             RevocationEvent::Added(entry) => list.apply_from_store(&entry),
             RevocationEvent::Reload => {
+                drop(list);
+                // Retried until it succeeds; the list is held only during an attempt, so
+                // dropping it ends this task even while the store is down.
                 let mut delay = Duration::from_millis(100);
-                while let Err(e) = list.reload().await {
-                    telemetry::revocation_sync_failed("reload", &e);
+                loop {
+                    let Some(list) = upgrade(&weak) else { return };
+                    match list.reload().await {
+                        Ok(()) => break,
+                        Err(e) => telemetry::revocation_sync_failed("reload", &e),
+                    }
+                    drop(list);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
