@@ -99,6 +99,10 @@ pub struct CacheSection {
     /// TTL of cached introspection results.
     #[serde(default, with = "opt_duration")]
     pub introspection_ttl: Option<Duration>,
+    /// How often the revocation list is read again from a SQLite database (PostgreSQL pushes
+    /// revocations at once): the longest a revocation made by another process takes to apply.
+    #[serde(default, with = "opt_duration")]
+    pub revocation_poll: Option<Duration>,
 }
 
 mod opt_duration {

@@ -52,6 +52,7 @@
 //! jwks_refresh = "10m"                           # when the JWKS has no Cache-Control
 //! jwks_cooldown = "30s"
 //! introspection_ttl = "30s"
+//! revocation_poll = "5s"                         # SQLite; PostgreSQL pushes revocations
 //! ```
 //!
 //! The built-in issuer (see [`session`]) signs EdDSA access tokens (`iss` = `http://<listen>`,
@@ -60,6 +61,22 @@
 //! `POST /auth/login`, `POST /auth/refresh` and `POST /auth/logout`, which need no other
 //! credential. Its tokens are accepted as `Authorization: Bearer` or in the `access_token`
 //! cookie.
+//!
+//! Revocation: every JWT is checked against a revocation list kept in memory and read from the
+//! database at start (the server does not start without it). `POST /auth/logout-everywhere`,
+//! with one of the built-in issuer's access tokens, ends every session of its user and every
+//! access token issued to it until then. An administrator does the same from the command line,
+//! or revokes one token by its `jti`:
+//!
+//! ```text
+//! quickstart tokens --db sqlite://quickstart.db logout-everywhere --subject demo
+//! quickstart tokens --db sqlite://quickstart.db revoke --jti <jti>
+//! ```
+//!
+//! A running server applies what the command wrote at its next read of the list
+//! (`cache.revocation_poll`, 5 s) on SQLite, and within milliseconds on PostgreSQL, where every
+//! instance is notified. Tokens of external `[[issuers]]` can be revoked by `jti` too
+//! (`--issuer`).
 
 pub mod config;
 pub mod session;
@@ -77,6 +94,7 @@ use tower_auth_core::{
 };
 use tower_auth_jwt::issue::{self, JwtIssuer, RefreshTokens};
 use tower_auth_jwt::remote::{Discovery, JwksUrl};
+use tower_auth_jwt::revocation::{RevocationList, RevocationStore};
 use tower_auth_jwt::{Algorithm, ClaimPath, ClaimsMapping, Issuer, JwtAuthenticator, ServiceRule};
 use tower_auth_oauth::introspection::{ClientAuth, Introspection};
 
@@ -214,10 +232,15 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 /// The JWT authenticator: the built-in issuer (Bearer or the `access_token` cookie) and the
-/// configured `[[issuers]]`.
-fn jwt(config: &Config, built_in: Issuer) -> Result<JwtAuthenticator, StartError> {
+/// configured `[[issuers]]`, every token checked against `revocations`.
+fn jwt(
+    config: &Config,
+    built_in: Issuer,
+    revocations: RevocationList,
+) -> Result<JwtAuthenticator, StartError> {
     let mut jwt = JwtAuthenticator::builder()
         .cookie(session::ACCESS_COOKIE)
+        .revocation(revocations)
         .issuer(built_in);
     for (n, i) in config.issuers.iter().enumerate() {
         let key = |k: &str| format!("issuers[{n}].{k}");
@@ -293,30 +316,76 @@ fn jwt(config: &Config, built_in: Issuer) -> Result<JwtAuthenticator, StartError
         .map_err(|e| StartError::Config(format!("[[issuers]]: {e}")))
 }
 
+/// The built-in issuer and the revocation list its tokens (and those of every configured
+/// issuer) are checked against, both kept in the configured database.
+#[derive(Debug, Clone)]
+pub struct BuiltIn {
+    /// The issuer: `iss` = `http://<listen>`, `aud` = `quickstart`.
+    pub issuer: Arc<JwtIssuer>,
+    /// The revocation list, loaded and kept current in the background.
+    pub revocations: RevocationList,
+}
+
+/// The revocation list on `store`, not loaded yet.
+fn revocation_list(
+    config: &Config,
+    store: impl RevocationStore,
+) -> Result<RevocationList, StartError> {
+    let mut list = RevocationList::builder(store);
+    if let Some(poll) = config.cache.revocation_poll {
+        list = list.poll_interval(poll);
+    }
+    // Only the poll interval comes from the configuration.
+    list.build().map_err(|e| {
+        StartError::Config(format!(
+            "invalid `cache.revocation_poll` = {}: {}",
+            e.value(),
+            e.reason()
+        ))
+    })
+}
+
 /// The built-in issuer: `iss` = `http://<listen>`, `aud` = `quickstart`, EdDSA keys kept in the
-/// database (so restarts keep validating earlier tokens), refresh tokens rotated on every use.
-pub async fn built_in_issuer(config: &Config, url: &str) -> Result<Arc<JwtIssuer>, StartError> {
+/// database (so restarts keep validating earlier tokens), refresh tokens rotated on every use,
+/// and its revocation list, loaded before this returns.
+pub async fn built_in_issuer(config: &Config, url: &str) -> Result<BuiltIn, StartError> {
     let opened = |e: &dyn std::fmt::Display| {
         StartError::Database(format!("cannot open database {}: {e}", config.database))
     };
-    let builder = if config.database.starts_with("postgres://") {
+    let (builder, revocations) = if config.database.starts_with("postgres://") {
         let store = issue::PostgresStore::connect(&config.database)
             .await
             .map_err(|e| opened(&e))?;
-        JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store))
+        (
+            JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store.clone())),
+            revocation_list(config, store)?,
+        )
     } else {
         let store = issue::SqliteStore::connect(&config.database)
             .await
             .map_err(|e| opened(&e))?;
-        JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store))
+        (
+            JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store.clone())),
+            revocation_list(config, store)?,
+        )
     };
+    revocations.load().await.map_err(|e| {
+        StartError::Database(format!(
+            "cannot read the revocation list from {}: {e}",
+            config.database
+        ))
+    })?;
     let issuer = builder
         .issuer(url)
         .audience(AUDIENCE)
         .client_id("quickstart")
+        .revocation_list(revocations.clone())
         .build()
         .map_err(|e| StartError::Config(e.to_string()))?;
-    Ok(Arc::new(issuer))
+    Ok(BuiltIn {
+        issuer: Arc::new(issuer),
+        revocations,
+    })
 }
 
 /// The audience of the built-in issuer's tokens.
@@ -327,7 +396,10 @@ pub const AUDIENCE: &str = "quickstart";
 pub async fn app(config: &Config, addr: SocketAddr) -> Result<Router, StartError> {
     let keys = api_keys(config).await?;
     let url = format!("http://{addr}");
-    let issuer = built_in_issuer(config, &url).await?;
+    let BuiltIn {
+        issuer,
+        revocations,
+    } = built_in_issuer(config, &url).await?;
     let built_in = Issuer::new(&url)
         .audience(AUDIENCE)
         .algorithms([Algorithm::EdDSA])
@@ -335,11 +407,16 @@ pub async fn app(config: &Config, addr: SocketAddr) -> Result<Router, StartError
         .claims_mapping(ClaimsMapping::none().role_path(ClaimPath::new("roles")))
         .service_rule(ServiceRule::ClientCredentials)
         .key_source(Arc::clone(&issuer));
-    let auth = keys.or(jwt(config, built_in)?).or(introspection(config)?);
-    Ok(router(auth).merge(session::routes(issuer)))
+    let auth = keys
+        .or(jwt(config, built_in, revocations)?)
+        .or(introspection(config)?);
+    Ok(
+        router(auth, session::authenticated_routes(Arc::clone(&issuer)))
+            .merge(session::routes(issuer)),
+    )
 }
 
-fn router<A>(auth: A) -> Router
+fn router<A>(auth: A, authenticated: Router) -> Router
 where
     A: Authenticator + Clone + Send + Sync + 'static,
     A::Future: Send + 'static,
@@ -356,6 +433,7 @@ where
         .route("/me", get(|p: Principal| async move { Json(p) }))
         .route("/items", items)
         .merge(admin)
+        .merge(authenticated)
         .route_layer(AuthenticateLayer::required(auth))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(move || async move { metrics.render() }))

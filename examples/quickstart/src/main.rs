@@ -1,11 +1,11 @@
-//! `quickstart`: serve (the default) or manage API keys. See the library docs.
+//! `quickstart`: serve (the default), manage API keys, or revoke tokens. See the library docs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use quickstart::config::Config;
-use quickstart::{StartError, api_keys, app};
+use quickstart::{BuiltIn, StartError, api_keys, app, built_in_issuer};
 use tower_auth_apikey::cli::KeysCommand;
 
 #[derive(Parser)]
@@ -25,6 +25,43 @@ enum Command {
     },
     /// Manage API keys.
     Keys(KeysArgs),
+    /// Revoke access tokens and sessions.
+    Tokens(TokensArgs),
+}
+
+#[derive(Args)]
+struct TokensArgs {
+    /// Database URL (default: the config's, else sqlite://quickstart.db).
+    #[arg(long, global = true)]
+    db: Option<String>,
+    /// TOML configuration file (for the database and the listen address).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The built-in issuer's URL (default: http://<listen> of the configuration).
+    #[arg(long, global = true)]
+    built_in_issuer: Option<String>,
+    #[command(subcommand)]
+    command: TokensCommand,
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Revoke one access token by its `jti` (kept on the list for the longest token lifetime).
+    Revoke {
+        /// The token's `jti` claim.
+        #[arg(long)]
+        jti: String,
+        /// The token's issuer (default: the built-in issuer).
+        #[arg(long)]
+        issuer: Option<String>,
+    },
+    /// End every session of a user of the built-in issuer and every access token issued to it
+    /// until now.
+    LogoutEverywhere {
+        /// The user (`sub`).
+        #[arg(long)]
+        subject: String,
+    },
 }
 
 #[derive(Args)]
@@ -68,6 +105,13 @@ async fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Tokens(args) => match tokens(args).await {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::Keys(args) => {
             let mut config = match load(args.config.as_ref()) {
                 Ok(c) => c,
@@ -88,6 +132,50 @@ async fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// Runs a `tokens` subcommand; returns the line to print.
+async fn tokens(args: TokensArgs) -> Result<String, StartError> {
+    let mut config = load(args.config.as_ref())?;
+    if let Some(db) = args.db {
+        config.database = db;
+    }
+    let url = args
+        .built_in_issuer
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let BuiltIn {
+        issuer,
+        revocations,
+    } = built_in_issuer(&config, &url).await?;
+    let failed = |e: &dyn std::fmt::Display| StartError::Database(format!("{e}"));
+    match args.command {
+        TokensCommand::Revoke { jti, issuer: None } => {
+            issuer
+                .revoke_access_token(&jti, None)
+                .await
+                .map_err(|e| failed(&e))?;
+            Ok(format!("revoked token {jti} of {url}"))
+        }
+        TokensCommand::Revoke {
+            jti,
+            issuer: Some(other),
+        } => {
+            revocations
+                .revoke_token(&other, &jti, None)
+                .await
+                .map_err(|e| failed(&e))?;
+            Ok(format!("revoked token {jti} of {other}"))
+        }
+        TokensCommand::LogoutEverywhere { subject } => {
+            let sessions = issuer
+                .logout_everywhere(&subject)
+                .await
+                .map_err(|e| failed(&e))?;
+            Ok(format!(
+                "logged {subject} out everywhere: {sessions} session(s) revoked, earlier access tokens refused"
+            ))
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The built-in issuer: demo login, refresh-token rotation and logout, with the access token in
-//! the response body or (`?mode=cookie`) in an HttpOnly cookie.
+//! The built-in issuer: demo login, refresh-token rotation, logout and log out everywhere, with
+//! the access token in the response body or (`?mode=cookie`) in an HttpOnly cookie.
 //!
 //! The password check is the application's own business; here it is a single demo user
 //! (`demo` / `demo`, scopes `read:items write:items`, role `user`) so the flow can be tried.
@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tower_auth_core::credential::cookie_value;
-use tower_auth_core::{AuthError, DefaultRejection, OnRejection};
+use tower_auth_core::{AuthError, DefaultRejection, OnRejection, Principal};
 use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer, TokenPair, TokenRequest};
 
 /// The access-token cookie (`?mode=cookie`).
@@ -151,13 +151,37 @@ async fn logout(State(issuer): State<Arc<JwtIssuer>>, headers: HeaderMap) -> Res
         return rejection(&e.to_auth_error());
     }
     let mut res = StatusCode::NO_CONTENT.into_response();
+    clear_cookies(&mut res);
+    res
+}
+
+/// Clears both cookies of a session.
+fn clear_cookies(res: &mut Response) {
     res.headers_mut()
         .append(SET_COOKIE, cookie(ACCESS_COOKIE, "", "/", Duration::ZERO));
     res.headers_mut().append(
         SET_COOKIE,
         cookie(REFRESH_COOKIE, "", "/auth", Duration::ZERO),
     );
-    res
+}
+
+/// Ends every session of the caller and every access token issued to it until now, on every
+/// instance sharing the database. Only the built-in issuer's users have sessions here: any
+/// other principal gets 403.
+async fn logout_everywhere(State(issuer): State<Arc<JwtIssuer>>, principal: Principal) -> Response {
+    if principal.issuer() != Some(issuer.issuer()) {
+        return rejection(&AuthError::forbidden(
+            "only sessions of the built-in issuer can be logged out",
+        ));
+    }
+    match issuer.logout_everywhere(principal.subject()).await {
+        Ok(sessions) => {
+            let mut res = Json(serde_json::json!({ "sessions_revoked": sessions })).into_response();
+            clear_cookies(&mut res);
+            res
+        }
+        Err(e) => rejection(&e.to_auth_error()),
+    }
 }
 
 async fn jwks(State(issuer): State<Arc<JwtIssuer>>) -> Response {
@@ -171,5 +195,13 @@ pub fn routes(issuer: Arc<JwtIssuer>) -> Router {
         .route("/auth/login", post(login))
         .route("/auth/refresh", post(refresh))
         .route("/auth/logout", post(logout))
+        .with_state(issuer)
+}
+
+/// `POST /auth/logout-everywhere`: needs the built-in issuer's access token, so it goes behind
+/// the authentication layer.
+pub fn authenticated_routes(issuer: Arc<JwtIssuer>) -> Router {
+    Router::new()
+        .route("/auth/logout-everywhere", post(logout_everywhere))
         .with_state(issuer)
 }

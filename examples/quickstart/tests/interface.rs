@@ -132,6 +132,10 @@ fn configuration_errors_exit_2_naming_key_and_value() {
         ("nonsense = true", "nonsense"),
         ("[cache]\napikey_ttl = \"whenever\"", "whenever"),
         ("[cache]\napikey_ttl = \"0s\"", "cache.apikey_ttl"),
+        (
+            "[cache]\nrevocation_poll = \"1ms\"",
+            "invalid `cache.revocation_poll` = 0.001s",
+        ),
         ("database = \"mysql://db\"", "mysql://db"),
         (
             "[[issuers]]\nissuer = \"https://idp.test\"\naudiences = [\"a\"]\nalgorithms = [\"none\"]",
@@ -515,4 +519,164 @@ async fn login_refresh_logout_in_both_modes() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// The `jti` claim of a JWT (its payload read without verification: the server verifies).
+fn jti_of(token: &str) -> String {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["jti"].as_str().unwrap().to_owned()
+}
+
+/// Waits (at most 30 s) until `/me` with `token` answers `status`; returns what it answered last.
+async fn until_me_answers(base: &str, token: &str, status: u16) -> u16 {
+    let auth = format!("Bearer {token}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = request("GET", &format!("{base}/me"), &[("authorization", &auth)])
+            .await
+            .0;
+        if got == status || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("quickstart.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\n[cache]\nrevocation_poll = \"100ms\"\n",
+    )
+    .unwrap();
+    let (_key_id, key) = create(dir.path(), "read:items");
+    let (mut child, base) = serve_with(dir.path(), &config).await;
+    let json = [("content-type", "application/json")];
+    let demo = r#"{"username":"demo","password":"demo"}"#;
+    let login = || async {
+        let (status, cookies, body) = post(&format!("{base}/auth/login"), &json, demo).await;
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (
+            answer["access_token"].as_str().unwrap().to_owned(),
+            cookie_value(&cookies, "refresh_token").to_owned(),
+        )
+    };
+    let me = |token: String| {
+        let base = base.clone();
+        async move {
+            request(
+                "GET",
+                &format!("{base}/me"),
+                &[("authorization", &format!("Bearer {token}"))],
+            )
+            .await
+            .0
+        }
+    };
+
+    // Two sessions of the demo user.
+    let (a, refresh_a) = login().await;
+    let (b, refresh_b) = login().await;
+    assert_eq!(me(a.clone()).await, 200);
+    assert_eq!(me(b.clone()).await, 200);
+
+    // The CLI, another process on the same database, revokes token a by its jti: the server
+    // applies it at its next read of the list; token b is untouched.
+    let config_arg = config.to_str().unwrap();
+    let jti = jti_of(&a);
+    let o = run(
+        dir.path(),
+        &[
+            "tokens",
+            "--config",
+            config_arg,
+            "--built-in-issuer",
+            &base,
+            "revoke",
+            "--jti",
+            &jti,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), format!("revoked token {jti} of {base}"));
+    assert_eq!(until_me_answers(&base, &a, 401).await, 401);
+    assert_eq!(me(b.clone()).await, 200);
+
+    // Log out everywhere with token b: needs one of the built-in issuer's tokens (an API key
+    // gets 403), ends both sessions, clears the cookies, and refuses b at once.
+    let (status, _, _) = post(
+        &format!("{base}/auth/logout-everywhere"),
+        &[("x-api-key", key.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, cookies, body) = post(
+        &format!("{base}/auth/logout-everywhere"),
+        &[("authorization", &format!("Bearer {b}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"sessions_revoked": 2})
+    );
+    assert!(
+        cookies.iter().any(|c| c.starts_with("access_token=;")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies.iter().any(|c| c.starts_with("refresh_token=;")),
+        "{cookies:?}"
+    );
+    assert_eq!(me(b.clone()).await, 401);
+    for refresh in [&refresh_a, &refresh_b] {
+        let (status, _, _) = post(
+            &format!("{base}/auth/refresh"),
+            &[("cookie", &format!("refresh_token={refresh}"))],
+            "",
+        )
+        .await;
+        assert_eq!(status, 401, "a session survived log out everywhere");
+    }
+
+    // A login after the cut-off works (`iat` has whole seconds: the next second).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (c, _) = login().await;
+    assert_eq!(me(c.clone()).await, 200);
+
+    // The CLI's log out everywhere reaches the running server too.
+    let o = run(
+        dir.path(),
+        &[
+            "tokens",
+            "--config",
+            config_arg,
+            "--built-in-issuer",
+            &base,
+            "logout-everywhere",
+            "--subject",
+            "demo",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("1 session(s) revoked"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(until_me_answers(&base, &c, 401).await, 401);
+
+    child.kill().await.unwrap();
 }

@@ -1,5 +1,6 @@
 //! The quickstart on Postgres, as several instances would run it: keys created and revoked by
-//! the `keys` command in another process reach the running server through LISTEN/NOTIFY.
+//! the `keys` command, and tokens revoked by the `tokens` command, in another process reach the
+//! running server through LISTEN/NOTIFY.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -108,6 +109,71 @@ async fn keys_cli_and_server_share_postgres() {
     }
     println!(
         "revocation seen by the server after {:?}",
+        revoked.elapsed()
+    );
+
+    // A token of the built-in issuer, revoked by `jti` from another process.
+    let client: Client<_, http_body_util::Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let res = client
+        .request(
+            http::Request::post(format!("{base}/auth/login"))
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(Bytes::from_static(
+                    br#"{"username":"demo","password":"demo"}"#,
+                )))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+    let me = || async {
+        let req = http::Request::get(format!("{base}/me"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(http_body_util::Full::new(Bytes::new()))
+            .unwrap();
+        client.request(req).await.unwrap().status().as_u16()
+    };
+    assert_eq!(me().await, 200);
+    let out = Command::new(BIN)
+        .args([
+            "tokens",
+            "--db",
+            &db.url,
+            "--built-in-issuer",
+            &base,
+            "logout-everywhere",
+            "--subject",
+            "demo",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let revoked = Instant::now();
+    loop {
+        let s = me().await;
+        if s == 401 {
+            break;
+        }
+        assert_eq!(s, 200);
+        assert!(
+            revoked.elapsed() < Duration::from_secs(5),
+            "log out everywhere not seen within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    println!(
+        "log out everywhere seen by the server after {:?}",
         revoked.elapsed()
     );
     drop(child);
