@@ -41,6 +41,7 @@ pub mod introspection;
 #[cfg(feature = "login")]
 pub mod login;
 pub mod resource_server;
+mod token_request;
 
 /// The HTTP client a builder was given, or the default one, allowing plain http only when told.
 fn http_client(

@@ -10,7 +10,7 @@ use oauth2::{
 };
 use tokio::time::Instant;
 use tower_auth_core::ConfigError;
-use tower_auth_core::client::{FetchError, HttpClient};
+use tower_auth_core::client::HttpClient;
 
 use crate::introspection::ClientAuth;
 
@@ -274,21 +274,7 @@ impl Inner {
             req = req.add_extra_param("resource", r.clone());
         }
         let http = self.http.clone();
-        let send = move |r: oauth2::HttpRequest| {
-            let http = http.clone();
-            async move {
-                let (parts, body) = r.into_parts();
-                let req = http::Request::from_parts(
-                    parts,
-                    http_body_util::Full::new(bytes::Bytes::from(body)),
-                );
-                let res = http.send(req).await?;
-                let mut out = http::Response::new(res.body.to_vec());
-                *out.status_mut() = res.status;
-                *out.headers_mut() = res.headers;
-                Ok::<_, FetchError>(out)
-            }
-        };
+        let send = move |r: oauth2::HttpRequest| crate::token_request::send(http.clone(), r);
         let started = Instant::now();
         let res = req.request_async(&send).await.map_err(|e| match e {
             oauth2::RequestTokenError::ServerResponse(r) => {

@@ -75,13 +75,20 @@ pub enum LoginError {
     /// The callback came without the login cookie: cookies blocked, another browser, or a
     /// callback this app never started. 400.
     MissingCookie,
-    /// No pending login for the cookie: it was completed already (a replayed callback), dropped
-    /// from a full store, or never existed. 400.
+    /// No pending login for the cookie and the `state` together: it was completed already (a
+    /// replayed callback), the `state` is not the login's (a forged or crossed callback, which
+    /// leaves the login pending for its genuine callback), it was dropped from a full store,
+    /// or it never existed. 400.
     UnknownLogin,
     /// The pending login outlived its TTL before the callback came. 400.
     Expired,
-    /// The callback's `state` is not the pending login's (a forged or crossed callback). 400.
+    /// The callback has no `state`. (A `state` that is not the login's finds no pending login:
+    /// [`UnknownLogin`](Self::UnknownLogin).) 400.
     StateMismatch,
+    /// The pending login was started by another [`Login`](super::Login) (another issuer,
+    /// client id or redirect URI) sharing the store and the cookie name: a response meant for
+    /// another provider reached this one (mix-up, RFC 9700 section 4.4). 400.
+    ProviderMismatch,
     /// The callback's `iss` (RFC 9207) is not the configured issuer: the response comes from
     /// another authorization server (mix-up attack). 400.
     IssuerMismatch,
@@ -96,7 +103,7 @@ pub enum LoginError {
     /// verifier or redirect URI not matching) is 400; others (`invalid_client`, ...) are a
     /// configuration problem, 502.
     CodeRejected(ErrorCode),
-    /// The token endpoint could not be reached in time. 503.
+    /// The token endpoint could not be reached in time, or answered with a 5xx status. 503.
     TokenEndpointUnavailable(BoxError),
     /// The token endpoint answered something that is not a usable token response. 502.
     TokenEndpointMalformed,
@@ -123,6 +130,7 @@ impl LoginError {
             | Self::Expired
             | Self::StateMismatch
             | Self::IssuerMismatch
+            | Self::ProviderMismatch
             | Self::MalformedCallback
             | Self::NonceMismatch => StatusCode::BAD_REQUEST,
             Self::AccessDenied => StatusCode::FORBIDDEN,
@@ -154,6 +162,7 @@ impl LoginError {
             Self::Expired => "expired",
             Self::StateMismatch => "state_mismatch",
             Self::IssuerMismatch => "issuer_mismatch",
+            Self::ProviderMismatch => "provider_mismatch",
             Self::MalformedCallback => "malformed_callback",
             Self::AccessDenied => "access_denied",
             Self::AuthorizationFailed(_) => "authorization_failed",
@@ -178,6 +187,7 @@ impl LoginError {
             Self::AccessDenied => "The login was cancelled.",
             Self::MalformedCallback
             | Self::IssuerMismatch
+            | Self::ProviderMismatch
             | Self::NonceMismatch
             | Self::CodeRejected(_) => "The login could not be completed. Please start again.",
             Self::AuthorizationFailed(_)
@@ -201,7 +211,10 @@ impl fmt::Display for LoginError {
                 f.write_str("no pending login for this cookie (already completed or unknown)")
             }
             Self::Expired => f.write_str("the pending login expired"),
-            Self::StateMismatch => f.write_str("login callback state does not match"),
+            Self::StateMismatch => f.write_str("login callback without state"),
+            Self::ProviderMismatch => {
+                f.write_str("the pending login was started for another provider or client")
+            }
             Self::IssuerMismatch => f.write_str("login callback issuer does not match"),
             Self::MalformedCallback => f.write_str("malformed login callback"),
             Self::AccessDenied => f.write_str("the user denied access"),

@@ -117,16 +117,24 @@ pub(crate) async fn validate(
         None if audiences.len() > 1 => return Err(invalid("wrong authorized party")),
         None => {}
     }
+    // Every sum is checked: one that overflows makes the token invalid, never valid.
     let exp = seconds(&claims, "exp").ok_or_else(|| invalid("no expiry"))?;
-    if rules.now > exp + rules.leeway {
-        return Err(invalid("expired"));
+    let latest = rules.now.checked_add(rules.leeway);
+    match exp.checked_add(rules.leeway) {
+        Some(until) if rules.now <= until => {}
+        _ => return Err(invalid("expired")),
     }
     let iat = seconds(&claims, "iat").ok_or_else(|| invalid("no issue time"))?;
-    if iat > rules.now + rules.leeway {
-        return Err(invalid("issued in the future"));
+    match latest {
+        Some(latest) if iat <= latest => {}
+        _ => return Err(invalid("issued in the future")),
     }
-    if iat + rules.max_age + rules.leeway < rules.now {
-        return Err(invalid("issued too long ago"));
+    match iat
+        .checked_add(rules.max_age)
+        .and_then(|t| t.checked_add(rules.leeway))
+    {
+        Some(oldest) if oldest >= rules.now => {}
+        _ => return Err(invalid("issued too long ago")),
     }
     if let Some(nbf) = claims.get("nbf") {
         let nbf = nbf
@@ -134,8 +142,9 @@ pub(crate) async fn validate(
             .map(|_| seconds(&claims, "nbf"))
             .ok_or_else(|| invalid("malformed not-before"))?
             .ok_or_else(|| invalid("malformed not-before"))?;
-        if nbf > rules.now + rules.leeway {
-            return Err(invalid("not yet valid"));
+        match latest {
+            Some(latest) if nbf <= latest => {}
+            _ => return Err(invalid("not yet valid")),
         }
     }
     match claims.get("nonce").and_then(Value::as_str) {

@@ -143,11 +143,15 @@ use oauth2::{
     StandardTokenResponse, TokenResponse as _, TokenUrl,
 };
 use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
 use tower_auth_core::client::{FetchError, HttpClient};
 use tower_auth_core::clock::{Clock, SystemClock};
 use tower_auth_core::{ConfigError, Principal, PrincipalKind, Scheme};
 use tower_auth_jwt::remote::{Discovery, DiscoveryError, Metadata, discover};
-use tower_auth_jwt::{Algorithm, KeySource};
+use tower_auth_jwt::{Algorithm, KeySource, KeySourceError, MAX_LEEWAY};
+
+pub use crate::introspection::ClientAuth;
+use crate::token_request::SendError;
 
 pub use self::error::{ErrorCode, LoginError};
 pub use self::store::{
@@ -190,6 +194,42 @@ type OAuthClient = oauth2::Client<
     EndpointSet,
 >;
 
+/// The longest [`pending_ttl`](LoginBuilder::pending_ttl) accepted.
+pub const MAX_PENDING_TTL: Duration = Duration::from_secs(3600);
+/// The shortest [`pending_ttl`](LoginBuilder::pending_ttl) accepted (the cookie's `Max-Age` is
+/// in whole seconds).
+pub const MIN_PENDING_TTL: Duration = Duration::from_secs(1);
+/// The longest [`max_id_token_age`](LoginBuilder::max_id_token_age) accepted.
+pub const MAX_ID_TOKEN_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// Authorization request parameters that [`LoginBuilder::authorize_param`] may not set: the
+/// helper sets them, or they would change the flow.
+const RESERVED_PARAMS: &[&str] = &[
+    "response_type",
+    "response_mode",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "resource",
+    "request",
+    "request_uri",
+];
+
+/// The store key of a pending login: a hash of the login cookie's id and the login's `state`,
+/// so that only a callback with both finds it, and the store sees neither.
+fn store_key(id: &str, state: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"tower-auth-login\0");
+    h.update(id.as_bytes());
+    h.update(b"\0");
+    h.update(state.as_bytes());
+    URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
 /// The store call `fut`, failing with [`LoginError::Store`] when it fails or takes longer than
 /// `deadline`.
 async fn with_deadline<T>(deadline: Duration, fut: StoreFuture<'_, T>) -> Result<T, LoginError> {
@@ -224,6 +264,7 @@ struct Inner {
     redirect_uri: String,
     scopes: Vec<String>,
     resources: Vec<String>,
+    authorize_params: Vec<(String, String)>,
     require_iss: bool,
     keys: Arc<dyn KeySource>,
     algorithms: Vec<Algorithm>,
@@ -259,9 +300,12 @@ impl Login {
             issuer: issuer.into(),
             authorization_endpoint: None,
             token_endpoint: None,
-            require_iss: false,
+            require_iss: None,
+            metadata_iss: false,
             client_id: String::new(),
             client_secret: None,
+            client_auth: ClientAuth::default(),
+            authorize_params: Vec::new(),
             redirect_uri: String::new(),
             scopes: Vec::new(),
             resources: Vec::new(),
@@ -274,7 +318,7 @@ impl Login {
             clock: Arc::new(SystemClock),
             ttl: DEFAULT_PENDING_TTL,
             store_timeout: DEFAULT_STORE_TIMEOUT,
-            leeway: Duration::from_secs(60),
+            leeway: tower_auth_jwt::DEFAULT_LEEWAY,
             max_id_token_age: Duration::from_secs(300),
             cookie_name: None,
         }
@@ -334,8 +378,12 @@ impl Login {
             tower_auth_jwt::KeyLookup::Pending(fut) => {
                 fut.await.map(drop).map_err(LoginError::KeysUnavailable)
             }
+            tower_auth_jwt::KeyLookup::Ready(_) => Ok(()),
             tower_auth_jwt::KeyLookup::Unavailable(e) => Err(LoginError::KeysUnavailable(e)),
-            _ => Ok(()),
+            // A lookup result this version does not know: fail closed, as validation does.
+            _ => Err(LoginError::KeysUnavailable(KeySourceError::new(
+                "unknown key lookup result",
+            ))),
         }
     }
 
@@ -359,14 +407,21 @@ impl Login {
         for r in &i.resources {
             request = request.add_extra_param("resource", r.clone());
         }
+        for (k, v) in &i.authorize_params {
+            request = request.add_extra_param(k.clone(), v.clone());
+        }
         let (url, _) = request.url();
         let pending = PendingLogin {
-            state,
+            issuer: i.issuer.clone(),
+            client_id: i.client_id.clone(),
+            redirect_uri: i.redirect_uri.clone(),
             nonce,
             verifier: verifier.secret().clone(),
+            // The TTL is at most an hour (checked at build time).
             expires_at: i.clock.now() + i.ttl,
         };
-        with_deadline(i.store_timeout, i.store.put(id.clone(), pending)).await?;
+        let key = store_key(&id, &state);
+        with_deadline(i.store_timeout, i.store.put(key, pending)).await?;
         let set_cookie = self.cookie(&id, i.ttl);
         #[cfg(feature = "metrics")]
         metrics::counter!("tower_auth_login_starts_total").increment(1);
@@ -375,6 +430,7 @@ impl Login {
         Ok(LoginStart {
             authorize_url: url.into(),
             set_cookie,
+            id,
         })
     }
 
@@ -411,7 +467,12 @@ impl Login {
 
     /// Completes a login: `login_cookie` is the value of the login cookie (`None` when the
     /// request has none), `query` the callback's query string (`code`, `state`, `iss`, or
-    /// `error`). The pending login is consumed whatever the outcome.
+    /// `error`).
+    ///
+    /// The pending login is found by the cookie **and** the `state` together, and consumed
+    /// whatever the outcome once found: a callback with a `state` that is not the login's
+    /// (forged, or from another login) finds nothing and leaves the login for its genuine
+    /// callback.
     pub async fn callback(
         &self,
         login_cookie: Option<&str>,
@@ -432,7 +493,24 @@ impl Login {
                 subject = %u.subject,
                 "login completed"
             ),
-            Err(e) => tracing::debug!(target: "tower_auth::oauth", error = %e, "login failed"),
+            Err(e) => {
+                // The causes of these are the store's, the key source's or the HTTP client's
+                // errors: no token, code or secret is in them.
+                let cause = match e {
+                    LoginError::Store(_)
+                    | LoginError::KeysUnavailable(_)
+                    | LoginError::TokenEndpointUnavailable(_) => {
+                        std::error::Error::source(e).map(ToString::to_string)
+                    }
+                    _ => None,
+                };
+                tracing::debug!(
+                    target: "tower_auth::oauth",
+                    error = %e,
+                    cause = cause.as_deref().unwrap_or(""),
+                    "login failed"
+                );
+            }
         }
         result
     }
@@ -447,16 +525,25 @@ impl Login {
         let id = login_cookie
             .filter(|c| !c.is_empty())
             .ok_or(LoginError::MissingCookie)?;
-        let pending = with_deadline(i.store_timeout, i.store.take(id))
+        let state = params
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or(LoginError::StateMismatch)?;
+        let pending = with_deadline(i.store_timeout, i.store.take(&store_key(id, state)))
             .await?
             .ok_or(LoginError::UnknownLogin)?;
+        // Started by another Login sharing the store and the cookie name: another provider's
+        // response must not be completed here (mix-up, RFC 9700 section 4.4).
+        if pending.issuer != i.issuer
+            || pending.client_id != i.client_id
+            || pending.redirect_uri != i.redirect_uri
+        {
+            return Err(LoginError::ProviderMismatch);
+        }
         let now = i.clock.now();
         if now >= pending.expires_at {
             return Err(LoginError::Expired);
-        }
-        match &params.state {
-            Some(s) if id_token::constant_time_eq(s.as_bytes(), pending.state.as_bytes()) => {}
-            _ => return Err(LoginError::StateMismatch),
         }
         match &params.iss {
             Some(iss) if *iss != i.issuer => return Err(LoginError::IssuerMismatch),
@@ -519,27 +606,15 @@ impl Login {
             req = req.add_extra_param("resource", r.clone());
         }
         let http = i.http.clone();
-        let send = move |r: oauth2::HttpRequest| {
-            let http = http.clone();
-            async move {
-                let (parts, body) = r.into_parts();
-                let req = http::Request::from_parts(
-                    parts,
-                    http_body_util::Full::new(bytes::Bytes::from(body)),
-                );
-                let res = http.send(req).await?;
-                let mut out = http::Response::new(res.body.to_vec());
-                *out.status_mut() = res.status;
-                *out.headers_mut() = res.headers;
-                Ok::<_, FetchError>(out)
-            }
-        };
+        let send = move |r: oauth2::HttpRequest| crate::token_request::send(http.clone(), r);
         req.request_async(&send).await.map_err(|e| match e {
             oauth2::RequestTokenError::ServerResponse(r) => {
                 LoginError::CodeRejected(ErrorCode::parse(r.error().as_ref()))
             }
+            // Unreachable, past its deadline, or a 5xx answer (whatever its body): try later.
             oauth2::RequestTokenError::Request(
-                e @ (FetchError::Timeout(_) | FetchError::Transport(_)),
+                e @ (SendError::Status(_)
+                | SendError::Fetch(FetchError::Timeout(_) | FetchError::Transport(_))),
             ) => LoginError::TokenEndpointUnavailable(Box::new(e)),
             // Parse errors carry the response body, which may hold tokens: keep nothing of it.
             _ => LoginError::TokenEndpointMalformed,
@@ -565,6 +640,23 @@ impl Login {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert(RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        h.insert(SET_COOKIE, self.clear_cookie());
+        res
+    }
+
+    /// The response for a completed login: `303 See Other` to `location` (a page of your own
+    /// app, so the callback URL with its code leaves the address bar and the history),
+    /// `Cache-Control: no-store`, `Referrer-Policy: no-referrer`, and the `Set-Cookie` that
+    /// deletes the login cookie. Append your session cookie to it.
+    ///
+    /// `location` must be your own: never a value taken from the request (an open redirect).
+    pub fn success_redirect<B: Default>(&self, location: HeaderValue) -> Response<B> {
+        let mut res = Response::new(B::default());
+        *res.status_mut() = StatusCode::SEE_OTHER;
+        let h = res.headers_mut();
+        h.insert(LOCATION, location);
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
         h.insert(SET_COOKIE, self.clear_cookie());
         res
     }
@@ -601,9 +693,11 @@ impl CallbackParams {
 
 /// A started login: the authorization URL to send the browser to, and the login cookie to set
 /// on that response. `Debug` shows neither (the cookie is a bearer secret until the callback).
+#[must_use = "send the browser to the authorization URL with the login cookie"]
 pub struct LoginStart {
     authorize_url: String,
     set_cookie: HeaderValue,
+    id: String,
 }
 
 impl fmt::Debug for LoginStart {
@@ -625,6 +719,14 @@ impl LoginStart {
         &self.set_cookie
     }
 
+    /// The login cookie's value: the pending login's random id. A native app (a CLI with a
+    /// loopback redirect URI) is its own "browser": it keeps this and passes it to
+    /// [`Login::callback`] instead of setting a cookie. A secret until the callback: never log
+    /// it.
+    pub fn login_id(&self) -> &str {
+        &self.id
+    }
+
     /// A `303 See Other` to the authorization URL, setting the login cookie, not cacheable.
     pub fn into_response<B: Default>(self) -> Response<B> {
         let mut res = Response::new(B::default());
@@ -642,6 +744,7 @@ impl LoginStart {
 /// A completed login: who the user is, as the ID token says, and the tokens. `Debug` shows no
 /// token.
 #[derive(Clone)]
+#[must_use = "start the app's session from the completed login"]
 pub struct LoggedIn {
     subject: String,
     issuer: String,
@@ -763,9 +866,12 @@ pub struct LoginBuilder {
     issuer: String,
     authorization_endpoint: Option<String>,
     token_endpoint: Option<String>,
-    require_iss: bool,
+    require_iss: Option<bool>,
+    metadata_iss: bool,
     client_id: String,
     client_secret: Option<String>,
+    client_auth: ClientAuth,
+    authorize_params: Vec<(String, String)>,
     redirect_uri: String,
     scopes: Vec<String>,
     resources: Vec<String>,
@@ -814,8 +920,11 @@ fn valid_cookie_name(name: &str) -> bool {
 
 impl LoginBuilder {
     /// Takes the endpoints from the authorization server's metadata, and requires the RFC 9207
-    /// `iss` callback parameter when the metadata says the server sends it. Fails when the
-    /// metadata is for another issuer or lacks an endpoint.
+    /// `iss` callback parameter when the metadata says the server sends it (unless
+    /// [`require_issuer_in_callback`](Self::require_issuer_in_callback) said otherwise, before
+    /// or after). Fails when the metadata is for another issuer, lacks an endpoint, or lists
+    /// `response_types_supported` without `code` or `code_challenge_methods_supported` without
+    /// `S256` (an absent list is accepted: many servers leave them out).
     pub fn metadata(mut self, metadata: &Metadata) -> Result<Self, ConfigError> {
         if metadata.issuer() != self.issuer {
             return Err(ConfigError::new(
@@ -838,10 +947,32 @@ impl LoginBuilder {
                 "the authorization server publishes no token_endpoint",
             )
         })?;
+        let raw = metadata.raw();
+        // Absent lists say nothing (RFC 8414 makes `code_challenge_methods_supported`
+        // optional): accepted. Present ones must list what this helper uses.
+        let lists = |name: &str, wanted: &str| match raw.get(name) {
+            None => true,
+            Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(wanted)),
+            Some(_) => false,
+        };
+        if !lists("response_types_supported", "code") {
+            return Err(ConfigError::new(
+                "response_types_supported",
+                raw.get("response_types_supported").unwrap_or(&Value::Null),
+                "the authorization server does not support response_type code",
+            ));
+        }
+        if !lists("code_challenge_methods_supported", "S256") {
+            return Err(ConfigError::new(
+                "code_challenge_methods_supported",
+                raw.get("code_challenge_methods_supported")
+                    .unwrap_or(&Value::Null),
+                "the authorization server does not support PKCE with S256",
+            ));
+        }
         self.authorization_endpoint = Some(auth.to_owned());
         self.token_endpoint = Some(token.to_owned());
-        self.require_iss = metadata
-            .raw()
+        self.metadata_iss = raw
             .get("authorization_response_iss_parameter_supported")
             .and_then(Value::as_bool)
             .unwrap_or(false);
@@ -860,10 +991,12 @@ impl LoginBuilder {
         self
     }
 
-    /// Refuse callbacks without the RFC 9207 `iss` parameter (set from the metadata's
-    /// `authorization_response_iss_parameter_supported`; a present `iss` is always checked).
+    /// Refuse callbacks without the RFC 9207 `iss` parameter. Default: what the metadata's
+    /// `authorization_response_iss_parameter_supported` says, false without metadata. An
+    /// explicit choice here wins over the metadata, whichever comes first. A present `iss` is
+    /// always checked.
     pub fn require_issuer_in_callback(mut self, require: bool) -> Self {
-        self.require_iss = require;
+        self.require_iss = Some(require);
         self
     }
 
@@ -873,10 +1006,30 @@ impl LoginBuilder {
         self
     }
 
-    /// The client secret of a confidential client, sent with `client_secret_basic`. Leave it
-    /// out for a public client (PKCE alone protects the code). Never logged or printed.
+    /// The client secret of a confidential client, sent as [`client_auth`](Self::client_auth)
+    /// says. Leave it out for a public client (PKCE alone protects the code; the `client_id`
+    /// goes in the form). Never logged or printed.
     pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
         self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// How a confidential client authenticates to the token endpoint (default
+    /// `client_secret_basic`), as for [introspection](crate::introspection) and
+    /// [client credentials](crate::client_credentials).
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = auth;
+        self
+    }
+
+    /// An extra authorization request parameter, such as `prompt=consent` (which
+    /// oidc-provider and others need before they issue a refresh token for
+    /// `offline_access`), `login_hint`, `ui_locales` or `acr_values`. Repeatable. The
+    /// parameters this helper sets (`state`, `nonce`, `redirect_uri`, `scope`,
+    /// `code_challenge`, `resource`, ...) and `request` / `request_uri` are refused at build
+    /// time.
+    pub fn authorize_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.authorize_params.push((name.into(), value.into()));
         self
     }
 
@@ -923,9 +1076,11 @@ impl LoginBuilder {
         self
     }
 
-    /// Allows an `http://` redirect URI on a loopback host (`localhost`, `127.0.0.1`, `[::1]`)
-    /// and sets the login cookie without `Secure` (named [`INSECURE_LOGIN_COOKIE`]), so
-    /// development over plain http works. Never in production.
+    /// Allows an `http://` redirect URI on a loopback host (`localhost`, `127.0.0.1`, `[::1]`):
+    /// for development over plain http, and for native apps, whose loopback redirect is plain
+    /// http (RFC 8252 section 7.3). With an http redirect URI the login cookie is set without
+    /// `Secure` (named [`INSECURE_LOGIN_COOKIE`]): the cookie follows the redirect URI's
+    /// scheme, so an https redirect URI keeps `Secure` and `__Host-` whatever this says.
     pub fn insecure_http_redirect_uri(mut self, allow: bool) -> Self {
         self.http_redirect = allow;
         self
@@ -952,8 +1107,8 @@ impl LoginBuilder {
         self
     }
 
-    /// How long a user has to log in at the provider (default 10 minutes); also the login
-    /// cookie's `Max-Age`.
+    /// How long a user has to log in at the provider (default 10 minutes, from
+    /// [`MIN_PENDING_TTL`] to [`MAX_PENDING_TTL`]); also the login cookie's `Max-Age`.
     pub fn pending_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
@@ -966,27 +1121,31 @@ impl LoginBuilder {
         self
     }
 
-    /// The clock (default: the system clock), for pending-login expiry and ID token times.
+    /// The clock (default: the system clock), for pending-login expiry and ID token times; the
+    /// default store is built on it too.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
-    /// The clock skew allowed on the ID token's `exp`, `iat` and `nbf` (default 60 s).
+    /// The clock skew allowed on the ID token's `exp`, `iat` and `nbf` (default 60 s, at most
+    /// tower-auth-jwt's [`MAX_LEEWAY`], 10 minutes).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
     }
 
     /// The oldest ID token accepted, by its `iat` (default 5 minutes: it was issued moments
-    /// before, in the code exchange).
+    /// before, in the code exchange; at most [`MAX_ID_TOKEN_AGE`]).
     pub fn max_id_token_age(mut self, age: Duration) -> Self {
         self.max_id_token_age = age;
         self
     }
 
-    /// The login cookie's name (default [`LOGIN_COOKIE`], or [`INSECURE_LOGIN_COOKIE`] with
-    /// [`insecure_http_redirect_uri`](Self::insecure_http_redirect_uri)).
+    /// The login cookie's name (default [`LOGIN_COOKIE`], or [`INSECURE_LOGIN_COOKIE`] with an
+    /// http redirect URI). With several `Login`s in one app (one per provider), give each its
+    /// own name: a browser holds one login cookie per name, so with a shared name starting a
+    /// login at one provider ends the login pending at the other.
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
         self.cookie_name = Some(name.into());
         self
@@ -1047,6 +1206,15 @@ impl LoginBuilder {
                 ));
             }
         }
+        for (name, _) in &self.authorize_params {
+            if name.is_empty() || RESERVED_PARAMS.contains(&name.as_str()) {
+                return Err(ConfigError::new(
+                    "authorize_param",
+                    name,
+                    "set by the login helper, or changes the flow",
+                ));
+            }
+        }
         if self.algorithms.is_empty() {
             return Err(ConfigError::new(
                 "algorithms",
@@ -1061,14 +1229,29 @@ impl LoginBuilder {
                 "must be greater than zero",
             ));
         }
-        if self.ttl.is_zero() {
+        if !(MIN_PENDING_TTL..=MAX_PENDING_TTL).contains(&self.ttl) {
             return Err(ConfigError::new(
                 "pending_ttl",
-                "0s",
-                "must be greater than zero",
+                format_args!("{:?}", self.ttl),
+                "must be from 1 s to 1 h",
             ));
         }
-        let secure = !self.http_redirect;
+        if self.leeway > MAX_LEEWAY {
+            return Err(ConfigError::new(
+                "leeway",
+                format_args!("{:?}", self.leeway),
+                "must be at most 10 minutes (tower_auth_jwt::MAX_LEEWAY)",
+            ));
+        }
+        if self.max_id_token_age.is_zero() || self.max_id_token_age > MAX_ID_TOKEN_AGE {
+            return Err(ConfigError::new(
+                "max_id_token_age",
+                format_args!("{:?}", self.max_id_token_age),
+                "must be greater than zero and at most 1 day",
+            ));
+        }
+        // The cookie follows the redirect URI's scheme: the callback comes back to it.
+        let secure = redirect.scheme_str() == Some("https");
         let cookie_name = self.cookie_name.unwrap_or_else(|| {
             if secure {
                 LOGIN_COOKIE
@@ -1088,7 +1271,7 @@ impl LoginBuilder {
             return Err(ConfigError::new(
                 "cookie_name",
                 &cookie_name,
-                "a __Host- or __Secure- cookie must be Secure, which insecure_http_redirect_uri turns off",
+                "a __Host- or __Secure- cookie must be Secure, which an http redirect URI turns off",
             ));
         }
         let keys: Arc<dyn KeySource> = match self.keys {
@@ -1124,7 +1307,10 @@ impl LoginBuilder {
         .set_auth_uri(auth_url)
         .set_token_uri(token_url)
         .set_redirect_uri(redirect_url)
-        .set_auth_type(AuthType::BasicAuth);
+        .set_auth_type(match self.client_auth {
+            ClientAuth::ClientSecretPost => AuthType::RequestBody,
+            _ => AuthType::BasicAuth,
+        });
         if let Some(secret) = self.client_secret {
             oauth = oauth.set_client_secret(ClientSecret::new(secret));
         }
@@ -1137,10 +1323,16 @@ impl LoginBuilder {
                 redirect_uri: self.redirect_uri,
                 scopes,
                 resources: self.resources,
-                require_iss: self.require_iss,
+                authorize_params: self.authorize_params,
+                require_iss: self.require_iss.unwrap_or(self.metadata_iss),
                 keys,
                 algorithms: self.algorithms,
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                store: self.store.unwrap_or_else(|| {
+                    Arc::new(MemoryStore::with(
+                        DEFAULT_MAX_PENDING,
+                        Arc::clone(&self.clock),
+                    ))
+                }),
                 clock: self.clock,
                 ttl: self.ttl,
                 store_timeout: self.store_timeout,

@@ -1,12 +1,12 @@
 //! Where pending logins wait for their callback.
 
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
+use moka::policy::EvictionPolicy;
 use serde::{Deserialize, Serialize};
 use tower_auth_core::ConfigError;
 use tower_auth_core::clock::{Clock, SystemClock};
@@ -17,13 +17,17 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send + 'a>>;
 
 /// A login that was started and waits for the authorization server's redirect back: the
-/// secrets the callback is checked against. `Debug` shows none of them.
+/// secrets the callback is checked against, and the [`Login`](super::Login) that started it
+/// (issuer, client id, redirect URI), so that no other `Login` sharing the store completes it.
+/// `Debug` shows none of the secrets.
 ///
 /// It is serde-serializable for stores that keep it outside the process (Redis, SQL); it holds
 /// the PKCE verifier, so keep such stores private.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PendingLogin {
-    pub(crate) state: String,
+    pub(crate) issuer: String,
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
     pub(crate) nonce: String,
     pub(crate) verifier: String,
     pub(crate) expires_at: SystemTime,
@@ -34,47 +38,74 @@ impl PendingLogin {
     pub fn expires_at(&self) -> SystemTime {
         self.expires_at
     }
+
+    /// The issuer of the [`Login`](super::Login) that started it.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The client id of the [`Login`](super::Login) that started it.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
 }
 
 impl fmt::Debug for PendingLogin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PendingLogin")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
 }
 
 /// Keeps pending logins between [`Login::start`](super::Login::start) and
-/// [`Login::callback`](super::Login::callback), keyed by the random id in the login cookie.
+/// [`Login::callback`](super::Login::callback).
 ///
-/// `take` must be atomic: of two concurrent `take`s of one id, at most one gets the login. This
-/// is what makes a callback work once. A store shared by several instances (Redis `GETDEL`, SQL
-/// `DELETE ... RETURNING`) lets a callback reach any instance; [`MemoryStore`] serves one.
+/// The key is derived from both the login cookie's random id and the login's `state` (a
+/// SHA-256 of the two, base64url): only a callback carrying both finds the login, so a forged
+/// callback (the victim's cookie, a `state` of the attacker's) consumes nothing, and the
+/// store never sees the cookie or the `state` themselves.
+///
+/// `take` must be atomic: of two concurrent `take`s of one key, at most one gets the login.
+/// This is what makes a callback work once. A store shared by several instances (Redis
+/// `GETDEL`, SQL `DELETE ... RETURNING`) lets a callback reach any instance; [`MemoryStore`]
+/// serves one.
 pub trait PendingLoginStore: Send + Sync + 'static {
-    /// Keeps `login` under `id` until it is taken or expires.
-    fn put(&self, id: String, login: PendingLogin) -> StoreFuture<'_, ()>;
+    /// Keeps `login` under `key` until it is taken or expires.
+    fn put(&self, key: String, login: PendingLogin) -> StoreFuture<'_, ()>;
 
-    /// Removes and returns the login under `id`, if there is one. An expired login may be
+    /// Removes and returns the login under `key`, if there is one. An expired login may be
     /// returned (the caller checks `expires_at`) or not.
-    fn take<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<PendingLogin>>;
+    fn take<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<PendingLogin>>;
 }
 
 impl<S: PendingLoginStore + ?Sized> PendingLoginStore for Arc<S> {
-    fn put(&self, id: String, login: PendingLogin) -> StoreFuture<'_, ()> {
-        (**self).put(id, login)
+    fn put(&self, key: String, login: PendingLogin) -> StoreFuture<'_, ()> {
+        (**self).put(key, login)
     }
 
-    fn take<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<PendingLogin>> {
-        (**self).take(id)
+    fn take<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<PendingLogin>> {
+        (**self).take(key)
     }
 }
 
 /// The default maximum number of pending logins a [`MemoryStore`] holds.
-pub const DEFAULT_MAX_PENDING: usize = 10_000;
+pub const DEFAULT_MAX_PENDING: u64 = 10_000;
 
-/// Pending logins in this process's memory, bounded: when full, the oldest pending login is
-/// dropped (its callback then fails as unknown). Expired logins are dropped as new ones come in.
-/// Cheap to clone; clones share the logins.
+/// Pending logins in this process's memory: a moka cache, bounded in entries. Each login is
+/// dropped when it expires (at its [`expires_at`](PendingLogin::expires_at), measured on the
+/// store's clock when it is put) or when it is taken; when the store is full, the least
+/// recently started login is dropped (its callback then fails as unknown). Cheap to clone;
+/// clones share the logins.
+///
+/// **`max_pending` is a trade-off**: it bounds the memory (a pending login is a few hundred
+/// bytes), but `/login` needs no credential, so a client that starts logins in a loop pushes
+/// real users' pending logins out once it has started `max_pending` of them within the pending
+/// TTL. Rate-limit `/login` per client address (tower's `RateLimit`, a proxy) and size
+/// `max_pending` above the logins your users start within the TTL at peak.
 ///
 /// ```
 /// use tower_auth_oauth::login::MemoryStore;
@@ -88,17 +119,28 @@ pub struct MemoryStore {
 }
 
 struct MemoryInner {
-    max: usize,
+    max: u64,
     clock: Arc<dyn Clock>,
-    state: Mutex<MemoryState>,
+    cache: moka::sync::Cache<String, PendingLogin>,
 }
 
-#[derive(Default)]
-struct MemoryState {
-    logins: HashMap<String, PendingLogin>,
-    /// Ids in insertion order, which is expiry order (one TTL for all); may hold ids already
-    /// taken, skipped when popped.
-    order: VecDeque<String>,
+/// Each login lives until its own `expires_at`, as the store's clock says at insertion.
+struct UntilExpiry(Arc<dyn Clock>);
+
+impl moka::Expiry<String, PendingLogin> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &PendingLogin,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(
+            value
+                .expires_at
+                .duration_since(self.0.now())
+                .unwrap_or(Duration::ZERO),
+        )
+    }
 }
 
 impl fmt::Debug for MemoryStore {
@@ -130,19 +172,23 @@ impl MemoryStore {
         }
     }
 
-    fn with(max: usize, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn with(max: u64, clock: Arc<dyn Clock>) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(max)
+            // Admission by frequency (moka's default) would refuse new logins when full: every
+            // key is new. Least recently used is oldest first here.
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(UntilExpiry(Arc::clone(&clock)))
+            .build();
         Self {
-            inner: Arc::new(MemoryInner {
-                max,
-                clock,
-                state: Mutex::new(MemoryState::default()),
-            }),
+            inner: Arc::new(MemoryInner { max, clock, cache }),
         }
     }
 
-    /// The number of logins held (expired ones not yet dropped included).
+    /// The number of logins held, after pending evictions and expirations are applied.
     pub fn len(&self) -> usize {
-        self.lock().logins.len()
+        self.inner.cache.run_pending_tasks();
+        usize::try_from(self.inner.cache.entry_count()).unwrap_or(usize::MAX)
     }
 
     /// Whether the store holds no login.
@@ -150,45 +196,25 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn put_now(&self, id: String, login: PendingLogin) {
-        let now = self.inner.clock.now();
-        let mut s = self.lock();
-        // Drop expired logins from the front, then the oldest while full.
-        while let Some(front) = s.order.front() {
-            let expired = s.logins.get(front).is_none_or(|l| l.expires_at <= now);
-            let full = s.logins.len() >= self.inner.max;
-            if !(expired || full) {
-                break;
-            }
-            if let Some(old) = s.order.pop_front() {
-                s.logins.remove(&old);
-            }
-        }
-        if s.logins.insert(id.clone(), login).is_none() {
-            s.order.push_back(id);
-        }
-    }
-
-    fn take_now(&self, id: &str) -> Option<PendingLogin> {
-        self.lock().logins.remove(id)
+    /// How many keys the store's structures hold, all of them counted (the cache is the only
+    /// one): what bounds its memory.
+    #[cfg(test)]
+    fn footprint(&self) -> usize {
+        self.len()
     }
 }
 
 impl PendingLoginStore for MemoryStore {
-    fn put(&self, id: String, login: PendingLogin) -> StoreFuture<'_, ()> {
-        self.put_now(id, login);
+    fn put(&self, key: String, login: PendingLogin) -> StoreFuture<'_, ()> {
+        // A login expired already (a clock far ahead of the caller's) is not kept at all.
+        if login.expires_at > self.inner.clock.now() {
+            self.inner.cache.insert(key, login);
+        }
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn take<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<PendingLogin>> {
-        let found = self.take_now(id);
+    fn take<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<PendingLogin>> {
+        let found = self.inner.cache.remove(key);
         Box::pin(std::future::ready(Ok(found)))
     }
 }
@@ -196,7 +222,7 @@ impl PendingLoginStore for MemoryStore {
 /// Builds a [`MemoryStore`].
 #[must_use]
 pub struct MemoryStoreBuilder {
-    max: usize,
+    max: u64,
     clock: Arc<dyn Clock>,
 }
 
@@ -209,13 +235,15 @@ impl fmt::Debug for MemoryStoreBuilder {
 }
 
 impl MemoryStoreBuilder {
-    /// The most pending logins held at once (default [`DEFAULT_MAX_PENDING`]).
-    pub fn max_pending(mut self, max: usize) -> Self {
+    /// The most pending logins held at once (default [`DEFAULT_MAX_PENDING`]). See the
+    /// trade-off in [`MemoryStore`]'s docs.
+    pub fn max_pending(mut self, max: u64) -> Self {
         self.max = max;
         self
     }
 
-    /// The clock that decides which logins have expired (default: the system clock).
+    /// The clock that decides how long each login is kept (default: the system clock). A
+    /// [`Login`](super::Login) builds its default store on its own clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -245,7 +273,9 @@ mod tests {
 
     fn pending(expires_at: SystemTime) -> PendingLogin {
         PendingLogin {
-            state: "state-secret".into(),
+            issuer: "https://idp.test".into(),
+            client_id: "web-app".into(),
+            redirect_uri: "https://app.test/callback".into(),
             nonce: "nonce-secret".into(),
             verifier: "verifier-secret".into(),
             expires_at,
@@ -292,41 +322,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn expired_logins_are_dropped_when_new_ones_come() {
+    async fn expired_logins_are_not_kept() {
         let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000_000));
         let store = MemoryStore::builder().clock(clock.clone()).build().unwrap();
-        let ttl = Duration::from_secs(60);
+        // Put after its expiry (as the store's clock says): dropped at once.
         store
-            .put("a".into(), pending(clock.now() + ttl))
+            .put("old".into(), pending(clock.now() - Duration::from_secs(1)))
             .await
             .unwrap();
-        clock.advance(Duration::from_secs(30));
         store
-            .put("b".into(), pending(clock.now() + ttl))
+            .put("live".into(), pending(clock.now() + DEFAULT_PENDING_TTL))
             .await
             .unwrap();
-        assert_eq!(store.len(), 2);
-        clock.advance(Duration::from_secs(31));
-        store
-            .put("c".into(), pending(clock.now() + ttl))
-            .await
-            .unwrap();
-        assert_eq!(store.len(), 2, "a expired and was dropped");
-        assert!(store.take("a").await.unwrap().is_none());
-        assert!(store.take("b").await.unwrap().is_some());
+        assert_eq!(store.len(), 1);
+        assert!(store.take("old").await.unwrap().is_none());
+        assert!(store.take("live").await.unwrap().is_some());
     }
 
     #[tokio::test]
-    async fn bounded_oldest_goes_first() {
-        let store = MemoryStore::builder().max_pending(2).build().unwrap();
+    async fn bounded_under_a_flood() {
+        let store = MemoryStore::builder().max_pending(100).build().unwrap();
         let later = SystemTime::now() + DEFAULT_PENDING_TTL;
-        for id in ["a", "b", "c"] {
-            store.put(id.into(), pending(later)).await.unwrap();
+        // Logins started and completed: nothing of them is kept.
+        for i in 0..5_000 {
+            let key = format!("done-{i}");
+            store.put(key.clone(), pending(later)).await.unwrap();
+            assert!(store.take(&key).await.unwrap().is_some());
         }
-        assert_eq!(store.len(), 2);
-        assert!(store.take("a").await.unwrap().is_none());
-        assert!(store.take("b").await.unwrap().is_some());
-        assert!(store.take("c").await.unwrap().is_some());
+        assert_eq!(store.len(), 0);
+        assert_eq!(store.footprint(), 0, "no trace of completed logins");
+        // Logins started and never completed: at most max_pending kept.
+        for i in 0..5_000 {
+            store
+                .put(format!("flood-{i}"), pending(later))
+                .await
+                .unwrap();
+        }
+        assert!(store.len() <= 100, "{}", store.len());
+        assert!(store.footprint() <= 100, "{}", store.footprint());
+        // The latest login is there: a new login is never refused for an old one.
+        store.put("latest".into(), pending(later)).await.unwrap();
+        store.len();
+        assert!(store.take("latest").await.unwrap().is_some());
         assert!(MemoryStore::builder().max_pending(0).build().is_err());
     }
 
@@ -335,5 +372,6 @@ mod tests {
         let p = pending(UNIX_EPOCH);
         let d = format!("{p:?}");
         assert!(!d.contains("secret"), "{d}");
+        assert!(d.contains("web-app"), "{d}");
     }
 }

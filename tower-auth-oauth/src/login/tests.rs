@@ -47,6 +47,8 @@ struct Endpoint {
     challenge: Option<String>,
     /// The token response body; `None` answers `invalid_grant`.
     answer: Option<Value>,
+    /// A raw answer (status, body) that overrides everything else.
+    raw: Option<(u16, &'static str)>,
 }
 
 struct Harness {
@@ -56,7 +58,11 @@ struct Harness {
 }
 
 fn harness_with(f: impl FnOnce(LoginBuilder) -> LoginBuilder) -> Harness {
-    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    harness_at(UNIX_EPOCH + Duration::from_secs(1_800_000_000), f)
+}
+
+fn harness_at(t0: std::time::SystemTime, f: impl FnOnce(LoginBuilder) -> LoginBuilder) -> Harness {
+    let clock = ManualClock::new(t0);
     let endpoint = Arc::new(Mutex::new(Endpoint::default()));
     let ep = Arc::clone(&endpoint);
     let service = tower::service_fn(move |req: http::Request<Full<Bytes>>| {
@@ -78,8 +84,9 @@ fn harness_with(f: impl FnOnce(LoginBuilder) -> LoginBuilder) -> Harness {
             let pkce_ok = ep.challenge.as_deref()
                 == Some(&URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())));
             ep.seen = Some((form, auth));
-            let (status, body) = match (&ep.answer, pkce_ok) {
-                (Some(a), true) => (200, a.to_string()),
+            let (status, body) = match (ep.raw, &ep.answer, pkce_ok) {
+                (Some((status, body)), _, _) => (status, body.to_owned()),
+                (None, Some(a), true) => (200, a.to_string()),
                 _ => (400, json!({"error": "invalid_grant"}).to_string()),
             };
             Ok::<_, std::convert::Infallible>(
@@ -307,37 +314,77 @@ async fn callback_works_once() {
     let nonce = s.param("nonce").to_owned();
     answer(&h, &s, Some(sign(&hs256(), &good_claims(&h, &nonce), KEY)));
     let q = format!("code=the-code&state={}", s.param("state"));
-    h.login.callback(Some(&s.cookie), &q).await.unwrap();
+    let _user = h.login.callback(Some(&s.cookie), &q).await.unwrap();
     let again = h.login.callback(Some(&s.cookie), &q).await.unwrap_err();
     assert!(matches!(again, LoginError::UnknownLogin), "{again:?}");
     assert_eq!(again.status(), 400);
 }
 
 #[tokio::test]
-async fn wrong_state_is_refused_and_consumes_the_login() {
+async fn forged_state_is_refused_and_leaves_the_login_pending() {
     let h = harness();
     let s = start(&h).await;
     let nonce = s.param("nonce").to_owned();
     answer(&h, &s, Some(sign(&hs256(), &good_claims(&h, &nonce), KEY)));
-    let e = h
-        .login
-        .callback(Some(&s.cookie), "code=the-code&state=forged")
-        .await
-        .unwrap_err();
-    assert!(matches!(e, LoginError::StateMismatch), "{e:?}");
+    // A forged callback (cross-site top-level GET, the victim's cookie rides along).
+    for q in [
+        "code=the-code&state=forged",
+        "error=access_denied&state=forged",
+    ] {
+        let e = h.login.callback(Some(&s.cookie), q).await.unwrap_err();
+        assert!(matches!(e, LoginError::UnknownLogin), "{e:?}");
+        assert_eq!(e.status(), 400);
+    }
     assert!(h.endpoint.lock().unwrap().seen.is_none(), "no exchange");
     // No state at all.
-    let s2 = start(&h).await;
     let e = h
         .login
-        .callback(Some(&s2.cookie), "code=the-code")
+        .callback(Some(&s.cookie), "code=the-code")
         .await
         .unwrap_err();
     assert!(matches!(e, LoginError::StateMismatch), "{e:?}");
-    // The right state afterwards finds nothing: state guessing gets one try per login.
+    // The genuine callback still completes the login, once.
     let q = format!("code=the-code&state={}", s.param("state"));
+    let user = h.login.callback(Some(&s.cookie), &q).await.unwrap();
+    assert_eq!(user.subject(), "alice");
     let e = h.login.callback(Some(&s.cookie), &q).await.unwrap_err();
     assert!(matches!(e, LoginError::UnknownLogin), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_login_started_by_another_login_is_refused() {
+    // Two providers (or clients) sharing one store and one cookie name: a callback for B
+    // reaching A (mix-up) is refused, and nothing is exchanged at A's token endpoint.
+    type Change = fn(LoginBuilder) -> LoginBuilder;
+    let others: [(&str, Change); 3] = [
+        ("issuer", |b| {
+            let mut b = b.key_source(StaticKeys::new(
+                KeySet::new([VerifyingKey::hmac_secret(KEY).unwrap().with_kid("k1")]).unwrap(),
+            ));
+            b.issuer = "https://other-idp.test".into();
+            b
+        }),
+        ("client_id", |b| b.client_id("other-app")),
+        ("redirect_uri", |b| {
+            b.redirect_uri("https://app.test/other-callback")
+        }),
+    ];
+    for (what, change) in others {
+        let store = MemoryStore::new();
+        let a = harness_with(|b| b.store(store.clone()));
+        let b = harness_with(|b| change(b.store(store.clone())));
+        assert_eq!(a.login.cookie_name(), b.login.cookie_name());
+        let s = start(&b).await;
+        answer(&a, &s, None);
+        let q = format!("code=c&state={}", s.param("state"));
+        let e = a.login.callback(Some(&s.cookie), &q).await.unwrap_err();
+        assert!(matches!(e, LoginError::ProviderMismatch), "{what}: {e:?}");
+        assert_eq!(e.status(), 400);
+        assert!(
+            a.endpoint.lock().unwrap().seen.is_none(),
+            "{what}: no exchange"
+        );
+    }
 }
 
 #[tokio::test]
@@ -387,14 +434,14 @@ async fn provider_errors() {
     assert_eq!(res.headers()["set-cookie"], h.login.clear_cookie());
     assert_eq!(res.headers()["referrer-policy"], "no-referrer");
 
-    // An error with a forged state is a state mismatch, not taken at face value.
+    // An error with a forged state finds no login: not taken at face value.
     let s = start(&h).await;
     let e = h
         .login
         .callback(Some(&s.cookie), "error=access_denied&state=forged")
         .await
         .unwrap_err();
-    assert!(matches!(e, LoginError::StateMismatch), "{e:?}");
+    assert!(matches!(e, LoginError::UnknownLogin), "{e:?}");
 }
 
 #[tokio::test]
@@ -502,9 +549,9 @@ async fn id_token_checks() {
     // Several audiences with azp = us: fine.
     let mut c = with("aud", json!([CLIENT, "other"]));
     c["azp"] = json!(CLIENT);
-    complete_with(&h, c).await.unwrap();
+    let _user = complete_with(&h, c).await.unwrap();
     // Within the leeway: fine.
-    complete_with(&h, with("exp", json!(now - 30)))
+    let _user = complete_with(&h, with("exp", json!(now - 30)))
         .await
         .unwrap();
 }
@@ -653,7 +700,8 @@ fn metadata_sets_endpoints_and_iss_requirement() {
     });
     let m = Metadata::from_json(doc.to_string().as_bytes(), ISSUER).unwrap();
     let b = Login::builder_from_metadata(&m).unwrap();
-    assert!(b.require_iss);
+    assert!(b.metadata_iss);
+    assert_eq!(b.require_iss, None);
     assert_eq!(
         b.authorization_endpoint.as_deref(),
         Some("https://idp.test/auth")
@@ -751,4 +799,357 @@ async fn token_endpoint_down_is_503() {
         "{e:?}"
     );
     assert_eq!(e.status(), 503);
+}
+
+#[tokio::test]
+async fn token_endpoint_5xx_is_503_whatever_the_body() {
+    for body in [
+        "<html>bad gateway</html>",
+        r#"{"error":"server_error"}"#,
+        "",
+    ] {
+        let h = harness();
+        let s = start(&h).await;
+        answer(&h, &s, None);
+        h.endpoint.lock().unwrap().raw = Some((502, body));
+        let q = format!("code=c&state={}", s.param("state"));
+        let e = h.login.callback(Some(&s.cookie), &q).await.unwrap_err();
+        assert!(
+            matches!(e, LoginError::TokenEndpointUnavailable(_)),
+            "{body}: {e:?}"
+        );
+        let res: Response<String> = h.login.error_response(&e);
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], "5");
+    }
+    // A 4xx without an RFC 6749 error body is still an unusable answer (502).
+    let h = harness();
+    let s = start(&h).await;
+    h.endpoint.lock().unwrap().raw = Some((404, "<html>not found</html>"));
+    let q = format!("code=c&state={}", s.param("state"));
+    let e = h.login.callback(Some(&s.cookie), &q).await.unwrap_err();
+    assert!(matches!(e, LoginError::TokenEndpointMalformed), "{e:?}");
+}
+
+#[tokio::test]
+async fn client_secret_post() {
+    let h = harness_with(|b| b.client_auth(ClientAuth::ClientSecretPost));
+    let _user = complete_with(&h, good_claims(&h, "<nonce>")).await.unwrap();
+    let (form, auth) = h.endpoint.lock().unwrap().seen.clone().unwrap();
+    assert_eq!(auth, None);
+    assert!(form.contains(&("client_id".to_owned(), CLIENT.to_owned())));
+    assert!(form.contains(&("client_secret".to_owned(), SECRET.to_owned())));
+}
+
+#[tokio::test]
+async fn default_store_runs_on_the_builders_clock() {
+    // The login's clock is years behind the system clock: a store on the system clock would
+    // take every pending login for expired and drop it at once.
+    let h = harness_at(UNIX_EPOCH + Duration::from_secs(1_000_000_000), |b| {
+        let mut b = b;
+        b.store = None;
+        b
+    });
+    let user = complete_with(&h, good_claims(&h, "<nonce>")).await.unwrap();
+    assert_eq!(user.subject(), "alice");
+}
+
+#[tokio::test]
+async fn cookie_follows_the_redirect_uri_scheme() {
+    // The insecure switch allows an http redirect URI; it does not weaken an https one.
+    let h = harness_with(|b| b.insecure_http_redirect_uri(true));
+    let s = start(&h).await;
+    assert!(
+        s.set_cookie.starts_with("__Host-tower_auth_login=") && s.set_cookie.contains("; Secure"),
+        "{}",
+        s.set_cookie
+    );
+}
+
+#[tokio::test]
+async fn success_redirect_clears_the_login_cookie() {
+    let h = harness();
+    let res: Response<String> = h.login.success_redirect(HeaderValue::from_static("/home"));
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/home");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(res.headers()["set-cookie"], h.login.clear_cookie());
+}
+
+#[tokio::test]
+async fn login_id_is_the_cookie_value() {
+    let h = harness();
+    let s = h.login.start().await.unwrap();
+    let set_cookie = s.set_cookie().to_str().unwrap();
+    assert!(set_cookie.starts_with(&format!("{}={};", LOGIN_COOKIE, s.login_id())));
+}
+
+#[tokio::test]
+async fn extra_authorize_parameters() {
+    let h = harness_with(|b| {
+        b.authorize_param("prompt", "consent")
+            .authorize_param("login_hint", "alice")
+    });
+    let s = start(&h).await;
+    assert_eq!(s.param("prompt"), "consent");
+    assert_eq!(s.param("login_hint"), "alice");
+    for reserved in [
+        "state",
+        "nonce",
+        "redirect_uri",
+        "code_challenge_method",
+        "scope",
+        "",
+    ] {
+        let e = Login::builder(ISSUER)
+            .authorization_endpoint("https://idp.test/authorize")
+            .token_endpoint("https://idp.test/token")
+            .client_id(CLIENT)
+            .redirect_uri(REDIRECT)
+            .authorize_param(reserved, "x")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "authorize_param", "{reserved}");
+    }
+}
+
+#[test]
+fn time_settings_are_bounded() {
+    let base = || {
+        Login::builder(ISSUER)
+            .authorization_endpoint("https://idp.test/authorize")
+            .token_endpoint("https://idp.test/token")
+            .client_id(CLIENT)
+            .redirect_uri(REDIRECT)
+    };
+    let refused = [
+        ("leeway", base().leeway(Duration::MAX)),
+        ("leeway", base().leeway(MAX_LEEWAY + Duration::from_secs(1))),
+        ("pending_ttl", base().pending_ttl(Duration::MAX)),
+        (
+            "pending_ttl",
+            base().pending_ttl(Duration::from_millis(500)),
+        ),
+        ("pending_ttl", base().pending_ttl(Duration::ZERO)),
+        (
+            "pending_ttl",
+            base().pending_ttl(MAX_PENDING_TTL + Duration::from_secs(1)),
+        ),
+        ("max_id_token_age", base().max_id_token_age(Duration::MAX)),
+        ("max_id_token_age", base().max_id_token_age(Duration::ZERO)),
+        (
+            "max_id_token_age",
+            base().max_id_token_age(MAX_ID_TOKEN_AGE + Duration::from_secs(1)),
+        ),
+    ];
+    for (setting, b) in refused {
+        let e = b.build().unwrap_err();
+        assert_eq!(e.setting(), setting, "{e}");
+    }
+    base()
+        .leeway(MAX_LEEWAY)
+        .pending_ttl(MIN_PENDING_TTL)
+        .max_id_token_age(MAX_ID_TOKEN_AGE)
+        .build()
+        .unwrap();
+    base().pending_ttl(MAX_PENDING_TTL).build().unwrap();
+}
+
+#[tokio::test]
+async fn time_checks_never_overflow_into_acceptance() {
+    // Rules past any bound the builder allows: each sum overflows, and the token is refused
+    // (not accepted, and no panic).
+    let keys = StaticKeys::new(
+        KeySet::new([VerifyingKey::hmac_secret(KEY).unwrap().with_kid("k1")]).unwrap(),
+    );
+    let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let claims = json!({
+        "iss": ISSUER, "sub": "alice", "aud": CLIENT, "nonce": "n",
+        "exp": 1_000_000_000u64, "iat": 1_000_000_000u64,
+    });
+    let token = sign(&hs256(), &claims, KEY);
+    for (leeway, max_age) in [
+        (Duration::MAX, Duration::from_secs(300)),
+        (Duration::from_secs(60), Duration::MAX),
+    ] {
+        let rules = id_token::Rules {
+            issuer: ISSUER,
+            client_id: CLIENT,
+            algorithms: &[Algorithm::HS256],
+            leeway,
+            max_age,
+            now,
+            nonce: "n",
+        };
+        let e = id_token::validate(&token, &keys, &rules).await.unwrap_err();
+        assert!(matches!(e, LoginError::InvalidIdToken(_)), "{e:?}");
+    }
+}
+
+#[test]
+fn explicit_issuer_requirement_survives_the_metadata() {
+    let meta = |iss_supported: bool| {
+        let doc = json!({
+            "issuer": ISSUER,
+            "authorization_endpoint": "https://idp.test/authorize",
+            "token_endpoint": "https://idp.test/token",
+            "authorization_response_iss_parameter_supported": iss_supported,
+        });
+        Metadata::from_json(doc.to_string().as_bytes(), ISSUER).unwrap()
+    };
+    let base = || {
+        Login::builder(ISSUER)
+            .client_id(CLIENT)
+            .redirect_uri(REDIRECT)
+    };
+    let required = |b: LoginBuilder| b.build().unwrap().inner.require_iss;
+    // Set before the metadata (as discover() applies it): kept.
+    assert!(required(
+        base()
+            .require_issuer_in_callback(true)
+            .metadata(&meta(false))
+            .unwrap()
+    ));
+    assert!(!required(
+        base()
+            .require_issuer_in_callback(false)
+            .metadata(&meta(true))
+            .unwrap()
+    ));
+    // Not set: the metadata decides.
+    assert!(required(base().metadata(&meta(true)).unwrap()));
+    assert!(!required(base().metadata(&meta(false)).unwrap()));
+}
+
+#[tokio::test]
+async fn required_issuer_set_before_metadata_refuses_callbacks_without_iss() {
+    let doc = json!({
+        "issuer": ISSUER,
+        "authorization_endpoint": "https://idp.test/authorize",
+        "token_endpoint": "https://idp.test/token",
+    });
+    let m = Metadata::from_json(doc.to_string().as_bytes(), ISSUER).unwrap();
+    let h = harness_with(|b| b.require_issuer_in_callback(true).metadata(&m).unwrap());
+    let s = start(&h).await;
+    let q = format!("code=c&state={}", s.param("state"));
+    let e = h.login.callback(Some(&s.cookie), &q).await.unwrap_err();
+    assert!(matches!(e, LoginError::IssuerMismatch), "{e:?}");
+}
+
+#[test]
+fn metadata_must_support_code_and_s256() {
+    let with = |extra: Value| {
+        let mut doc = json!({
+            "issuer": ISSUER,
+            "authorization_endpoint": "https://idp.test/authorize",
+            "token_endpoint": "https://idp.test/token",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            doc[k] = v.clone();
+        }
+        let m = Metadata::from_json(doc.to_string().as_bytes(), ISSUER).unwrap();
+        Login::builder_from_metadata(&m)
+            .map(drop)
+            .map_err(|e| e.setting())
+    };
+    assert_eq!(with(json!({})), Ok(()), "absent lists are accepted");
+    assert_eq!(
+        with(json!({"response_types_supported": ["code", "id_token"],
+                    "code_challenge_methods_supported": ["plain", "S256"]})),
+        Ok(())
+    );
+    assert_eq!(
+        with(json!({"response_types_supported": ["id_token", "code id_token"]})),
+        Err("response_types_supported")
+    );
+    assert_eq!(
+        with(json!({"code_challenge_methods_supported": ["plain"]})),
+        Err("code_challenge_methods_supported")
+    );
+    assert_eq!(
+        with(json!({"code_challenge_methods_supported": "S256"})),
+        Err("code_challenge_methods_supported")
+    );
+}
+
+/// An RSA key pair for RS256 ID tokens.
+struct Rsa {
+    pair: aws_lc_rs::rsa::KeyPair,
+    /// The public key, PKCS #1 DER.
+    der: Vec<u8>,
+}
+
+impl Rsa {
+    fn new() -> Self {
+        use aws_lc_rs::signature::KeyPair as _;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der = pair.public_key().as_ref().to_vec();
+        Self { pair, der }
+    }
+
+    fn pem(&self) -> String {
+        let b64 = STANDARD.encode(&self.der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN RSA PUBLIC KEY-----\n{}\n-----END RSA PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let h = URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "kid": "rsa"}).to_string());
+        let p = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let mut sig = vec![0u8; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                format!("{h}.{p}").as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+}
+
+#[tokio::test]
+async fn default_algorithms_refuse_hmac_even_keyed_with_the_public_key() {
+    let rsa = Rsa::new();
+    let pem = rsa.pem();
+    let key = VerifyingKey::from_pem(&pem).unwrap().with_kid("rsa");
+    let h = harness_with(|b| {
+        let mut b = b.key_source(StaticKeys::new(KeySet::new([key]).unwrap()));
+        // Back to the default allow-list (the harness narrows it to HS256).
+        b.algorithms = Login::builder(ISSUER).algorithms;
+        b
+    });
+    assert!(!h.login.inner.algorithms.contains(&Algorithm::HS256));
+
+    // The algorithm-confusion forgery: HS256 keyed with the provider's public key (its PEM
+    // text, its DER bytes), which anyone can fetch.
+    let header = json!({"alg": "HS256", "kid": "rsa"});
+    for secret in [pem.as_bytes(), rsa.der.as_slice()] {
+        let s = start(&h).await;
+        let claims = good_claims(&h, s.param("nonce"));
+        answer(&h, &s, Some(sign(&header, &claims, secret)));
+        let q = format!("code=c&state={}", s.param("state"));
+        let e = h.login.callback(Some(&s.cookie), &q).await.unwrap_err();
+        assert!(
+            matches!(e, LoginError::InvalidIdToken("algorithm not allowed")),
+            "{e:?}"
+        );
+    }
+
+    // RS256 signed with the private key: accepted.
+    let s = start(&h).await;
+    let claims = good_claims(&h, s.param("nonce"));
+    answer(&h, &s, Some(rsa.sign(&claims)));
+    let q = format!("code=c&state={}", s.param("state"));
+    let user = h.login.callback(Some(&s.cookie), &q).await.unwrap();
+    assert_eq!(user.subject(), "alice");
 }
