@@ -9,6 +9,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
@@ -276,6 +279,129 @@ async fn the_listener_reconnects_after_its_connection_is_killed() {
         .expect("a revocation after the reconnection still propagates");
     println!("revocation after the reconnection seen by instance b after {delay:?}");
     drop((a, b));
+    db.drop_database().await;
+}
+
+/// A TCP proxy on 127.0.0.1 in front of the Postgres server of `url`, whose connections can be
+/// made to go silent: bytes in both directions are dropped while the sockets stay open, as when
+/// a NAT or load balancer forgets a connection. Connections made afterwards work.
+struct SilentProxy {
+    addr: SocketAddr,
+    /// Connections accepted before the latest [`silence`](Self::silence) drop everything.
+    epoch: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentProxy {
+    async fn start(url: &str) -> Self {
+        let upstream = {
+            let rest = url.split_once('@').unwrap().1;
+            rest.split('/').next().unwrap().to_owned()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let epoch = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn({
+            let epoch = Arc::clone(&epoch);
+            async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        continue;
+                    };
+                    let born = epoch.load(Ordering::SeqCst);
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::spawn(pump(cr, sw, Arc::clone(&epoch), born));
+                    tokio::spawn(pump(sr, cw, Arc::clone(&epoch), born));
+                }
+            }
+        });
+        Self { addr, epoch, task }
+    }
+
+    /// `url` with its host and port replaced by the proxy's.
+    fn url(&self, url: &str) -> String {
+        let (head, rest) = url.split_once('@').unwrap();
+        let path = rest.split_once('/').map_or("", |(_, p)| p);
+        format!("{head}@{}/{path}", self.addr)
+    }
+
+    /// Every connection open now goes silent.
+    fn silence(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for SilentProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    epoch: Arc<AtomicU64>,
+    born: u64,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if epoch.load(Ordering::SeqCst) != born {
+            continue; // silent: dropped, and the socket stays open
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn a_silently_dropped_listener_is_found_by_its_heartbeat() {
+    let db = PgDatabase::create().await;
+    let proxy = SilentProxy::start(&db.url).await;
+    let a = instance(&db.url).await;
+    // Instance b reaches the server through the proxy, and checks a quiet listener every
+    // 200 ms.
+    let b_store = PostgresStore::builder(proxy.url(&db.url))
+        .listener_heartbeat(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let b = ApiKeyAuthenticator::builder(b_store).build().unwrap();
+    let k = a.admin().create(NewKey::new("one")).await.unwrap();
+    assert_eq!(status(&b, k.key.expose_secret()).await, StatusCode::OK);
+    listeners(&db, 2).await;
+
+    // b's connections go silent: the revocation's notification never reaches b, whose cached
+    // entry (TTL 30 s) would answer 200 until the heartbeat finds the dead connection, the
+    // listener reconnects and b clears its cache. (A lookup on one of b's silent pool
+    // connections meanwhile is a 503 at the store deadline.)
+    proxy.silence();
+    a.admin().revoke(&k.record.id).await.unwrap();
+    let start = Instant::now();
+    let seen = loop {
+        match status(&b, k.key.expose_secret()).await {
+            StatusCode::UNAUTHORIZED => break start.elapsed(),
+            s => assert!(
+                s == StatusCode::OK || s == StatusCode::SERVICE_UNAVAILABLE,
+                "{s}"
+            ),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the silent listener was never replaced: b still accepts the revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    println!("revocation seen by b {seen:?} after its listener went silent");
+    drop((a, b));
+    drop(proxy);
     db.drop_database().await;
 }
 

@@ -28,6 +28,11 @@ const MIGRATION_LOCK: i64 = 0x7461_5f61_7069_6b65;
 pub(crate) const LISTENER_APPLICATION_NAME: &str = "tower-auth-apikey-listener";
 /// The longest pause between two attempts to reconnect the listener.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// How long the listener may stay quiet before it checks that its connection still answers.
+const DEFAULT_LISTENER_HEARTBEAT: Duration = Duration::from_secs(30);
+/// The longest the check may take before the connection is given up and reopened (shorter
+/// heartbeats wait as long as their interval).
+const MAX_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 
 const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at, revoked_at, \
                        last_used_at, metadata::text AS metadata";
@@ -53,8 +58,12 @@ const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at
 /// channel and drops the key's cache entry as soon as the notification arrives (in
 /// milliseconds over a LAN). When that connection is lost, it reconnects (with a backoff up to
 /// 5 s) and then clears its whole cache, since notifications sent meanwhile are gone; the
-/// cache TTL stays the upper bound for anything missed. Changes made in SQL by hand send no
-/// notification: run the same `NOTIFY` (or wait for the TTL).
+/// cache TTL stays the upper bound for anything missed. A connection lost without a word (a
+/// NAT or load balancer dropping it silently) is found by a heartbeat: after
+/// [`listener_heartbeat`](PostgresStoreBuilder::listener_heartbeat) (30 s) without a
+/// notification the listener sends `SELECT 1`, and reconnects when no answer comes in time.
+/// Changes made in SQL by hand send no notification: run the same `NOTIFY` (or wait for the
+/// TTL).
 ///
 /// # Outages
 ///
@@ -77,6 +86,7 @@ const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at
 pub struct PostgresStore {
     pool: PgPool,
     listen_options: PgConnectOptions,
+    listener_heartbeat: Duration,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -100,6 +110,7 @@ impl PostgresStore {
             url: url.into(),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(1),
+            listener_heartbeat: DEFAULT_LISTENER_HEARTBEAT,
         }
     }
 
@@ -116,6 +127,7 @@ pub struct PostgresStoreBuilder {
     url: String,
     max_connections: u32,
     acquire_timeout: Duration,
+    listener_heartbeat: Duration,
 }
 
 impl fmt::Debug for PostgresStoreBuilder {
@@ -124,6 +136,7 @@ impl fmt::Debug for PostgresStoreBuilder {
         f.debug_struct("PostgresStoreBuilder")
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("listener_heartbeat", &self.listener_heartbeat)
             .finish_non_exhaustive()
     }
 }
@@ -144,8 +157,25 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// How long a listening connection may go without a notification before it checks that
+    /// the server still answers (default 30 s, at least 100 ms). A connection dropped without
+    /// a word (a NAT or load balancer forgetting it, a failover) otherwise waits for
+    /// notifications that never come; the check sends `SELECT 1` and, without an answer
+    /// within the same interval (at most 5 s), reconnects and clears the cache. This bounds how long such a loss can delay
+    /// revocations (the cache TTL bounds it too).
+    pub fn listener_heartbeat(mut self, interval: Duration) -> Self {
+        self.listener_heartbeat = interval;
+        self
+    }
+
     /// Connects and migrates the database.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        if self.listener_heartbeat < Duration::from_millis(100) {
+            return Err(StoreError::new(
+                StoreErrorKind::Setup,
+                "listener_heartbeat must be at least 100 ms",
+            ));
+        }
         let (pool, options) = open_postgres(&self.url, self.max_connections, self.acquire_timeout)
             .await
             .map_err(store_error)?;
@@ -155,6 +185,7 @@ impl PostgresStoreBuilder {
         Ok(PostgresStore {
             pool,
             listen_options: options.application_name(LISTENER_APPLICATION_NAME),
+            listener_heartbeat: self.listener_heartbeat,
         })
     }
 }
@@ -331,6 +362,7 @@ impl KeyStore for PostgresStore {
     fn invalidations(&self) -> Option<Box<dyn InvalidationFeed>> {
         Some(Box::new(PgFeed {
             options: self.listen_options.clone(),
+            heartbeat: self.listener_heartbeat,
             listener: None,
             failures: 0,
         }))
@@ -340,6 +372,8 @@ impl KeyStore for PostgresStore {
 /// One `LISTEN` connection, opened when first polled, reopened when lost.
 struct PgFeed {
     options: PgConnectOptions,
+    /// Quiet time after which the connection is checked.
+    heartbeat: Duration,
     listener: Option<PgListener>,
     /// Failed connection attempts in a row, for the backoff.
     failures: u32,
@@ -376,7 +410,23 @@ impl PgFeed {
                     }
                 }
             };
-            match listener.try_recv().await {
+            // `try_recv` is cancel-safe: a notification arriving as the wait ends is kept.
+            let Ok(received) = tokio::time::timeout(self.heartbeat, listener.try_recv()).await
+            else {
+                // Quiet for a while: check that the connection still answers. Notifications
+                // arriving meanwhile are buffered by the listener.
+                let ping = sqlx::query("SELECT 1").execute(&mut *listener);
+                let wait = self.heartbeat.min(MAX_HEARTBEAT_TIMEOUT);
+                if !matches!(tokio::time::timeout(wait, ping).await, Ok(Ok(_))) {
+                    telemetry::listener_failed(&StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        "listening connection does not answer",
+                    ));
+                    self.listener = None;
+                }
+                continue;
+            };
+            match received {
                 Ok(Some(n)) => {
                     return Some(match parse_hex(n.payload()) {
                         Some(hash) => Invalidation::Key(KeyHash::from_bytes(hash)),
@@ -472,5 +522,13 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), StoreErrorKind::Setup);
+        // Checked before connecting: no server is needed to refuse it.
+        let e = PostgresStore::builder("postgres://127.0.0.1:1/x")
+            .listener_heartbeat(Duration::from_millis(10))
+            .connect()
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Setup);
+        assert!(e.to_string().contains("listener_heartbeat"), "{e}");
     }
 }
