@@ -37,6 +37,14 @@
 //                                                    redirect_uris from WEB_REDIRECT_URIS,
 //                                                    scope "openid email offline_access
 //                                                    read:items write:items"
+//   tower-auth-native   (no secret)                  a public native app (application_type native,
+//                                                    token_endpoint_auth_method none):
+//                                                    authorization_code (+ refresh_token), PKCE S256
+//                                                    required, redirect URIs http://127.0.0.1/callback
+//                                                    and http://[::1]/callback on any port (RFC 8252
+//                                                    section 7.3: oidc-provider ignores the port of
+//                                                    loopback redirect URIs of native clients), same
+//                                                    scope as tower-auth-web
 // Any other authenticated client may only introspect its own tokens. A token can be revoked
 // only by the client it was issued to (RFC 7009).
 //
@@ -154,6 +162,15 @@ const configuration = {
       response_types: ['code'],
       redirect_uris: webRedirectUris,
       token_endpoint_auth_method: 'client_secret_basic',
+      scope: `openid email offline_access ${CC_SCOPE}`,
+    },
+    {
+      client_id: 'tower-auth-native',
+      application_type: 'native',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: ['http://127.0.0.1/callback', 'http://[::1]/callback'],
+      token_endpoint_auth_method: 'none',
       scope: `openid email offline_access ${CC_SCOPE}`,
     },
   ],

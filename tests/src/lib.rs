@@ -595,3 +595,8 @@ fn resolve(base: &str, location: &str) -> String {
 pub fn query_of(url: &str) -> &str {
     url.split_once('?').map_or("", |(_, q)| q)
 }
+
+/// The provider's public native client (no secret, `token_endpoint_auth_method` `none`, PKCE
+/// required): its loopback redirect URIs `http://127.0.0.1/callback` and
+/// `http://[::1]/callback` match on any port.
+pub const NATIVE_CLIENT: &str = "tower-auth-native";

@@ -4,8 +4,12 @@
 //!
 //! 1. It prints the authorization URL (with `state`, `nonce` and an S256 challenge, made by
 //!    tower-auth-oauth's [`Login`]) for the user to open in a browser.
-//! 2. It listens on the loopback redirect URI (`http://127.0.0.1:PORT/callback`) for the
-//!    browser's redirect back, and answers it with a page saying the window can be closed.
+//! 2. It listens on the loopback redirect URI (`http://127.0.0.1:PORT/callback`; only a
+//!    loopback address is accepted, and plain http there is right for a native app, RFC 8252
+//!    section 7.3) for the browser's redirect back, and answers it with a page saying the
+//!    window can be closed. Other requests to the port (a favicon, a callback that is not for
+//!    this login, a connection that sends nothing) are answered or dropped, and it keeps
+//!    waiting.
 //! 3. It exchanges the code with the verifier, checks the ID token, and calls
 //!    `GET {api}/me` with `Authorization: Bearer <access token>`.
 //!
@@ -39,26 +43,34 @@
 //!     --resource urn:tower-auth:rs256 --api http://127.0.0.1:3000 --insecure-http
 //! ```
 //!
+//! `--insecure-http` allows plain http to the provider and the API (the local test set-up);
+//! the loopback redirect URI is plain http in every set-up and needs no flag.
+//!
 //! A real native app is a public client (no secret: leave `--client-secret` out; PKCE protects
 //! the code) registered with a loopback redirect URI.
 
 use std::error::Error;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tower_auth_core::client::HttpClient;
-use tower_auth_oauth::login::{LoggedIn, Login};
+use tower_auth_oauth::login::{LoggedIn, Login, LoginError};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
 /// How long to wait for the browser to come back.
 pub const CALLBACK_WAIT: Duration = Duration::from_secs(300);
 
-/// What to log in to and what to call.
-#[derive(Clone, Debug)]
+/// How long one connection to the loopback listener may take to send its request head.
+pub const CONNECTION_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to log in to and what to call. `Debug` does not show the client secret.
+#[derive(Clone)]
 pub struct Options {
     /// The authorization server's issuer URL.
     pub issuer: String,
@@ -66,7 +78,8 @@ pub struct Options {
     pub client_id: String,
     /// Its secret, for a confidential client; `None` for a public one.
     pub client_secret: Option<String>,
-    /// The loopback redirect URI, as registered.
+    /// The loopback redirect URI, as registered: `http://127.0.0.1:PORT/path` (or `[::1]`,
+    /// `localhost`).
     pub redirect_uri: String,
     /// RFC 8707 resource indicators: the API the token is for.
     pub resources: Vec<String>,
@@ -74,14 +87,33 @@ pub struct Options {
     pub scopes: Vec<String>,
     /// The API's base URL; `/me` is called on it.
     pub api: String,
-    /// Plain http to the provider and the API (loopback development only).
-    pub insecure_http: bool,
+    /// Plain http to the provider and the API (loopback development only). The loopback
+    /// redirect URI is plain http whatever this says.
+    pub insecure_allow_http: bool,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.redirect_uri)
+            .field("resources", &self.resources)
+            .field("scopes", &self.scopes)
+            .field("api", &self.api)
+            .field("insecure_allow_http", &self.insecure_allow_http)
+            .finish()
+    }
 }
 
 /// The result: who logged in, and what the API said.
 #[derive(Debug)]
 pub struct Outcome {
-    /// The completed login (tokens included).
+    /// The completed login (tokens included; `Debug` shows none).
     pub login: LoggedIn,
     /// The status of `GET {api}/me`.
     pub me_status: u16,
@@ -89,45 +121,72 @@ pub struct Outcome {
     pub me_body: String,
 }
 
+/// The loopback address to listen on for `redirect_uri`: an `http` URI whose host is a
+/// loopback IP literal (`127.0.0.1`, `[::1]`) or `localhost` (then `127.0.0.1`), with an
+/// explicit port. Anything else is refused: the listener must never be reachable from the
+/// network.
+pub fn loopback_addr(redirect_uri: &str) -> Result<SocketAddr, BoxError> {
+    let uri: http::Uri = redirect_uri.parse()?;
+    if uri.scheme_str() != Some("http") {
+        return Err("the redirect URI must be http://<loopback address>:<port>/...".into());
+    }
+    let host = uri.host().ok_or("the redirect URI has no host")?;
+    let ip = if host.eq_ignore_ascii_case("localhost") {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        host.trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .map_err(|_| "the redirect URI's host must be a loopback address")?
+    };
+    if !ip.is_loopback() {
+        return Err("the redirect URI's host must be a loopback address".into());
+    }
+    let port = uri
+        .port_u16()
+        .ok_or("the redirect URI needs an explicit port")?;
+    Ok(SocketAddr::new(ip, port))
+}
+
 /// Runs the flow: `open` gets the authorization URL (print it, or hand it to a browser), the
-/// redirect back is awaited on `listener` (bound to the redirect URI's address).
+/// redirect back is awaited on `listener` (bound to the redirect URI's loopback address; a
+/// listener on any other address is refused).
 pub async fn run(
     options: &Options,
     listener: TcpListener,
     open: impl FnOnce(&str),
 ) -> Result<Outcome, BoxError> {
+    if !listener.local_addr()?.ip().is_loopback() {
+        return Err("the callback listener must be bound to a loopback address".into());
+    }
+    loopback_addr(&options.redirect_uri)?;
     let mut builder = Login::builder(&options.issuer)
         .client_id(&options.client_id)
         .redirect_uri(&options.redirect_uri)
         .scopes(options.scopes.clone())
         .resources(options.resources.clone())
-        .insecure_allow_http(options.insecure_http)
-        .insecure_http_redirect_uri(options.insecure_http);
+        .insecure_allow_http(options.insecure_allow_http)
+        // A native app's loopback redirect URI is plain http (RFC 8252 section 7.3); the
+        // builder accepts http on loopback hosts only.
+        .insecure_http_redirect_uri(true);
     if let Some(secret) = &options.client_secret {
         builder = builder.client_secret(secret);
     }
     let login = builder.discover().await?;
     let start = login.start().await?;
-    // The login cookie holds the pending login's id; this process is its own "browser", so it
-    // keeps the value instead of setting a cookie.
-    let cookie = start
-        .set_cookie()
-        .to_str()?
-        .split(';')
-        .next()
-        .and_then(|pair| pair.split_once('='))
-        .map(|(_, v)| v.to_owned())
-        .ok_or("no login cookie")?;
+    // This process is its own "browser": it keeps the pending login's id instead of a cookie.
+    let login_id = start.login_id().to_owned();
     open(start.authorize_url());
 
     let path = redirect_path(&options.redirect_uri);
-    let query = tokio::time::timeout(CALLBACK_WAIT, wait_for_callback(&listener, &path))
-        .await
-        .map_err(|_| "no callback within the time allowed")??;
-    let user = login.callback(Some(&cookie), &query).await?;
+    let user = tokio::time::timeout(
+        CALLBACK_WAIT,
+        wait_for_callback(&listener, &path, &login, &login_id),
+    )
+    .await
+    .map_err(|_| "no callback within the time allowed")??;
 
     let http = HttpClient::builder()
-        .insecure_allow_http(options.insecure_http)
+        .insecure_allow_http(options.insecure_allow_http)
         .build()?;
     let req = http::Request::get(format!("{}/me", options.api.trim_end_matches('/')))
         .header(
@@ -150,43 +209,160 @@ fn redirect_path(uri: &str) -> String {
         .map_or_else(|| "/".to_owned(), |u| u.path().to_owned())
 }
 
-/// Accepts connections until a `GET` for `path` arrives; answers it and returns its query.
-/// Other requests (`/favicon.ico`) get 404.
-async fn wait_for_callback(listener: &TcpListener, path: &str) -> Result<String, BoxError> {
+/// Reads a request head from `stream` (at most 16 KiB) and returns its `GET` target, or
+/// `None` for anything else.
+async fn read_target(stream: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 2048];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    head.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("GET "))
+        .and_then(|l| l.split(' ').next())
+        .map(str::to_owned)
+}
+
+async fn respond(stream: &mut TcpStream, status: &str, body: &str) {
+    let res = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\n\
+         cache-control: no-store\r\nreferrer-policy: no-referrer\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(res.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Accepts connections until the callback of this login arrives on `path`, completes the
+/// login with it and answers the browser. Each connection gets [`CONNECTION_READ_TIMEOUT`] to
+/// send its request head (a silent one is dropped); other paths get 404; a callback that is
+/// not for this login (no or another `state`: it finds no pending login, and consumes
+/// nothing) gets 400 and the wait goes on.
+async fn wait_for_callback(
+    listener: &TcpListener,
+    path: &str,
+    login: &Login,
+    login_id: &str,
+) -> Result<LoggedIn, BoxError> {
     loop {
         let (mut stream, _) = listener.accept().await?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 2048];
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                break;
+        let Ok(Some(target)) =
+            tokio::time::timeout(CONNECTION_READ_TIMEOUT, read_target(&mut stream)).await
+        else {
+            continue;
+        };
+        let (p, q) = target.split_once('?').unwrap_or((&target, ""));
+        if p != path {
+            respond(&mut stream, "404 Not Found", "").await;
+            continue;
+        }
+        match login.callback(Some(login_id), q).await {
+            Ok(user) => {
+                respond(
+                    &mut stream,
+                    "200 OK",
+                    "<!doctype html><title>Logged in</title>\
+                     <p>Login complete: you can close this window and return to the terminal.</p>",
+                )
+                .await;
+                return Ok(user);
             }
-            buf.extend_from_slice(&chunk[..n]);
+            Err(
+                LoginError::UnknownLogin
+                | LoginError::StateMismatch
+                | LoginError::MalformedCallback,
+            ) => {
+                respond(
+                    &mut stream,
+                    "400 Bad Request",
+                    "<!doctype html><title>Not this login</title>\
+                     <p>This is not the login the terminal is waiting for.</p>",
+                )
+                .await;
+            }
+            Err(e) => {
+                respond(
+                    &mut stream,
+                    "400 Bad Request",
+                    "<!doctype html><title>Login failed</title>\
+                     <p>The login failed: see the terminal.</p>",
+                )
+                .await;
+                return Err(e.into());
+            }
         }
-        let head = String::from_utf8_lossy(&buf);
-        let target = head
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("GET "))
-            .and_then(|l| l.split(' ').next())
-            .unwrap_or("");
-        let (p, q) = target.split_once('?').unwrap_or((target, ""));
-        if p == path {
-            let body = "<!doctype html><title>Logged in</title>\
-                        <p>Login complete: you can close this window and return to the terminal.</p>";
-            let res = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n\
-                 cache-control: no-store\r\nreferrer-policy: no-referrer\r\n\
-                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            stream.write_all(res.as_bytes()).await?;
-            stream.shutdown().await?;
-            return Ok(q.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn only_loopback_redirect_uris() {
+        assert_eq!(
+            loopback_addr("http://127.0.0.1:8976/callback").unwrap(),
+            "127.0.0.1:8976".parse().unwrap()
+        );
+        assert_eq!(
+            loopback_addr("http://[::1]:8976/callback").unwrap(),
+            "[::1]:8976".parse().unwrap()
+        );
+        assert_eq!(
+            loopback_addr("http://localhost:8976/callback").unwrap(),
+            "127.0.0.1:8976".parse().unwrap()
+        );
+        for bad in [
+            "http://0.0.0.0:8976/callback",
+            "http://192.168.1.10:8976/callback",
+            "http://example.com:8976/callback",
+            "https://127.0.0.1:8976/callback",
+            "http://127.0.0.1/callback",
+        ] {
+            assert!(loopback_addr(bad).is_err(), "{bad}");
         }
-        let _ = stream
-            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-            .await;
+    }
+
+    #[test]
+    fn debug_redacts_the_secret() {
+        let o = Options {
+            issuer: "https://idp.example".into(),
+            client_id: "cli".into(),
+            client_secret: Some("hunter2-secret".into()),
+            redirect_uri: "http://127.0.0.1:8976/callback".into(),
+            resources: Vec::new(),
+            scopes: Vec::new(),
+            api: "https://api.example".into(),
+            insecure_allow_http: false,
+        };
+        let d = format!("{o:?}");
+        assert!(!d.contains("hunter2"), "{d}");
+        assert!(d.contains("<redacted>"), "{d}");
+    }
+
+    #[tokio::test]
+    async fn a_listener_off_loopback_is_refused() {
+        let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let o = Options {
+            issuer: "http://127.0.0.1:9".into(),
+            client_id: "cli".into(),
+            client_secret: None,
+            redirect_uri: "http://127.0.0.1:8976/callback".into(),
+            resources: Vec::new(),
+            scopes: Vec::new(),
+            api: "http://127.0.0.1:9".into(),
+            insecure_allow_http: true,
+        };
+        let e = run(&o, listener, |_| {}).await.unwrap_err();
+        assert!(e.to_string().contains("loopback"), "{e}");
     }
 }

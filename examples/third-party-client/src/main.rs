@@ -1,11 +1,13 @@
 //! The third-party client CLI. See the crate docs (`cargo doc -p third-party-client --open`).
 
+use std::fmt;
+
 use clap::Parser;
-use third_party_client::{Options, run};
+use third_party_client::{Options, loopback_addr, run};
 
 /// Gets your access token at the authorization server (authorization code + PKCE) and calls the
 /// API's `/me` with it.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 struct Args {
     /// The authorization server's issuer URL.
     #[arg(long)]
@@ -16,7 +18,8 @@ struct Args {
     /// This client's secret (leave out for a public client).
     #[arg(long, env = "THIRD_PARTY_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
-    /// The loopback redirect URI, as registered (`http://127.0.0.1:PORT/callback`).
+    /// The loopback redirect URI, as registered (`http://127.0.0.1:PORT/callback`); only
+    /// loopback addresses are accepted.
     #[arg(long)]
     redirect_uri: String,
     /// The API the token is for (RFC 8707 resource indicator); repeatable.
@@ -28,20 +31,34 @@ struct Args {
     /// The API's base URL.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     api: String,
-    /// Plain http to the provider and the API (loopback development only).
+    /// Plain http to the provider and the API (loopback development only). The loopback
+    /// redirect URI is plain http without this flag.
     #[arg(long)]
     insecure_http: bool,
+}
+
+impl fmt::Debug for Args {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Args")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.redirect_uri)
+            .field("resources", &self.resources)
+            .field("scopes", &self.scopes)
+            .field("api", &self.api)
+            .field("insecure_http", &self.insecure_http)
+            .finish()
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
-    let uri: http::Uri = args.redirect_uri.parse()?;
-    let host = uri.host().ok_or("the redirect URI has no host")?;
-    let port = uri
-        .port_u16()
-        .ok_or("the redirect URI needs an explicit port")?;
-    let listener = tokio::net::TcpListener::bind((host.trim_matches(['[', ']']), port)).await?;
+    let listener = tokio::net::TcpListener::bind(loopback_addr(&args.redirect_uri)?).await?;
     let options = Options {
         issuer: args.issuer,
         client_id: args.client_id,
@@ -50,7 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         resources: args.resources,
         scopes: args.scopes,
         api: args.api,
-        insecure_http: args.insecure_http,
+        insecure_allow_http: args.insecure_http,
     };
     let outcome = run(&options, listener, |url| {
         println!("Open this URL in your browser to log in:\n\n  {url}\n");

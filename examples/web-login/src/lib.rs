@@ -8,11 +8,16 @@
 //! | `GET /callback` | the redirect URI: completes the login, starts a session, redirects to `/` |
 //! | `POST /logout` | ends the session |
 //!
-//! The session is the app's own business: here a random session id in a cookie
-//! (`HttpOnly`, `SameSite=Lax`, `Secure` unless in plain-http development), mapped in memory to
-//! the user's subject and email. A real app would keep sessions in its database, or issue its
-//! own tokens with tower-auth-jwt's `JwtIssuer` (as the quickstart's `/auth/login` does) from
-//! [`LoggedIn::subject`].
+//! The session is the app's own business (the login helper ends at a validated
+//! [`LoggedIn`]): here a random session id in a cookie (`HttpOnly`, `SameSite=Lax`, `Secure`
+//! when the redirect URI is https), mapped in memory to the user's subject and email. Logging
+//! in again replaces the browser's previous session, and expired sessions are swept whenever
+//! a session starts. A real app would keep sessions in its database, or issue its own tokens
+//! with tower-auth-jwt's `issue` module (`JwtIssuer`, `SessionEndpoints`; the quickstart's
+//! `/auth/login` does) from [`LoggedIn::subject`].
+//!
+//! `/login` needs no credential and stores a pending login: put a per-address rate limit in
+//! front of it in production.
 //!
 //! Run it against the test provider in `tests/op` (panva's oidc-provider, Node.js 20 or later;
 //! its client `tower-auth-web` accepts any login name and password):
@@ -89,6 +94,18 @@ impl AppState {
         }
     }
 
+    /// Starts a session for `user`, replacing `previous` (the browser's current session, if
+    /// any) and dropping every expired session.
+    fn start_session(&self, id: String, user: SessionUser, previous: Option<&str>) {
+        let now = Instant::now();
+        let mut sessions = self.sessions();
+        sessions.retain(|_, u| u.expires > now);
+        if let Some(previous) = previous {
+            sessions.remove(previous);
+        }
+        sessions.insert(id, user);
+    }
+
     fn session_cookie(&self, value: &str, max_age: Duration) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
         let mut v = HeaderValue::try_from(format!(
@@ -102,9 +119,10 @@ impl AppState {
     }
 }
 
-/// The app's router. `secure_cookies` is false only for development over plain http (then the
-/// session cookie is `session`, without `Secure`; otherwise `__Host-session`).
-pub fn app(login: Login, secure_cookies: bool) -> Router {
+/// The app's router. The session cookie follows the login's redirect URI: `__Host-session`,
+/// `Secure`, when it is https; `session` without `Secure` for development over plain http.
+pub fn app(login: Login) -> Router {
+    let secure_cookies = login.redirect_uri().starts_with("https://");
     let state = AppState {
         login,
         sessions: Arc::new(Mutex::new(HashMap::new())),
@@ -188,22 +206,20 @@ async fn callback(State(state): State<AppState>, req: Request) -> Response<Body>
     let Some(id) = random_id() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    state.sessions().insert(
+    state.start_session(
         id.clone(),
         SessionUser {
             subject: user.subject().to_owned(),
             email: user.email().map(str::to_owned),
             expires: Instant::now() + SESSION_TTL,
         },
+        state.session_id(&parts.headers),
     );
-    // Redirect to a page of our own, so the callback URL (with its code) leaves the address bar.
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    let h = res.headers_mut();
-    h.insert(LOCATION, HeaderValue::from_static("/"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.append(SET_COOKIE, state.session_cookie(&id, SESSION_TTL));
-    h.append(SET_COOKIE, state.login.clear_cookie());
+    // A 303 to a page of our own, so the callback URL (with its code) leaves the address bar;
+    // not cacheable, no Referer, the login cookie deleted; plus the session cookie.
+    let mut res: Response<Body> = state.login.success_redirect(HeaderValue::from_static("/"));
+    res.headers_mut()
+        .append(SET_COOKIE, state.session_cookie(&id, SESSION_TTL));
     res
 }
 
@@ -217,4 +233,59 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     res.headers_mut()
         .insert(SET_COOKIE, state.session_cookie("", Duration::ZERO));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn state() -> AppState {
+        let login = Login::builder("https://idp.example")
+            .authorization_endpoint("https://idp.example/authorize")
+            .token_endpoint("https://idp.example/token")
+            .client_id("web")
+            .redirect_uri("https://app.example/callback")
+            .build()
+            .unwrap();
+        AppState {
+            login,
+            sessions: Arc::new(Mutex::new(HashMap::new())),
+            cookie_name: "__Host-session",
+            secure: true,
+        }
+    }
+
+    fn user(subject: &str, expires: Instant) -> SessionUser {
+        SessionUser {
+            subject: subject.into(),
+            email: None,
+            expires,
+        }
+    }
+
+    #[test]
+    fn a_new_session_sweeps_expired_ones_and_replaces_the_previous() {
+        let s = state();
+        let now = Instant::now();
+        let later = now + SESSION_TTL;
+        s.sessions().insert("live".into(), user("carol", later));
+        s.sessions()
+            .insert("old".into(), user("dave", now - Duration::from_millis(1)));
+        s.start_session("first".into(), user("alice", later), None);
+        let ids: Vec<String> = {
+            let mut ids: Vec<String> = s.sessions().keys().cloned().collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids, ["first", "live"], "the expired session is gone");
+        s.start_session("second".into(), user("alice", later), Some("first"));
+        assert!(!s.sessions().contains_key("first"), "replaced");
+        assert!(s.sessions().contains_key("second"));
+        assert!(
+            s.sessions().contains_key("live"),
+            "another user's session stays"
+        );
+    }
 }

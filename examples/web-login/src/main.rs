@@ -1,6 +1,7 @@
 //! The web-login example server. See the crate docs (`cargo doc -p web-login --open`) for how
 //! to run it against the test provider.
 
+use std::fmt;
 use std::net::SocketAddr;
 
 use clap::Parser;
@@ -8,7 +9,7 @@ use tower_auth_oauth::login::Login;
 
 /// "Log in with the provider": an axum app using tower-auth-oauth's authorization code + PKCE
 /// login helper.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 struct Args {
     /// The provider's issuer URL (its OpenID Connect discovery document is read from it).
     #[arg(long, env = "WEB_LOGIN_ISSUER")]
@@ -31,6 +32,22 @@ struct Args {
     insecure_http: bool,
 }
 
+impl fmt::Debug for Args {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Args")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("redirect_uri", &self.redirect_uri)
+            .field("listen", &self.listen)
+            .field("insecure_http", &self.insecure_http)
+            .finish()
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -47,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     login.warm_up().await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("web-login listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, web_login::app(login, !args.insecure_http))
+    axum::serve(listener, web_login::app(login))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
