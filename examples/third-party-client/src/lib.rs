@@ -17,10 +17,10 @@
 //! tokens. With the test provider of `tests/op`:
 //!
 //! ```text
-//! # 1. the provider (panva's oidc-provider, Node.js 20 or later), with this client's loopback
-//! #    redirect URI registered
+//! # 1. the provider (panva's oidc-provider, Node.js 20 or later); its public native client
+//! #    `tower-auth-native` accepts http://127.0.0.1/callback on any port
 //! (cd tests/op && npm ci)
-//! PORT=9000 WEB_REDIRECT_URIS=http://127.0.0.1:8976/callback node tests/op/server.mjs &
+//! PORT=9000 node tests/op/server.mjs &
 //!
 //! # 2. the quickstart, trusting the provider's JWT access tokens (audience = the provider's
 //! #    default resource)
@@ -38,7 +38,7 @@
 //!
 //! # 3. this client: open the printed URL, log in with any name and password, consent
 //! cargo run -p third-party-client -- --issuer http://127.0.0.1:9000 \
-//!     --client-id tower-auth-web --client-secret tower-auth-web-secret \
+//!     --client-id tower-auth-native \
 //!     --redirect-uri http://127.0.0.1:8976/callback \
 //!     --resource urn:tower-auth:rs256 --api http://127.0.0.1:3000 --insecure-http
 //! ```
@@ -46,8 +46,9 @@
 //! `--insecure-http` allows plain http to the provider and the API (the local test set-up);
 //! the loopback redirect URI is plain http in every set-up and needs no flag.
 //!
-//! A real native app is a public client (no secret: leave `--client-secret` out; PKCE protects
-//! the code) registered with a loopback redirect URI.
+//! A real native app is a public client (no secret; PKCE protects the code) registered with a
+//! loopback redirect URI, as `tower-auth-native` is. `--client-secret` is there for providers
+//! that register every client as confidential.
 
 use std::error::Error;
 use std::fmt;
