@@ -26,7 +26,7 @@ use crate::cache::{self, CachedToken, TokenCache, TokenHash};
 use crate::claims::numeric_date;
 use crate::{
     Algorithm, ClaimPath, Claims, ClaimsMapping, JwtAuthenticatorBuilder, KeyLookup, KeySet,
-    KeySource, RevocationCheck, ServiceRule, TokenIdentity, telemetry,
+    KeySource, RevocationCheck, RevocationStatus, ServiceRule, TokenIdentity, telemetry,
 };
 
 /// Authenticates requests carrying a JWT (RFC 7519) signed with JWS (RFC 7515), as an
@@ -173,6 +173,18 @@ impl JwtAuthenticator {
     }
 }
 
+/// The rejection for a revocation answer, if any: revoked is 401, unavailable 503 (fail
+/// closed: a list that cannot vouch for its freshness does not accept tokens).
+fn revocation_error(status: RevocationStatus) -> Option<AuthError> {
+    match status {
+        RevocationStatus::Valid => None,
+        RevocationStatus::Revoked => Some(AuthError::invalid_token("token revoked")),
+        RevocationStatus::Unavailable => {
+            Some(AuthError::unavailable("revocation list unavailable"))
+        }
+    }
+}
+
 fn reject(e: AuthError) -> Result<Principal, AuthError> {
     Err(reject_err(e))
 }
@@ -213,9 +225,9 @@ impl Inner {
             return reject(AuthError::invalid_token("token expired"));
         }
         if let Some(r) = &self.revocation
-            && r.is_revoked(&hit.identity)
+            && let Some(e) = revocation_error(r.check(&hit.identity))
         {
-            return reject(AuthError::invalid_token("token revoked"));
+            return reject(e);
         }
         telemetry::verified(true);
         Ok(hit.principal.clone())
@@ -276,9 +288,9 @@ impl Inner {
             expires_at: times.exp,
         });
         if let (Some(r), Some(identity)) = (&self.revocation, &identity)
-            && r.is_revoked(identity)
+            && let Some(e) = revocation_error(r.check(identity))
         {
-            return Err(AuthError::invalid_token("token revoked"));
+            return Err(e);
         }
 
         let kind = if issuer.service_rule.is_service(&claims) {

@@ -304,7 +304,7 @@ pub use self::claims::{ClaimPath, Claims, ClaimsError, ClaimsMapping, ServiceRul
 pub use self::error::ConfigError;
 pub use self::issue::{JwtIssuer, JwtIssuerBuilder};
 pub use self::key::{KeyError, KeySet, KeyType, MIN_HMAC_SECRET_LEN, MIN_RSA_BITS, VerifyingKey};
-pub use self::revocation::{RevocationCheck, TokenIdentity};
+pub use self::revocation::{RevocationCheck, RevocationStatus, TokenIdentity};
 pub use self::source::{KeyLookup, KeySetFuture, KeySource, KeySourceError, StaticKeys};
 
 /// Installs jsonwebtoken's aws-lc-rs crypto provider as the process default, once.

@@ -6,14 +6,27 @@
 //!   token checked (cache hits included);
 //! - `tower_auth_jwt_cache_requests_total{outcome}`: `hit`, `miss` of the verified-token cache.
 //!
-//! Revocation lists:
-//! - `tower_auth_jwt_revocations_applied_total{kind}`: `jti`, `subject`: entries that changed
-//!   a list (revoked here, notified, polled or reloaded);
-//! - `tower_auth_jwt_revocation_lag_seconds` (histogram): from an entry's writing (its
-//!   `created_at`, the writer's clock) to its application here, for entries from the store;
-//! - `tower_auth_jwt_revoked_tokens`, `tower_auth_jwt_revoked_subjects` (gauges): list sizes;
-//! - `tower_auth_jwt_revocation_sync_failures_total{operation}`: `load`, `poll`, `reload`,
-//!   `purge`, `listen`.
+//! Revocation lists, labelled `list` (the list's name, `default` unless set):
+//! - `tower_auth_jwt_revocations_applied_total{list, kind}`: `jti`, `subject`: entries that
+//!   changed a list (revoked here, notified, polled or reloaded);
+//! - `tower_auth_jwt_revocation_lag_seconds{list}` (histogram): from an entry's writing (its
+//!   `created_at`, the writer's clock) to its application here, for entries from the store
+//!   (notified, polled, or added by a reload after the first load);
+//! - `tower_auth_jwt_revoked_tokens{list}`, `tower_auth_jwt_revoked_subjects{list}` (gauges):
+//!   list sizes;
+//! - `tower_auth_jwt_revocation_staleness_seconds{list}` (gauge): since the last successful
+//!   synchronization with the store;
+//! - `tower_auth_jwt_revocation_sync_failures_total{list, operation}`: `load`, `poll`,
+//!   `reload`, `purge`, `listen`.
+//!
+//! Revocation feeds (PostgreSQL):
+//! - `tower_auth_jwt_revocation_feed_failures_total{reason}`: `connect`, `lost`,
+//!   `heartbeat`, `read`;
+//! - `tower_auth_jwt_revocation_notifications_ignored_total`: notifications that are not a
+//!   sequence number (forged or foreign), ignored.
+//!
+//! SQL stores: `tower_auth_jwt_revocation_rows_skipped_total`: revocation rows that could not
+//! be read (logged at `warn` with their `seq`), skipped.
 //!
 //! Remote key sources (feature `remote`), labelled `source` = the JWKS URL or the issuer:
 //! - `tower_auth_jwks_fetches_total`: JWKS requests sent;
@@ -27,6 +40,8 @@
 
 #![allow(unused_variables)]
 
+#[cfg(feature = "tokio")]
+use std::sync::Arc;
 #[cfg(feature = "tokio")]
 use std::time::Duration;
 
@@ -72,42 +87,100 @@ pub(crate) fn cache(hit: bool) {
 /// A revocation entry changed a list (`lag`: since it was written, when it came from the
 /// store rather than from this list).
 #[cfg(feature = "tokio")]
-pub(crate) fn revocation_applied(kind: crate::revocation::RevocationKind, lag: Option<Duration>) {
+pub(crate) fn revocation_applied(
+    list: &Arc<str>,
+    kind: crate::revocation::RevocationKind,
+    lag: Option<Duration>,
+) {
     #[cfg(feature = "metrics")]
     {
-        metrics::counter!("tower_auth_jwt_revocations_applied_total", "kind" => kind.as_str())
-            .increment(1);
+        metrics::counter!(
+            "tower_auth_jwt_revocations_applied_total",
+            "list" => Arc::clone(list),
+            "kind" => kind.as_str()
+        )
+        .increment(1);
         if let Some(lag) = lag {
-            metrics::histogram!("tower_auth_jwt_revocation_lag_seconds").record(lag.as_secs_f64());
+            metrics::histogram!("tower_auth_jwt_revocation_lag_seconds", "list" => Arc::clone(list))
+                .record(lag.as_secs_f64());
         }
     }
 }
 
 /// The sizes of a list after a change or a purge.
 #[cfg(feature = "tokio")]
-pub(crate) fn revocation_sizes(tokens: usize, subjects: usize) {
+pub(crate) fn revocation_sizes(list: &Arc<str>, tokens: usize, subjects: usize) {
     #[cfg(feature = "metrics")]
     {
-        metrics::gauge!("tower_auth_jwt_revoked_tokens").set(tokens as f64);
-        metrics::gauge!("tower_auth_jwt_revoked_subjects").set(subjects as f64);
+        metrics::gauge!("tower_auth_jwt_revoked_tokens", "list" => Arc::clone(list))
+            .set(tokens as f64);
+        metrics::gauge!("tower_auth_jwt_revoked_subjects", "list" => Arc::clone(list))
+            .set(subjects as f64);
     }
 }
 
-/// A background step of a revocation list failed (`operation`: `load`, `poll`, `reload`,
-/// `purge`); it is retried. The error is a store error: fixed message and the database's.
+/// How long ago a list last synchronized with its store.
 #[cfg(feature = "tokio")]
-pub(crate) fn revocation_sync_failed(operation: &'static str, error: &crate::issue::StoreError) {
-    #[cfg(feature = "tracing")]
-    tracing::warn!(target: TARGET, operation, error = %error, "revocation list sync failed");
+pub(crate) fn revocation_staleness(list: &Arc<str>, staleness: Duration) {
     #[cfg(feature = "metrics")]
-    metrics::counter!("tower_auth_jwt_revocation_sync_failures_total", "operation" => operation)
+    metrics::gauge!("tower_auth_jwt_revocation_staleness_seconds", "list" => Arc::clone(list))
+        .set(staleness.as_secs_f64());
+}
+
+/// A step of a revocation list failed (`operation`: `load`, `poll`, `reload`, `purge`,
+/// `listen`); background steps are retried. The error is a store error: fixed message and
+/// the database's.
+#[cfg(feature = "tokio")]
+pub(crate) fn revocation_sync_failed(
+    list: &Arc<str>,
+    operation: &'static str,
+    error: &crate::issue::StoreError,
+) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: TARGET,
+        list = &**list,
+        operation,
+        error = %error,
+        "revocation list sync failed"
+    );
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "tower_auth_jwt_revocation_sync_failures_total",
+        "list" => Arc::clone(list),
+        "operation" => operation
+    )
+    .increment(1);
+}
+
+/// The `LISTEN` connection of a revocation feed failed, was lost or missed its heartbeat
+/// (`reason`: `connect`, `lost`, `heartbeat`, `read`); it reconnects, and the list reloads.
+#[cfg(feature = "postgres")]
+pub(crate) fn revocation_feed_failed(reason: &'static str, error: &crate::issue::StoreError) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: TARGET, reason, error = %error, "revocation feed failed");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_jwt_revocation_feed_failures_total", "reason" => reason)
         .increment(1);
 }
 
-/// The `LISTEN` connection of a revocation list failed or was lost; it reconnects.
+/// A revocation row that cannot be read was skipped (`seq` when readable).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn revocation_row_skipped(seq: Option<u64>, error: &crate::issue::StoreError) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: TARGET, seq, error = %error, "unreadable revocation row skipped");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_jwt_revocation_rows_skipped_total").increment(1);
+}
+
+/// A notification on the revocation channel that is not ours to read (not a sequence
+/// number): ignored. Its payload is not logged (anyone who can connect can send one).
 #[cfg(feature = "postgres")]
-pub(crate) fn revocation_listener_failed(error: &crate::issue::StoreError) {
-    revocation_sync_failed("listen", error);
+pub(crate) fn revocation_notification_ignored() {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: TARGET, "unreadable revocation notification ignored");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_jwt_revocation_notifications_ignored_total").increment(1);
 }
 
 #[cfg(feature = "remote")]

@@ -1,5 +1,6 @@
 //! [`PostgresStore`]: the issuer's stores in a PostgreSQL database (feature `postgres`).
 
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -17,7 +18,7 @@ use super::{
 };
 use crate::revocation::{
     Revocation, RevocationBatch, RevocationEvent, RevocationFeed, RevocationFeedFuture,
-    RevocationKind, RevocationStore,
+    RevocationStore,
 };
 
 const MIGRATOR: Migrator = migrator(&[
@@ -38,11 +39,19 @@ const MIGRATOR: Migrator = migrator(&[
     },
 ]);
 
-/// The `NOTIFY` channel of new revocations: the payload is the entry as JSON, or empty when
-/// it would not fit (listeners then reload).
-const REVOCATION_CHANNEL: &str = "tower_auth_jwt_revocations";
-/// The largest payload sent; PostgreSQL refuses 8000 bytes and more.
-const MAX_PAYLOAD: usize = 7900;
+/// The `NOTIFY` channel of new revocations, as SQL: `tower_auth_jwt_revocations.<schema>` (the
+/// schema's MD5 when its name is too long for a channel name), so deployments that share a
+/// database with a schema each do not hear each other. The payload is the new row's `seq`.
+const REVOCATION_CHANNEL_SQL: &str = "'tower_auth_jwt_revocations.' || CASE \
+     WHEN octet_length(current_schema()) <= 36 THEN current_schema() \
+     ELSE md5(current_schema()) END";
+/// The longest a heartbeat may take to come back, and the deadline of reading notified rows.
+const MAX_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default interval of the revocation feed's heartbeat.
+pub const DEFAULT_REVOCATION_HEARTBEAT: Duration = Duration::from_secs(30);
+/// Rows are deleted only once expired this long by the database's clock (10 min, the largest
+/// verifier leeway), whatever the clock of the instance purging.
+const PURGE_MARGIN: Duration = crate::MAX_LEEWAY;
 /// The `application_name` of the `LISTEN` connections of revocation lists, to tell them apart
 /// in `pg_stat_activity`.
 pub(crate) const REVOCATION_LISTENER_APPLICATION_NAME: &str = "tower-auth-jwt-revocations";
@@ -71,12 +80,18 @@ const ACTIVE_KEY_LOCK: i64 = 0x7461_5f6a_7774_5f6b;
 /// [`SqliteStore`](super::SqliteStore).
 ///
 /// Revocations live in `tower_auth_jwt_revocations`, an append-only log. Each
-/// [`RevocationStore::add_revocation`] runs `NOTIFY tower_auth_jwt_revocations, '<entry as
-/// JSON>'` in the transaction of its insert, so every
-/// [`RevocationList`](crate::revocation::RevocationList) on the database applies it as soon as
-/// it commits. Each list holds one extra connection (`application_name`
-/// `tower-auth-jwt-revocations`) that `LISTEN`s; when it is lost, the list reconnects (backoff
-/// up to 5 s) and then reloads every entry, since notifications sent meanwhile are gone.
+/// [`RevocationStore::add_revocation`] notifies the channel `tower_auth_jwt_revocations.<schema>`
+/// (the current schema, so deployments sharing a database with a schema each stay apart)
+/// with the new row's `seq` in the transaction of its insert, and every
+/// [`RevocationList`](crate::revocation::RevocationList) on the database reads that row as
+/// soon as it commits. The notification is only a hint: anyone who can connect can send one,
+/// so the row is read from the table, and a payload that is not a sequence number is ignored
+/// (and counted). Each list holds one extra connection (`application_name`
+/// `tower-auth-jwt-revocations`) that `LISTEN`s and checks itself with a
+/// [heartbeat](PostgresStoreBuilder::revocation_heartbeat); when it is lost or silent, the
+/// list reconnects (backoff up to 5 s) and then reloads every entry, since notifications sent
+/// meanwhile are gone. Expired rows are deleted only once expired by the database's clock too,
+/// with a 10 min margin, so an instance whose clock runs ahead deletes nothing live.
 ///
 /// Concurrency, across connections and instances:
 ///
@@ -120,6 +135,7 @@ const ACTIVE_KEY_LOCK: i64 = 0x7461_5f6a_7774_5f6b;
 pub struct PostgresStore {
     pool: PgPool,
     listen_options: PgConnectOptions,
+    heartbeat: Duration,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -143,6 +159,7 @@ impl PostgresStore {
             url: url.into(),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(1),
+            heartbeat: DEFAULT_REVOCATION_HEARTBEAT,
         }
     }
 
@@ -158,6 +175,7 @@ pub struct PostgresStoreBuilder {
     url: String,
     max_connections: u32,
     acquire_timeout: Duration,
+    heartbeat: Duration,
 }
 
 impl fmt::Debug for PostgresStoreBuilder {
@@ -166,6 +184,7 @@ impl fmt::Debug for PostgresStoreBuilder {
         f.debug_struct("PostgresStoreBuilder")
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("revocation_heartbeat", &self.heartbeat)
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +203,18 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// How often the `LISTEN` connection of a revocation list checks that notifications
+    /// still reach it (default 30 s, at least 10 ms): it notifies a channel of its own
+    /// through the pool and expects the notification back within the interval (at most
+    /// 10 s); otherwise it reconnects and the list reloads. This catches connections dropped
+    /// silently (sqlx enables no TCP keepalive) and poolers that accept `LISTEN` but deliver
+    /// nothing (PgBouncer in transaction mode). Each heartbeat is also the list's proof of
+    /// freshness ([`RevocationList::staleness`](crate::revocation::RevocationList::staleness)).
+    pub fn revocation_heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval.max(Duration::from_millis(10));
+        self
+    }
+
     /// Connects and migrates the database.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
         let (pool, options) = open_postgres(&self.url, self.max_connections, self.acquire_timeout)
@@ -195,6 +226,7 @@ impl PostgresStoreBuilder {
         Ok(PostgresStore {
             pool,
             listen_options: options.application_name(REVOCATION_LISTENER_APPLICATION_NAME),
+            heartbeat: self.heartbeat,
         })
     }
 }
@@ -443,50 +475,14 @@ impl RefreshTokenStore for PostgresStore {
     }
 }
 
-/// The `NOTIFY` payload of an entry: JSON, or empty when too large (listeners reload).
-fn payload(entry: &Revocation) -> String {
-    let json = serde_json::json!({
-        "k": entry.kind.as_str(),
-        "i": entry.issuer,
-        "v": entry.value,
-        "b": millis(entry.issued_before),
-        "e": millis(entry.expires_at),
-        "c": millis(entry.created_at),
-    })
-    .to_string();
-    if json.len() > MAX_PAYLOAD {
-        String::new()
-    } else {
-        json
-    }
-}
-
-/// The entry of a payload; `None` for an empty or unreadable one.
-fn parse_payload(payload: &str) -> Option<Revocation> {
-    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
-    let time = |k: &str| {
-        v.get(k)
-            .and_then(serde_json::Value::as_i64)
-            .and_then(tower_auth_core::sql::from_millis)
-    };
-    Some(Revocation {
-        kind: RevocationKind::from_stored(v.get("k")?.as_str()?)?,
-        issuer: v.get("i")?.as_str()?.to_owned(),
-        value: v.get("v")?.as_str()?.to_owned(),
-        issued_before: time("b")?,
-        expires_at: time("e")?,
-        created_at: time("c")?,
-    })
-}
-
 impl RevocationStore for PostgresStore {
     fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await.map_err(db_error)?;
-            sqlx::query(
+            let seq: i64 = sqlx::query_scalar(
                 "INSERT INTO tower_auth_jwt_revocations \
                  (kind, issuer, value, issued_before, expires_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
             )
             .bind(entry.kind.as_str())
             .bind(&entry.issuer)
@@ -494,13 +490,14 @@ impl RevocationStore for PostgresStore {
             .bind(millis(entry.issued_before))
             .bind(millis(entry.expires_at))
             .bind(millis(entry.created_at))
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
-            // Delivered to every listener when the transaction commits, never if it rolls back.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(REVOCATION_CHANNEL)
-                .bind(payload(entry))
+            // Delivered to every listener of this schema's channel when the transaction
+            // commits, never if it rolls back. Only the sequence number: listeners read the
+            // row itself.
+            sqlx::query(&format!("SELECT pg_notify({REVOCATION_CHANNEL_SQL}, $1)"))
+                .bind(seq.to_string())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -510,11 +507,15 @@ impl RevocationStore for PostgresStore {
 
     fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
         Box::pin(async move {
-            let top: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM tower_auth_jwt_revocations")
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+            // The identity sequence's last value never goes back, unlike MAX(seq) after a
+            // purge.
+            let top: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(pg_sequence_last_value(\
+                 pg_get_serial_sequence('tower_auth_jwt_revocations', 'seq')), 0)",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
             let rows = sqlx::query(&format!(
                 "SELECT {REVOCATION_COLUMNS} FROM tower_auth_jwt_revocations \
                  WHERE expires_at >= $1 ORDER BY seq"
@@ -529,7 +530,8 @@ impl RevocationStore for PostgresStore {
 
     /// Entries with a sequence number above `cursor`. Sequence numbers are taken at insert
     /// and transactions may commit out of order, so polling alone could skip one; lists on
-    /// PostgreSQL use the notification feed instead and never call this.
+    /// PostgreSQL use the notification feed, and their [`poll`](crate::revocation::RevocationList::poll)
+    /// is a full reload.
     fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch> {
         Box::pin(async move {
             let rows = sqlx::query(&format!(
@@ -544,93 +546,257 @@ impl RevocationStore for PostgresStore {
         })
     }
 
+    /// Deletes the rows that expired before `before` and, by the database's clock, more than
+    /// [`PURGE_MARGIN`] ago: an instance whose clock runs ahead cannot delete the live
+    /// revocations of the others.
     fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
         Box::pin(async move {
-            Ok(
-                sqlx::query("DELETE FROM tower_auth_jwt_revocations WHERE expires_at < $1")
-                    .bind(millis(before))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?
-                    .rows_affected(),
+            Ok(sqlx::query(
+                "DELETE FROM tower_auth_jwt_revocations WHERE expires_at < LEAST($1, \
+                 (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT - $2)",
             )
+            .bind(millis(before))
+            .bind(i64::try_from(PURGE_MARGIN.as_millis()).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected())
         })
     }
 
     fn revocation_feed(&self) -> Option<Box<dyn RevocationFeed>> {
         Some(Box::new(PgFeed {
+            pool: self.pool.clone(),
             options: self.listen_options.clone(),
+            heartbeat: self.heartbeat,
             listener: None,
+            heartbeat_channel: String::new(),
             failures: 0,
+            ready: VecDeque::new(),
+            ping: 0,
+            waiting_for: None,
+            next_heartbeat: tokio::time::Instant::now(),
         }))
     }
 }
 
-/// One `LISTEN` connection, opened when first polled, reopened when lost.
+/// One `LISTEN` connection, opened by [`RevocationFeed::connect`], reopened when lost.
+///
+/// Notifications are hints: a numeric payload names the `seq` of a new row, which is read
+/// from the table (so a forged notification cannot add an entry the table does not hold);
+/// anything else is ignored and counted. Every `heartbeat` the feed notifies a channel only
+/// its own connection listens to, through the pool, and expects it back within the interval
+/// (at most 10 s): a connection that was dropped silently (no TCP keepalive) or that cannot
+/// deliver notifications (a transaction-mode pooler) is replaced, and the list reloads.
 struct PgFeed {
+    pool: PgPool,
     options: PgConnectOptions,
+    heartbeat: Duration,
     listener: Option<PgListener>,
+    /// The channel of this connection's heartbeats: `tower_auth_jwt_heartbeat_<backend pid>`.
+    heartbeat_channel: String,
     /// Failed connection attempts in a row, for the backoff.
     failures: u32,
+    /// Events read but not yet returned.
+    ready: VecDeque<RevocationEvent>,
+    /// The number of the last heartbeat sent.
+    ping: u64,
+    /// The heartbeat awaited, and until when.
+    waiting_for: Option<(String, tokio::time::Instant)>,
+    next_heartbeat: tokio::time::Instant,
 }
 
+/// The most notified entries read in one query.
+const MAX_HINTS: usize = 512;
+
 impl RevocationFeed for PgFeed {
+    fn connect(&mut self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let (listener, channel) = listen(&self.options).await.map_err(db_error)?;
+            self.listener = Some(listener);
+            self.heartbeat_channel = channel;
+            self.failures = 0;
+            self.waiting_for = None;
+            self.next_heartbeat = tokio::time::Instant::now() + self.heartbeat;
+            Ok(())
+        })
+    }
+
     fn next(&mut self) -> RevocationFeedFuture<'_> {
         Box::pin(self.next_event())
     }
 }
 
 impl PgFeed {
+    fn heartbeat_timeout(&self) -> Duration {
+        self.heartbeat.min(MAX_HEARTBEAT_TIMEOUT)
+    }
+
+    fn lost(&mut self, reason: &'static str, error: StoreError) {
+        crate::telemetry::revocation_feed_failed(reason, &error);
+        self.listener = None;
+        self.waiting_for = None;
+    }
+
     async fn next_event(&mut self) -> Option<RevocationEvent> {
         loop {
-            let Some(listener) = self.listener.as_mut() else {
+            if let Some(event) = self.ready.pop_front() {
+                return Some(event);
+            }
+            if self.listener.is_none() {
                 if self.failures > 0 {
                     let delay = Duration::from_millis(50)
                         .saturating_mul(1 << self.failures.min(7))
                         .min(MAX_RECONNECT_DELAY);
                     tokio::time::sleep(delay).await;
                 }
-                match listen(&self.options).await {
-                    Ok(listener) => {
-                        self.listener = Some(listener);
-                        self.failures = 0;
-                        // Whatever was notified while not listening is lost.
-                        return Some(RevocationEvent::Reload);
-                    }
+                match self.connect().await {
+                    // Whatever was notified while not listening is lost.
+                    Ok(()) => return Some(RevocationEvent::Reload),
                     Err(e) => {
                         self.failures = self.failures.saturating_add(1);
-                        crate::telemetry::revocation_listener_failed(&db_error(e));
+                        crate::telemetry::revocation_feed_failed("connect", &e);
                         continue;
                     }
                 }
+            }
+            let now = tokio::time::Instant::now();
+            match &self.waiting_for {
+                Some((_, deadline)) if now >= *deadline => {
+                    self.lost(
+                        "heartbeat",
+                        StoreError::new(
+                            StoreErrorKind::Unavailable,
+                            "revocation heartbeat not delivered in time",
+                        ),
+                    );
+                    continue;
+                }
+                None if now >= self.next_heartbeat => {
+                    self.send_heartbeat().await;
+                    continue;
+                }
+                _ => {}
+            }
+            let wake = match &self.waiting_for {
+                Some((_, deadline)) => *deadline,
+                None => self.next_heartbeat,
             };
-            match listener.try_recv().await {
-                Ok(Some(n)) => {
-                    return Some(match parse_payload(n.payload()) {
-                        Some(entry) => RevocationEvent::Added(entry),
-                        // Too large to send, or not ours to read: reloading is always right.
-                        None => RevocationEvent::Reload,
-                    });
+            let Some(listener) = self.listener.as_mut() else {
+                continue;
+            };
+            match tokio::time::timeout_at(wake, listener.try_recv()).await {
+                Err(_) => {} // time for the heartbeat, or its deadline
+                Ok(Ok(Some(first))) => {
+                    let mut hints = BTreeSet::new();
+                    let mut alive = self.note(first.payload(), &mut hints);
+                    while hints.len() < MAX_HINTS {
+                        let Some(n) = self.listener.as_mut().and_then(PgListener::next_buffered)
+                        else {
+                            break;
+                        };
+                        alive |= self.note(n.payload(), &mut hints);
+                    }
+                    if !hints.is_empty() {
+                        match self.read(&hints).await {
+                            Ok(entries) if !entries.is_empty() => {
+                                self.ready.push_back(RevocationEvent::Batch(entries));
+                            }
+                            // Forged, or purged since: nothing to apply.
+                            Ok(_) => {}
+                            Err(e) => {
+                                // The notified entries are in the table: read them all.
+                                crate::telemetry::revocation_feed_failed("read", &e);
+                                self.ready.push_back(RevocationEvent::Reload);
+                            }
+                        }
+                    }
+                    if alive {
+                        self.ready.push_back(RevocationEvent::Alive);
+                    }
                 }
-                Ok(None) => {
-                    crate::telemetry::revocation_listener_failed(&StoreError::new(
-                        StoreErrorKind::Unavailable,
-                        "listening connection lost",
-                    ));
-                    self.listener = None;
-                }
-                Err(e) => {
-                    crate::telemetry::revocation_listener_failed(&db_error(e));
-                    self.listener = None;
-                }
+                Ok(Ok(None)) => self.lost(
+                    "lost",
+                    StoreError::new(StoreErrorKind::Unavailable, "listening connection lost"),
+                ),
+                Ok(Err(e)) => self.lost("lost", db_error(e)),
             }
         }
+    }
+
+    /// Reads one notification: a sequence number goes to `hints`; the awaited heartbeat
+    /// returns `true`; anything else is ignored (and counted).
+    fn note(&mut self, payload: &str, hints: &mut BTreeSet<i64>) -> bool {
+        if let Some((ping, _)) = &self.waiting_for
+            && payload == ping
+        {
+            self.waiting_for = None;
+            self.next_heartbeat = tokio::time::Instant::now() + self.heartbeat;
+            return true;
+        }
+        match payload.parse::<i64>() {
+            Ok(seq) if seq > 0 && payload.bytes().all(|b| b.is_ascii_digit()) => {
+                hints.insert(seq);
+            }
+            // An earlier heartbeat of ours, late: harmless.
+            _ if payload.starts_with("heartbeat:") => {}
+            _ => crate::telemetry::revocation_notification_ignored(),
+        }
+        false
+    }
+
+    /// Sends the next heartbeat through the pool, to this connection's own channel.
+    async fn send_heartbeat(&mut self) {
+        self.ping += 1;
+        let payload = format!("heartbeat:{}", self.ping);
+        let sent = tokio::time::timeout(
+            self.heartbeat_timeout(),
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&self.heartbeat_channel)
+                .bind(&payload)
+                .execute(&self.pool),
+        )
+        .await;
+        match sent {
+            Ok(Ok(_)) => {
+                let deadline = tokio::time::Instant::now() + self.heartbeat_timeout();
+                self.waiting_for = Some((payload, deadline));
+            }
+            Ok(Err(e)) => self.lost("heartbeat", db_error(e)),
+            Err(_) => self.lost(
+                "heartbeat",
+                StoreError::new(StoreErrorKind::Unavailable, "revocation heartbeat not sent"),
+            ),
+        }
+    }
+
+    /// The notified entries still in the table.
+    async fn read(&self, seqs: &BTreeSet<i64>) -> Result<Vec<Revocation>, StoreError> {
+        let seqs: Vec<i64> = seqs.iter().copied().collect();
+        let rows = tokio::time::timeout(
+            MAX_HEARTBEAT_TIMEOUT,
+            sqlx::query(&format!(
+                "SELECT {REVOCATION_COLUMNS} FROM tower_auth_jwt_revocations \
+                 WHERE seq = ANY($1) ORDER BY seq"
+            ))
+            .bind(seqs)
+            .fetch_all(&self.pool),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::new(
+                StoreErrorKind::Unavailable,
+                "revocation store deadline exceeded",
+            )
+        })?
+        .map_err(db_error)?;
+        Ok(revocation_batch(&rows, 0)?.entries)
     }
 }
 
 /// A fresh connection (in a pool of its own, so a dead one never blocks the next) listening
-/// on [`REVOCATION_CHANNEL`].
-async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
+/// on this schema's revocation channel and on its own heartbeat channel, which it returns.
+async fn listen(options: &PgConnectOptions) -> Result<(PgListener, String), sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
@@ -643,26 +809,55 @@ async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
     // Reconnection is done here, so that the list reloads after it.
     listener.eager_reconnect(false);
     listener.ignore_pool_close_event(true);
-    listener.listen(REVOCATION_CHANNEL).await?;
-    Ok(listener)
+    let (channel, pid): (String, i32) = sqlx::query_as(&format!(
+        "SELECT {REVOCATION_CHANNEL_SQL}, pg_backend_pid()"
+    ))
+    .fetch_one(&mut listener)
+    .await?;
+    let heartbeat = format!("tower_auth_jwt_heartbeat_{pid}");
+    listener
+        .listen_all([channel.as_str(), heartbeat.as_str()])
+        .await?;
+    Ok((listener, heartbeat))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::UNIX_EPOCH;
-
     use super::*;
 
-    #[test]
-    fn payload_round_trip_and_oversized_entries_ask_for_a_reload() {
-        let t = |ms| UNIX_EPOCH + Duration::from_millis(ms);
-        let mut entry = Revocation::subject("https://i", "alice", t(1_000), t(90_000), t(1_500));
-        assert_eq!(parse_payload(&payload(&entry)), Some(entry.clone()));
-        entry.kind = RevocationKind::Token;
-        assert_eq!(parse_payload(&payload(&entry)), Some(entry.clone()));
-        entry.value = "x".repeat(MAX_PAYLOAD);
-        assert_eq!(payload(&entry), "");
-        assert_eq!(parse_payload(""), None);
-        assert_eq!(parse_payload(r#"{"k":"other"}"#), None);
+    #[tokio::test]
+    async fn only_sequence_numbers_and_our_heartbeat_are_read() {
+        let options = PgConnectOptions::new();
+        let mut feed = PgFeed {
+            pool: PgPoolOptions::new().connect_lazy_with(options.clone()),
+            options,
+            heartbeat: Duration::from_secs(30),
+            listener: None,
+            heartbeat_channel: String::new(),
+            failures: 0,
+            ready: VecDeque::new(),
+            ping: 0,
+            waiting_for: Some(("heartbeat:7".into(), tokio::time::Instant::now())),
+            next_heartbeat: tokio::time::Instant::now(),
+        };
+        let mut hints = BTreeSet::new();
+        for forged in [
+            r#"{"k":"jti","i":"https://i","v":"x","b":0,"e":99999999999999,"c":0}"#,
+            "",
+            "-3",
+            "0",
+            "+5",
+            "12abc",
+            "heartbeat:6",
+        ] {
+            assert!(!feed.note(forged, &mut hints), "{forged}");
+        }
+        assert!(hints.is_empty());
+        assert!(!feed.note("42", &mut hints));
+        assert!(!feed.note("42", &mut hints));
+        assert!(!feed.note("41", &mut hints));
+        assert_eq!(hints.into_iter().collect::<Vec<_>>(), [41, 42]);
+        assert!(feed.note("heartbeat:7", &mut BTreeSet::new()));
+        assert!(feed.waiting_for.is_none());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::{IssueError, IssueErrorKind, JwtIssuer, JwtIssuerBuilder};
+use super::{IssueError, IssueErrorKind, JwtIssuer, JwtIssuerBuilder, StoreError, StoreErrorKind};
 use crate::revocation::RevocationList;
 
 impl JwtIssuerBuilder {
@@ -45,7 +45,7 @@ impl JwtIssuer {
             expires_at.unwrap_or_else(|| self.inner.clock.now() + self.inner.access_ttl);
         list.revoke_token(&self.inner.issuer, jti, Some(expires_at))
             .await
-            .map_err(IssueError::store)?;
+            .map_err(list_error)?;
         super::telemetry::access_token_revoked();
         Ok(())
     }
@@ -57,8 +57,12 @@ impl JwtIssuer {
     ///
     /// The cut-off is taken after the sessions are revoked: a refresh racing this call either
     /// fails (its family is revoked) or yields a token issued before the cut-off. A new login
-    /// afterwards works (in the next second: `iat` has whole seconds). On an error, retry:
-    /// both steps can be repeated.
+    /// afterwards works (in the next second: `iat` has whole seconds, and the cut-off is
+    /// rounded up to one). On an error, retry: both steps can be repeated.
+    ///
+    /// Refresh families are not keyed by issuer: when two issuers share one refresh-token
+    /// store, this revokes the subject's sessions of both (the cut-off itself is this
+    /// issuer's only).
     pub async fn logout_everywhere(&self, subject: &str) -> Result<u64, IssueError> {
         let list = self.revocation_list()?;
         let sessions = match &self.inner.refresh {
@@ -75,8 +79,17 @@ impl JwtIssuer {
         let now = self.inner.clock.now();
         list.cut_off_subject(&self.inner.issuer, subject, now)
             .await
-            .map_err(IssueError::store)?;
+            .map_err(list_error)?;
         super::telemetry::logged_out_everywhere(sessions);
         Ok(sessions)
+    }
+}
+
+/// A list refusal of its input is the caller's mistake; anything else the store's.
+fn list_error(e: StoreError) -> IssueError {
+    if e.kind() == StoreErrorKind::InvalidInput {
+        IssueError::new(IssueErrorKind::InvalidRequest, "revocation value too long")
+    } else {
+        IssueError::store(e)
     }
 }

@@ -169,7 +169,9 @@ where
 }
 
 /// A batch from rows holding [`REVOCATION_COLUMNS`], oldest first; its cursor is the highest
-/// of `floor` and the rows' sequence numbers.
+/// of `floor` and the rows' sequence numbers. A row that cannot be read (written by hand, or
+/// by another program) is logged and skipped, its sequence number counted: one bad row must
+/// not stop every later revocation from applying.
 pub(super) fn revocation_batch<'r, R>(
     rows: &'r [R],
     floor: u64,
@@ -183,9 +185,22 @@ where
     let mut cursor = floor;
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
-        let (seq, r) = row_to_revocation(row)?;
-        cursor = cursor.max(seq);
-        entries.push(r);
+        match row_to_revocation(row) {
+            Ok((seq, r)) => {
+                cursor = cursor.max(seq);
+                entries.push(r);
+            }
+            Err(e) => {
+                let seq = row
+                    .try_get::<i64, _>("seq")
+                    .ok()
+                    .and_then(|s| u64::try_from(s).ok());
+                if let Some(seq) = seq {
+                    cursor = cursor.max(seq);
+                }
+                crate::telemetry::revocation_row_skipped(seq, &e);
+            }
+        }
     }
     Ok(crate::revocation::RevocationBatch::new(entries, cursor))
 }

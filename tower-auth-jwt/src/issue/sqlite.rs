@@ -400,12 +400,16 @@ impl RevocationStore for SqliteStore {
     fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
         Box::pin(async move {
             // The cursor first: an entry added in between is read again by the next poll,
-            // which is harmless (applying an entry twice changes nothing).
-            let top: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM tower_auth_jwt_revocations")
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db_error)?;
+            // which is harmless (applying an entry twice changes nothing). It comes from
+            // AUTOINCREMENT's sqlite_sequence, which never goes back, not from MAX(seq),
+            // which drops when the newest entries are purged.
+            let top: i64 = sqlx::query_scalar(
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence \
+                 WHERE name = 'tower_auth_jwt_revocations'), 0)",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
             let rows = sqlx::query(&format!(
                 "SELECT {REVOCATION_COLUMNS} FROM tower_auth_jwt_revocations \
                  WHERE expires_at >= ? ORDER BY seq"

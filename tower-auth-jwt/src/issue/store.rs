@@ -197,7 +197,10 @@ pub trait RefreshTokenStore: Send + Sync + 'static {
     fn delete_families_ended_before(&self, before: SystemTime) -> StoreFuture<'_, u64>;
 
     /// Revokes every family of `subject` not yet revoked, at `at` ("log out everywhere");
-    /// returns how many.
+    /// returns how many. Families are not keyed by issuer: two issuers sharing one store
+    /// revoke each other's sessions of a subject of the same name (use a store each, or
+    /// subjects unique across issuers). Required, not defaulted: a store that cannot do it
+    /// should not compile into an issuer whose "log out everywhere" silently fails.
     fn revoke_subject<'a>(&'a self, subject: &'a str, at: SystemTime) -> StoreFuture<'a, u64>;
 }
 
@@ -277,6 +280,8 @@ pub enum StoreErrorKind {
     Corrupt,
     /// Opening or migrating the store failed.
     Setup,
+    /// A value was refused before reaching the store (too long).
+    InvalidInput,
 }
 
 impl StoreError {

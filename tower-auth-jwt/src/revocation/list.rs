@@ -3,15 +3,17 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
 use tower_auth_core::clock::{Clock, SystemClock};
 
 use super::{
-    Revocation, RevocationCheck, RevocationEvent, RevocationFeed, RevocationKind, RevocationStore,
-    TokenIdentity,
+    Revocation, RevocationCheck, RevocationEvent, RevocationFeed, RevocationKind, RevocationStatus,
+    RevocationStore, TokenIdentity,
 };
 use crate::issue::{StoreError, StoreErrorKind, StoreFuture};
 use crate::{ConfigError, MAX_LEEWAY, telemetry};
@@ -22,18 +24,28 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// Default interval at which expired entries are dropped from memory and deleted from the
 /// store.
 pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// Default interval of the full reload that backs up notifications and polling (5 min).
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(300);
 /// Default longest lifetime of the tokens a list guards (24 h, the issuer's maximum access
 /// token lifetime): a subject cut-off is kept this long (plus the leeway) after its time.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = crate::issue::MAX_ACCESS_TOKEN_TTL;
+/// The largest [`max_token_lifetime`](RevocationListBuilder::max_token_lifetime) accepted
+/// (366 days).
+pub const MAX_TOKEN_LIFETIME_LIMIT: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Default margin an entry is kept past the expiry of the tokens it revokes: the largest
 /// leeway a [`JwtAuthenticator`](crate::JwtAuthenticator) accepts (10 min), so a revoked
 /// token is never accepted again within any verifier's leeway.
 pub const DEFAULT_REVOCATION_LEEWAY: Duration = MAX_LEEWAY;
-/// Default deadline of each store call made by a list.
+/// Default deadline of each store call made by a list, but full reads.
 pub const DEFAULT_REVOCATION_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default deadline of a full read of the store (and of connecting its feed): 30 s, since a
+/// large table takes longer to read than one row to write.
+pub const DEFAULT_FULL_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `iss`, `jti` or `sub` a list accepts to revoke (1 KiB).
+pub const MAX_REVOCATION_VALUE_LEN: usize = 1024;
 
 /// The revoked tokens and subject cut-offs of every issuer, in memory, answering
-/// [`RevocationCheck::is_revoked`] without any I/O. See the [module docs](super).
+/// [`RevocationCheck::check`] without any I/O. See the [module docs](super).
 ///
 /// Cheap to clone (one `Arc`); clones share the lists and the background tasks, which stop
 /// when the last clone is dropped.
@@ -43,20 +55,41 @@ pub struct RevocationList {
 }
 
 struct Inner {
-    lists: RwLock<Lists>,
-    /// Set by the first successful full load; until then every token is treated as revoked.
+    /// The `list` label of this list's metrics.
+    name: Arc<str>,
+    /// The current lists, immutable: requests load the pointer, writers swap in a new copy.
+    snapshot: ArcSwap<Lists>,
+    /// Serializes writers (each copies the current snapshot, changes it and swaps it in).
+    writer: Mutex<()>,
+    /// Set by the first successful full load; until then every check is "unavailable".
     loaded: AtomicBool,
+    /// Unix milliseconds (by the list's clock) of the start of the last successful sync: a
+    /// full read, a poll, or a heartbeat of the feed. 0: never.
+    last_synced: AtomicU64,
     store: Arc<dyn RevocationStore>,
+    /// Whether the store has a notification feed (then polling by cursor is not used).
+    has_feed: bool,
+    /// The feed before the background task takes it; its lock serializes loads.
+    feed: tokio::sync::Mutex<FeedSlot>,
+    /// Asks the reload task for a full reload; repeated requests collapse into one.
+    reload_wanted: Arc<Notify>,
     clock: Arc<dyn Clock>,
     poll_interval: Duration,
     purge_interval: Duration,
+    reload_interval: Duration,
     max_token_lifetime: Duration,
     leeway: Duration,
     store_timeout: Duration,
-    /// The store position of the newest entry seen; its lock serializes loads and polls.
+    full_read_timeout: Duration,
+    max_staleness: Option<Duration>,
+    /// The store position of the newest entry seen; its lock serializes reads.
     cursor: tokio::sync::Mutex<u64>,
-    started: AtomicBool,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+struct FeedSlot {
+    feed: Option<Box<dyn RevocationFeed>>,
+    connected: bool,
 }
 
 impl Drop for Inner {
@@ -77,18 +110,77 @@ struct Cutoff {
 /// The map type: foldhash (seeded per process) hashes a 36-byte `jti` in a few nanoseconds,
 /// several times faster than std's SipHash, and only administrators and the issuer insert
 /// keys, so flooding attacks on the table are out of reach of token holders.
-type Map<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
+type Map<V> = HashMap<Arc<str>, Arc<[(Arc<str>, V)]>, foldhash::fast::RandomState>;
 
 /// value (`jti` or `sub`) -> the issuers it is revoked for (nearly always one), with what is
-/// held for each. One hash per lookup, borrowing the token's strings: no allocation.
-#[derive(Default)]
+/// held for each. One hash per lookup, borrowing the token's strings: no allocation. Keys,
+/// values and issuers are reference counted, so copying the lists for a change allocates the
+/// tables only.
+#[derive(Clone, Default)]
 struct Lists {
-    tokens: Map<Vec<(Arc<str>, SystemTime)>>,
-    subjects: Map<Vec<(Arc<str>, Cutoff)>>,
+    tokens: Map<SystemTime>,
+    subjects: Map<Cutoff>,
     /// Each issuer's name once, shared by its entries.
     issuers: Vec<Arc<str>>,
     token_count: usize,
     subject_count: usize,
+}
+
+/// What [`upsert`] did.
+#[derive(PartialEq, Eq)]
+enum Change {
+    None,
+    Updated,
+    Added,
+}
+
+/// Merges `fresh` into `map[key]` for `issuer` (`merge` returns the merged value when it
+/// differs from the held one).
+fn upsert<V: Copy>(
+    map: &mut Map<V>,
+    key: &str,
+    issuer: Arc<str>,
+    fresh: V,
+    merge: impl Fn(V, V) -> Option<V>,
+) -> Change {
+    let Some(held) = map.get_mut(key) else {
+        map.insert(key.into(), vec![(issuer, fresh)].into());
+        return Change::Added;
+    };
+    match held.iter().position(|(i, _)| *i == issuer) {
+        Some(pos) => match merge(held[pos].1, fresh) {
+            None => Change::None,
+            Some(v) => {
+                let mut next = held.to_vec();
+                next[pos].1 = v;
+                *held = next.into();
+                Change::Updated
+            }
+        },
+        None => {
+            let mut next = held.to_vec();
+            next.push((issuer, fresh));
+            *held = next.into();
+            Change::Added
+        }
+    }
+}
+
+/// Drops the values `keep` refuses; the number left.
+fn retain<V: Copy>(map: &mut Map<V>, keep: impl Fn(&V) -> bool) -> usize {
+    let mut left = 0;
+    map.retain(|_, held| {
+        if !held.iter().all(|(_, v)| keep(v)) {
+            let next: Vec<_> = held.iter().filter(|(_, v)| keep(v)).cloned().collect();
+            if next.is_empty() {
+                return false;
+            }
+            *held = next.into();
+        }
+        left += held.len();
+        true
+    });
+    left
 }
 
 impl Lists {
@@ -107,62 +199,65 @@ impl Lists {
             return false;
         }
         let issuer = self.issuer(&r.issuer);
-        match r.kind {
+        let change = match r.kind {
             RevocationKind::Token => {
-                let held = self.tokens.entry(r.value.as_str().into()).or_default();
-                match held.iter_mut().find(|(i, _)| *i == issuer) {
-                    Some((_, until)) if *until >= r.expires_at => false,
-                    Some((_, until)) => {
-                        *until = r.expires_at;
-                        true
-                    }
-                    None => {
-                        held.push((issuer, r.expires_at));
-                        self.token_count += 1;
-                        true
-                    }
+                let change = upsert(
+                    &mut self.tokens,
+                    &r.value,
+                    issuer,
+                    r.expires_at,
+                    |held, new| (new > held).then_some(new),
+                );
+                if change == Change::Added {
+                    self.token_count += 1;
                 }
+                change
             }
             RevocationKind::Subject => {
-                let held = self.subjects.entry(r.value.as_str().into()).or_default();
-                match held.iter_mut().find(|(i, _)| *i == issuer) {
-                    Some((_, c)) => {
-                        let before = *c;
-                        c.issued_before = c.issued_before.max(r.issued_before);
-                        c.keep_until = c.keep_until.max(r.expires_at);
-                        c.issued_before != before.issued_before || c.keep_until != before.keep_until
-                    }
-                    None => {
-                        held.push((
-                            issuer,
-                            Cutoff {
-                                issued_before: r.issued_before,
-                                keep_until: r.expires_at,
-                            },
-                        ));
-                        self.subject_count += 1;
-                        true
-                    }
+                let fresh = Cutoff {
+                    issued_before: r.issued_before,
+                    keep_until: r.expires_at,
+                };
+                let change = upsert(&mut self.subjects, &r.value, issuer, fresh, |c, new| {
+                    let merged = Cutoff {
+                        issued_before: c.issued_before.max(new.issued_before),
+                        keep_until: c.keep_until.max(new.keep_until),
+                    };
+                    (merged.issued_before != c.issued_before || merged.keep_until != c.keep_until)
+                        .then_some(merged)
+                });
+                if change == Change::Added {
+                    self.subject_count += 1;
                 }
+                change
             }
-        }
+        };
+        change != Change::None
     }
 
     /// Drops the entries kept until before `now`; how many.
     fn purge(&mut self, now: SystemTime) -> usize {
         let before = self.token_count + self.subject_count;
-        self.tokens.retain(|_, held| {
-            held.retain(|(_, until)| *until >= now);
-            !held.is_empty()
-        });
-        self.token_count = self.tokens.values().map(Vec::len).sum();
-        self.subjects.retain(|_, held| {
-            held.retain(|(_, c)| c.keep_until >= now);
-            !held.is_empty()
-        });
-        self.subject_count = self.subjects.values().map(Vec::len).sum();
-        self.issuers.retain(|i| Arc::strong_count(i) > 1);
+        self.token_count = retain(&mut self.tokens, |until| *until >= now);
+        self.subject_count = retain(&mut self.subjects, |c| c.keep_until >= now);
+        self.forget_unused_issuers();
         before - self.token_count - self.subject_count
+    }
+
+    /// Drops the issuers no entry refers to (counted by pointer, since older snapshots may
+    /// hold references too).
+    fn forget_unused_issuers(&mut self) {
+        let (tokens, subjects) = (&self.tokens, &self.subjects);
+        self.issuers.retain(|i| {
+            tokens
+                .values()
+                .flat_map(|h| h.iter())
+                .any(|(j, _)| Arc::ptr_eq(i, j))
+                || subjects
+                    .values()
+                    .flat_map(|h| h.iter())
+                    .any(|(j, _)| Arc::ptr_eq(i, j))
+        });
     }
 
     fn is_revoked(&self, t: &TokenIdentity) -> bool {
@@ -184,8 +279,7 @@ impl Lists {
                 .and_then(|held| held.iter().find(|(i, _)| **i == *issuer))
         {
             // Without `iat` nothing says the token came after the cut-off: revoked (fail
-            // closed). `iat` has whole seconds, so a token issued later in the cut-off's own
-            // second is revoked too.
+            // closed). Cut-offs are whole seconds, like `iat`.
             return t.issued_at().is_none_or(|iat| iat < cutoff.issued_before);
         }
         false
@@ -194,26 +288,62 @@ impl Lists {
 
 impl fmt::Debug for RevocationList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lists = self.read();
+        let lists = self.inner.snapshot.load();
         f.debug_struct("RevocationList")
+            .field("name", &self.inner.name)
             .field("loaded", &self.is_loaded())
             .field("revoked_tokens", &lists.token_count)
             .field("revoked_subjects", &lists.subject_count)
-            .field("poll_interval", &self.inner.poll_interval)
+            .field("staleness", &self.staleness())
             .finish_non_exhaustive()
     }
 }
 
 impl RevocationCheck for RevocationList {
-    /// Whether the token's `jti` is blocklisted, or its subject is cut off at a time after its
-    /// `iat` (or it has no `iat`). Before the first [`load`](RevocationList::load) every
-    /// token is revoked. One read lock and two hash lookups; no I/O.
-    fn is_revoked(&self, token: &TokenIdentity) -> bool {
-        if !self.inner.loaded.load(Ordering::Acquire) {
-            return true;
+    /// [`Revoked`](RevocationStatus::Revoked) when the token's `jti` is blocklisted, or its
+    /// subject is cut off at a time after its `iat` (or it has no `iat`).
+    /// [`Unavailable`](RevocationStatus::Unavailable) before the first
+    /// [`load`](RevocationList::load), and when the list has not synchronized for longer
+    /// than its [`max_staleness`](RevocationListBuilder::max_staleness). One atomic pointer
+    /// load and at most two hash lookups (and a clock read with `max_staleness`); no lock,
+    /// no I/O.
+    fn check(&self, token: &TokenIdentity) -> RevocationStatus {
+        let i = &self.inner;
+        if !i.loaded.load(Ordering::Acquire) {
+            return RevocationStatus::Unavailable;
         }
-        self.read().is_revoked(token)
+        if i.snapshot.load().is_revoked(token) {
+            return RevocationStatus::Revoked;
+        }
+        if let Some(max) = i.max_staleness
+            && self.staleness_at(i.clock.now()) > max
+        {
+            return RevocationStatus::Unavailable;
+        }
+        RevocationStatus::Valid
     }
+}
+
+fn to_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `t` rounded up to a whole second (unchanged when it is one).
+fn ceil_second(t: SystemTime) -> SystemTime {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn check_len(value: &str) -> Result<(), StoreError> {
+    if value.len() > MAX_REVOCATION_VALUE_LEN {
+        return Err(StoreError::new(
+            StoreErrorKind::InvalidInput,
+            "revocation value longer than 1 KiB",
+        ));
+    }
+    Ok(())
 }
 
 impl RevocationList {
@@ -221,34 +351,68 @@ impl RevocationList {
     pub fn builder(store: impl RevocationStore) -> RevocationListBuilder {
         RevocationListBuilder {
             store: Arc::new(store),
+            name: "default".into(),
             clock: Arc::new(SystemClock),
             poll_interval: DEFAULT_POLL_INTERVAL,
             purge_interval: DEFAULT_PURGE_INTERVAL,
+            reload_interval: DEFAULT_RELOAD_INTERVAL,
             max_token_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
             leeway: DEFAULT_REVOCATION_LEEWAY,
             store_timeout: DEFAULT_REVOCATION_STORE_TIMEOUT,
+            full_read_timeout: DEFAULT_FULL_READ_TIMEOUT,
+            max_staleness: None,
         }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Lists> {
-        // Every change is made whole under the lock, so a poisoned lock is recovered.
-        self.inner.lists.read().unwrap_or_else(|e| e.into_inner())
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        // The guarded data is the snapshot, replaced whole: a poisoned lock is recovered.
+        self.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Lists> {
-        self.inner.lists.write().unwrap_or_else(|e| e.into_inner())
+    /// Copies the lists, applies `f` and swaps the copy in when `f` says it changed them;
+    /// the new sizes when it did. Requests keep reading the previous snapshot meanwhile.
+    fn update(&self, f: impl FnOnce(&mut Lists) -> bool) -> Option<(usize, usize)> {
+        let _writer = self.writer();
+        let mut next = Lists::clone(&self.inner.snapshot.load());
+        if !f(&mut next) {
+            return None;
+        }
+        let sizes = (next.token_count, next.subject_count);
+        self.inner.snapshot.store(Arc::new(next));
+        Some(sizes)
     }
 
-    /// Reads every entry from the store (the first call marks the list loaded: until then
-    /// every token is treated as revoked), then, inside a tokio runtime, starts the background
-    /// tasks once: the notification listener (PostgreSQL) or the poll every
-    /// [`poll_interval`](RevocationListBuilder::poll_interval), and the purge every
-    /// [`purge_interval`](RevocationListBuilder::purge_interval). Call it at start-up, before
-    /// serving, inside a tokio runtime (store calls run under a deadline on its timer).
+    /// Loads the list: with a store that has a notification feed, connects the feed first
+    /// (PostgreSQL: `LISTEN`), so nothing committed during the read is missed, and fails
+    /// when it cannot; then reads every entry from the store (the first success marks the
+    /// list loaded: until then every check answers "unavailable", 503); then, inside a tokio
+    /// runtime, starts the background tasks (or restarts those that ended: a panic, or a
+    /// runtime shut down): the notification listener and the reload task, or the poll every
+    /// [`poll_interval`](RevocationListBuilder::poll_interval); the full reload every
+    /// [`reload_interval`](RevocationListBuilder::reload_interval); the purge every
+    /// [`purge_interval`](RevocationListBuilder::purge_interval). Call it at start-up,
+    /// before serving, inside a tokio runtime (store calls run under a deadline on its
+    /// timer), and fail the start-up when it fails.
     pub async fn load(&self) -> Result<(), StoreError> {
+        let result = self.load_inner().await;
+        if let Err(e) = &result {
+            telemetry::revocation_sync_failed(&self.inner.name, "load", e);
+        }
+        result
+    }
+
+    async fn load_inner(&self) -> Result<(), StoreError> {
+        let i = &self.inner;
+        let mut slot = i.feed.lock().await;
+        if !slot.connected
+            && let Some(feed) = slot.feed.as_mut()
+        {
+            call(i.full_read_timeout, feed.connect()).await?;
+            slot.connected = true;
+        }
         self.reload_inner().await?;
-        self.inner.loaded.store(true, Ordering::Release);
-        self.start();
+        i.loaded.store(true, Ordering::Release);
+        self.start(slot.feed.take());
         Ok(())
     }
 
@@ -257,20 +421,66 @@ impl RevocationList {
         self.inner.loaded.load(Ordering::Acquire)
     }
 
+    /// When the list last synchronized with its store (the start of the last successful
+    /// full read or poll, or the last heartbeat of its feed), by its clock; `None` before
+    /// the first load.
+    pub fn last_synced(&self) -> Option<SystemTime> {
+        match self.inner.last_synced.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(UNIX_EPOCH + Duration::from_millis(ms)),
+        }
+    }
+
+    /// How long ago the list last synchronized with its store ([`last_synced`](Self::last_synced));
+    /// `None` before the first load. Past [`max_staleness`](RevocationListBuilder::max_staleness)
+    /// the list answers "unavailable".
+    pub fn staleness(&self) -> Option<Duration> {
+        self.last_synced()?;
+        Some(self.staleness_at(self.inner.clock.now()))
+    }
+
+    fn staleness_at(&self, now: SystemTime) -> Duration {
+        let synced = self.inner.last_synced.load(Ordering::Acquire);
+        Duration::from_millis(to_millis(now).saturating_sub(synced))
+    }
+
+    fn mark_synced(&self, at: SystemTime) {
+        self.inner
+            .last_synced
+            .fetch_max(to_millis(at).max(1), Ordering::AcqRel);
+        telemetry::revocation_staleness(
+            &self.inner.name,
+            self.staleness_at(self.inner.clock.now()),
+        );
+    }
+
+    /// Publishes the staleness gauge (done by a background task every few seconds).
+    fn report_staleness(&self) {
+        if self.last_synced().is_some() {
+            let staleness = self.staleness_at(self.inner.clock.now());
+            telemetry::revocation_staleness(&self.inner.name, staleness);
+        }
+    }
+
     /// Revokes one token of `issuer` by its `jti`: applied here at once, then written to the
     /// store (from which other processes apply it). The entry is kept until `expires_at`
     /// (the token's `exp`) plus the [leeway](RevocationListBuilder::leeway); give the real
     /// `exp`, or `None` to keep it for the [longest token
-    /// lifetime](RevocationListBuilder::max_token_lifetime) from now.
+    /// lifetime](RevocationListBuilder::max_token_lifetime) from now. A token whose real
+    /// `exp` is later than the one given (or, with `None`, than now + the longest lifetime)
+    /// is accepted again once the entry is purged: revoke by subject a token without `exp`.
     ///
-    /// An error means the store did not take it: it is applied in this process only, so
-    /// retry.
+    /// `issuer` and `jti` longer than [1 KiB](MAX_REVOCATION_VALUE_LEN) are refused
+    /// ([`StoreErrorKind::InvalidInput`]). Any other error means the store did not take it:
+    /// it is applied in this process only, so retry.
     pub async fn revoke_token(
         &self,
         issuer: &str,
         jti: &str,
         expires_at: Option<SystemTime>,
     ) -> Result<(), StoreError> {
+        check_len(issuer)?;
+        check_len(jti)?;
         let i = &self.inner;
         let now = i.clock.now();
         let until = expires_at.unwrap_or_else(|| saturating_add(now, i.max_token_lifetime));
@@ -279,20 +489,27 @@ impl RevocationList {
     }
 
     /// Cuts off a subject: every token of `subject` from `issuer` whose `iat` is before
-    /// `issued_before` is revoked (applied here at once, then written to the store). Kept
-    /// until `issued_before` plus the [longest token
-    /// lifetime](RevocationListBuilder::max_token_lifetime) and the
-    /// [leeway](RevocationListBuilder::leeway), when every such token has expired.
+    /// `issued_before` is revoked (applied here at once, then written to the store).
+    /// `issued_before` is first rounded up to a whole second, like `iat`, so every process
+    /// holds the same cut-off whatever its store's precision, and every token issued in the
+    /// cut-off's second is revoked (fail closed). Kept until the cut-off plus the [longest
+    /// token lifetime](RevocationListBuilder::max_token_lifetime) and the
+    /// [leeway](RevocationListBuilder::leeway), when every such token has expired; a token
+    /// living longer than that, or without `exp`, is accepted again afterwards.
     ///
-    /// An error means the store did not take it: it is applied in this process only, so
-    /// retry.
+    /// `issuer` and `subject` longer than [1 KiB](MAX_REVOCATION_VALUE_LEN) are refused
+    /// ([`StoreErrorKind::InvalidInput`]). Any other error means the store did not take it:
+    /// it is applied in this process only, so retry.
     pub async fn cut_off_subject(
         &self,
         issuer: &str,
         subject: &str,
         issued_before: SystemTime,
     ) -> Result<(), StoreError> {
+        check_len(issuer)?;
+        check_len(subject)?;
         let i = &self.inner;
+        let issued_before = ceil_second(issued_before);
         let keep = saturating_add(issued_before, i.max_token_lifetime + i.leeway);
         let entry = Revocation::subject(issuer, subject, issued_before, keep, i.clock.now());
         self.add(entry).await
@@ -300,97 +517,110 @@ impl RevocationList {
 
     async fn add(&self, entry: Revocation) -> Result<(), StoreError> {
         // Here first: the revocation holds in this process even if the store fails.
-        self.apply(&entry, None);
+        self.apply(std::slice::from_ref(&entry), false);
         let store = Arc::clone(&self.inner.store);
-        self.call(store.add_revocation(&entry)).await
+        call(self.inner.store_timeout, store.add_revocation(&entry)).await
     }
 
-    fn apply(&self, entry: &Revocation, lag: Option<Duration>) {
-        let now = self.inner.clock.now();
-        let mut lists = self.write();
-        if lists.apply(entry, now) {
-            telemetry::revocation_applied(entry.kind, lag);
-            telemetry::revocation_sizes(lists.token_count, lists.subject_count);
+    /// Applies entries in one copy of the lists; with `lag`, records each changing entry's
+    /// lag from its writing.
+    fn apply(&self, entries: &[Revocation], lag: bool) {
+        if entries.is_empty() {
+            return;
         }
-    }
-
-    /// Applies an entry from the store, measuring its lag.
-    fn apply_from_store(&self, entry: &Revocation) {
-        let lag = self
-            .inner
-            .clock
-            .now()
-            .duration_since(entry.created_at)
-            .unwrap_or_default();
-        self.apply(entry, Some(lag));
+        let now = self.inner.clock.now();
+        let mut changed = Vec::new();
+        let sizes = self.update(|lists| {
+            for entry in entries {
+                if lists.apply(entry, now) {
+                    changed.push(entry);
+                }
+            }
+            !changed.is_empty()
+        });
+        // Metrics after the swap, outside the writer lock.
+        for entry in changed {
+            let lag = lag.then(|| now.duration_since(entry.created_at).unwrap_or_default());
+            telemetry::revocation_applied(&self.inner.name, entry.kind, lag);
+        }
+        if let Some((tokens, subjects)) = sizes {
+            telemetry::revocation_sizes(&self.inner.name, tokens, subjects);
+        }
     }
 
     /// Applies the entries added to the store since the last load or poll; how many it read.
     /// The background poll calls this every
     /// [`poll_interval`](RevocationListBuilder::poll_interval); call it yourself for an
     /// immediate update.
+    ///
+    /// With a store that has a notification feed (PostgreSQL) this is a full reload: its
+    /// sequence numbers are taken at insert and transactions commit out of order, so a
+    /// cursor could move past an entry that commits later, and skip it for good.
     pub async fn poll(&self) -> Result<usize, StoreError> {
-        let mut cursor = self.inner.cursor.lock().await;
-        let store = Arc::clone(&self.inner.store);
-        let batch = self.call(store.revocations_since(*cursor)).await?;
-        for entry in &batch.entries {
-            self.apply_from_store(entry);
+        if self.inner.has_feed {
+            return self.reload_inner().await;
         }
+        let mut cursor = self.inner.cursor.lock().await;
+        let started = self.inner.clock.now();
+        let store = Arc::clone(&self.inner.store);
+        let batch = call(self.inner.store_timeout, store.revocations_since(*cursor)).await?;
+        self.apply(&batch.entries, true);
         *cursor = (*cursor).max(batch.cursor);
+        self.mark_synced(started);
         Ok(batch.entries.len())
     }
 
-    /// Reads every entry from the store again and adds what is missing here (nothing is
-    /// removed but expired entries). Done after the notification listener reconnects.
+    /// Reads every entry from the store again (under the
+    /// [`full_read_timeout`](RevocationListBuilder::full_read_timeout)) and adds what is
+    /// missing here (nothing is removed but expired entries). Done after the notification
+    /// listener reconnects, and every [`reload_interval`](RevocationListBuilder::reload_interval).
     pub async fn reload(&self) -> Result<(), StoreError> {
-        self.reload_inner().await
+        self.reload_inner().await.map(drop)
     }
 
-    async fn reload_inner(&self) -> Result<(), StoreError> {
+    /// A full read; how many entries it read.
+    async fn reload_inner(&self) -> Result<usize, StoreError> {
         let mut cursor = self.inner.cursor.lock().await;
+        let started = self.inner.clock.now();
         let store = Arc::clone(&self.inner.store);
-        let now = self.inner.clock.now();
-        let batch = self.call(store.revocations(now)).await?;
-        {
-            let mut lists = self.write();
-            let mut changed = false;
-            for entry in &batch.entries {
-                if lists.apply(entry, now) {
-                    telemetry::revocation_applied(entry.kind, None);
-                    changed = true;
-                }
-            }
-            if changed {
-                telemetry::revocation_sizes(lists.token_count, lists.subject_count);
-            }
-        }
+        let batch = call(self.inner.full_read_timeout, store.revocations(started)).await?;
+        // After the first load, an entry a reload adds was missed by the feed or the poll:
+        // its lag is worth recording. The first load's entries are just old.
+        self.apply(&batch.entries, self.is_loaded());
         *cursor = (*cursor).max(batch.cursor);
-        Ok(())
+        self.mark_synced(started);
+        Ok(batch.entries.len())
     }
 
-    /// Drops the entries whose tokens have all expired, from memory and from the store;
-    /// returns how many were deleted from the store. The background purge calls this every
+    /// Drops the entries whose tokens have all expired from memory, and deletes from the
+    /// store those that expired more than the [leeway](RevocationListBuilder::leeway) ago (a
+    /// margin for other processes' clocks); returns how many were deleted from the store.
+    /// The background purge calls this every
     /// [`purge_interval`](RevocationListBuilder::purge_interval).
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        let now = self.inner.clock.now();
-        {
-            let mut lists = self.write();
-            lists.purge(now);
-            telemetry::revocation_sizes(lists.token_count, lists.subject_count);
+        let i = &self.inner;
+        let now = i.clock.now();
+        // The copy is purged off the request path, then swapped in.
+        if let Some((tokens, subjects)) = self.update(|lists| lists.purge(now) > 0) {
+            telemetry::revocation_sizes(&i.name, tokens, subjects);
         }
-        let store = Arc::clone(&self.inner.store);
-        self.call(store.delete_revocations_expired_before(now))
-            .await
+        let before = now.checked_sub(i.leeway).unwrap_or(UNIX_EPOCH);
+        let store = Arc::clone(&i.store);
+        call(
+            i.store_timeout,
+            store.delete_revocations_expired_before(before),
+        )
+        .await
     }
 
     /// The number of revoked tokens (`jti`s) held.
     pub fn revoked_tokens(&self) -> usize {
-        self.read().token_count
+        self.inner.snapshot.load().token_count
     }
 
     /// The number of subject cut-offs held.
     pub fn revoked_subjects(&self) -> usize {
-        self.read().subject_count
+        self.inner.snapshot.load().subject_count
     }
 
     /// The [longest token lifetime](RevocationListBuilder::max_token_lifetime) this list was
@@ -399,73 +629,165 @@ impl RevocationList {
         self.inner.max_token_lifetime
     }
 
-    async fn call<T>(&self, call: StoreFuture<'_, T>) -> Result<T, StoreError> {
-        tokio::time::timeout(self.inner.store_timeout, call)
-            .await
-            .map_err(|_| {
-                StoreError::new(
-                    StoreErrorKind::Unavailable,
-                    "revocation store deadline exceeded",
-                )
-            })?
-    }
-
-    /// Spawns the background tasks, once, when there is a runtime.
-    fn start(&self) {
+    /// Spawns the background tasks when there is a runtime and they are not running (never
+    /// started, or ended: a panic, or the runtime they ran on shut down).
+    fn start(&self, feed: Option<Box<dyn RevocationFeed>>) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if self.inner.started.swap(true, Ordering::AcqRel) {
+        let i = &self.inner;
+        let mut tasks = i.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        if !tasks.is_empty() && tasks.iter().all(|t| !t.is_finished()) {
             return;
         }
+        for task in tasks.drain(..) {
+            task.abort();
+        }
         let weak = Arc::downgrade(&self.inner);
-        let sync = match self.inner.store.revocation_feed() {
-            Some(feed) => handle.spawn(listen(weak.clone(), feed)),
-            None => handle.spawn(poll_loop(weak.clone(), self.inner.poll_interval)),
-        };
-        let purge = handle.spawn(purge_loop(weak, self.inner.purge_interval));
-        let mut tasks = self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner());
-        tasks.push(sync.abort_handle());
-        tasks.push(purge.abort_handle());
+        if i.has_feed {
+            let wanted = Arc::clone(&i.reload_wanted);
+            tasks.push(
+                handle
+                    .spawn(feed_loop(weak.clone(), feed, Arc::clone(&wanted)))
+                    .abort_handle(),
+            );
+            tasks.push(
+                handle
+                    .spawn(reload_loop(weak.clone(), wanted, i.reload_interval))
+                    .abort_handle(),
+            );
+        } else {
+            tasks.push(
+                handle
+                    .spawn(poll_loop(weak.clone(), i.poll_interval, i.reload_interval))
+                    .abort_handle(),
+            );
+        }
+        tasks.push(
+            handle
+                .spawn(purge_loop(weak.clone(), i.purge_interval))
+                .abort_handle(),
+        );
+        #[cfg(feature = "metrics")]
+        tasks.push(handle.spawn(staleness_loop(weak)).abort_handle());
     }
+}
+
+async fn call<T>(deadline: Duration, call: StoreFuture<'_, T>) -> Result<T, StoreError> {
+    tokio::time::timeout(deadline, call).await.map_err(|_| {
+        StoreError::new(
+            StoreErrorKind::Unavailable,
+            "revocation store deadline exceeded",
+        )
+    })?
 }
 
 fn upgrade(weak: &Weak<Inner>) -> Option<RevocationList> {
     weak.upgrade().map(|inner| RevocationList { inner })
 }
 
-/// Applies the feed's events; after a reconnection, reloads (retrying until it succeeds).
-async fn listen(weak: Weak<Inner>, mut feed: Box<dyn RevocationFeed>) {
-    while let Some(event) = feed.next().await {
-        let Some(list) = upgrade(&weak) else { return };
-        match event {
-            RevocationEvent::Added(entry) => list.apply_from_store(&entry),
-            RevocationEvent::Reload => {
+/// The pause before retry `attempt` (0-based) of a background step: 100 ms doubling up to
+/// 5 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(1 << attempt.min(6))
+        .min(Duration::from_secs(5))
+}
+
+/// Applies the feed's events (entries at once, reloads handed to [`reload_loop`] so entries
+/// keep flowing meanwhile, heartbeats as synchronization). When the feed ends, or was lost
+/// with an earlier task, asks the store for a new one, connects it and asks for a reload.
+/// The list is held only while an event is applied, so dropping it ends this task.
+async fn feed_loop(
+    weak: Weak<Inner>,
+    mut feed: Option<Box<dyn RevocationFeed>>,
+    wanted: Arc<Notify>,
+) {
+    let mut attempt = 0;
+    loop {
+        let mut current = match feed.take() {
+            Some(f) => f,
+            None => {
+                let Some(list) = upgrade(&weak) else { return };
+                let Some(mut f) = list.inner.store.revocation_feed() else {
+                    return;
+                };
+                let deadline = list.inner.full_read_timeout;
+                let name = Arc::clone(&list.inner.name);
                 drop(list);
-                // Retried until it succeeds; the list is held only during an attempt, so
-                // dropping it ends this task even while the store is down.
-                let mut delay = Duration::from_millis(100);
-                loop {
-                    let Some(list) = upgrade(&weak) else { return };
-                    match list.reload().await {
-                        Ok(()) => break,
-                        Err(e) => telemetry::revocation_sync_failed("reload", &e),
+                match call(deadline, f.connect()).await {
+                    Ok(()) => {
+                        attempt = 0;
+                        // Whatever was written while no feed listened is only in the store.
+                        wanted.notify_one();
+                        f
                     }
-                    drop(list);
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    Err(e) => {
+                        telemetry::revocation_sync_failed(&name, "listen", &e);
+                        tokio::time::sleep(backoff(attempt)).await;
+                        attempt = attempt.saturating_add(1);
+                        continue;
+                    }
                 }
             }
+        };
+        while let Some(event) = current.next().await {
+            let Some(list) = upgrade(&weak) else { return };
+            match event {
+                RevocationEvent::Added(entry) => list.apply(std::slice::from_ref(&entry), true),
+                RevocationEvent::Batch(entries) => list.apply(&entries, true),
+                RevocationEvent::Reload => wanted.notify_one(),
+                RevocationEvent::Alive => list.mark_synced(list.inner.clock.now()),
+            }
+        }
+        let Some(list) = upgrade(&weak) else { return };
+        telemetry::revocation_sync_failed(
+            &list.inner.name,
+            "listen",
+            &StoreError::new(StoreErrorKind::Unavailable, "revocation feed ended"),
+        );
+        drop(list);
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt = attempt.saturating_add(1);
+    }
+}
+
+/// Full reloads, when the feed asks for one (repeated requests collapse into one) and every
+/// `interval`, each retried until it succeeds. The list is held only during an attempt, so
+/// dropping it ends this task even while the store is down.
+async fn reload_loop(weak: Weak<Inner>, wanted: Arc<Notify>, interval: Duration) {
+    loop {
+        tokio::select! {
+            () = wanted.notified() => {}
+            () = tokio::time::sleep(interval) => {}
+        }
+        let mut attempt = 0;
+        loop {
+            let Some(list) = upgrade(&weak) else { return };
+            match list.reload_inner().await {
+                Ok(_) => break,
+                Err(e) => telemetry::revocation_sync_failed(&list.inner.name, "reload", &e),
+            }
+            drop(list);
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt = attempt.saturating_add(1);
         }
     }
 }
 
-async fn poll_loop(weak: Weak<Inner>, interval: Duration) {
+/// Polls every `interval`; every `reload_interval` a full reload instead.
+async fn poll_loop(weak: Weak<Inner>, interval: Duration, reload_interval: Duration) {
+    let mut last_full = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(interval).await;
         let Some(list) = upgrade(&weak) else { return };
-        if let Err(e) = list.poll().await {
-            telemetry::revocation_sync_failed("poll", &e);
+        if last_full.elapsed() >= reload_interval {
+            match list.reload_inner().await {
+                Ok(_) => last_full = tokio::time::Instant::now(),
+                Err(e) => telemetry::revocation_sync_failed(&list.inner.name, "reload", &e),
+            }
+        } else if let Err(e) = list.poll().await {
+            telemetry::revocation_sync_failed(&list.inner.name, "poll", &e);
         }
     }
 }
@@ -475,8 +797,18 @@ async fn purge_loop(weak: Weak<Inner>, interval: Duration) {
         tokio::time::sleep(interval).await;
         let Some(list) = upgrade(&weak) else { return };
         if let Err(e) = list.purge_expired().await {
-            telemetry::revocation_sync_failed("purge", &e);
+            telemetry::revocation_sync_failed(&list.inner.name, "purge", &e);
         }
+    }
+}
+
+/// Keeps the staleness gauge moving while nothing synchronizes.
+#[cfg(feature = "metrics")]
+async fn staleness_loop(weak: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let Some(list) = upgrade(&weak) else { return };
+        list.report_staleness();
     }
 }
 
@@ -489,27 +821,42 @@ fn saturating_add(t: SystemTime, d: Duration) -> SystemTime {
 #[must_use]
 pub struct RevocationListBuilder {
     store: Arc<dyn RevocationStore>,
+    name: String,
     clock: Arc<dyn Clock>,
     poll_interval: Duration,
     purge_interval: Duration,
+    reload_interval: Duration,
     max_token_lifetime: Duration,
     leeway: Duration,
     store_timeout: Duration,
+    full_read_timeout: Duration,
+    max_staleness: Option<Duration>,
 }
 
 impl fmt::Debug for RevocationListBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RevocationListBuilder")
+            .field("name", &self.name)
             .field("poll_interval", &self.poll_interval)
             .field("purge_interval", &self.purge_interval)
+            .field("reload_interval", &self.reload_interval)
             .field("max_token_lifetime", &self.max_token_lifetime)
             .field("leeway", &self.leeway)
             .field("store_timeout", &self.store_timeout)
+            .field("full_read_timeout", &self.full_read_timeout)
+            .field("max_staleness", &self.max_staleness)
             .finish_non_exhaustive()
     }
 }
 
 impl RevocationListBuilder {
+    /// The `list` label of this list's metrics (default `default`), to tell several lists
+    /// apart.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// How often a store without notifications (SQLite, memory) is polled for entries added
     /// by other processes (default 5 s, at least 10 ms): the bound on how long such a
     /// revocation takes to apply here. Stores with notifications (PostgreSQL) are not polled.
@@ -525,9 +872,18 @@ impl RevocationListBuilder {
         self
     }
 
-    /// The longest lifetime (`exp` - `iat`) of the tokens guarded (default 24 h, at least
-    /// 1 s): how long a subject cut-off is kept after its time, and a revoked `jti` without a
-    /// known expiry. A token that lives longer than this outlives its subject's cut-off.
+    /// How often the list reads every entry again, whatever its notifications or polls
+    /// said (default 5 min, at least 10 ms): the safety net under a feed that lost
+    /// notifications without noticing, or a poll that skipped an entry.
+    pub fn reload_interval(mut self, interval: Duration) -> Self {
+        self.reload_interval = interval;
+        self
+    }
+
+    /// The longest lifetime (`exp` - `iat`) of the tokens guarded (default 24 h, from 1 s to
+    /// [366 days](MAX_TOKEN_LIFETIME_LIMIT)): how long a subject cut-off is kept after its
+    /// time, and a revoked `jti` without a known expiry. A token that lives longer than this
+    /// outlives its subject's cut-off.
     pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.max_token_lifetime = lifetime;
         self
@@ -535,49 +891,75 @@ impl RevocationListBuilder {
 
     /// How long an entry is kept past the expiry of the tokens it revokes (default 10 min, at
     /// most 1 h). Keep it at least the verifiers' leeway, which accepts tokens that long past
-    /// their `exp`.
+    /// their `exp`. The store keeps entries that long again before deleting them, a margin
+    /// for the clocks of other processes.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
     }
 
-    /// The deadline of each store call (default 2 s).
+    /// The deadline of each store call but full reads (default 2 s).
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
         self
     }
 
-    /// The clock for expiry and cut-off times (default: the system clock). Background
-    /// intervals run on the tokio timer.
+    /// The deadline of a full read of the store, and of connecting its notification feed
+    /// (default 30 s): a large table takes longer to read than a row to write.
+    pub fn full_read_timeout(mut self, timeout: Duration) -> Self {
+        self.full_read_timeout = timeout;
+        self
+    }
+
+    /// After how long without synchronizing with its store (no successful poll, full read
+    /// or feed heartbeat) the list answers "unavailable" (503) instead of serving entries
+    /// that may be missing revocations made elsewhere (default: never). Like the JWKS
+    /// cache's maximum staleness, it trades availability during a store outage for a bound
+    /// on how long a revocation can go unseen. Set it well above the
+    /// [`poll_interval`](Self::poll_interval) or the feed's heartbeat interval (PostgreSQL:
+    /// 30 s), e.g. 5 min; at least 1 s.
+    pub fn max_staleness(mut self, max: Duration) -> Self {
+        self.max_staleness = Some(max);
+        self
+    }
+
+    /// The clock for expiry, cut-off and staleness times (default: the system clock).
+    /// Background intervals run on the tokio timer.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
-    /// Validates the settings. The list is empty and treats every token as revoked until
-    /// [`RevocationList::load`] succeeds.
+    /// Validates the settings. The list is empty and every check answers "unavailable"
+    /// until [`RevocationList::load`] succeeds.
     pub fn build(self) -> Result<RevocationList, ConfigError> {
         let secs = |d: Duration| format!("{}s", d.as_secs_f64());
         let min = Duration::from_millis(10);
-        if self.poll_interval < min {
-            return Err(ConfigError::new(
-                "poll_interval",
-                secs(self.poll_interval),
-                "must be at least 10 ms",
-            ));
-        }
-        if self.purge_interval < min {
-            return Err(ConfigError::new(
-                "purge_interval",
-                secs(self.purge_interval),
-                "must be at least 10 ms",
-            ));
+        for (setting, value) in [
+            ("poll_interval", self.poll_interval),
+            ("purge_interval", self.purge_interval),
+            ("reload_interval", self.reload_interval),
+        ] {
+            if value < min {
+                return Err(ConfigError::new(
+                    setting,
+                    secs(value),
+                    "must be at least 10 ms",
+                ));
+            }
         }
         if self.max_token_lifetime < Duration::from_secs(1) {
             return Err(ConfigError::new(
                 "max_token_lifetime",
                 secs(self.max_token_lifetime),
                 "must be at least 1 s",
+            ));
+        }
+        if self.max_token_lifetime > MAX_TOKEN_LIFETIME_LIMIT {
+            return Err(ConfigError::new(
+                "max_token_lifetime",
+                secs(self.max_token_lifetime),
+                "must be at most 366 days",
             ));
         }
         if self.leeway > Duration::from_secs(3600) {
@@ -587,26 +969,55 @@ impl RevocationListBuilder {
                 "must be at most 1 h",
             ));
         }
-        if self.store_timeout.is_zero() {
+        for (setting, value) in [
+            ("store_timeout", self.store_timeout),
+            ("full_read_timeout", self.full_read_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(
+                    setting,
+                    secs(value),
+                    "must be greater than zero",
+                ));
+            }
+        }
+        if let Some(max) = self.max_staleness
+            && max < Duration::from_secs(1)
+        {
             return Err(ConfigError::new(
-                "store_timeout",
-                secs(self.store_timeout),
-                "must be greater than zero",
+                "max_staleness",
+                secs(max),
+                "must be at least 1 s",
             ));
         }
+        if self.name.is_empty() {
+            return Err(ConfigError::new("name", "\"\"", "must not be empty"));
+        }
+        let feed = self.store.revocation_feed();
         Ok(RevocationList {
             inner: Arc::new(Inner {
-                lists: RwLock::new(Lists::default()),
+                name: self.name.into(),
+                snapshot: ArcSwap::from_pointee(Lists::default()),
+                writer: Mutex::new(()),
                 loaded: AtomicBool::new(false),
+                last_synced: AtomicU64::new(0),
+                has_feed: feed.is_some(),
+                feed: tokio::sync::Mutex::new(FeedSlot {
+                    feed,
+                    connected: false,
+                }),
+                reload_wanted: Arc::new(Notify::new()),
                 store: self.store,
                 clock: self.clock,
                 poll_interval: self.poll_interval,
                 purge_interval: self.purge_interval,
+                reload_interval: self.reload_interval,
                 max_token_lifetime: self.max_token_lifetime,
                 leeway: self.leeway,
                 store_timeout: self.store_timeout,
+                full_read_timeout: self.full_read_timeout,
+                max_staleness: self.max_staleness,
                 cursor: tokio::sync::Mutex::new(0),
-                started: AtomicBool::new(false),
                 tasks: Mutex::new(Vec::new()),
             }),
         })
@@ -750,32 +1161,100 @@ mod tests {
             }
         }
 
-        let clock = tower_auth_core::clock::ManualClock::new(t(10));
-        let list = RevocationList::builder(crate::issue::MemoryStore::new())
-            .clock(clock.clone())
-            .build()
-            .unwrap();
+        /// A store whose full reads fail.
+        struct Down;
+        impl RevocationStore for Down {
+            fn add_revocation<'a>(&'a self, _: &'a Revocation) -> StoreFuture<'a, ()> {
+                Box::pin(async { Err(StoreError::new(StoreErrorKind::Unavailable, "down")) })
+            }
+            fn revocations(&self, _: SystemTime) -> StoreFuture<'_, super::super::RevocationBatch> {
+                Box::pin(async { Err(StoreError::new(StoreErrorKind::Unavailable, "down")) })
+            }
+            fn revocations_since(&self, _: u64) -> StoreFuture<'_, super::super::RevocationBatch> {
+                Box::pin(async { Err(StoreError::new(StoreErrorKind::Unavailable, "down")) })
+            }
+            fn delete_revocations_expired_before(&self, _: SystemTime) -> StoreFuture<'_, u64> {
+                Box::pin(async { Err(StoreError::new(StoreErrorKind::Unavailable, "down")) })
+            }
+        }
+
         let rec = Rec::default();
-        metrics::with_local_recorder(&rec, || {
-            // Revoked here: no lag.
-            list.apply(&Revocation::token(ISS, "a", t(100), t(10)), None);
-            list.apply(&Revocation::token(ISS, "a", t(100), t(10)), None);
-            // From the store, written 3 s ago by another process.
-            list.apply_from_store(&Revocation::subject(ISS, "s", t(7), t(900), t(7)));
-        });
+        let _recorder = metrics::set_default_local_recorder(&rec);
+        let clock = tower_auth_core::clock::ManualClock::new(t(10));
+        let build = |name: &str, store: crate::issue::MemoryStore| {
+            RevocationList::builder(store)
+                .name(name)
+                .clock(clock.clone())
+                .poll_interval(Duration::from_secs(3600))
+                .reload_interval(Duration::from_secs(3600))
+                .build()
+                .unwrap()
+        };
+        let store_a = crate::issue::MemoryStore::new();
+        // Written before the first load: old, not late.
+        store_a
+            .add_revocation(&Revocation::token(ISS, "old", t(900), t(1)))
+            .await
+            .unwrap();
+        let a = build("a", store_a.clone());
+        let b = build("b", crate::issue::MemoryStore::new());
+        a.load().await.unwrap();
+        b.load().await.unwrap();
+        // Revoked here: no lag.
+        a.apply(&[Revocation::token(ISS, "a", t(100), t(10))], false);
+        a.apply(&[Revocation::token(ISS, "a", t(100), t(10))], false);
+        // From the store, written 3 s ago by another process.
+        a.apply(&[Revocation::subject(ISS, "s", t(7), t(900), t(7))], true);
+        // Missed by the feed or the poll, found by a reload 4 s after its writing.
+        store_a
+            .add_revocation(&Revocation::token(ISS, "late", t(900), t(6)))
+            .await
+            .unwrap();
+        a.reload().await.unwrap();
+        for i in 0..3 {
+            b.revoke_token(ISS, &format!("b{i}"), None).await.unwrap();
+        }
         assert_eq!(
-            rec.value("tower_auth_jwt_revocations_applied_total{kind=jti}"),
-            1
+            rec.value("tower_auth_jwt_revocations_applied_total{list=a,kind=jti}"),
+            3
         );
         assert_eq!(
-            rec.value("tower_auth_jwt_revocations_applied_total{kind=subject}"),
+            rec.value("tower_auth_jwt_revocations_applied_total{list=a,kind=subject}"),
             1
         );
-        assert_eq!(rec.value("tower_auth_jwt_revoked_tokens{}"), 1);
-        assert_eq!(rec.value("tower_auth_jwt_revoked_subjects{}"), 1);
+        // Each list has its own gauges.
+        assert_eq!(rec.value("tower_auth_jwt_revoked_tokens{list=a}"), 3);
+        assert_eq!(rec.value("tower_auth_jwt_revoked_subjects{list=a}"), 1);
+        assert_eq!(rec.value("tower_auth_jwt_revoked_tokens{list=b}"), 3);
         assert_eq!(
-            rec.samples("tower_auth_jwt_revocation_lag_seconds{}"),
-            [3.0]
+            rec.samples("tower_auth_jwt_revocation_lag_seconds{list=a}"),
+            [3.0, 4.0]
+        );
+
+        // Staleness: 0 after a sync, then growing until the next one.
+        assert_eq!(
+            rec.value("tower_auth_jwt_revocation_staleness_seconds{list=a}"),
+            0
+        );
+        clock.advance(Duration::from_secs(7));
+        a.report_staleness();
+        assert_eq!(
+            rec.value("tower_auth_jwt_revocation_staleness_seconds{list=a}"),
+            7
+        );
+        assert_eq!(a.staleness(), Some(Duration::from_secs(7)));
+        a.poll().await.unwrap();
+        assert_eq!(
+            rec.value("tower_auth_jwt_revocation_staleness_seconds{list=a}"),
+            0
+        );
+
+        // A failed load is counted.
+        let down = RevocationList::builder(Down).name("c").build().unwrap();
+        down.load().await.unwrap_err();
+        assert_eq!(
+            rec.value("tower_auth_jwt_revocation_sync_failures_total{list=c,operation=load}"),
+            1
         );
     }
 }

@@ -165,9 +165,10 @@ mod store;
 
 #[cfg(feature = "tokio")]
 pub use self::list::{
-    DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_POLL_INTERVAL, DEFAULT_PURGE_INTERVAL,
-    DEFAULT_REVOCATION_LEEWAY, DEFAULT_REVOCATION_STORE_TIMEOUT, RevocationList,
-    RevocationListBuilder,
+    DEFAULT_FULL_READ_TIMEOUT, DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_POLL_INTERVAL,
+    DEFAULT_PURGE_INTERVAL, DEFAULT_RELOAD_INTERVAL, DEFAULT_REVOCATION_LEEWAY,
+    DEFAULT_REVOCATION_STORE_TIMEOUT, MAX_REVOCATION_VALUE_LEN, MAX_TOKEN_LIFETIME_LIMIT,
+    RevocationList, RevocationListBuilder,
 };
 pub use self::store::{
     Revocation, RevocationBatch, RevocationEvent, RevocationFeed, RevocationFeedFuture,
@@ -241,32 +242,52 @@ impl fmt::Debug for TokenIdentity {
     }
 }
 
+/// The answer of a [`RevocationCheck`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevocationStatus {
+    /// Not revoked: the request goes on.
+    Valid,
+    /// Revoked: 401 `invalid_token` ("token revoked").
+    Revoked,
+    /// The check cannot answer (a [`RevocationList`](crate::revocation::RevocationList) not
+    /// loaded yet, or not synchronized for longer than its
+    /// [`max_staleness`](crate::revocation::RevocationListBuilder::max_staleness)): 503 with
+    /// `Retry-After`, like any unavailable dependency; the inner service is not called.
+    Unavailable,
+}
+
 /// Decides whether a verified token has been revoked.
 ///
 /// Called on every request, after the signature and claims checks and on every hit of the
 /// verified-token cache, so a revocation takes effect at once even for cached tokens. It is
 /// synchronous and must answer from memory (a `jti` blocklist, subject cut-offs kept current in
-/// the background); never query a store here. A revoked token gets 401 `invalid_token`.
+/// the background); never query a store here. [`RevocationStatus::Revoked`] gets 401
+/// `invalid_token`, [`RevocationStatus::Unavailable`] 503.
 ///
-/// Closures implement it:
+/// Closures returning `bool` (`true`: revoked) implement it:
 ///
 /// ```
-/// use tower_auth_jwt::{RevocationCheck, TokenIdentity};
+/// use tower_auth_jwt::{RevocationCheck, RevocationStatus, TokenIdentity};
 ///
 /// let blocklist = |t: &TokenIdentity| t.jti() == Some("stolen-1");
 /// let t = TokenIdentity::new("iss", Some("alice".into()), Some("stolen-1".into()), None, None);
-/// assert!(blocklist.is_revoked(&t));
+/// assert_eq!(blocklist.check(&t), RevocationStatus::Revoked);
 /// ```
 pub trait RevocationCheck: Send + Sync + 'static {
-    /// Whether the token is revoked.
-    fn is_revoked(&self, token: &TokenIdentity) -> bool;
+    /// Whether the token is valid, revoked, or cannot be checked now.
+    fn check(&self, token: &TokenIdentity) -> RevocationStatus;
 }
 
 impl<F> RevocationCheck for F
 where
     F: Fn(&TokenIdentity) -> bool + Send + Sync + 'static,
 {
-    fn is_revoked(&self, token: &TokenIdentity) -> bool {
-        self(token)
+    fn check(&self, token: &TokenIdentity) -> RevocationStatus {
+        if self(token) {
+            RevocationStatus::Revoked
+        } else {
+            RevocationStatus::Valid
+        }
     }
 }

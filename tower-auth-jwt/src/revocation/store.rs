@@ -121,9 +121,15 @@ impl RevocationBatch {
 pub enum RevocationEvent {
     /// An entry was added (by this process or another).
     Added(Revocation),
-    /// Entries may have been missed (the feed reconnected, or a notification could not be
+    /// Entries were added: applied together, in one copy of the lists.
+    Batch(Vec<Revocation>),
+    /// Entries may have been missed (the feed reconnected, or a notified entry could not be
     /// read): the list reloads everything from the store.
     Reload,
+    /// The feed checked its connection end to end (a heartbeat came back): every entry
+    /// committed before the check has been reported. The list counts itself synchronized
+    /// as of now (see [`RevocationList::staleness`](super::RevocationList::staleness)).
+    Alive,
 }
 
 /// The future returned by [`RevocationFeed::next`].
@@ -133,9 +139,21 @@ pub type RevocationFeedFuture<'a> =
 /// Pushed notifications of new revocations from a store shared by several processes
 /// (PostgreSQL's `LISTEN`/`NOTIFY`), pulled by the list's background task.
 ///
-/// A feed handles its own failures: after (re)connecting it yields
-/// [`RevocationEvent::Reload`], since it may have missed notifications. `None` ends it.
+/// [`RevocationList::load`](super::RevocationList::load) first calls
+/// [`connect`](Self::connect), so the subscription exists before the full read and nothing
+/// committed in between is missed; a failed `connect` fails the load. From then on the feed
+/// handles its own failures: after reconnecting it yields [`RevocationEvent::Reload`], since
+/// it may have missed notifications, and it should check its connection regularly (a
+/// silently dropped connection delivers nothing and reports no error), yielding
+/// [`RevocationEvent::Alive`] after each successful check. `None` ends it: the list logs it,
+/// asks the store for a new feed and reloads.
 pub trait RevocationFeed: Send + 'static {
+    /// Establishes the subscription (PostgreSQL: `LISTEN` on a connection of its own).
+    /// The default does nothing.
+    fn connect(&mut self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// The next event.
     fn next(&mut self) -> RevocationFeedFuture<'_>;
 }
@@ -151,13 +169,19 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// listening process, in the same transaction.
     fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()>;
 
-    /// Every entry that has not expired at `now`, and the cursor of the newest entry.
+    /// Every entry that has not expired at `now`, and the cursor of the newest entry ever
+    /// added (never decreasing, even when the newest entries are deleted).
     fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch>;
 
-    /// The entries added after `cursor` (for polling), and the new cursor.
+    /// The entries added after `cursor` (for polling), and the new cursor. The cursor must
+    /// never decrease, even when the newest entries are deleted.
     fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch>;
 
-    /// Deletes the entries that expired before `before`; returns how many.
+    /// Deletes the entries that expired before `before`; returns how many. Lists pass their
+    /// clock's time minus their [leeway](super::RevocationListBuilder::leeway); a store
+    /// shared by several hosts should not trust one host's clock alone
+    /// ([`PostgresStore`](crate::issue::PostgresStore) also compares with the database's
+    /// clock, minus a margin).
     fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64>;
 
     /// A push feed of new entries, when the store has one (PostgreSQL). Without one (the

@@ -144,6 +144,7 @@ pub fn without(mut claims: Value, key: &str) -> Value {
 pub struct Outcome {
     pub status: StatusCode,
     pub www_authenticate: Option<String>,
+    pub retry_after: Option<String>,
     pub principal: Option<Principal>,
 }
 
@@ -161,6 +162,15 @@ impl Outcome {
             www.contains(&format!("error_description=\"{description}\"")),
             "expected {description:?}, got {www:?}"
         );
+        assert!(self.principal.is_none());
+    }
+
+    /// Asserts the response is 503 with `Retry-After`, the inner service not called.
+    #[track_caller]
+    #[allow(dead_code)]
+    pub fn assert_unavailable(&self) {
+        assert_eq!(self.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(self.retry_after.is_some(), "503 without Retry-After");
         assert!(self.principal.is_none());
     }
 
@@ -196,6 +206,10 @@ pub async fn send(auth: &JwtAuthenticator, req: Request<()>) -> Outcome {
         www_authenticate: res
             .headers()
             .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        retry_after: res
+            .headers()
+            .get("retry-after")
             .map(|v| v.to_str().unwrap().to_owned()),
         principal,
     }
