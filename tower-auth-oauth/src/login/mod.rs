@@ -457,7 +457,16 @@ impl Login {
             expires_at: i.clock.now() + i.ttl,
         };
         let key = store_key(&id, &state);
-        with_deadline(i.store_timeout, i.store.put(key, pending)).await?;
+        if let Err(_e) = with_deadline(i.store_timeout, i.store.put(key, pending)).await {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(
+                target: "tower_auth::oauth",
+                error = %_e,
+                cause = std::error::Error::source(&_e).map(ToString::to_string).unwrap_or_default(),
+                "login start failed"
+            );
+            return Err(_e);
+        }
         let set_cookie = self.cookie(&id, i.ttl);
         #[cfg(feature = "metrics")]
         metrics::counter!("tower_auth_login_starts_total").increment(1);
@@ -938,6 +947,7 @@ impl fmt::Debug for LoginBuilder {
                 "client_secret",
                 &self.client_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("client_auth", &self.client_auth)
             .field("redirect_uri", &self.redirect_uri)
             .field("scopes", &self.scopes)
             .finish_non_exhaustive()
