@@ -20,7 +20,8 @@ use tower_auth_core::clock::ManualClock;
 use tower_auth_jwt::issue::testing::{self, SharedStore};
 use tower_auth_jwt::issue::{MemoryStore, SqliteStore, StoreFuture};
 use tower_auth_jwt::revocation::{
-    Revocation, RevocationBatch, RevocationFeed, RevocationList, RevocationStore,
+    Revocation, RevocationBatch, RevocationEvent, RevocationFeed, RevocationFeedFuture,
+    RevocationList, RevocationStore,
 };
 use tower_auth_jwt::{Issuer, JwtAuthenticator, RevocationCheck, RevocationStatus, TokenIdentity};
 
@@ -559,6 +560,23 @@ fn bad_settings_are_refused() {
     assert_eq!(e.setting(), "leeway");
     let e = b().store_timeout(Duration::ZERO).build().unwrap_err();
     assert_eq!(e.setting(), "store_timeout");
+    // Bounded, so that lifetime + leeway cannot overflow.
+    for lifetime in [Duration::from_secs(367 * 24 * 3600), Duration::MAX] {
+        let e = b().max_token_lifetime(lifetime).build().unwrap_err();
+        assert_eq!(e.setting(), "max_token_lifetime");
+        assert!(e.to_string().contains("366 days"), "{e}");
+    }
+    b().max_token_lifetime(Duration::from_secs(366 * 24 * 3600))
+        .build()
+        .unwrap();
+    let e = b().reload_interval(Duration::ZERO).build().unwrap_err();
+    assert_eq!(e.setting(), "reload_interval");
+    let e = b().full_read_timeout(Duration::ZERO).build().unwrap_err();
+    assert_eq!(e.setting(), "full_read_timeout");
+    let e = b().max_staleness(Duration::ZERO).build().unwrap_err();
+    assert_eq!(e.setting(), "max_staleness");
+    let e = b().name("").build().unwrap_err();
+    assert_eq!(e.setting(), "name");
 }
 
 /// A store whose full reads fail once `down` is set, with a feed that asks for one reload
@@ -640,4 +658,453 @@ async fn a_reload_retried_against_a_down_store_does_not_keep_the_list_alive() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// A store over a `MemoryStore` whose full reads can be made to fail, counting them, with
+/// (optionally) a feed driven by the test: each feed the list asks for is a channel whose
+/// sender the test gets from `senders`. Polling by cursor returns nothing, as if it had
+/// skipped an entry committed out of order.
+#[derive(Clone, Default)]
+struct Driven {
+    inner: MemoryStore,
+    with_feed: bool,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    connect_fails: Arc<std::sync::atomic::AtomicBool>,
+    panic_feed: Arc<std::sync::atomic::AtomicBool>,
+    full_reads: Arc<AtomicUsize>,
+    failed_reads: Arc<AtomicUsize>,
+    log: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    senders: Arc<std::sync::Mutex<Vec<FeedSender>>>,
+}
+
+type FeedSender = tokio::sync::mpsc::UnboundedSender<Option<RevocationEvent>>;
+
+fn unavailable() -> tower_auth_jwt::issue::StoreError {
+    tower_auth_jwt::issue::StoreError::new(
+        tower_auth_jwt::issue::StoreErrorKind::Unavailable,
+        "down",
+    )
+}
+
+impl Driven {
+    fn with_feed() -> Self {
+        Self {
+            with_feed: true,
+            ..Self::default()
+        }
+    }
+    fn log(&self) -> Vec<&'static str> {
+        self.log.lock().unwrap().clone()
+    }
+    fn feeds(&self) -> usize {
+        self.senders.lock().unwrap().len()
+    }
+    /// Sends `event` on the newest feed (`None` ends it).
+    fn send(&self, event: Option<RevocationEvent>) {
+        let senders = self.senders.lock().unwrap();
+        senders.last().unwrap().send(event).unwrap();
+    }
+}
+
+struct DrivenFeed {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Option<RevocationEvent>>,
+    store: Driven,
+}
+
+impl RevocationFeed for DrivenFeed {
+    fn connect(&mut self) -> StoreFuture<'_, ()> {
+        self.store.log.lock().unwrap().push("connect");
+        let fails = self.store.connect_fails.load(Ordering::SeqCst);
+        Box::pin(async move { if fails { Err(unavailable()) } else { Ok(()) } })
+    }
+    fn next(&mut self) -> RevocationFeedFuture<'_> {
+        Box::pin(async move {
+            let event = self.rx.recv().await.flatten();
+            // One panic, on the first event after the flag is set.
+            assert!(
+                !self.store.panic_feed.swap(false, Ordering::SeqCst),
+                "feed panicked (on purpose)"
+            );
+            event
+        })
+    }
+}
+
+impl RevocationStore for Driven {
+    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
+        self.inner.add_revocation(entry)
+    }
+    fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
+        self.log.lock().unwrap().push("read");
+        if self.down.load(Ordering::SeqCst) {
+            self.failed_reads.fetch_add(1, Ordering::SeqCst);
+            return Box::pin(async { Err(unavailable()) });
+        }
+        self.full_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.revocations(now)
+    }
+    fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(unavailable()) });
+        }
+        Box::pin(async move { Ok(RevocationBatch::new(Vec::new(), cursor + 1)) })
+    }
+    fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        self.inner.delete_revocations_expired_before(before)
+    }
+    fn revocation_feed(&self) -> Option<Box<dyn RevocationFeed>> {
+        if !self.with_feed {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.senders.lock().unwrap().push(tx);
+        Some(Box::new(DrivenFeed {
+            rx,
+            store: self.clone(),
+        }))
+    }
+}
+
+/// Waits (yielding to the background tasks) until `done`, failing after a generous bound.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn jti(jti: &str) -> TokenIdentity {
+    TokenIdentity::new(ISS, Some("x".into()), Some(jti.into()), Some(at(NOW)), None)
+}
+
+fn far() -> SystemTime {
+    at(NOW + 3600)
+}
+
+#[tokio::test]
+async fn load_connects_the_feed_before_the_full_read_and_fails_without_it() {
+    let clock = clock();
+    let store = Driven::with_feed();
+    store.connect_fails.store(true, Ordering::SeqCst);
+    let list = list(store.clone(), &clock);
+    // No LISTEN, no load: fail closed rather than serve a list nobody keeps current.
+    list.load().await.unwrap_err();
+    assert!(!list.is_loaded());
+    assert_eq!(store.log(), ["connect"]);
+    assert_eq!(list.check(&jti("a")), RevocationStatus::Unavailable);
+
+    store.connect_fails.store(false, Ordering::SeqCst);
+    list.load().await.unwrap();
+    // Connected first, read second: what is committed during the read is notified.
+    assert_eq!(store.log(), ["connect", "connect", "read"]);
+    assert_eq!(list.check(&jti("a")), RevocationStatus::Valid);
+}
+
+#[tokio::test]
+async fn entries_keep_flowing_while_a_reload_is_retried() {
+    let clock = clock();
+    let store = Driven::with_feed();
+    let list = list(store.clone(), &clock);
+    list.load().await.unwrap();
+    store.down.store(true, Ordering::SeqCst);
+    for _ in 0..20 {
+        store.send(Some(RevocationEvent::Reload));
+    }
+    until("the reload is retried", || {
+        store.failed_reads.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    // The store's full reads keep failing; notified entries still apply meanwhile.
+    store.send(Some(RevocationEvent::Added(Revocation::token(
+        ISS,
+        "during-1",
+        far(),
+        at(NOW),
+    ))));
+    store.send(Some(RevocationEvent::Batch(vec![
+        Revocation::token(ISS, "during-2", far(), at(NOW)),
+        Revocation::subject(ISS, "bob", at(NOW), far(), at(NOW)),
+    ])));
+    until("entries applied during the retries", || {
+        revoked(&list, &jti("during-1")) && revoked(&list, &jti("during-2"))
+    })
+    .await;
+    assert_eq!(list.revoked_subjects(), 1);
+    store.down.store(false, Ordering::SeqCst);
+    until("the reload succeeds", || {
+        store.full_reads.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_quiet_feed_trips_max_staleness_and_requests_get_503_until_it_syncs() {
+    let clock = clock();
+    let store = Driven::with_feed();
+    let list = RevocationList::builder(store.clone())
+        .clock(clock.clone())
+        .purge_interval(HOUR)
+        .reload_interval(HOUR)
+        .max_staleness(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    list.load().await.unwrap();
+    let (plain, cached) = (auth(&list, &clock, false), auth(&list, &clock, true));
+    let t = token("fresh", "alice", NOW - 10);
+    send_token(&cached, &t).await.assert_ok();
+    list.revoke_token(ISS, "stolen", None).await.unwrap();
+
+    // The feed says nothing (a connection dropped silently): the list gets stale.
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(list.staleness(), Some(Duration::from_secs(60)));
+    send_token(&plain, &t).await.assert_ok();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(list.check(&jti("fresh")), RevocationStatus::Unavailable);
+    send_token(&plain, &t).await.assert_unavailable();
+    // The verified-token cache does not bypass it.
+    send_token(&cached, &t).await.assert_unavailable();
+    // A revoked token is still refused as revoked.
+    assert!(revoked(&list, &jti("stolen")));
+
+    // A heartbeat of the feed is a synchronization.
+    store.send(Some(RevocationEvent::Alive));
+    until("the heartbeat is counted", || {
+        list.staleness() == Some(Duration::ZERO)
+    })
+    .await;
+    send_token(&cached, &t).await.assert_ok();
+
+    // So is a full reload.
+    clock.advance(Duration::from_secs(61));
+    send_token(&plain, &t).await.assert_unavailable();
+    list.reload().await.unwrap();
+    send_token(&plain, &t).await.assert_ok();
+}
+
+#[tokio::test]
+async fn failing_polls_trip_max_staleness() {
+    let clock = clock();
+    let store = Driven::default();
+    let list = RevocationList::builder(store.clone())
+        .clock(clock.clone())
+        .poll_interval(HOUR)
+        .purge_interval(HOUR)
+        .reload_interval(HOUR)
+        .max_staleness(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    list.load().await.unwrap();
+    let auth = auth(&list, &clock, true);
+    let t = token("fresh", "alice", NOW - 10);
+    clock.advance(Duration::from_secs(30));
+    list.poll().await.unwrap();
+    store.down.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(60));
+    list.poll().await.unwrap_err();
+    send_token(&auth, &t).await.assert_ok();
+    clock.advance(Duration::from_secs(1));
+    list.poll().await.unwrap_err();
+    assert_eq!(list.staleness(), Some(Duration::from_secs(61)));
+    send_token(&auth, &t).await.assert_unavailable();
+    store.down.store(false, Ordering::SeqCst);
+    list.poll().await.unwrap();
+    send_token(&auth, &t).await.assert_ok();
+}
+
+#[tokio::test]
+async fn a_feed_that_ends_is_replaced_and_the_list_reloads() {
+    let clock = clock();
+    let store = Driven::with_feed();
+    let list = list(store.clone(), &clock);
+    list.load().await.unwrap();
+    assert_eq!(
+        (store.feeds(), store.full_reads.load(Ordering::SeqCst)),
+        (1, 1)
+    );
+    store.send(None);
+    until("a new feed is connected and the list reloads", || {
+        store.feeds() == 2 && store.full_reads.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    assert_eq!(store.log()[..3], ["connect", "read", "connect"]);
+    store.send(Some(RevocationEvent::Added(Revocation::token(
+        ISS,
+        "after",
+        far(),
+        at(NOW),
+    ))));
+    until("the new feed's entries apply", || {
+        revoked(&list, &jti("after"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn load_restarts_background_tasks_that_ended() {
+    let clock = clock();
+    let store = Driven::with_feed();
+    let list = list(store.clone(), &clock);
+    list.load().await.unwrap();
+    // The feed task panics.
+    store.panic_feed.store(true, Ordering::SeqCst);
+    store.send(Some(RevocationEvent::Alive));
+    let start = Instant::now();
+    // Loading again restarts what ended: a new feed, connected.
+    while store.feeds() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "not restarted");
+        list.load().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    until("the new feed's reload", || {
+        store.log().iter().filter(|s| **s == "connect").count() == 2
+    })
+    .await;
+    store.send(Some(RevocationEvent::Added(Revocation::token(
+        ISS,
+        "after",
+        far(),
+        at(NOW),
+    ))));
+    until("the restarted feed's entries apply", || {
+        revoked(&list, &jti("after"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn poll_on_a_store_with_a_feed_reads_everything() {
+    let clock = clock();
+    let store = Driven::with_feed();
+    let list = list(store.clone(), &clock);
+    list.load().await.unwrap();
+    // Written by another process; polling by cursor would skip it (see `Driven`).
+    store
+        .inner
+        .add_revocation(&Revocation::token(ISS, "skipped", far(), at(NOW)))
+        .await
+        .unwrap();
+    assert!(!revoked(&list, &jti("skipped")));
+    assert_eq!(list.poll().await.unwrap(), 1);
+    assert!(revoked(&list, &jti("skipped")));
+}
+
+#[tokio::test]
+async fn cut_offs_are_whole_seconds_here_and_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let clock = clock();
+    let a = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    // Half a microsecond after NOW: the store keeps milliseconds, this process nanoseconds.
+    a.cut_off_subject(ISS, "alice", at(NOW) + Duration::from_nanos(500))
+        .await
+        .unwrap();
+    let stored = SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .revocations(at(0))
+        .await
+        .unwrap();
+    assert_eq!(stored.entries[0].issued_before, at(NOW + 1));
+    let b = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    // Both revoke a token issued in the cut-off's second, and accept the next second's.
+    for list in [&a, &b] {
+        let auth = auth(list, &clock, false);
+        send_token(&auth, &token("same-second", "alice", NOW))
+            .await
+            .assert_invalid_token("token revoked");
+        send_token(&auth, &token("next-second", "alice", NOW + 1))
+            .await
+            .assert_ok();
+    }
+    // A cut-off on a whole second stays there.
+    a.cut_off_subject(ISS, "bob", at(NOW + 5)).await.unwrap();
+    let auth = auth(&a, &clock, false);
+    send_token(&auth, &token("b", "bob", NOW + 4))
+        .await
+        .assert_invalid_token("token revoked");
+    send_token(&auth, &token("b2", "bob", NOW + 5))
+        .await
+        .assert_ok();
+}
+
+#[tokio::test]
+async fn an_unreadable_row_is_skipped_not_blocking() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let clock = clock();
+    let a = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    let b = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    a.revoke_token(ISS, "before", Some(far())).await.unwrap();
+    // A row of a kind this version does not know, written by hand (or by a newer version).
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA ignore_check_constraints = ON")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO tower_auth_jwt_revocations \
+         (kind, issuer, value, issued_before, expires_at, created_at) \
+         VALUES ('zzz', ?, 'x', 0, ?, 0)",
+    )
+    .bind(ISS)
+    .bind(
+        i64::try_from(
+            far()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap(),
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    a.revoke_token(ISS, "after", Some(far())).await.unwrap();
+
+    // Polled: both good rows apply, the bad one is skipped (and its position passed).
+    assert_eq!(b.poll().await.unwrap(), 2);
+    assert!(revoked(&b, &jti("before")) && revoked(&b, &jti("after")));
+    assert_eq!(b.poll().await.unwrap(), 0);
+    // Loaded in full by a new process: the same.
+    let c = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    assert_eq!(c.revoked_tokens(), 2);
+}
+
+#[tokio::test]
+async fn values_longer_than_1_kib_are_refused() {
+    use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer, StoreErrorKind};
+    let clock = clock();
+    let store = MemoryStore::new();
+    let list = loaded(store.clone(), &clock).await;
+    let long = "x".repeat(1025);
+    let max = "x".repeat(1024);
+    let e = list.revoke_token(ISS, &long, None).await.unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::InvalidInput);
+    let e = list.revoke_token(&long, "j", None).await.unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::InvalidInput);
+    let e = list.cut_off_subject(ISS, &long, at(NOW)).await.unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::InvalidInput);
+    assert_eq!((list.revoked_tokens(), list.revoked_subjects()), (0, 0));
+    assert!(store.revocations(at(0)).await.unwrap().entries.is_empty());
+    list.revoke_token(ISS, &max, None).await.unwrap();
+    list.cut_off_subject(ISS, &max, at(NOW)).await.unwrap();
+    assert_eq!((list.revoked_tokens(), list.revoked_subjects()), (1, 1));
+
+    let issuer = JwtIssuer::builder(store.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .client_id("app")
+        .clock(clock.clone())
+        .revocation_list(list.clone())
+        .build()
+        .unwrap();
+    let e = issuer.revoke_access_token(&long, None).await.unwrap_err();
+    assert_eq!(e.kind(), IssueErrorKind::InvalidRequest);
+    let e = issuer.logout_everywhere(&long).await.unwrap_err();
+    assert_eq!(e.kind(), IssueErrorKind::InvalidRequest);
 }

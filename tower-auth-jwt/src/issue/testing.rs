@@ -558,7 +558,8 @@ pub async fn logout_revokes_the_family(store: SharedStore) {
 
 /// The [`RevocationStore`] contract: entries are appended (the same one twice is two
 /// entries), read in full without the expired ones, polled by cursor (the cursor never goes
-/// back, and an empty poll keeps it), and deleted once expired.
+/// back, even when the newest entry is deleted, and an empty poll keeps it; an entry added
+/// after a deletion is seen from the old cursor), and deleted once expired.
 pub async fn revocation_store_contract(store: &dyn RevocationStore) {
     let empty = store.revocations(t(0)).await.unwrap();
     assert!(empty.entries.is_empty());
@@ -603,9 +604,15 @@ pub async fn revocation_store_contract(store: &dyn RevocationStore) {
         0
     );
     let left = store.revocations(t(0)).await.unwrap();
-    assert_eq!(left.entries, [b, c]);
-    // Deletion does not move the cursor back: a poll from it sees nothing old again.
-    assert!(left.cursor >= more.cursor - 1);
+    assert_eq!(left.entries, [b.clone(), c.clone()]);
+    // The newest entry (the second `a`) was deleted: the cursor does not move back, and a
+    // poll from it sees nothing old again.
+    assert!(
+        left.cursor >= more.cursor,
+        "{} < {}",
+        left.cursor,
+        more.cursor
+    );
     assert!(
         store
             .revocations_since(more.cursor)
@@ -614,6 +621,16 @@ pub async fn revocation_store_contract(store: &dyn RevocationStore) {
             .entries
             .is_empty()
     );
+    // An entry added after the newest one was deleted gets a new position: a poll from the
+    // old cursor sees it (a store reusing the deleted position would hide it for good).
+    let d = Revocation::token("https://app.example", "jti-d", t(400), t(151));
+    store.add_revocation(&d).await.unwrap();
+    let after = store.revocations_since(more.cursor).await.unwrap();
+    assert_eq!(after.entries, [d.clone()]);
+    assert!(after.cursor > more.cursor);
+    let all = store.revocations(t(0)).await.unwrap();
+    assert_eq!(all.entries, [b, c, d]);
+    assert!(all.cursor >= after.cursor);
 }
 
 /// "Log out everywhere" with a [`RevocationList`] on `store`: every session of the subject
