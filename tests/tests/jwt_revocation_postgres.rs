@@ -3,8 +3,10 @@
 //! at once by the instance that revoked it and, through `LISTEN`/`NOTIFY`, by the other one
 //! (the observed delay is printed); a subject cut-off and "log out everywhere" (refresh
 //! families included) reach the other instance; a restart reloads the lists; a lost listening
-//! connection reconnects and reloads; the store contract and the log-out-everywhere scenario
-//! of `issue::testing`.
+//! connection reconnects and reloads, and so does a frozen one (its heartbeat does not come
+//! back); forged or garbage notifications revoke nothing and do not break the feed; another
+//! schema's revocations stay there; a purge by an instance whose clock runs far ahead deletes
+//! nothing live; the store contract and the log-out-everywhere scenario of `issue::testing`.
 //!
 //! Each test uses a database of its own, so the tests run in parallel. Run them with
 //! `scripts/test -p tower-auth-tests --test jwt_revocation_postgres`.
@@ -12,13 +14,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tower_auth_core::clock::ManualClock;
 use tower_auth_jwt::issue::testing::{self, SharedStore};
 use tower_auth_jwt::issue::{
     IssueErrorKind, JwtIssuer, PostgresStore, RefreshTokens, TokenRequest,
 };
-use tower_auth_jwt::revocation::RevocationList;
+use tower_auth_jwt::revocation::{Revocation, RevocationList, RevocationStore};
 use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator};
 use tower_auth_tests::PgDatabase;
 
@@ -69,8 +72,8 @@ impl Instance {
     }
 }
 
-/// Waits until `db` has exactly `n` listening connections (each list's listener connects in
-/// the background after its first load); their pids.
+/// Waits until `db` has exactly `n` listening connections (each list's listener connects
+/// before its first load returns, but a dropped one takes a moment to go); their pids.
 async fn listeners(db: &PgDatabase, n: usize) -> Vec<i32> {
     let start = Instant::now();
     loop {
@@ -197,11 +200,19 @@ async fn log_out_everywhere_reaches_another_instance_and_ends_the_sessions() {
         .await
         .unwrap();
 
-    // A new login after the cut-off's second works on both.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let again = b.issuer.login(&TokenRequest::new("alice")).await.unwrap();
+    // A new login after the cut-off's second works on both: issued by an issuer (same
+    // database, same keys) whose clock is two seconds ahead, rather than sleeping.
+    let later = ManualClock::new(SystemTime::now() + Duration::from_secs(2));
+    let b_later = JwtIssuer::builder(PostgresStore::connect(&db.url).await.unwrap())
+        .issuer(ISS)
+        .audience(AUD)
+        .client_id("app-web")
+        .clock(later)
+        .build()
+        .unwrap();
+    let again = b_later.issue(&TokenRequest::new("alice")).await.unwrap();
     for i in [&a, &b] {
-        assert!(i.accepts(again.access_token().as_str()).await);
+        assert!(i.accepts(again.as_str()).await);
     }
     drop((a, b));
     db.drop_database().await;
@@ -320,5 +331,242 @@ async fn the_store_contract_and_log_out_everywhere_scenario_hold() {
     let db = PgDatabase::create().await;
     let shared: SharedStore = Arc::new(PostgresStore::connect(&db.url).await.unwrap());
     testing::logout_everywhere(shared).await;
+    db.drop_database().await;
+}
+
+fn ms(t: SystemTime) -> i64 {
+    i64::try_from(t.duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (run scripts/test)"]
+async fn forged_or_garbage_notifications_revoke_nothing_and_real_ones_still_arrive() {
+    let db = PgDatabase::create().await;
+    let a = instance(&db).await;
+    listeners(&db, 1).await;
+    let victim = a.issuer.issue(&TokenRequest::new("alice")).await.unwrap();
+    let real = a.issuer.issue(&TokenRequest::new("bob")).await.unwrap();
+    assert!(a.accepts(victim.as_str()).await);
+
+    // Anyone who can connect can NOTIFY: an entry in the payload (the old format), a
+    // sequence number with no row, garbage, empty.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let forged = serde_json::json!({
+        "k": "jti", "i": ISS, "v": victim.jti(), "b": 0, "e": 99_999_999_999_999_i64, "c": 0,
+    })
+    .to_string();
+    let cut = serde_json::json!({
+        "k": "subject", "i": ISS, "v": "alice", "b": 99_999_999_999_999_i64,
+        "e": 99_999_999_999_999_i64, "c": 0,
+    })
+    .to_string();
+    for payload in [forged.as_str(), cut.as_str(), "424242", "-1", "garbage", ""] {
+        sqlx::query("SELECT pg_notify('tower_auth_jwt_revocations.public', $1)")
+            .bind(payload)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    // A real revocation by another process, notified after them: once it is applied, the
+    // forged ones (delivered first) have been handled.
+    let writer = PostgresStore::connect(&db.url).await.unwrap();
+    let start = Instant::now();
+    writer
+        .add_revocation(&Revocation::token(
+            ISS,
+            real.jti(),
+            real.expires_at() + Duration::from_secs(600),
+            SystemTime::now(),
+        ))
+        .await
+        .unwrap();
+    let written = start.elapsed();
+    let delay = time_until_refused(&a, real.as_str())
+        .await
+        .expect("a real revocation still arrives after forged and garbage notifications");
+    println!("real revocation after forged ones: written in {written:?}, refused {delay:?} later");
+    assert!(
+        a.accepts(victim.as_str()).await,
+        "a forged notification revoked a token"
+    );
+    assert_eq!((a.list.revoked_tokens(), a.list.revoked_subjects()), (1, 0));
+    writer.close().await;
+    pool.close().await;
+    drop(a);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (run scripts/test)"]
+async fn a_frozen_listener_misses_its_heartbeat_then_reconnects_and_reloads() {
+    let db = PgDatabase::create().await;
+    let store = PostgresStore::builder(&db.url)
+        .revocation_heartbeat(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let list = RevocationList::builder(store.clone()).build().unwrap();
+    list.load().await.unwrap();
+    let frozen = listeners(&db, 1).await[0];
+    let writer = PostgresStore::connect(&db.url).await.unwrap();
+    let issuer = JwtIssuer::builder(writer.clone())
+        .issuer(ISS)
+        .audience(AUD)
+        .client_id("app-web")
+        .build()
+        .unwrap();
+    let token = issuer.issue(&TokenRequest::new("alice")).await.unwrap();
+    let id = tower_auth_jwt::TokenIdentity::new(
+        ISS,
+        Some("alice".into()),
+        Some(token.jti().into()),
+        None,
+        None,
+    );
+    use tower_auth_jwt::{RevocationCheck, RevocationStatus};
+    assert_eq!(list.check(&id), RevocationStatus::Valid);
+
+    // The listening backend stops answering (like a connection dropped without a FIN: open,
+    // silent, no error), and an entry is written without a notification.
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &frozen.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(
+        stop.success(),
+        "cannot freeze backend {frozen}: the test needs PostgreSQL on this host, as started \
+         by scripts/test"
+    );
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO tower_auth_jwt_revocations \
+         (kind, issuer, value, issued_before, expires_at, created_at) \
+         VALUES ('jti', $1, $2, $3, $4, $3)",
+    )
+    .bind(ISS)
+    .bind(token.jti())
+    .bind(ms(SystemTime::now()))
+    .bind(ms(token.expires_at()) + 600_000)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // The heartbeat does not come back: a new connection, and a reload that finds the entry.
+    let start = Instant::now();
+    while list.check(&id) != RevocationStatus::Revoked {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the frozen listener was never replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "frozen listener replaced and list reloaded {:?} after the freeze (heartbeat 300 ms)",
+        start.elapsed()
+    );
+    let now = db.backends(LISTENER).await;
+    assert!(
+        now.iter().any(|p| *p != frozen),
+        "no new listening connection: {now:?}"
+    );
+    assert!(list.staleness().unwrap() < Duration::from_secs(20));
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &frozen.to_string()])
+        .status();
+    pool.close().await;
+    writer.close().await;
+    drop(list);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (run scripts/test)"]
+async fn another_schemas_revocations_stay_there() {
+    let db = PgDatabase::create().await;
+    let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for schema in ["deploy_a", "deploy_b"] {
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    let url = |schema: &str| {
+        let sep = if db.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{schema}", db.url)
+    };
+    let a = PostgresStore::connect(&url("deploy_a")).await.unwrap();
+    let b = PostgresStore::connect(&url("deploy_b")).await.unwrap();
+    let list_b = RevocationList::builder(b.clone()).build().unwrap();
+    list_b.load().await.unwrap();
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    let id =
+        |jti: &str| tower_auth_jwt::TokenIdentity::new(ISS, None, Some(jti.into()), None, None);
+    use tower_auth_jwt::{RevocationCheck, RevocationStatus};
+    // Deployment a revokes first (seq 1 in its own table), then b (seq 1 in b's table).
+    a.add_revocation(&Revocation::token(ISS, "a-only", later, SystemTime::now()))
+        .await
+        .unwrap();
+    b.add_revocation(&Revocation::token(ISS, "b-own", later, SystemTime::now()))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while list_b.check(&id("b-own")) != RevocationStatus::Revoked {
+        assert!(
+            start.elapsed() < PROPAGATION_BOUND,
+            "b's own revocation never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(list_b.check(&id("a-only")), RevocationStatus::Valid);
+    assert_eq!(list_b.revoked_tokens(), 1);
+    a.close().await;
+    b.close().await;
+    admin.close().await;
+    drop(list_b);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (run scripts/test)"]
+async fn a_purge_by_an_instance_whose_clock_runs_ahead_deletes_nothing_live() {
+    let db = PgDatabase::create().await;
+    let store = PostgresStore::connect(&db.url).await.unwrap();
+    let now = SystemTime::now();
+    let clock = ManualClock::new(now);
+    let list = RevocationList::builder(store.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    list.load().await.unwrap();
+    list.revoke_token(ISS, "live", Some(now + Duration::from_secs(900)))
+        .await
+        .unwrap();
+    list.cut_off_subject(ISS, "alice", now).await.unwrap();
+    // A row that expired 11 minutes ago by every clock: the purge may delete it.
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO tower_auth_jwt_revocations \
+         (kind, issuer, value, issued_before, expires_at, created_at) \
+         VALUES ('jti', $1, 'dead', $2, $2, $2)",
+    )
+    .bind(ISS)
+    .bind(ms(now) - 660_000)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // Ten years ahead: by this clock everything expired long ago.
+    clock.set(now + Duration::from_secs(10 * 365 * 24 * 3600));
+    assert_eq!(list.purge_expired().await.unwrap(), 1, "only the dead row");
+    let left = store.revocations(now).await.unwrap();
+    assert_eq!(left.entries.len(), 2, "live revocations survive: {left:?}");
+    // Another instance, on a correct clock, still refuses the revoked token.
+    let other = RevocationList::builder(PostgresStore::connect(&db.url).await.unwrap())
+        .build()
+        .unwrap();
+    other.load().await.unwrap();
+    assert_eq!((other.revoked_tokens(), other.revoked_subjects()), (1, 1));
+    pool.close().await;
+    drop((list, other));
     db.drop_database().await;
 }
