@@ -174,7 +174,7 @@
 //! |---|---|---|
 //! | `tracing` | yes | debug/trace events on the `tower_auth::jwt` target (outcome and fixed reason, never a token); enables core's `tracing` |
 //! | `remote` | yes | [`remote::JwksUrl`], [`remote::Discovery`], [`remote::discover`]: keys and metadata over tower-auth-core's `HttpClient` (hyper-util, hyper-rustls on aws-lc-rs, Mozilla roots); pulls in tokio |
-//! | `metrics` | no | `tower_auth_jwt_verifications_total{outcome=valid\|invalid\|unavailable}`, `tower_auth_jwt_cache_requests_total{outcome=hit\|miss}`; revocation lists: `tower_auth_jwt_revocations_applied_total{kind}`, histogram `tower_auth_jwt_revocation_lag_seconds`, gauges `tower_auth_jwt_revoked_tokens` and `tower_auth_jwt_revoked_subjects`, `tower_auth_jwt_revocation_sync_failures_total{operation}` (see [`revocation`]); with `remote`, per source: `tower_auth_jwks_fetches_total`, `tower_auth_jwks_fetch_failures_total`, `tower_auth_jwks_unknown_kid_refetches_total`, `tower_auth_jwks_keys_skipped_total`, gauges `tower_auth_jwks_keys_loaded` and `tower_auth_jwks_staleness_seconds` (label `source`); enables core's `metrics` |
+//! | `metrics` | no | `tower_auth_jwt_verifications_total{outcome=valid\|invalid\|unavailable}`, `tower_auth_jwt_cache_requests_total{outcome=hit\|miss}`; revocation lists (label `list`): `tower_auth_jwt_revocations_applied_total{kind}`, histogram `tower_auth_jwt_revocation_lag_seconds`, gauges `tower_auth_jwt_revoked_tokens`, `tower_auth_jwt_revoked_subjects` and `tower_auth_jwt_revocation_staleness_seconds`, `tower_auth_jwt_revocation_sync_failures_total{operation}`, and for PostgreSQL feeds `tower_auth_jwt_revocation_feed_failures_total{reason}`, `tower_auth_jwt_revocation_notifications_ignored_total` (see [`revocation`]); with `remote`, per source: `tower_auth_jwks_fetches_total`, `tower_auth_jwks_fetch_failures_total`, `tower_auth_jwks_unknown_kid_refetches_total`, `tower_auth_jwks_keys_skipped_total`, gauges `tower_auth_jwks_keys_loaded` and `tower_auth_jwks_staleness_seconds` (label `source`); enables core's `metrics` |
 //! | `sqlite` | no | [`issue::SqliteStore`]: the issuer's signing keys, refresh tokens and revocations in SQLite (sqlx, SQLite compiled in); enables `tokio` |
 //! | `postgres` | no | [`issue::PostgresStore`]: the same in PostgreSQL (sqlx), for several instances sharing keys, sessions and revocations (pushed by `LISTEN`/`NOTIFY`); enables `tokio` |
 //! | `tokio` | no (enabled by `remote`, `sqlite`, `postgres`) | [`revocation::RevocationList`] (its background tasks run on tokio); a deadline on every call of the issuer's stores ([`issue::JwtIssuerBuilder::store_timeout`], 2 s) |
@@ -188,9 +188,10 @@
 //! tokens before their `exp`: one token by `jti`, or every token of a subject issued before a
 //! time ("log out everywhere", with [`issue::JwtIssuer::logout_everywhere`], which also
 //! revokes the subject's refresh-token families). The list is held in memory and asked on
-//! every request, cached tokens included, with no store query (about 20 ns with 10,000
-//! entries); a background task keeps it current from its store: at once through PostgreSQL
-//! `LISTEN`/`NOTIFY`, or by polling SQLite every 5 s. See the [`revocation`] module.
+//! every request, cached tokens included, with no store query and no lock (about 20 ns with
+//! 10,000 entries); background tasks keep it current from its store: at once through
+//! PostgreSQL `LISTEN`/`NOTIFY`, or by polling SQLite every 5 s, with a full reload every
+//! 5 min. See the [`revocation`] module.
 //!
 //! # Security notes
 //!
@@ -246,11 +247,18 @@
 //!
 //! - **Revoked tokens stay revoked when cached**: the list is asked on every verified-token
 //!   cache hit.
-//! - **Fail closed**: before its first load a list refuses every token; a token without `iat`
+//! - **Fail closed**: before its first load a list answers 503 for every token; a token without `iat`
 //!   under a subject cut-off is refused; entries are kept past `exp` for the largest verifier
 //!   leeway, so a revoked token is not accepted again inside the leeway.
-//! - **No store on the request path**: an outage of the revocation store cannot slow or fail
-//!   requests (it delays revocations made elsewhere, and is logged).
+//! - **No store on the request path**: once a list is loaded, an outage of the revocation
+//!   store cannot slow requests, and fails them only past the list's optional
+//!   `max_staleness` (503); otherwise it delays revocations made elsewhere, and is logged and
+//!   visible in `tower_auth_jwt_revocation_staleness_seconds`. Before its first load a list
+//!   answers 503, so a process that cannot read its revocations at start-up serves nothing.
+//! - **Notifications are hints**: a PostgreSQL notification names a row to read; forged or
+//!   garbage notifications add nothing. A silent `LISTEN` connection is caught by its
+//!   heartbeat and replaced, followed by a full reload (tests in the workspace's
+//!   `tests/tests/jwt_revocation_postgres.rs`).
 //!
 //! Still yours to decide: short token lifetimes and which tokens to revoke
 //! (RFC 8725 section 3.10 and RFC 9700), HTTPS everywhere, `HttpOnly` / `Secure` /

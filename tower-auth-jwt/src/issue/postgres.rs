@@ -547,7 +547,7 @@ impl RevocationStore for PostgresStore {
     }
 
     /// Deletes the rows that expired before `before` and, by the database's clock, more than
-    /// [`PURGE_MARGIN`] ago: an instance whose clock runs ahead cannot delete the live
+    /// 10 min (the largest verifier leeway) ago: an instance whose clock runs ahead cannot delete the live
     /// revocations of the others.
     fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
         Box::pin(async move {

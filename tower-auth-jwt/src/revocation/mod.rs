@@ -3,7 +3,7 @@
 //!
 //! Short-lived access tokens limit the damage of a stolen one to its lifetime; a revocation
 //! list ends it at once, without a database on the request path. The list answers from
-//! memory; a background task keeps it current from the store (PostgreSQL notifications, or
+//! memory; background tasks keep it current from the store (PostgreSQL notifications, or
 //! polling SQLite every few seconds).
 //!
 //! ```
@@ -80,14 +80,22 @@
 //! - A token **without `jti`** can only be revoked through its subject.
 //! - A token **without `iat`** whose subject has a cut-off is revoked: nothing shows it was
 //!   issued after the cut-off (fail closed).
-//! - `iat` counts **whole seconds**: a token issued in the same second as a cut-off, just
-//!   after it, is revoked too (fail closed). The client refreshes, or logs in, a second later.
+//! - Cut-offs are **whole seconds**, like `iat`: [`cut_off_subject`](RevocationList::cut_off_subject)
+//!   rounds its time up to the next whole second before applying and storing it, so every
+//!   process holds the same cut-off whatever its store's precision (SQL stores keep
+//!   milliseconds), and a token issued in the cut-off's second, even just after it, is
+//!   revoked (fail closed). The client refreshes, or logs in, a second later.
 //! - A cut-off matches the `sub` claim only (not `client_id` or `azp`).
 //! - Cut-offs compare the token's `iat` (the issuer's clock) with the cut-off (the clock of the
 //!   process that made it): keep clocks synchronized.
-//! - A token living longer than [`max_token_lifetime`](RevocationListBuilder::max_token_lifetime)
-//!   outlives its subject's cut-off; so does one revoked by `jti` with an `exp` earlier than
-//!   its real one. Set the lifetime to your issuers' longest.
+//! - **Entries end**: a token living longer than
+//!   [`max_token_lifetime`](RevocationListBuilder::max_token_lifetime) (`exp` - `iat`; at most
+//!   366 days) outlives its subject's cut-off once the cut-off is purged; so does a token
+//!   **without `exp`**, and one revoked by `jti` with an `exp` earlier than its real one (or,
+//!   without one, living longer than the lifetime from the revocation). Set the lifetime to
+//!   your issuers' longest, and require `exp` (the default of
+//!   [`Issuer`](crate::Issuer)).
+//! - Values (`iss`, `jti`, `sub`) longer than 1 KiB are refused.
 //!
 //! **Log out everywhere**: [`JwtIssuer::logout_everywhere`](crate::issue::JwtIssuer::logout_everywhere)
 //! revokes every refresh-token family (session) of the subject in the issuer's store, then
@@ -95,66 +103,112 @@
 //! tokens work any more; [`JwtIssuer::revoke_access_token`](crate::issue::JwtIssuer::revoke_access_token)
 //! revokes one access token by `jti`. Both need
 //! [`JwtIssuerBuilder::revocation_list`](crate::issue::JwtIssuerBuilder::revocation_list).
+//! Refresh families are not keyed by issuer: two issuers sharing one refresh-token store
+//! revoke each other's sessions of a subject of the same name.
 //!
 //! # On every request
 //!
 //! [`JwtAuthenticatorBuilder::revocation`](crate::JwtAuthenticatorBuilder::revocation) asks
 //! the list after the signature and claims checks and on every hit of the verified-token
-//! cache, so a revocation also ends tokens served from the cache. The list answers from
-//! memory: one uncontended read lock (a `std::sync::RwLock`: readers do not block each other,
-//! and writers hold it only to insert one entry or to merge a reload) and at most two nested
-//! hash-map lookups that borrow the token's strings, no allocation and never a store query
-//! (tested with a store that counts its calls). With 10,000 revoked tokens this adds a few
-//! tens of nanoseconds to a cached verification (benchmark
-//! `jwt_verify/layer_cached_revocation_10k/RS256`).
+//! cache, so a revocation also ends tokens served from the cache. The answer is a
+//! [`RevocationStatus`]: revoked is 401 `invalid_token`, unavailable is 503 with
+//! `Retry-After` (the inner service is not called).
 //!
-//! Until its first [`load`](RevocationList::load) succeeds, a list treats **every** token as
-//! revoked, so a process that could not read its revocations does not accept tokens it may
-//! have been told to refuse. Call `load` at start-up and fail when it fails.
+//! The list answers from memory, without a lock: the lists are an immutable snapshot behind
+//! an atomic pointer ([`arc-swap`](https://docs.rs/arc-swap)), so a request does one
+//! pointer load (no shared counter is written, no cache line bounces between cores) and at
+//! most two hash-map lookups that borrow the token's strings; no allocation and never a
+//! store query (tested with a store that counts its calls). Writers (a revocation here, a
+//! batch of notified entries, a reload, a purge) copy the snapshot, change the copy off the
+//! request path and swap it in; keys, values and issuer names are reference counted, so a
+//! copy allocates the hash tables only. With 10,000 revoked tokens the check costs about
+//! 20 ns (benchmarks `jwt_verify/revocation_check_10k` and
+//! `jwt_verify/layer_cached_revocation_10k/RS256`). The maps hash with foldhash, several
+//! times faster than SipHash on 36-byte `jti`s; only administrators and the issuer choose
+//! keys, so hash flooding is out of reach of token holders.
+//!
+//! Until its first [`load`](RevocationList::load) succeeds, a list answers **unavailable**
+//! (503) for every token, so a process that could not read its revocations does not accept
+//! tokens it may have been told to refuse. Call `load` at start-up and fail when it fails.
 //!
 //! # Keeping current
 //!
-//! [`RevocationList::load`] reads every unexpired entry, then starts the background tasks
-//! (which stop when the last clone of the list is dropped):
+//! [`RevocationList::load`] first connects the store's [notification
+//! feed](RevocationStore::revocation_feed), if it has one (and fails if it cannot: a list
+//! nobody keeps current is not served), then reads every unexpired entry, then starts the
+//! background tasks (which stop when the last clone of the list is dropped; `load` again
+//! restarts any that ended, after a panic or on a runtime that shut down):
 //!
-//! - with a store that has a [notification feed](RevocationStore::revocation_feed)
-//!   ([`PostgresStore`](crate::issue::PostgresStore): `LISTEN`/`NOTIFY`, the notification
-//!   sent in the transaction that writes the entry), each entry is applied as soon as the
-//!   writer commits, typically within milliseconds on every instance. When the listening
-//!   connection is lost, the list reconnects (backoff up to 5 s) and reloads everything, since
-//!   notifications sent meanwhile are gone; the listener connects after the first load and
-//!   reloads once connected, so nothing written in between is missed;
+//! - with a feed ([`PostgresStore`](crate::issue::PostgresStore): `LISTEN`/`NOTIFY`, the
+//!   notification sent in the transaction that writes the entry and carrying only its `seq`,
+//!   the row then read from the table), each entry is applied as soon as the writer
+//!   commits, typically within milliseconds on every instance. Since `LISTEN` is established
+//!   before the full read, nothing committed in between is missed. The feed checks its
+//!   connection with a heartbeat (30 s); when the connection is lost or silent, it reconnects
+//!   (backoff up to 5 s) and the list reloads everything, since notifications sent meanwhile
+//!   are gone. Reloads run beside the feed, retried until they succeed, so notified entries
+//!   keep applying while the store's full reads fail; requests for reloads made meanwhile
+//!   collapse into one. A feed that ends is logged and replaced.
+//!   [`poll`](RevocationList::poll) on such a store is a full reload: PostgreSQL takes
+//!   sequence numbers at insert and commits out of order, so a cursor could skip an entry;
 //! - otherwise ([`SqliteStore`](crate::issue::SqliteStore), [`MemoryStore`](crate::issue::MemoryStore))
 //!   the list polls for entries added after the last one it saw every
 //!   [`poll_interval`](RevocationListBuilder::poll_interval) (5 s): the bound on how long a
 //!   revocation made by another process takes here. The process that revokes applies it at
 //!   once.
+//! - every [`reload_interval`](RevocationListBuilder::reload_interval) (5 min), a full
+//!   reload, the safety net under lost notifications;
 //! - every [`purge_interval`](RevocationListBuilder::purge_interval) (60 s), entries whose
-//!   tokens have all expired are dropped from memory and deleted from the store, so memory is
+//!   tokens have all expired are dropped from memory, and deleted from the store once expired
+//!   for another leeway (PostgreSQL also checks the database's clock, minus 10 min), so an
+//!   instance whose clock runs ahead cannot delete the others' live revocations. Memory is
 //!   bounded by the revocations of live tokens.
 //!
+//! Full reads have their own deadline, [`full_read_timeout`](RevocationListBuilder::full_read_timeout)
+//! (30 s), other store calls [`store_timeout`](RevocationListBuilder::store_timeout) (2 s).
 //! Reloads merge: an entry is only ever removed by expiry, so a reload racing a revocation
-//! cannot lose it. Background failures are retried and logged (`warn` on the
-//! `tower_auth::jwt` target, with the store's error, never a token).
+//! cannot lose it. A row the store cannot read is logged and skipped. Background failures are
+//! retried and logged (`warn` on the `tower_auth::jwt` target, with the store's error, never
+//! a token).
+//!
+//! **Staleness**: [`RevocationList::staleness`] is the time since the last successful
+//! synchronization (full read, poll, or feed heartbeat). With
+//! [`max_staleness`](RevocationListBuilder::max_staleness) set, a list past it answers
+//! unavailable (503), like the JWKS cache past its maximum staleness: a store outage then
+//! stops requests after that bound instead of letting revocations made elsewhere go unseen
+//! indefinitely. It is off by default (an outage only delays revocations made elsewhere, and
+//! is logged and visible in the staleness gauge); turn it on where a missed revocation is
+//! worse than an outage.
 //!
 //! # Stores
 //!
-//! [`RevocationStore`] is an append-only log with a cursor, implemented by
-//! [`MemoryStore`](crate::issue::MemoryStore), (feature `sqlite`)
+//! [`RevocationStore`] is an append-only log with a cursor that never goes back, implemented
+//! by [`MemoryStore`](crate::issue::MemoryStore), (feature `sqlite`)
 //! [`SqliteStore`](crate::issue::SqliteStore) and (feature `postgres`)
 //! [`PostgresStore`](crate::issue::PostgresStore), next to their issuer roles: one database
 //! holds keys, sessions and revocations. The SQL stores keep entries in
 //! `tower_auth_jwt_revocations`, created by this crate's migration 3 (in its own migrations
-//! table, `tower_auth_jwt_migrations`).
+//! table, `tower_auth_jwt_migrations`). On PostgreSQL, notifications go to the channel
+//! `tower_auth_jwt_revocations.<schema>`, so deployments sharing a database with a schema
+//! each stay apart; a notification is only a hint (anyone who can connect can send one), and
+//! payloads that are not a sequence number are ignored and counted.
 //!
 //! # Metrics
 //!
-//! With the `metrics` feature: `tower_auth_jwt_revocations_applied_total{kind=jti|subject}`
+//! With the `metrics` feature, labelled `list` (the [name](RevocationListBuilder::name),
+//! `default` unless set): `tower_auth_jwt_revocations_applied_total{list, kind=jti|subject}`
 //! (entries that changed a list: revoked here, notified, polled or reloaded),
-//! `tower_auth_jwt_revocation_lag_seconds` (histogram: from the writing of an entry, by the
-//! writer's clock, to its application here, for entries coming from the store),
-//! `tower_auth_jwt_revoked_tokens` and `tower_auth_jwt_revoked_subjects` (gauges: list sizes),
-//! `tower_auth_jwt_revocation_sync_failures_total{operation=load|poll|reload|purge|listen}`.
+//! `tower_auth_jwt_revocation_lag_seconds{list}` (histogram: from the writing of an entry, by
+//! the writer's clock, to its application here, for entries coming from the store: notified,
+//! polled, or found by a reload after the first load),
+//! `tower_auth_jwt_revoked_tokens{list}` and `tower_auth_jwt_revoked_subjects{list}` (gauges:
+//! list sizes), `tower_auth_jwt_revocation_staleness_seconds{list}` (gauge: since the last
+//! synchronization), `tower_auth_jwt_revocation_sync_failures_total{list,
+//! operation=load|poll|reload|purge|listen}`. PostgreSQL feeds:
+//! `tower_auth_jwt_revocation_feed_failures_total{reason=connect|lost|heartbeat|read}`,
+//! `tower_auth_jwt_revocation_notifications_ignored_total`; SQL stores:
+//! `tower_auth_jwt_revocation_rows_skipped_total`. Checks answered unavailable count as
+//! `tower_auth_jwt_verifications_total{outcome=unavailable}`.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -250,9 +304,8 @@ pub enum RevocationStatus {
     Valid,
     /// Revoked: 401 `invalid_token` ("token revoked").
     Revoked,
-    /// The check cannot answer (a [`RevocationList`](crate::revocation::RevocationList) not
-    /// loaded yet, or not synchronized for longer than its
-    /// [`max_staleness`](crate::revocation::RevocationListBuilder::max_staleness)): 503 with
+    /// The check cannot answer (a [`RevocationList`] not loaded yet, or not synchronized for
+    /// longer than its [`max_staleness`](RevocationListBuilder::max_staleness)): 503 with
     /// `Retry-After`, like any unavailable dependency; the inner service is not called.
     Unavailable,
 }
