@@ -334,6 +334,33 @@ async fn the_store_contract_and_log_out_everywhere_scenario_hold() {
     db.drop_database().await;
 }
 
+/// A backend stopped with SIGSTOP (open, silent, no error: like a connection dropped without
+/// a FIN), resumed on drop, so a failing test does not leave it frozen.
+struct Frozen(i32);
+
+impl Frozen {
+    fn new(pid: i32) -> Self {
+        let stop = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(
+            stop.success(),
+            "cannot freeze backend {pid}: the test needs PostgreSQL on this host, as started \
+             by scripts/test"
+        );
+        Self(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
 fn ms(t: SystemTime) -> i64 {
     i64::try_from(t.duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
 }
@@ -428,15 +455,7 @@ async fn a_frozen_listener_misses_its_heartbeat_then_reconnects_and_reloads() {
 
     // The listening backend stops answering (like a connection dropped without a FIN: open,
     // silent, no error), and an entry is written without a notification.
-    let stop = std::process::Command::new("kill")
-        .args(["-STOP", &frozen.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(
-        stop.success(),
-        "cannot freeze backend {frozen}: the test needs PostgreSQL on this host, as started \
-         by scripts/test"
-    );
+    let frozen_guard = Frozen::new(frozen);
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     sqlx::query(
         "INSERT INTO tower_auth_jwt_revocations \
@@ -470,9 +489,7 @@ async fn a_frozen_listener_misses_its_heartbeat_then_reconnects_and_reloads() {
         "no new listening connection: {now:?}"
     );
     assert!(list.staleness().unwrap() < Duration::from_secs(20));
-    let _ = std::process::Command::new("kill")
-        .args(["-CONT", &frozen.to_string()])
-        .status();
+    drop(frozen_guard);
     pool.close().await;
     writer.close().await;
     drop(list);

@@ -10,7 +10,8 @@
 //!   10,000 revoked `jti`s and 1,000 subject cut-offs of the same issuer, one of them for the
 //!   token's subject (before its `iat`): both lookups run on every request, and miss.
 //! - `revocation_check_10k`: that list's `RevocationCheck::check` alone, for the same
-//!   token: the cost revocation adds to every request.
+//!   token: the cost revocation adds to every request; `revocation_check_10k/2_threads`: the
+//!   same from two threads at once (time per check).
 //! - `layer_jwks_url/EdDSA`: `layer/EdDSA` with the key from a loaded `remote::JwksUrl` (served
 //!   once by a loopback server) instead of a static key: the cost of the remote source's hot
 //!   path.
@@ -272,6 +273,23 @@ fn revocation_10k<S>(
     );
     g.bench_function("revocation_check_10k", |b| {
         b.iter(|| list.check(black_box(&identity)))
+    });
+    // The same from two threads at once (time per check, both threads together): readers
+    // of one list on several cores.
+    g.bench_function("revocation_check_10k/2_threads", |b| {
+        b.iter_custom(|iters| {
+            let start = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    s.spawn(|| {
+                        for _ in 0..iters {
+                            black_box(list.check(black_box(&identity)));
+                        }
+                    });
+                }
+            });
+            start.elapsed() / 2
+        })
     });
     drop(list);
     drop(rt);

@@ -367,10 +367,34 @@ mod tests {
             now_ready(auth.verify(&expired)).unwrap_err(); // miss, invalid
             now_ready(auth.verify("x")).unwrap_err(); // no signature segment: not looked up
         });
+        // A revocation check that cannot answer: unavailable, fresh or cached.
+        struct Unanswerable;
+        impl crate::RevocationCheck for Unanswerable {
+            fn check(&self, _: &crate::TokenIdentity) -> crate::RevocationStatus {
+                crate::RevocationStatus::Unavailable
+            }
+        }
+        let stale = JwtAuthenticator::builder()
+            .issuer(Issuer::new("i").audience("a").hmac_secret(secret))
+            .verified_token_cache(CacheConfig::default())
+            .revocation(Unanswerable)
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&counts, || {
+            for _ in 0..2 {
+                let e = now_ready(stale.verify(&good)).unwrap_err();
+                assert_eq!(e.kind(), tower_auth_core::AuthErrorKind::Unavailable);
+            }
+        });
         let v = |k: &str| counts.get(k);
+        assert_eq!(
+            v("tower_auth_jwt_verifications_total{outcome=unavailable}"),
+            2
+        );
         assert_eq!(v("tower_auth_jwt_verifications_total{outcome=valid}"), 2);
         assert_eq!(v("tower_auth_jwt_verifications_total{outcome=invalid}"), 2);
         assert_eq!(v("tower_auth_jwt_cache_requests_total{outcome=hit}"), 1);
-        assert_eq!(v("tower_auth_jwt_cache_requests_total{outcome=miss}"), 2);
+        // Two misses of the first authenticator, two of the second (never cached).
+        assert_eq!(v("tower_auth_jwt_cache_requests_total{outcome=miss}"), 4);
     }
 }
