@@ -3,6 +3,8 @@
 //! - `raw/<alg>`: `jsonwebtoken::decode` of the token with the same key, validating `exp`, `nbf`,
 //!   `iss` and `aud`, into a `serde_json::Map` (the layer also hands every claim to handlers):
 //!   the floor.
+//! - `signature/<alg>`: the signature check alone (`VerifyingKey::verify_signature` over the
+//!   first two segments): the cryptographic floor, without decoding or checking any claim.
 //! - `layer/<alg>`: one request through `AuthenticateLayer::required(JwtAuthenticator)` and a
 //!   `service_fn`: header parsing, every check, the principal, the inner call.
 //! - `layer_cached/RS256`: the same with the verified-token cache, after the first request.
@@ -33,7 +35,7 @@ use jsonwebtoken::{Algorithm as J, DecodingKey, EncodingKey, Header, Validation}
 use serde_json::{Map, Value, json};
 use tower::{Layer, Service, service_fn};
 use tower_auth_core::{AuthenticateLayer, CacheConfig};
-use tower_auth_jwt::{Issuer, JwtAuthenticator, RevocationCheck};
+use tower_auth_jwt::{Issuer, JwtAuthenticator, RevocationCheck, VerifyingKey};
 
 const ISS: &str = "https://issuer.example.com";
 const AUD: &str = "orders-api";
@@ -155,6 +157,25 @@ fn bench(c: &mut Criterion) {
                     &validation,
                 )
                 .unwrap()
+            })
+        });
+
+        let key = match case.name {
+            "HS256" => VerifyingKey::hmac_secret(SECRET).unwrap(),
+            "RS256" => VerifyingKey::from_pem(data("rsa_public.pem")).unwrap(),
+            "ES256" => VerifyingKey::from_pem(data("ec256_public.pem")).unwrap(),
+            _ => VerifyingKey::from_pem(data("ed25519_public.pem")).unwrap(),
+        };
+        let alg = case.name.parse().unwrap();
+        let (signing_input, signature) = token.rsplit_once('.').unwrap();
+        assert!(key.verify_signature(alg, signing_input.as_bytes(), signature));
+        g.bench_function(format!("signature/{}", case.name), |b| {
+            b.iter(|| {
+                assert!(key.verify_signature(
+                    alg,
+                    black_box(signing_input.as_bytes()),
+                    black_box(signature)
+                ))
             })
         });
 
