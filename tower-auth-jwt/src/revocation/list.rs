@@ -455,6 +455,7 @@ impl RevocationList {
     }
 
     /// Publishes the staleness gauge (done by a background task every few seconds).
+    #[cfg(feature = "metrics")]
     fn report_staleness(&self) {
         if self.last_synced().is_some() {
             let staleness = self.staleness_at(self.inner.clock.now());

@@ -457,16 +457,17 @@ impl Login {
             expires_at: i.clock.now() + i.ttl,
         };
         let key = store_key(&id, &state);
-        if let Err(_e) = with_deadline(i.store_timeout, i.store.put(key, pending)).await {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(
-                target: "tower_auth::oauth",
-                error = %_e,
-                cause = std::error::Error::source(&_e).map(ToString::to_string).unwrap_or_default(),
-                "login start failed"
-            );
-            return Err(_e);
-        }
+        with_deadline(i.store_timeout, i.store.put(key, pending))
+            .await
+            .inspect_err(|_e| {
+                #[cfg(feature = "tracing")]
+                tracing::debug!(
+                    target: "tower_auth::oauth",
+                    error = %_e,
+                    cause = std::error::Error::source(_e).map(ToString::to_string).unwrap_or_default(),
+                    "login start failed"
+                );
+            })?;
         let set_cookie = self.cookie(&id, i.ttl);
         #[cfg(feature = "metrics")]
         metrics::counter!("tower_auth_login_starts_total").increment(1);
