@@ -356,59 +356,6 @@ pub const WEB_CLIENT: (&str, &str) = ("tower-auth-web", "tower-auth-web-secret")
 /// otherwise.
 pub const WEB_REDIRECT_URI: &str = "http://127.0.0.1/callback";
 
-impl OwnProvider {
-    /// Like [`OwnProvider::start`], with extra environment variables for the provider (such as
-    /// `WEB_REDIRECT_URIS`).
-    pub async fn start_with_env(env: &[(&str, &str)]) -> Self {
-        let dir = std::env::var("TOWER_AUTH_TEST_OP_DIR").unwrap_or_else(|_| {
-            panic!(
-                "TOWER_AUTH_TEST_OP_DIR is not set: this test starts its own OpenID provider \
-                 from tests/op. Run `scripts/test`"
-            )
-        });
-        let mut child = tokio::process::Command::new("node")
-            .arg(format!("{dir}/server.mjs"))
-            .env("PORT", "0")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts");
-        let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-        let sink = std::sync::Arc::clone(&errors);
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stderr.next_line().await {
-                let mut e = sink
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                e.push_str(&line);
-                e.push('\n');
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let url = tokio::time::timeout(Duration::from_secs(90), async {
-            while let Some(line) = lines.next_line().await.expect("provider output") {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    return Some(url.to_owned());
-                }
-            }
-            None
-        })
-        .await;
-        let Ok(Some(url)) = url else {
-            let errors = errors
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            panic!("the OpenID provider did not start within 90 s; its error output:\n{errors}");
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, url }
-    }
-}
-
 /// What the scripted user does at the provider's consent page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Consent {

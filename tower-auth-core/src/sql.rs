@@ -282,16 +282,39 @@ mod sqlite {
 }
 
 #[cfg(feature = "postgres")]
-pub use self::postgres::{migrate_postgres, open_postgres};
+pub use self::postgres::{connect_listener, migrate_postgres, open_postgres};
 
 #[cfg(feature = "postgres")]
 mod postgres {
     use std::str::FromStr;
     use std::time::{Duration, SystemTime};
 
-    use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+    use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
     use super::{Migrator, SqlError, SqlErrorKind, millis};
+
+    /// A fresh `LISTEN` connection to the database of `options`, in a pool of its own (so a
+    /// dead one never blocks the next), whose connection attempt gives up after
+    /// `connect_timeout`. It does not reconnect by itself: a lost connection shows as
+    /// `try_recv` returning `None` or an error, and the caller reconnects, knowing that
+    /// notifications may have been missed meanwhile. Subscribe with `listen`.
+    pub async fn connect_listener(
+        options: &PgConnectOptions,
+        connect_timeout: Duration,
+    ) -> Result<PgListener, sqlx::Error> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(connect_timeout)
+            .connect_with(options.clone())
+            .await?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.eager_reconnect(false);
+        listener.ignore_pool_close_event(true);
+        Ok(listener)
+    }
 
     /// Connects a pool of at most `max_connections` to the PostgreSQL database at `url`, whose
     /// connection attempts give up after `acquire_timeout`; returns it with the parsed

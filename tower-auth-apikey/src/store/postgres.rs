@@ -2,9 +2,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
 use sqlx::{Postgres, Transaction};
-use tower_auth_core::sql::{Migrator, migrate_postgres, open_postgres};
+use tower_auth_core::sql::{Migrator, connect_listener, migrate_postgres, open_postgres};
 
 use super::sql::{Migration, db_error, migrator, millis, row_to_stored, store_error};
 use super::{
@@ -450,21 +450,10 @@ impl PgFeed {
     }
 }
 
-/// A fresh connection (in a pool of its own, so a dead one never blocks the next) listening
-/// on [`CHANNEL`].
+/// A fresh connection listening on [`CHANNEL`]. It does not reconnect by itself: the feed
+/// does, so that the cache is cleared after it.
 async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .max_lifetime(None)
-        .idle_timeout(None)
-        .acquire_timeout(MAX_RECONNECT_DELAY)
-        .connect_with(options.clone())
-        .await?;
-    let mut listener = PgListener::connect_with(&pool).await?;
-    // Reconnection is done here, so that the cache is cleared after it.
-    listener.eager_reconnect(false);
-    listener.ignore_pool_close_event(true);
+    let mut listener = connect_listener(options, MAX_RECONNECT_DELAY).await?;
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }

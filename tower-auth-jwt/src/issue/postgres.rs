@@ -4,9 +4,9 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
 use sqlx::{Postgres, Transaction};
-use tower_auth_core::sql::{Migrator, migrate_postgres, open_postgres};
+use tower_auth_core::sql::{Migrator, connect_listener, migrate_postgres, open_postgres};
 
 use super::sql::{
     KEY_COLUMNS, Migration, REVOCATION_COLUMNS, cursor_param, db_error, migrator, millis,
@@ -797,18 +797,8 @@ impl PgFeed {
 /// A fresh connection (in a pool of its own, so a dead one never blocks the next) listening
 /// on this schema's revocation channel and on its own heartbeat channel, which it returns.
 async fn listen(options: &PgConnectOptions) -> Result<(PgListener, String), sqlx::Error> {
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .max_lifetime(None)
-        .idle_timeout(None)
-        .acquire_timeout(MAX_RECONNECT_DELAY)
-        .connect_with(options.clone())
-        .await?;
-    let mut listener = PgListener::connect_with(&pool).await?;
-    // Reconnection is done here, so that the list reloads after it.
-    listener.eager_reconnect(false);
-    listener.ignore_pool_close_event(true);
+    // It does not reconnect by itself: the feed does, so that the list reloads after it.
+    let mut listener = connect_listener(options, MAX_RECONNECT_DELAY).await?;
     let (channel, pid): (String, i32) = sqlx::query_as(&format!(
         "SELECT {REVOCATION_CHANNEL_SQL}, pg_backend_pid()"
     ))
@@ -829,7 +819,7 @@ mod tests {
     async fn only_sequence_numbers_and_our_heartbeat_are_read() {
         let options = PgConnectOptions::new();
         let mut feed = PgFeed {
-            pool: PgPoolOptions::new().connect_lazy_with(options.clone()),
+            pool: sqlx::postgres::PgPoolOptions::new().connect_lazy_with(options.clone()),
             options,
             heartbeat: Duration::from_secs(30),
             listener: None,
