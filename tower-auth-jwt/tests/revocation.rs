@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 use tower_auth_core::CacheConfig;
-use tower_auth_core::clock::ManualClock;
+use tower_auth_core::clock::{Clock, ManualClock};
 use tower_auth_jwt::issue::testing::{self, SharedStore};
 use tower_auth_jwt::issue::{MemoryStore, SqliteStore, StoreFuture};
 use tower_auth_jwt::revocation::{
@@ -1107,4 +1107,90 @@ async fn values_longer_than_1_kib_are_refused() {
     assert_eq!(e.kind(), IssueErrorKind::InvalidRequest);
     let e = issuer.logout_everywhere(&long).await.unwrap_err();
     assert_eq!(e.kind(), IssueErrorKind::InvalidRequest);
+}
+
+#[tokio::test]
+async fn heartbeats_do_not_count_as_syncs_while_a_requested_reload_keeps_failing() {
+    let clock = clock();
+    let store = Driven::with_feed();
+    let list = RevocationList::builder(store.clone())
+        .clock(clock.clone())
+        .purge_interval(HOUR)
+        .reload_interval(HOUR)
+        .max_staleness(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    list.load().await.unwrap();
+    let auth = auth(&list, &clock, true);
+    let t = token("fresh", "alice", NOW - 10);
+    send_token(&auth, &t).await.assert_ok();
+
+    // The feed reconnected (entries may have been missed) and every full read fails.
+    store.down.store(true, Ordering::SeqCst);
+    store.send(Some(RevocationEvent::Reload));
+    until("the requested reload fails", || {
+        store.failed_reads.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    // Heartbeats keep coming: they prove the new connection, not the entries it missed.
+    for (n, step) in [30, 31].into_iter().enumerate() {
+        clock.advance(Duration::from_secs(step));
+        store.send(Some(RevocationEvent::Alive));
+        // An entry after the heartbeat: once applied, the heartbeat was handled.
+        let marker = format!("marker{n}");
+        store.send(Some(RevocationEvent::Added(Revocation::token(
+            ISS,
+            marker.clone(),
+            far(),
+            clock.now(),
+        ))));
+        until("the feed's events are handled", || {
+            revoked(&list, &jti(&marker))
+        })
+        .await;
+    }
+    assert_eq!(list.staleness(), Some(Duration::from_secs(61)));
+    send_token(&auth, &t).await.assert_unavailable();
+
+    // The store is back: the retried reload succeeds, and heartbeats count again.
+    store.down.store(false, Ordering::SeqCst);
+    until("the reload succeeds", || {
+        list.staleness() == Some(Duration::ZERO)
+    })
+    .await;
+    send_token(&auth, &t).await.assert_ok();
+    clock.advance(Duration::from_secs(50));
+    store.send(Some(RevocationEvent::Alive));
+    until("the heartbeat is counted", || {
+        list.staleness() == Some(Duration::ZERO)
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_after_a_sync_does_not_hide_staleness() {
+    let clock = clock();
+    let list = RevocationList::builder(MemoryStore::new())
+        .clock(clock.clone())
+        .poll_interval(HOUR)
+        .purge_interval(HOUR)
+        .reload_interval(HOUR)
+        .max_staleness(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    // The clock is an hour ahead when the list syncs, then is set right.
+    clock.advance(HOUR);
+    list.load().await.unwrap();
+    clock.set(at(NOW));
+    assert_eq!(list.staleness(), Some(Duration::ZERO));
+    // 61 s pass without a sync: the wall clock says the last sync is still an hour ahead,
+    // the monotonic timer says 61 s.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(list.staleness(), Some(Duration::from_secs(61)));
+    assert_eq!(list.check(&jti("fresh")), RevocationStatus::Unavailable);
+    // A sync by the corrected clock counts from then.
+    list.reload().await.unwrap();
+    assert_eq!(list.staleness(), Some(Duration::ZERO));
+    assert_eq!(list.check(&jti("fresh")), RevocationStatus::Valid);
 }

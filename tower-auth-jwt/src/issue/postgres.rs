@@ -167,6 +167,37 @@ impl PostgresStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// The position of the newest revocation ever added: the identity sequence's last
+    /// value, which never goes back (unlike `MAX(seq)` after a purge). Reading it needs
+    /// `SELECT` or `USAGE` on the sequence, which inserting into an identity column does
+    /// not: without them, `MAX(seq)`. Lists on PostgreSQL never poll by cursor (they use
+    /// the notification feed), so a cursor that goes back after a purge costs nothing there.
+    async fn revocation_cursor(&self) -> Result<i64, StoreError> {
+        let last = sqlx::query_scalar(
+            "SELECT COALESCE(pg_sequence_last_value(\
+             pg_get_serial_sequence('tower_auth_jwt_revocations', 'seq')), 0)",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        match last {
+            Ok(top) => Ok(top),
+            Err(e) if is_permission_denied(&e) => {
+                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM tower_auth_jwt_revocations")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_error)
+            }
+            Err(e) => Err(db_error(e)),
+        }
+    }
+}
+
+/// Whether `e` is PostgreSQL's `insufficient_privilege` (SQLSTATE 42501).
+fn is_permission_denied(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "42501")
 }
 
 /// Pool settings of a [`PostgresStore`]. Created by [`PostgresStore::builder`].
@@ -475,47 +506,55 @@ impl RefreshTokenStore for PostgresStore {
     }
 }
 
-impl RevocationStore for PostgresStore {
-    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await.map_err(db_error)?;
-            let seq: i64 = sqlx::query_scalar(
-                "INSERT INTO tower_auth_jwt_revocations \
+/// Inserts `entry` and notifies its `seq` in `tx`.
+async fn insert_revocation(
+    tx: &mut Transaction<'_, Postgres>,
+    entry: &Revocation,
+) -> Result<(), StoreError> {
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO tower_auth_jwt_revocations \
                  (kind, issuer, value, issued_before, expires_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-            )
-            .bind(entry.kind.as_str())
-            .bind(&entry.issuer)
-            .bind(&entry.value)
-            .bind(millis(entry.issued_before))
-            .bind(millis(entry.expires_at))
-            .bind(millis(entry.created_at))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            // Delivered to every listener of this schema's channel when the transaction
-            // commits, never if it rolls back. Only the sequence number: listeners read the
-            // row itself.
-            sqlx::query(&format!("SELECT pg_notify({REVOCATION_CHANNEL_SQL}, $1)"))
-                .bind(seq.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+    )
+    .bind(entry.kind.as_str())
+    .bind(&entry.issuer)
+    .bind(&entry.value)
+    .bind(millis(entry.issued_before))
+    .bind(millis(entry.expires_at))
+    .bind(millis(entry.created_at))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    // Delivered to every listener of this schema's channel when the transaction
+    // commits, never if it rolls back. Only the sequence number: listeners read the
+    // row itself.
+    sqlx::query(&format!("SELECT pg_notify({REVOCATION_CHANNEL_SQL}, $1)"))
+        .bind(seq.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+impl RevocationStore for PostgresStore {
+    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
+        self.add_revocations(std::slice::from_ref(entry))
+    }
+
+    /// Appends the entries in one transaction, which notifies each `seq` when it commits.
+    fn add_revocations<'a>(&'a self, entries: &'a [Revocation]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            for entry in entries {
+                insert_revocation(&mut tx, entry).await?;
+            }
             tx.commit().await.map_err(db_error)
         })
     }
 
     fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
         Box::pin(async move {
-            // The identity sequence's last value never goes back, unlike MAX(seq) after a
-            // purge.
-            let top: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(pg_sequence_last_value(\
-                 pg_get_serial_sequence('tower_auth_jwt_revocations', 'seq')), 0)",
-            )
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
+            let top = self.revocation_cursor().await?;
             let rows = sqlx::query(&format!(
                 "SELECT {REVOCATION_COLUMNS} FROM tower_auth_jwt_revocations \
                  WHERE expires_at >= $1 ORDER BY seq"

@@ -397,6 +397,30 @@ impl RevocationStore for SqliteStore {
         })
     }
 
+    /// Appends the entries in one transaction.
+    fn add_revocations<'a>(&'a self, entries: &'a [Revocation]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            for entry in entries {
+                sqlx::query(
+                    "INSERT INTO tower_auth_jwt_revocations \
+                     (kind, issuer, value, issued_before, expires_at, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(entry.kind.as_str())
+                .bind(&entry.issuer)
+                .bind(&entry.value)
+                .bind(millis(entry.issued_before))
+                .bind(millis(entry.expires_at))
+                .bind(millis(entry.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
     fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
         Box::pin(async move {
             // The cursor first: an entry added in between is read again by the next poll,

@@ -64,8 +64,21 @@ struct Inner {
     /// Set by the first successful full load; until then every check is "unavailable".
     loaded: AtomicBool,
     /// Unix milliseconds (by the list's clock) of the start of the last successful sync: a
-    /// full read, a poll, or a heartbeat of the feed. 0: never.
+    /// full read, a poll, or a heartbeat of the feed. 0: never. For reporting, and for
+    /// staleness while the clock has not gone back past it.
     last_synced: AtomicU64,
+    /// The same instant on the monotonic timer: nanoseconds since `epoch`, plus one (0:
+    /// never). A wall clock stepped forward then back cannot hide staleness from it.
+    synced_mono: AtomicU64,
+    /// The origin of `synced_mono`.
+    epoch: tokio::time::Instant,
+    /// Full reloads requested (by the feed after a reconnect or a failed read), counted.
+    reload_requested: AtomicU64,
+    /// The number of requests the last successful reload covered (those made before it
+    /// started). While lower than `reload_requested`, a heartbeat is not a sync.
+    reload_covered: AtomicU64,
+    /// Copies of the lists made by writers, for tests of the write cost.
+    copies: AtomicU64,
     store: Arc<dyn RevocationStore>,
     /// Whether the store has a notification feed (then polling by cursor is not used).
     has_feed: bool,
@@ -166,6 +179,14 @@ fn upsert<V: Copy>(
     }
 }
 
+/// What `map` holds for the value and issuer of `r`.
+fn held_for<V: Copy>(map: &Map<V>, r: &Revocation) -> Option<V> {
+    map.get(r.value.as_str())?
+        .iter()
+        .find(|(i, _)| **i == *r.issuer)
+        .map(|(_, v)| *v)
+}
+
 /// Drops the values `keep` refuses; the number left.
 fn retain<V: Copy>(map: &mut Map<V>, keep: impl Fn(&V) -> bool) -> usize {
     let mut left = 0;
@@ -233,6 +254,35 @@ impl Lists {
             }
         };
         change != Change::None
+    }
+
+    /// Whether [`apply`](Self::apply) would change anything, read-only.
+    fn would_change(&self, r: &Revocation, now: SystemTime) -> bool {
+        if r.expires_at < now {
+            return false;
+        }
+        match r.kind {
+            RevocationKind::Token => {
+                held_for(&self.tokens, r).is_none_or(|until| r.expires_at > until)
+            }
+            RevocationKind::Subject => held_for(&self.subjects, r)
+                .is_none_or(|c| r.issued_before > c.issued_before || r.expires_at > c.keep_until),
+        }
+    }
+
+    /// Whether any entry is kept until before `now` (read-only: what [`purge`](Self::purge)
+    /// would drop).
+    fn has_expired(&self, now: SystemTime) -> bool {
+        (self.token_count > 0
+            && self
+                .tokens
+                .values()
+                .any(|held| held.iter().any(|(_, until)| *until < now)))
+            || (self.subject_count > 0
+                && self
+                    .subjects
+                    .values()
+                    .any(|held| held.iter().any(|(_, c)| c.keep_until < now)))
     }
 
     /// Drops the entries kept until before `now`; how many.
@@ -369,12 +419,24 @@ impl RevocationList {
         self.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Copies the lists, applies `f` and swaps the copy in when `f` says it changed them;
-    /// the new sizes when it did. Requests keep reading the previous snapshot meanwhile.
-    fn update(&self, f: impl FnOnce(&mut Lists) -> bool) -> Option<(usize, usize)> {
+    /// When `needed` says the current lists would change, copies them, applies `f` and
+    /// swaps the copy in when `f` says it changed them; the new sizes when it did. The copy
+    /// is the cost of a write (the size of the lists), so writes that change nothing (a
+    /// process's own notification coming back, a reload or a purge with nothing new) are
+    /// checked on the current snapshot first and copy nothing. Requests keep reading the
+    /// previous snapshot meanwhile.
+    fn update<T>(
+        &self,
+        needed: impl FnOnce(&Lists) -> Option<T>,
+        f: impl FnOnce(&mut Lists, T) -> bool,
+    ) -> Option<(usize, usize)> {
         let _writer = self.writer();
-        let mut next = Lists::clone(&self.inner.snapshot.load());
-        if !f(&mut next) {
+        let current = self.inner.snapshot.load();
+        let plan = needed(&current)?;
+        let mut next = Lists::clone(&current);
+        drop(current);
+        self.inner.copies.fetch_add(1, Ordering::Relaxed);
+        if !f(&mut next, plan) {
             return None;
         }
         let sizes = (next.token_count, next.subject_count);
@@ -434,24 +496,67 @@ impl RevocationList {
     /// How long ago the list last synchronized with its store ([`last_synced`](Self::last_synced));
     /// `None` before the first load. Past [`max_staleness`](RevocationListBuilder::max_staleness)
     /// the list answers "unavailable".
+    ///
+    /// The larger of the time elapsed by the list's clock and, in whole seconds, by the
+    /// monotonic timer (tokio's `Instant`): a wall clock stepped back (even after a sync
+    /// made while it was ahead) cannot hide staleness, and a clock stepped forward makes
+    /// the list look staler until its next sync (failing closed).
     pub fn staleness(&self) -> Option<Duration> {
         self.last_synced()?;
         Some(self.staleness_at(self.inner.clock.now()))
     }
 
     fn staleness_at(&self, now: SystemTime) -> Duration {
-        let synced = self.inner.last_synced.load(Ordering::Acquire);
-        Duration::from_millis(to_millis(now).saturating_sub(synced))
+        let i = &self.inner;
+        let synced = i.last_synced.load(Ordering::Acquire);
+        let by_clock = Duration::from_millis(to_millis(now).saturating_sub(synced));
+        let mono = match i.synced_mono.load(Ordering::Acquire) {
+            0 => Duration::ZERO,
+            n => {
+                let elapsed = self.mono_nanos(tokio::time::Instant::now());
+                Duration::from_secs(Duration::from_nanos(elapsed.saturating_sub(n - 1)).as_secs())
+            }
+        };
+        by_clock.max(mono)
     }
 
-    fn mark_synced(&self, at: SystemTime) {
-        self.inner
-            .last_synced
-            .fetch_max(to_millis(at).max(1), Ordering::AcqRel);
-        telemetry::revocation_staleness(
-            &self.inner.name,
-            self.staleness_at(self.inner.clock.now()),
-        );
+    /// `at` on the monotonic timer, as nanoseconds since the list was built.
+    fn mono_nanos(&self, at: tokio::time::Instant) -> u64 {
+        let d = at.saturating_duration_since(self.inner.epoch);
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Records a sync that started at `at` by the list's clock and `mono` by the timer.
+    fn mark_synced(&self, at: SystemTime, mono: tokio::time::Instant) {
+        let i = &self.inner;
+        // Stored as is, not the maximum: a clock that went back must not leave the last
+        // sync in the future. The monotonic instant only moves forward.
+        i.last_synced.store(to_millis(at).max(1), Ordering::Release);
+        i.synced_mono
+            .fetch_max(self.mono_nanos(mono).saturating_add(1), Ordering::AcqRel);
+        telemetry::revocation_staleness(&i.name, self.staleness_at(i.clock.now()));
+    }
+
+    /// Asks the reload task for a full reload; until one that starts after this request
+    /// succeeds, heartbeats of the feed do not count as syncs.
+    fn request_reload(&self) {
+        self.inner.reload_requested.fetch_add(1, Ordering::AcqRel);
+        self.inner.reload_wanted.notify_one();
+    }
+
+    /// Whether a requested reload has not yet succeeded.
+    fn reload_pending(&self) -> bool {
+        let i = &self.inner;
+        i.reload_covered.load(Ordering::Acquire) < i.reload_requested.load(Ordering::Acquire)
+    }
+
+    /// A heartbeat of the feed: every entry committed before it has been reported, so the
+    /// list is in sync, unless a reload it asked for is still pending (entries missed while
+    /// disconnected are only in the store).
+    fn feed_alive(&self) {
+        if !self.reload_pending() {
+            self.mark_synced(self.inner.clock.now(), tokio::time::Instant::now());
+        }
     }
 
     /// Publishes the staleness gauge (done by a background task every few seconds).
@@ -472,8 +577,14 @@ impl RevocationList {
     /// is accepted again once the entry is purged: revoke by subject a token without `exp`.
     ///
     /// `issuer` and `jti` longer than [1 KiB](MAX_REVOCATION_VALUE_LEN) are refused
-    /// ([`StoreErrorKind::InvalidInput`]). Any other error means the store did not take it:
-    /// it is applied in this process only, so retry.
+    /// ([`StoreErrorKind::InvalidInput`]). On any other error the revocation holds in this
+    /// process, and the store may or may not have taken it (a deadline exceeded while the
+    /// write commits still lets it land): retry, which is harmless, since entries merge.
+    ///
+    /// An explicit `expires_at` is not capped by the
+    /// [longest token lifetime](RevocationListBuilder::max_token_lifetime): the entry is
+    /// kept (in memory and in the store) until then. To revoke many tokens, use
+    /// [`revoke_tokens`](Self::revoke_tokens).
     pub async fn revoke_token(
         &self,
         issuer: &str,
@@ -489,6 +600,48 @@ impl RevocationList {
         self.add(entry).await
     }
 
+    /// Revokes many tokens of `issuer` at once (`(jti, exp)` pairs, as in
+    /// [`revoke_token`](Self::revoke_token)): applied here in one copy of the lists, then
+    /// written to the store in one call ([`RevocationStore::add_revocations`]: one
+    /// transaction on SQLite and PostgreSQL), under the
+    /// [`full_read_timeout`](RevocationListBuilder::full_read_timeout). Revoking `n` tokens
+    /// one by one copies the lists `n` times; use this for mass revocations.
+    ///
+    /// Every value is checked before anything is applied: one longer than
+    /// [1 KiB](MAX_REVOCATION_VALUE_LEN) refuses the whole batch
+    /// ([`StoreErrorKind::InvalidInput`]). On any other error the batch is applied in this
+    /// process, and the store may or may not have taken it (a deadline exceeded while the
+    /// write commits): retrying is harmless, since entries merge.
+    pub async fn revoke_tokens<I, J>(&self, issuer: &str, tokens: I) -> Result<(), StoreError>
+    where
+        I: IntoIterator<Item = (J, Option<SystemTime>)>,
+        J: AsRef<str>,
+    {
+        check_len(issuer)?;
+        let i = &self.inner;
+        let now = i.clock.now();
+        let entries = tokens
+            .into_iter()
+            .map(|(jti, expires_at)| {
+                let jti = jti.as_ref();
+                check_len(jti)?;
+                let until = expires_at.unwrap_or_else(|| saturating_add(now, i.max_token_lifetime));
+                Ok(Revocation::token(
+                    issuer,
+                    jti,
+                    saturating_add(until, i.leeway),
+                    now,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.apply(&entries, false);
+        let store = Arc::clone(&i.store);
+        call(i.full_read_timeout, store.add_revocations(&entries)).await
+    }
+
     /// Cuts off a subject: every token of `subject` from `issuer` whose `iat` is before
     /// `issued_before` is revoked (applied here at once, then written to the store).
     /// `issued_before` is first rounded up to a whole second, like `iat`, so every process
@@ -499,8 +652,9 @@ impl RevocationList {
     /// living longer than that, or without `exp`, is accepted again afterwards.
     ///
     /// `issuer` and `subject` longer than [1 KiB](MAX_REVOCATION_VALUE_LEN) are refused
-    /// ([`StoreErrorKind::InvalidInput`]). Any other error means the store did not take it:
-    /// it is applied in this process only, so retry.
+    /// ([`StoreErrorKind::InvalidInput`]). On any other error the cut-off holds in this
+    /// process, and the store may or may not have taken it (a deadline exceeded while the
+    /// write commits still lets it land): retry, which is harmless, since entries merge.
     pub async fn cut_off_subject(
         &self,
         issuer: &str,
@@ -531,14 +685,23 @@ impl RevocationList {
         }
         let now = self.inner.clock.now();
         let mut changed = Vec::new();
-        let sizes = self.update(|lists| {
-            for entry in entries {
-                if lists.apply(entry, now) {
-                    changed.push(entry);
+        let sizes = self.update(
+            |lists| {
+                let fresh: Vec<&Revocation> = entries
+                    .iter()
+                    .filter(|e| lists.would_change(e, now))
+                    .collect();
+                (!fresh.is_empty()).then_some(fresh)
+            },
+            |lists, fresh| {
+                for entry in fresh {
+                    if lists.apply(entry, now) {
+                        changed.push(entry);
+                    }
                 }
-            }
-            !changed.is_empty()
-        });
+                !changed.is_empty()
+            },
+        );
         // Metrics after the swap, outside the writer lock.
         for entry in changed {
             let lag = lag.then(|| now.duration_since(entry.created_at).unwrap_or_default());
@@ -563,11 +726,12 @@ impl RevocationList {
         }
         let mut cursor = self.inner.cursor.lock().await;
         let started = self.inner.clock.now();
+        let mono = tokio::time::Instant::now();
         let store = Arc::clone(&self.inner.store);
         let batch = call(self.inner.store_timeout, store.revocations_since(*cursor)).await?;
         self.apply(&batch.entries, true);
         *cursor = (*cursor).max(batch.cursor);
-        self.mark_synced(started);
+        self.mark_synced(started, mono);
         Ok(batch.entries.len())
     }
 
@@ -582,14 +746,20 @@ impl RevocationList {
     /// A full read; how many entries it read.
     async fn reload_inner(&self) -> Result<usize, StoreError> {
         let mut cursor = self.inner.cursor.lock().await;
+        // The reload requests this read answers: those made before it starts.
+        let covers = self.inner.reload_requested.load(Ordering::Acquire);
         let started = self.inner.clock.now();
+        let mono = tokio::time::Instant::now();
         let store = Arc::clone(&self.inner.store);
         let batch = call(self.inner.full_read_timeout, store.revocations(started)).await?;
         // After the first load, an entry a reload adds was missed by the feed or the poll:
         // its lag is worth recording. The first load's entries are just old.
         self.apply(&batch.entries, self.is_loaded());
         *cursor = (*cursor).max(batch.cursor);
-        self.mark_synced(started);
+        self.inner
+            .reload_covered
+            .fetch_max(covers, Ordering::AcqRel);
+        self.mark_synced(started, mono);
         Ok(batch.entries.len())
     }
 
@@ -602,7 +772,10 @@ impl RevocationList {
         let i = &self.inner;
         let now = i.clock.now();
         // The copy is purged off the request path, then swapped in.
-        if let Some((tokens, subjects)) = self.update(|lists| lists.purge(now) > 0) {
+        if let Some((tokens, subjects)) = self.update(
+            |l| l.has_expired(now).then_some(()),
+            |l, ()| l.purge(now) > 0,
+        ) {
             telemetry::revocation_sizes(&i.name, tokens, subjects);
         }
         let before = now.checked_sub(i.leeway).unwrap_or(UNIX_EPOCH);
@@ -647,11 +820,7 @@ impl RevocationList {
         let weak = Arc::downgrade(&self.inner);
         if i.has_feed {
             let wanted = Arc::clone(&i.reload_wanted);
-            tasks.push(
-                handle
-                    .spawn(feed_loop(weak.clone(), feed, Arc::clone(&wanted)))
-                    .abort_handle(),
-            );
+            tasks.push(handle.spawn(feed_loop(weak.clone(), feed)).abort_handle());
             tasks.push(
                 handle
                     .spawn(reload_loop(weak.clone(), wanted, i.reload_interval))
@@ -699,11 +868,7 @@ fn backoff(attempt: u32) -> Duration {
 /// keep flowing meanwhile, heartbeats as synchronization). When the feed ends, or was lost
 /// with an earlier task, asks the store for a new one, connects it and asks for a reload.
 /// The list is held only while an event is applied, so dropping it ends this task.
-async fn feed_loop(
-    weak: Weak<Inner>,
-    mut feed: Option<Box<dyn RevocationFeed>>,
-    wanted: Arc<Notify>,
-) {
+async fn feed_loop(weak: Weak<Inner>, mut feed: Option<Box<dyn RevocationFeed>>) {
     let mut attempt = 0;
     loop {
         let mut current = match feed.take() {
@@ -716,11 +881,14 @@ async fn feed_loop(
                 let deadline = list.inner.full_read_timeout;
                 let name = Arc::clone(&list.inner.name);
                 drop(list);
-                match call(deadline, f.connect()).await {
+                let connected = call(deadline, f.connect()).await;
+                match connected {
                     Ok(()) => {
                         attempt = 0;
                         // Whatever was written while no feed listened is only in the store.
-                        wanted.notify_one();
+                        if let Some(list) = upgrade(&weak) {
+                            list.request_reload();
+                        }
                         f
                     }
                     Err(e) => {
@@ -737,8 +905,8 @@ async fn feed_loop(
             match event {
                 RevocationEvent::Added(entry) => list.apply(std::slice::from_ref(&entry), true),
                 RevocationEvent::Batch(entries) => list.apply(&entries, true),
-                RevocationEvent::Reload => wanted.notify_one(),
-                RevocationEvent::Alive => list.mark_synced(list.inner.clock.now()),
+                RevocationEvent::Reload => list.request_reload(),
+                RevocationEvent::Alive => list.feed_alive(),
             }
         }
         let Some(list) = upgrade(&weak) else { return };
@@ -784,10 +952,15 @@ async fn poll_loop(weak: Weak<Inner>, interval: Duration, reload_interval: Durat
         let Some(list) = upgrade(&weak) else { return };
         if last_full.elapsed() >= reload_interval {
             match list.reload_inner().await {
-                Ok(_) => last_full = tokio::time::Instant::now(),
+                Ok(_) => {
+                    last_full = tokio::time::Instant::now();
+                    continue;
+                }
+                // Entries added since the last poll still arrive meanwhile.
                 Err(e) => telemetry::revocation_sync_failed(&list.inner.name, "reload", &e),
             }
-        } else if let Err(e) = list.poll().await {
+        }
+        if let Err(e) = list.poll().await {
             telemetry::revocation_sync_failed(&list.inner.name, "poll", &e);
         }
     }
@@ -918,7 +1091,9 @@ impl RevocationListBuilder {
     /// cache's maximum staleness, it trades availability during a store outage for a bound
     /// on how long a revocation can go unseen. Set it well above the
     /// [`poll_interval`](Self::poll_interval) or the feed's heartbeat interval (PostgreSQL:
-    /// 30 s), e.g. 5 min; at least 1 s.
+    /// 30 s) plus a few retries, e.g. 2 min; at least 1 s. The
+    /// [`reload_interval`](Self::reload_interval) (5 min) does not matter here unless the
+    /// list has neither feed nor poll: heartbeats and polls are syncs too.
     pub fn max_staleness(mut self, max: Duration) -> Self {
         self.max_staleness = Some(max);
         self
@@ -1002,6 +1177,11 @@ impl RevocationListBuilder {
                 writer: Mutex::new(()),
                 loaded: AtomicBool::new(false),
                 last_synced: AtomicU64::new(0),
+                synced_mono: AtomicU64::new(0),
+                epoch: tokio::time::Instant::now(),
+                reload_requested: AtomicU64::new(0),
+                reload_covered: AtomicU64::new(0),
+                copies: AtomicU64::new(0),
                 has_feed: feed.is_some(),
                 feed: tokio::sync::Mutex::new(FeedSlot {
                     feed,
@@ -1087,6 +1267,89 @@ mod tests {
         assert_eq!(l.issuers.len(), 1);
         assert_eq!(l.purge(t(1001)), 1);
         assert!(l.issuers.is_empty() && l.tokens.is_empty() && l.subjects.is_empty());
+    }
+
+    fn copies(list: &RevocationList) -> u64 {
+        list.inner.copies.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn writes_that_change_nothing_copy_nothing_and_a_batch_copies_once() {
+        let clock = tower_auth_core::clock::ManualClock::new(t(10));
+        let store = crate::issue::MemoryStore::new();
+        let list = RevocationList::builder(store.clone())
+            .clock(clock.clone())
+            .poll_interval(Duration::from_secs(3600))
+            .purge_interval(Duration::from_secs(3600))
+            .reload_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        list.load().await.unwrap();
+        let base = copies(&list);
+        list.revoke_token(ISS, "a", Some(t(500))).await.unwrap();
+        assert_eq!(copies(&list), base + 1);
+        // The revoking process's own notification coming back: no copy.
+        let echo = store.revocations(t(10)).await.unwrap().entries;
+        list.apply(&echo, true);
+        assert_eq!(copies(&list), base + 1);
+        // A reload or a poll with nothing new: no copy.
+        list.reload().await.unwrap();
+        list.poll().await.unwrap();
+        assert_eq!(copies(&list), base + 1);
+        // A purge with nothing expired: no copy.
+        list.purge_expired().await.unwrap();
+        assert_eq!(copies(&list), base + 1);
+        // A batch of 100: one copy, and every token is revoked.
+        let batch: Vec<_> = (0..100).map(|n| (format!("b{n}"), Some(t(500)))).collect();
+        list.revoke_tokens(ISS, batch).await.unwrap();
+        assert_eq!(copies(&list), base + 2);
+        assert_eq!(list.revoked_tokens(), 101);
+        assert!(
+            list.inner
+                .snapshot
+                .load()
+                .is_revoked(&id(Some("b99"), None, None))
+        );
+        // In the store too, for other processes.
+        assert_eq!(store.revocations(t(10)).await.unwrap().entries.len(), 101);
+        // One value too long refuses the whole batch, before anything is applied.
+        let long = "x".repeat(MAX_REVOCATION_VALUE_LEN + 1);
+        let err = list
+            .revoke_tokens(ISS, [("ok".to_owned(), None), (long, None)])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), StoreErrorKind::InvalidInput);
+        assert_eq!(copies(&list), base + 2);
+        // A purge with something expired: one copy.
+        clock.set(t(500) + DEFAULT_REVOCATION_LEEWAY + Duration::from_secs(1));
+        list.purge_expired().await.unwrap();
+        assert_eq!(copies(&list), base + 3);
+        assert_eq!(list.revoked_tokens(), 0);
+    }
+
+    #[test]
+    fn would_change_agrees_with_apply() {
+        let mut l = Lists::default();
+        let cut = |before, until| Revocation::subject(ISS, "s", t(before), t(until), t(0));
+        let cases = [
+            Revocation::token(ISS, "j", t(100), t(0)),
+            Revocation::token(ISS, "j", t(100), t(0)),
+            Revocation::token(ISS, "j", t(50), t(0)),
+            Revocation::token(ISS, "j", t(200), t(0)),
+            Revocation::token("other", "j", t(200), t(0)),
+            Revocation::token(ISS, "gone", t(1), t(0)),
+            cut(10, 100),
+            cut(10, 100),
+            cut(5, 200),
+            cut(20, 50),
+            cut(5, 50),
+        ];
+        for r in &cases {
+            let predicted = l.would_change(r, t(2));
+            assert_eq!(predicted, l.apply(r, t(2)), "{r:?}");
+        }
+        assert!(!l.has_expired(t(50)));
+        assert!(l.has_expired(t(201)));
     }
 
     #[cfg(feature = "metrics")]

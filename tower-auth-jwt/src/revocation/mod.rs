@@ -123,7 +123,15 @@
 //! request path and swap it in; keys, values and issuer names are reference counted, so a
 //! copy allocates the hash tables only. With 10,000 revoked tokens the check costs about
 //! 20 ns (benchmarks `jwt_verify/revocation_check_10k` and
-//! `jwt_verify/layer_cached_revocation_10k/RS256`). The maps hash with foldhash, several
+//! `jwt_verify/layer_cached_revocation_10k/RS256`).
+//!
+//! **Write cost**: each write that changes the lists copies them once (their size: the hash
+//! tables of every entry held), so revoking `n` tokens one by one costs `n` copies, quadratic
+//! in a mass revocation. Use [`RevocationList::revoke_tokens`] for many tokens at once (one
+//! copy, and one store transaction on SQLite and PostgreSQL); notified entries that arrive
+//! together are applied in one copy too. Writes that change nothing copy nothing: they are
+//! checked against the current snapshot first (a process's own notification coming back, a
+//! reload or poll with nothing new, a purge with nothing expired). The maps hash with foldhash, several
 //! times faster than SipHash on 36-byte `jti`s; only administrators and the issuer choose
 //! keys, so hash flooding is out of reach of token holders.
 //!
@@ -162,7 +170,10 @@
 //!   tokens have all expired are dropped from memory, and deleted from the store once expired
 //!   for another leeway (PostgreSQL also checks the database's clock, minus 10 min), so an
 //!   instance whose clock runs ahead cannot delete the others' live revocations. Memory is
-//!   bounded by the revocations of live tokens.
+//!   bounded by the revocations of live tokens, as long as the expiries given are real:
+//!   [`revoke_token`](RevocationList::revoke_token) with `Some(exp)` keeps the entry until
+//!   that `exp` (plus the leeway), whatever the
+//!   [`max_token_lifetime`](RevocationListBuilder::max_token_lifetime) (only `None` uses it).
 //!
 //! Full reads have their own deadline, [`full_read_timeout`](RevocationListBuilder::full_read_timeout)
 //! (30 s), other store calls [`store_timeout`](RevocationListBuilder::store_timeout) (2 s).
@@ -172,7 +183,10 @@
 //! a token).
 //!
 //! **Staleness**: [`RevocationList::staleness`] is the time since the last successful
-//! synchronization (full read, poll, or feed heartbeat). With
+//! synchronization (full read, poll, or feed heartbeat), measured on the monotonic timer as
+//! well as the clock, so a clock stepped back does not hide it. A heartbeat does not count
+//! while a reload the feed asked for (after a reconnection, or a notified row it could not
+//! read) has not succeeded: a feed whose full reads keep failing gets stale. With
 //! [`max_staleness`](RevocationListBuilder::max_staleness) set, a list past it answers
 //! unavailable (503), like the JWKS cache past its maximum staleness: a store outage then
 //! stops requests after that bound instead of letting revocations made elsewhere go unseen

@@ -127,8 +127,12 @@ pub enum RevocationEvent {
     /// read): the list reloads everything from the store.
     Reload,
     /// The feed checked its connection end to end (a heartbeat came back): every entry
-    /// committed before the check has been reported. The list counts itself synchronized
-    /// as of now (see [`RevocationList::staleness`](super::RevocationList::staleness)).
+    /// committed before the check and notified on this connection has been reported. The
+    /// list counts itself synchronized as of now (see
+    /// [`RevocationList::staleness`](super::RevocationList::staleness)) only when no
+    /// [`Reload`](Self::Reload) it was asked for is pending: entries missed before the
+    /// connection (re)opened are only in the store, so until a full read started after the
+    /// request succeeds, heartbeats leave the staleness growing.
     Alive,
 }
 
@@ -169,6 +173,18 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// listening process, in the same transaction.
     fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()>;
 
+    /// Appends several entries (a mass revocation). The default adds them one by one;
+    /// [`SqliteStore`](crate::issue::SqliteStore) and
+    /// [`PostgresStore`](crate::issue::PostgresStore) write them in one transaction.
+    fn add_revocations<'a>(&'a self, entries: &'a [Revocation]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            for entry in entries {
+                self.add_revocation(entry).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Every entry that has not expired at `now`, and the cursor of the newest entry ever
     /// added (never decreasing, even when the newest entries are deleted).
     fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch>;
@@ -194,6 +210,9 @@ pub trait RevocationStore: Send + Sync + 'static {
 impl<S: RevocationStore + ?Sized> RevocationStore for Arc<S> {
     fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
         (**self).add_revocation(entry)
+    }
+    fn add_revocations<'a>(&'a self, entries: &'a [Revocation]) -> StoreFuture<'a, ()> {
+        (**self).add_revocations(entries)
     }
     fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
         (**self).revocations(now)
