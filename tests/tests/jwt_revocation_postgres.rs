@@ -6,7 +6,10 @@
 //! connection reconnects and reloads, and so does a frozen one (its heartbeat does not come
 //! back); forged or garbage notifications revoke nothing and do not break the feed; another
 //! schema's revocations stay there; a purge by an instance whose clock runs far ahead deletes
-//! nothing live; the store contract and the log-out-everywhere scenario of `issue::testing`.
+//! nothing live; the store contract and the log-out-everywhere scenario of `issue::testing`;
+//! a heartbeat that cannot be sent (the pool exhausted) keeps the listener; a role without
+//! privileges on the revocations' sequence still loads; a batch revocation reaches the other
+//! instance.
 //!
 //! Each test uses a database of its own, so the tests run in parallel. Run them with
 //! `scripts/test -p tower-auth-tests --test jwt_revocation_postgres`.
@@ -428,7 +431,7 @@ async fn forged_or_garbage_notifications_revoke_nothing_and_real_ones_still_arri
 async fn a_frozen_listener_misses_its_heartbeat_then_reconnects_and_reloads() {
     let db = PgDatabase::create().await;
     let store = PostgresStore::builder(&db.url)
-        .revocation_heartbeat(Duration::from_millis(300))
+        .revocation_heartbeat(Duration::from_secs(1))
         .connect()
         .await
         .unwrap();
@@ -480,7 +483,7 @@ async fn a_frozen_listener_misses_its_heartbeat_then_reconnects_and_reloads() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     println!(
-        "frozen listener replaced and list reloaded {:?} after the freeze (heartbeat 300 ms)",
+        "frozen listener replaced and list reloaded {:?} after the freeze (heartbeat 1 s)",
         start.elapsed()
     );
     let now = db.backends(LISTENER).await;
@@ -586,4 +589,163 @@ async fn a_purge_by_an_instance_whose_clock_runs_ahead_deletes_nothing_live() {
     pool.close().await;
     drop((list, other));
     db.drop_database().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (run scripts/test)"]
+async fn a_heartbeat_that_cannot_be_sent_keeps_the_listener_and_the_list_gets_stale() {
+    let db = PgDatabase::create().await;
+    // One pool connection, which a blocked write will hold.
+    let store = PostgresStore::builder(&db.url)
+        .max_connections(1)
+        .revocation_heartbeat(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    let list = RevocationList::builder(store.clone()).build().unwrap();
+    list.load().await.unwrap();
+    let listener = listeners(&db, 1).await;
+
+    // Another session locks the table; a write through the store waits on the lock, holding
+    // the pool's only connection: heartbeats cannot be sent.
+    let locker = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut lock = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE tower_auth_jwt_revocations IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let writer = store.clone();
+    let write = tokio::spawn(async move {
+        writer
+            .add_revocation(&Revocation::token(
+                ISS,
+                "blocked",
+                SystemTime::now() + Duration::from_secs(3600),
+                SystemTime::now(),
+            ))
+            .await
+    });
+    let start = Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(&locker)
+            .await
+            .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the write never blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Several heartbeat intervals without a connection to send from.
+    let blocked = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        db.backends(LISTENER).await,
+        listener,
+        "a heartbeat that could not be sent replaced a healthy listener"
+    );
+    // Nothing proved the list current meanwhile.
+    assert!(list.staleness().unwrap() >= blocked.elapsed() - Duration::from_secs(2));
+
+    // The pool is free again: the next heartbeat comes back on the same listener.
+    lock.rollback().await.unwrap();
+    write.await.unwrap().unwrap();
+    let start = Instant::now();
+    while list.staleness().unwrap() >= Duration::from_secs(3) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "heartbeats never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(db.backends(LISTENER).await, listener);
+    locker.close().await;
+    drop(list);
+    store.close().await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (run scripts/test)"]
+async fn a_role_without_privileges_on_the_sequence_still_loads() {
+    let db = PgDatabase::create().await;
+    // Migrated by the owner.
+    let owner = PostgresStore::connect(&db.url).await.unwrap();
+    owner
+        .add_revocation(&Revocation::token(
+            ISS,
+            "old",
+            SystemTime::now() + Duration::from_secs(3600),
+            SystemTime::now(),
+        ))
+        .await
+        .unwrap();
+    // An application role that can read and write the tables, but has no privilege on the
+    // identity sequence (inserting does not need one).
+    let role = format!("app_{}", db.name);
+    sqlx::query(&format!("CREATE ROLE \"{role}\" LOGIN"))
+        .execute(db.server())
+        .await
+        .unwrap();
+    let on_db = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for sql in [
+        format!("GRANT CREATE, USAGE ON SCHEMA public TO \"{role}\""),
+        format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"{role}\""
+        ),
+    ] {
+        sqlx::query(&sql)
+            .execute(&on_db)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let (scheme, rest) = db.url.split_once("://").unwrap();
+    let host = rest.split_once('@').map_or(rest, |(_, h)| h);
+    let url = format!("{scheme}://{role}@{host}");
+    let app = PostgresStore::connect(&url).await.unwrap();
+    // The privilege really is missing.
+    let denied = sqlx::query(
+        "SELECT pg_sequence_last_value(\
+         pg_get_serial_sequence('tower_auth_jwt_revocations', 'seq'))",
+    )
+    .execute(&sqlx::PgPool::connect(&url).await.unwrap())
+    .await;
+    assert!(denied.is_err(), "the role can read the sequence");
+
+    let list = RevocationList::builder(app.clone()).build().unwrap();
+    list.load()
+        .await
+        .expect("loads without privileges on the sequence");
+    assert_eq!(list.revoked_tokens(), 1);
+    // Batches from this role reach a list of the owner's.
+    let other = RevocationList::builder(owner.clone()).build().unwrap();
+    other.load().await.unwrap();
+    list.revoke_tokens(ISS, [("b1", None), ("b2", None)])
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while other.revoked_tokens() < 3 {
+        assert!(
+            start.elapsed() < PROPAGATION_BOUND,
+            "a batch did not reach the other list"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop((list, other));
+    app.close().await;
+    owner.close().await;
+    on_db.close().await;
+    db.drop_database().await;
+    let server = sqlx::PgPool::connect(&tower_auth_tests::pg_url())
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP ROLE IF EXISTS \"{role}\""))
+        .execute(&server)
+        .await
+        .unwrap();
+    server.close().await;
 }

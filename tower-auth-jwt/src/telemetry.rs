@@ -154,7 +154,9 @@ pub(crate) fn revocation_sync_failed(
 }
 
 /// The `LISTEN` connection of a revocation feed failed, was lost or missed its heartbeat
-/// (`reason`: `connect`, `lost`, `heartbeat`, `read`); it reconnects, and the list reloads.
+/// (`connect`, `lost`, `heartbeat`: it reconnects and the list reloads), could not send a
+/// heartbeat (`heartbeat_send`: the connection is kept, the next one retried) or read
+/// notified rows (`read`: the list reloads).
 #[cfg(feature = "postgres")]
 pub(crate) fn revocation_feed_failed(reason: &'static str, error: &crate::issue::StoreError) {
     #[cfg(feature = "tracing")]
@@ -162,6 +164,32 @@ pub(crate) fn revocation_feed_failed(reason: &'static str, error: &crate::issue:
     #[cfg(feature = "metrics")]
     metrics::counter!("tower_auth_jwt_revocation_feed_failures_total", "reason" => reason)
         .increment(1);
+}
+
+/// A revocation feed missed (or could not send) `misses` heartbeats in a row: nothing proves
+/// the list current, and revocations made elsewhere may be going unseen.
+#[cfg(feature = "postgres")]
+pub(crate) fn revocation_heartbeats_missed(misses: u32) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(
+        target: TARGET,
+        misses,
+        "revocation feed heartbeats missed in a row: revocations made elsewhere may be unseen"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = misses;
+}
+
+/// Notified revocation rows were not found, twice (forged, purged, or not visible yet);
+/// `reload`: whether a reload was asked for (at most every 30 s).
+#[cfg(feature = "postgres")]
+pub(crate) fn revocation_notified_rows_missing(reload: bool) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: TARGET, reload, "notified revocation rows not found");
+    #[cfg(not(feature = "tracing"))]
+    let _ = reload;
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_jwt_revocation_notified_rows_missing_total").increment(1);
 }
 
 /// A revocation row that cannot be read was skipped (`seq` when readable).

@@ -283,7 +283,10 @@ pub use self::issuer::{
 };
 pub use self::keys::StoredSigningKey;
 #[cfg(feature = "postgres")]
-pub use self::postgres::{DEFAULT_REVOCATION_HEARTBEAT, PostgresStore, PostgresStoreBuilder};
+pub use self::postgres::{
+    DEFAULT_REVOCATION_HEARTBEAT, MAX_REVOCATION_HEARTBEAT, MIN_REVOCATION_HEARTBEAT,
+    PostgresStore, PostgresStoreBuilder,
+};
 pub use self::refresh::{
     DEFAULT_FAMILY_LIFETIME, DEFAULT_IDLE_TIMEOUT, MAX_REUSE_INTERVAL, RefreshToken, RefreshTokens,
     TokenPair,

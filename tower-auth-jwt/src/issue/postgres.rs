@@ -57,6 +57,20 @@ const PURGE_MARGIN: Duration = crate::MAX_LEEWAY;
 pub(crate) const REVOCATION_LISTENER_APPLICATION_NAME: &str = "tower-auth-jwt-revocations";
 /// The longest pause between two attempts to reconnect the listener.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+/// The deadline of opening the listener: connecting, reading its channel and `LISTEN`.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest heartbeat accepted.
+pub const MIN_REVOCATION_HEARTBEAT: Duration = Duration::from_secs(1);
+/// The longest heartbeat accepted.
+pub const MAX_REVOCATION_HEARTBEAT: Duration = Duration::from_secs(3600);
+/// Heartbeats missed (or not sent) in a row before the feed logs at `error` level.
+const MISSES_BEFORE_ERROR: u32 = 3;
+/// The pause before reading again notified rows that were not found (committed rows are
+/// visible once notified, but a replica or pooler in between may lag).
+const HINT_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// The least time between two reloads asked for because notified rows were missing (anyone
+/// who can connect can notify a sequence number that has no row).
+const MISSING_ROW_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The transaction-level advisory lock serializing this crate's migrations (`ta_jwt_m`).
 const MIGRATION_LOCK: i64 = 0x7461_5f6a_7774_5f6d;
@@ -89,8 +103,12 @@ const ACTIVE_KEY_LOCK: i64 = 0x7461_5f6a_7774_5f6b;
 /// (and counted). Each list holds one extra connection (`application_name`
 /// `tower-auth-jwt-revocations`) that `LISTEN`s and checks itself with a
 /// [heartbeat](PostgresStoreBuilder::revocation_heartbeat); when it is lost or silent, the
-/// list reconnects (backoff up to 5 s) and then reloads every entry, since notifications sent
-/// meanwhile are gone. Expired rows are deleted only once expired by the database's clock too,
+/// list reconnects (each attempt under a 10 s deadline, backoff up to 5 s, reset only once a
+/// heartbeat comes back on the new connection) and then reloads every entry, since
+/// notifications sent meanwhile are gone. A notified row that cannot be found is read once
+/// more after 100 ms, then asks for a reload (at most every 30 s). Full reads take the
+/// cursor from the identity sequence, or `MAX(seq)` when the role has no privilege on the
+/// sequence. Expired rows are deleted only once expired by the database's clock too,
 /// with a 10 min margin, so an instance whose clock runs ahead deletes nothing live.
 ///
 /// Concurrency, across connections and instances:
@@ -235,19 +253,35 @@ impl PostgresStoreBuilder {
     }
 
     /// How often the `LISTEN` connection of a revocation list checks that notifications
-    /// still reach it (default 30 s, at least 10 ms): it notifies a channel of its own
+    /// still reach it (default 30 s, from [1 s](MIN_REVOCATION_HEARTBEAT) to
+    /// [1 h](MAX_REVOCATION_HEARTBEAT): [`connect`](Self::connect) refuses other values with
+    /// [`StoreErrorKind::InvalidInput`], its source naming the value): it notifies a channel of its own
     /// through the pool and expects the notification back within the interval (at most
     /// 10 s); otherwise it reconnects and the list reloads. This catches connections dropped
     /// silently (sqlx enables no TCP keepalive) and poolers that accept `LISTEN` but deliver
     /// nothing (PgBouncer in transaction mode). Each heartbeat is also the list's proof of
     /// freshness ([`RevocationList::staleness`](crate::revocation::RevocationList::staleness)).
+    /// A heartbeat that cannot be sent (the pool exhausted) keeps the connection and is
+    /// retried at the next interval, the list getting staler meanwhile; after 3 misses in a
+    /// row the feed logs at `error` level.
     pub fn revocation_heartbeat(mut self, interval: Duration) -> Self {
-        self.heartbeat = interval.max(Duration::from_millis(10));
+        self.heartbeat = interval;
         self
     }
 
     /// Connects and migrates the database.
     pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        if !(MIN_REVOCATION_HEARTBEAT..=MAX_REVOCATION_HEARTBEAT).contains(&self.heartbeat) {
+            return Err(StoreError::new(
+                StoreErrorKind::InvalidInput,
+                "revocation heartbeat out of range",
+            )
+            .with_source(crate::ConfigError::new(
+                "revocation_heartbeat",
+                format!("{}s", self.heartbeat.as_secs_f64()),
+                "must be from 1 s to 1 h",
+            )));
+        }
         let (pool, options) = open_postgres(&self.url, self.max_connections, self.acquire_timeout)
             .await
             .map_err(store_error)?;
@@ -615,6 +649,8 @@ impl RevocationStore for PostgresStore {
             ping: 0,
             waiting_for: None,
             next_heartbeat: tokio::time::Instant::now(),
+            misses: 0,
+            missing_reload_at: None,
         }))
     }
 }
@@ -643,6 +679,10 @@ struct PgFeed {
     /// The heartbeat awaited, and until when.
     waiting_for: Option<(String, tokio::time::Instant)>,
     next_heartbeat: tokio::time::Instant,
+    /// Heartbeats missed or not sent in a row.
+    misses: u32,
+    /// When the last reload for missing notified rows was asked for.
+    missing_reload_at: Option<tokio::time::Instant>,
 }
 
 /// The most notified entries read in one query.
@@ -651,12 +691,21 @@ const MAX_HINTS: usize = 512;
 impl RevocationFeed for PgFeed {
     fn connect(&mut self) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            let (listener, channel) = listen(&self.options).await.map_err(db_error)?;
+            let (listener, channel) = tokio::time::timeout(LISTEN_TIMEOUT, listen(&self.options))
+                .await
+                .map_err(|_| {
+                    StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        "revocation listener connection deadline exceeded",
+                    )
+                })?
+                .map_err(db_error)?;
             self.listener = Some(listener);
             self.heartbeat_channel = channel;
-            self.failures = 0;
+            // `failures` is reset by the first heartbeat that comes back, not here: a
+            // connection that opens and then fails at once keeps backing off.
             self.waiting_for = None;
-            self.next_heartbeat = tokio::time::Instant::now() + self.heartbeat;
+            self.next_heartbeat = after(self.heartbeat);
             Ok(())
         })
     }
@@ -702,6 +751,11 @@ impl PgFeed {
             let now = tokio::time::Instant::now();
             match &self.waiting_for {
                 Some((_, deadline)) if now >= *deadline => {
+                    // What was received already may hold the heartbeat: read it first.
+                    if self.drain_buffered().await {
+                        continue;
+                    }
+                    self.missed();
                     self.lost(
                         "heartbeat",
                         StoreError::new(
@@ -728,31 +782,10 @@ impl PgFeed {
                 Err(_) => {} // time for the heartbeat, or its deadline
                 Ok(Ok(Some(first))) => {
                     let mut hints = BTreeSet::new();
-                    let mut alive = self.note(first.payload(), &mut hints);
-                    while hints.len() < MAX_HINTS {
-                        let Some(n) = self.listener.as_mut().and_then(PgListener::next_buffered)
-                        else {
-                            break;
-                        };
-                        alive |= self.note(n.payload(), &mut hints);
-                    }
-                    if !hints.is_empty() {
-                        match self.read(&hints).await {
-                            Ok(entries) if !entries.is_empty() => {
-                                self.ready.push_back(RevocationEvent::Batch(entries));
-                            }
-                            // Forged, or purged since: nothing to apply.
-                            Ok(_) => {}
-                            Err(e) => {
-                                // The notified entries are in the table: read them all.
-                                crate::telemetry::revocation_feed_failed("read", &e);
-                                self.ready.push_back(RevocationEvent::Reload);
-                            }
-                        }
-                    }
-                    if alive {
-                        self.ready.push_back(RevocationEvent::Alive);
-                    }
+                    let alive = self.note(first.payload(), &mut hints);
+                    let (more, more_alive) = self.take_buffered(hints.len());
+                    hints.extend(more);
+                    self.handle(hints, alive || more_alive).await;
                 }
                 Ok(Ok(None)) => self.lost(
                     "lost",
@@ -763,6 +796,98 @@ impl PgFeed {
         }
     }
 
+    /// Notes the notifications already received (up to [`MAX_HINTS`] sequence numbers in
+    /// all, `have` of them noted already): the sequence numbers, and whether the awaited
+    /// heartbeat was among them.
+    fn take_buffered(&mut self, have: usize) -> (BTreeSet<i64>, bool) {
+        let mut hints = BTreeSet::new();
+        let mut alive = false;
+        while have + hints.len() < MAX_HINTS {
+            let Some(n) = self.listener.as_mut().and_then(PgListener::next_buffered) else {
+                break;
+            };
+            alive |= self.note(n.payload(), &mut hints);
+        }
+        (hints, alive)
+    }
+
+    /// Handles the notifications already received, if any; whether there were.
+    async fn drain_buffered(&mut self) -> bool {
+        let Some(first) = self.listener.as_mut().and_then(PgListener::next_buffered) else {
+            return false;
+        };
+        let mut hints = BTreeSet::new();
+        let alive = self.note(first.payload(), &mut hints);
+        let (more, more_alive) = self.take_buffered(hints.len());
+        hints.extend(more);
+        self.handle(hints, alive || more_alive).await;
+        true
+    }
+
+    /// Reads the notified rows and queues their entries, then the heartbeat's `Alive`.
+    /// Rows not found are read once more after a short pause; still missing (forged, purged,
+    /// or not visible yet), they ask for a reload, at most every 30 s, so a forged
+    /// notification adds nothing and cannot make the list reload constantly.
+    async fn handle(&mut self, hints: BTreeSet<i64>, alive: bool) {
+        if !hints.is_empty() {
+            match self.read(&hints).await {
+                Ok((entries, found)) => {
+                    if !entries.is_empty() {
+                        self.ready.push_back(RevocationEvent::Batch(entries));
+                    }
+                    let missing: BTreeSet<i64> = hints.difference(&found).copied().collect();
+                    if !missing.is_empty() {
+                        self.read_missing(&missing).await;
+                    }
+                }
+                Err(e) => {
+                    // The notified entries are in the table: read them all.
+                    crate::telemetry::revocation_feed_failed("read", &e);
+                    self.ready.push_back(RevocationEvent::Reload);
+                }
+            }
+        }
+        if alive {
+            self.ready.push_back(RevocationEvent::Alive);
+        }
+    }
+
+    async fn read_missing(&mut self, missing: &BTreeSet<i64>) {
+        tokio::time::sleep(HINT_RETRY_DELAY).await;
+        match self.read(missing).await {
+            Ok((entries, found)) => {
+                if !entries.is_empty() {
+                    self.ready.push_back(RevocationEvent::Batch(entries));
+                }
+                if found.len() < missing.len() {
+                    let now = tokio::time::Instant::now();
+                    let due = self.missing_reload_at.is_none_or(|at| {
+                        at.checked_add(MISSING_ROW_RELOAD_INTERVAL)
+                            .is_none_or(|next| now >= next)
+                    });
+                    crate::telemetry::revocation_notified_rows_missing(due);
+                    if due {
+                        self.missing_reload_at = Some(now);
+                        self.ready.push_back(RevocationEvent::Reload);
+                    }
+                }
+            }
+            Err(e) => {
+                crate::telemetry::revocation_feed_failed("read", &e);
+                self.ready.push_back(RevocationEvent::Reload);
+            }
+        }
+    }
+
+    /// A heartbeat missed or not sent: counted, and logged at `error` level once
+    /// [`MISSES_BEFORE_ERROR`] are missed in a row.
+    fn missed(&mut self) {
+        self.misses = self.misses.saturating_add(1);
+        if self.misses >= MISSES_BEFORE_ERROR {
+            crate::telemetry::revocation_heartbeats_missed(self.misses);
+        }
+    }
+
     /// Reads one notification: a sequence number goes to `hints`; the awaited heartbeat
     /// returns `true`; anything else is ignored (and counted).
     fn note(&mut self, payload: &str, hints: &mut BTreeSet<i64>) -> bool {
@@ -770,7 +895,10 @@ impl PgFeed {
             && payload == ping
         {
             self.waiting_for = None;
-            self.next_heartbeat = tokio::time::Instant::now() + self.heartbeat;
+            self.next_heartbeat = after(self.heartbeat);
+            // The connection is proven end to end: the backoff and the misses start over.
+            self.failures = 0;
+            self.misses = 0;
             return true;
         }
         match payload.parse::<i64>() {
@@ -796,21 +924,27 @@ impl PgFeed {
                 .execute(&self.pool),
         )
         .await;
-        match sent {
+        let error = match sent {
             Ok(Ok(_)) => {
-                let deadline = tokio::time::Instant::now() + self.heartbeat_timeout();
-                self.waiting_for = Some((payload, deadline));
+                self.waiting_for = Some((payload, after(self.heartbeat_timeout())));
+                return;
             }
-            Ok(Err(e)) => self.lost("heartbeat", db_error(e)),
-            Err(_) => self.lost(
-                "heartbeat",
-                StoreError::new(StoreErrorKind::Unavailable, "revocation heartbeat not sent"),
-            ),
-        }
+            Ok(Err(e)) => db_error(e),
+            Err(_) => StoreError::new(StoreErrorKind::Unavailable, "revocation heartbeat not sent"),
+        };
+        // The pool failed (exhausted, or the database is down), not necessarily the
+        // listener: keep it, and try again at the next interval. Nothing proves the list
+        // current meanwhile, so its staleness grows.
+        crate::telemetry::revocation_feed_failed("heartbeat_send", &error);
+        self.missed();
+        self.next_heartbeat = after(self.heartbeat);
     }
 
-    /// The notified entries still in the table.
-    async fn read(&self, seqs: &BTreeSet<i64>) -> Result<Vec<Revocation>, StoreError> {
+    /// The notified entries still in the table, and the sequence numbers found.
+    async fn read(
+        &self,
+        seqs: &BTreeSet<i64>,
+    ) -> Result<(Vec<Revocation>, BTreeSet<i64>), StoreError> {
         let seqs: Vec<i64> = seqs.iter().copied().collect();
         let rows = tokio::time::timeout(
             MAX_HEARTBEAT_TIMEOUT,
@@ -829,8 +963,20 @@ impl PgFeed {
             )
         })?
         .map_err(db_error)?;
-        Ok(revocation_batch(&rows, 0)?.entries)
+        let found = rows
+            .iter()
+            .filter_map(|row| sqlx::Row::try_get::<i64, _>(row, "seq").ok())
+            .collect();
+        Ok((revocation_batch(&rows, 0)?.entries, found))
     }
+}
+
+/// `d` from now; far in the future if that overflows the timer.
+fn after(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(MAX_REVOCATION_HEARTBEAT))
+        .unwrap_or(now)
 }
 
 /// A fresh connection (in a pool of its own, so a dead one never blocks the next) listening
@@ -868,6 +1014,8 @@ mod tests {
             ping: 0,
             waiting_for: Some(("heartbeat:7".into(), tokio::time::Instant::now())),
             next_heartbeat: tokio::time::Instant::now(),
+            misses: 0,
+            missing_reload_at: None,
         };
         let mut hints = BTreeSet::new();
         for forged in [
@@ -886,7 +1034,42 @@ mod tests {
         assert!(!feed.note("42", &mut hints));
         assert!(!feed.note("41", &mut hints));
         assert_eq!(hints.into_iter().collect::<Vec<_>>(), [41, 42]);
+        // Failed connections and missed heartbeats before it: the backoff and the count of
+        // misses start over once a heartbeat comes back, not when a connection opens.
+        feed.failures = 4;
+        feed.misses = 2;
         assert!(feed.note("heartbeat:7", &mut BTreeSet::new()));
         assert!(feed.waiting_for.is_none());
+        assert_eq!((feed.failures, feed.misses), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_out_of_range_is_refused_naming_its_value() {
+        for (heartbeat, shown) in [
+            (Duration::from_millis(10), "0.01s"),
+            (Duration::ZERO, "0s"),
+            (Duration::from_secs(3601), "3601s"),
+            (Duration::MAX, "18446744073709552000s"),
+        ] {
+            // Refused before connecting: the address does not matter.
+            let err = PostgresStore::builder("postgres://nobody@127.0.0.1:1/none")
+                .revocation_heartbeat(heartbeat)
+                .connect()
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), StoreErrorKind::InvalidInput, "{heartbeat:?}");
+            let source = std::error::Error::source(&err).unwrap().to_string();
+            assert!(
+                source.contains("revocation_heartbeat") && source.contains(shown),
+                "{source}"
+            );
+        }
+    }
+
+    #[test]
+    fn scheduling_a_huge_interval_does_not_overflow() {
+        let now = tokio::time::Instant::now();
+        assert!(after(Duration::MAX) >= now);
+        assert!(after(Duration::from_secs(1)) > now);
     }
 }

@@ -152,7 +152,10 @@
 //!   the row then read from the table), each entry is applied as soon as the writer
 //!   commits, typically within milliseconds on every instance. Since `LISTEN` is established
 //!   before the full read, nothing committed in between is missed. The feed checks its
-//!   connection with a heartbeat (30 s); when the connection is lost or silent, it reconnects
+//!   connection with a heartbeat (30 s, from 1 s to 1 h); when the connection is lost or
+//!   silent (buffered notifications are read before a heartbeat is declared missed; one
+//!   that cannot be sent, the pool being exhausted, is retried and keeps the connection), it
+//!   reconnects
 //!   (backoff up to 5 s) and the list reloads everything, since notifications sent meanwhile
 //!   are gone. Reloads run beside the feed, retried until they succeed, so notified entries
 //!   keep applying while the store's full reads fail; requests for reloads made meanwhile
