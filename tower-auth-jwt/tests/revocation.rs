@@ -1194,3 +1194,59 @@ async fn a_clock_stepped_back_after_a_sync_does_not_hide_staleness() {
     assert_eq!(list.staleness(), Some(Duration::ZERO));
     assert_eq!(list.check(&jti("fresh")), RevocationStatus::Valid);
 }
+
+/// A store without a feed whose full reads fail while `down`; polls still work.
+struct FullReadsFail {
+    inner: MemoryStore,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RevocationStore for FullReadsFail {
+    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
+        self.inner.add_revocation(entry)
+    }
+    fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(unavailable()) });
+        }
+        self.inner.revocations(now)
+    }
+    fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch> {
+        self.inner.revocations_since(cursor)
+    }
+    fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        self.inner.delete_revocations_expired_before(before)
+    }
+}
+
+#[tokio::test]
+async fn a_failing_full_reload_does_not_stop_the_polls() {
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = MemoryStore::new();
+    let list = RevocationList::builder(FullReadsFail {
+        inner: other.clone(),
+        down: down.clone(),
+    })
+    // Every background round is due for a full reload, which fails.
+    .poll_interval(Duration::from_millis(20))
+    .reload_interval(Duration::from_millis(10))
+    .purge_interval(HOUR)
+    .build()
+    .unwrap();
+    list.load().await.unwrap();
+    down.store(true, Ordering::SeqCst);
+    // Another process revokes: the poll after the failed reload finds it.
+    other
+        .add_revocation(&Revocation::token(
+            ISS,
+            "elsewhere",
+            SystemTime::now() + HOUR,
+            SystemTime::now(),
+        ))
+        .await
+        .unwrap();
+    until("the poll applies the revocation", || {
+        list.revoked_tokens() == 1
+    })
+    .await;
+}

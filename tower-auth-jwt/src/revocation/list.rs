@@ -59,8 +59,11 @@ struct Inner {
     name: Arc<str>,
     /// The current lists, immutable: requests load the pointer, writers swap in a new copy.
     snapshot: ArcSwap<Lists>,
-    /// Serializes writers (each copies the current snapshot, changes it and swaps it in).
-    writer: Mutex<()>,
+    /// Serializes writers (each copies the current snapshot, changes it and swaps it in),
+    /// and holds the snapshot replaced by the last write, so that it is freed by the next
+    /// writer rather than by whichever request drops it last (freeing a large snapshot
+    /// takes time a request should not spend).
+    writer: Mutex<Option<Arc<Lists>>>,
     /// Set by the first successful full load; until then every check is "unavailable".
     loaded: AtomicBool,
     /// Unix milliseconds (by the list's clock) of the start of the last successful sync: a
@@ -296,18 +299,25 @@ impl Lists {
 
     /// Drops the issuers no entry refers to (counted by pointer, since older snapshots may
     /// hold references too).
+    /// One pass over the entries, whatever the number of issuers.
     fn forget_unused_issuers(&mut self) {
-        let (tokens, subjects) = (&self.tokens, &self.subjects);
-        self.issuers.retain(|i| {
-            tokens
-                .values()
-                .flat_map(|h| h.iter())
-                .any(|(j, _)| Arc::ptr_eq(i, j))
-                || subjects
+        let mut used = std::collections::HashSet::<*const u8>::new();
+        let held = self
+            .tokens
+            .values()
+            .flat_map(|h| h.iter().map(|(i, _)| i))
+            .chain(
+                self.subjects
                     .values()
-                    .flat_map(|h| h.iter())
-                    .any(|(j, _)| Arc::ptr_eq(i, j))
-        });
+                    .flat_map(|h| h.iter().map(|(i, _)| i)),
+            );
+        for issuer in held {
+            if used.insert(Arc::as_ptr(issuer).cast::<u8>()) && used.len() == self.issuers.len() {
+                return;
+            }
+        }
+        self.issuers
+            .retain(|i| used.contains(&Arc::as_ptr(i).cast::<u8>()));
     }
 
     fn is_revoked(&self, t: &TokenIdentity) -> bool {
@@ -414,7 +424,7 @@ impl RevocationList {
         }
     }
 
-    fn writer(&self) -> MutexGuard<'_, ()> {
+    fn writer(&self) -> MutexGuard<'_, Option<Arc<Lists>>> {
         // The guarded data is the snapshot, replaced whole: a poisoned lock is recovered.
         self.inner.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -430,7 +440,7 @@ impl RevocationList {
         needed: impl FnOnce(&Lists) -> Option<T>,
         f: impl FnOnce(&mut Lists, T) -> bool,
     ) -> Option<(usize, usize)> {
-        let _writer = self.writer();
+        let mut retired = self.writer();
         let current = self.inner.snapshot.load();
         let plan = needed(&current)?;
         let mut next = Lists::clone(&current);
@@ -440,7 +450,9 @@ impl RevocationList {
             return None;
         }
         let sizes = (next.token_count, next.subject_count);
-        self.inner.snapshot.store(Arc::new(next));
+        let previous = self.inner.snapshot.swap(Arc::new(next));
+        // The one before is freed here (when no request still reads it).
+        drop(retired.replace(previous));
         Some(sizes)
     }
 
@@ -1174,7 +1186,7 @@ impl RevocationListBuilder {
             inner: Arc::new(Inner {
                 name: self.name.into(),
                 snapshot: ArcSwap::from_pointee(Lists::default()),
-                writer: Mutex::new(()),
+                writer: Mutex::new(None),
                 loaded: AtomicBool::new(false),
                 last_synced: AtomicU64::new(0),
                 synced_mono: AtomicU64::new(0),
@@ -1325,6 +1337,28 @@ mod tests {
         list.purge_expired().await.unwrap();
         assert_eq!(copies(&list), base + 3);
         assert_eq!(list.revoked_tokens(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_snapshot_is_freed_by_the_next_writer_not_by_a_request() {
+        let list = RevocationList::builder(crate::issue::MemoryStore::new())
+            .poll_interval(Duration::from_secs(3600))
+            .purge_interval(Duration::from_secs(3600))
+            .reload_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        list.load().await.unwrap();
+        // A request holding the snapshot while a write replaces it.
+        let held = list.inner.snapshot.load_full();
+        let first = Arc::downgrade(&held);
+        list.revoke_token(ISS, "a", None).await.unwrap();
+        // The request finishes: the writer still holds the old snapshot, so the request
+        // frees nothing.
+        drop(held);
+        assert!(first.upgrade().is_some());
+        // The next write frees it.
+        list.revoke_token(ISS, "b", None).await.unwrap();
+        assert!(first.upgrade().is_none());
     }
 
     #[test]
