@@ -37,7 +37,9 @@ struct TokensArgs {
     /// TOML configuration file (for the database and the listen address).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// The built-in issuer's URL (default: http://<listen> of the configuration).
+    /// The built-in issuer's URL, as the running server printed it (default: http://<listen> of
+    /// the configuration; required when that has port 0). Revocations are written for this
+    /// `iss`: it must be the running server's.
     #[arg(long, global = true)]
     built_in_issuer: Option<String>,
     #[command(subcommand)]
@@ -46,7 +48,8 @@ struct TokensArgs {
 
 #[derive(Subcommand)]
 enum TokensCommand {
-    /// Revoke one access token by its `jti` (kept on the list for the longest token lifetime).
+    /// Revoke one access token by its `jti` (kept on the list until every token the issuer
+    /// could have signed until now has expired).
     Revoke {
         /// The token's `jti` claim.
         #[arg(long)]
@@ -142,9 +145,19 @@ async fn tokens(args: TokensArgs) -> Result<String, StartError> {
     if let Some(db) = args.db {
         config.database = db;
     }
-    let url = args
-        .built_in_issuer
-        .unwrap_or_else(|| format!("http://{}", config.listen));
+    // The built-in issuer's URL is the address the server listens on: it can only be derived
+    // from the configuration when that names the port.
+    let url = match args.built_in_issuer {
+        Some(url) => url,
+        None if config.listen.port() == 0 => {
+            return Err(StartError::Config(format!(
+                "invalid `listen` = \"{}\": with port 0 the built-in issuer's URL is the one the \
+                 server printed when it started; pass it with --built-in-issuer",
+                config.listen
+            )));
+        }
+        None => format!("http://{}", config.listen),
+    };
     let BuiltIn {
         issuer,
         revocations,
@@ -174,7 +187,7 @@ async fn tokens(args: TokensArgs) -> Result<String, StartError> {
                 .await
                 .map_err(|e| failed(&e))?;
             Ok(format!(
-                "logged {subject} out everywhere: {sessions} session(s) revoked, earlier access tokens refused"
+                "logged {subject} out everywhere: {sessions} session(s) revoked, access tokens of {url} issued until now refused"
             ))
         }
     }

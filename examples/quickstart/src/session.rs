@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tower_auth_core::credential::cookie_value;
-use tower_auth_core::{AuthError, DefaultRejection, OnRejection, Principal};
+use tower_auth_core::{AuthError, DefaultRejection, OnRejection, Principal, Scheme};
 use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer, TokenPair, TokenRequest};
 
 /// The access-token cookie (`?mode=cookie`).
@@ -167,9 +167,11 @@ fn clear_cookies(res: &mut Response) {
 
 /// Ends every session of the caller and every access token issued to it until now, on every
 /// instance sharing the database. Only the built-in issuer's users have sessions here: any
-/// other principal gets 403.
+/// other principal gets 403. The check is the scheme and the issuer together: a JWT's `iss`
+/// picked the key that verified it (and no `[[issuers]]` entry may repeat the built-in URL),
+/// while an introspected token's `iss` is whatever the authorization server said.
 async fn logout_everywhere(State(issuer): State<Arc<JwtIssuer>>, principal: Principal) -> Response {
-    if principal.issuer() != Some(issuer.issuer()) {
+    if principal.scheme() != Scheme::Jwt || principal.issuer() != Some(issuer.issuer()) {
         return rejection(&AuthError::forbidden(
             "only sessions of the built-in issuer can be logged out",
         ));

@@ -549,17 +549,45 @@ async fn until_me_answers(base: &str, token: &str, status: u16) -> u16 {
     }
 }
 
+/// An RFC 7662 endpoint on loopback that declares every token active, for subject `demo` and
+/// the issuer `iss` holds when it answers; its URL.
+async fn introspection_stub(iss: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    let app = axum::Router::new().route(
+        "/introspect",
+        axum::routing::post(move || {
+            let iss = iss.lock().unwrap().clone();
+            async move {
+                axum::Json(serde_json::json!({
+                    "active": true, "sub": "demo", "iss": iss, "scope": "read:items",
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/introspect")
+}
+
 #[tokio::test]
 async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("quickstart.toml");
+    let claimed_iss = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let endpoint = introspection_stub(std::sync::Arc::clone(&claimed_iss)).await;
     std::fs::write(
         &config,
-        "listen = \"127.0.0.1:0\"\n[cache]\nrevocation_poll = \"100ms\"\n",
+        format!(
+            "listen = \"127.0.0.1:0\"\ninsecure_allow_http = true\n\
+             [cache]\nrevocation_poll = \"100ms\"\n\
+             [introspection]\nendpoint = \"{endpoint}\"\nclient_id = \"qs\"\nclient_secret = \"s\"\n"
+        ),
     )
     .unwrap();
     let (_key_id, key) = create(dir.path(), "read:items");
     let (mut child, base) = serve_with(dir.path(), &config).await;
+    // The authorization server behind the opaque tokens claims to be the built-in issuer.
+    *claimed_iss.lock().unwrap() = base.clone();
     let json = [("content-type", "application/json")];
     let demo = r#"{"username":"demo","password":"demo"}"#;
     let login = || async {
@@ -613,7 +641,8 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
     assert_eq!(me(b.clone()).await, 200);
 
     // Log out everywhere with token b: needs one of the built-in issuer's tokens (an API key
-    // gets 403), ends both sessions, clears the cookies, and refuses b at once.
+    // gets 403, and so does an opaque token whose introspection names the built-in issuer
+    // and the same subject), ends both sessions, clears the cookies, and refuses b at once.
     let (status, _, _) = post(
         &format!("{base}/auth/logout-everywhere"),
         &[("x-api-key", key.as_str())],
@@ -621,6 +650,13 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
     )
     .await;
     assert_eq!(status, 403);
+    let opaque = [("authorization", "Bearer opaque-token-of-another-authority")];
+    let (status, _, body) = request("GET", &format!("{base}/me"), &opaque).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"scheme\":\"introspection\""), "{body}");
+    let (status, _, _) = post(&format!("{base}/auth/logout-everywhere"), &opaque, "").await;
+    assert_eq!(status, 403);
+    assert_eq!(me(b.clone()).await, 200);
     let (status, cookies, body) = post(
         &format!("{base}/auth/logout-everywhere"),
         &[("authorization", &format!("Bearer {b}"))],
@@ -654,6 +690,23 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
     // A login after the cut-off works (`iat` has whole seconds: the next second).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (c, _) = login().await;
+    assert_eq!(me(c.clone()).await, 200);
+
+    // Without --built-in-issuer, a configuration on port 0 cannot name the running server's
+    // issuer: refused (exit 2) rather than revoking tokens of an issuer that does not exist.
+    let o = run(
+        dir.path(),
+        &[
+            "tokens",
+            "--config",
+            config_arg,
+            "logout-everywhere",
+            "--subject",
+            "demo",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("--built-in-issuer"), "{}", stderr(&o));
     assert_eq!(me(c.clone()).await, 200);
 
     // The CLI's log out everywhere reaches the running server too.
