@@ -15,8 +15,9 @@
 //!   `acquire_timeout`);
 //! - Unix-millisecond time conversions and the classification of sqlx errors.
 //!
-//! Errors are a small [`SqlError`] that each crate converts into its own store error; no sqlx
-//! type appears in the public API of the scheme crates. Anything here may change in any
+//! Errors are a small [`SqlError`] that each crate converts into its own store error
+//! (`connect_listener` hands sqlx's error to the listener loop that retries it); no sqlx type
+//! appears in the public API of the scheme crates. Anything here may change in any
 //! release.
 //!
 //! ```

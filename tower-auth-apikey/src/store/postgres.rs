@@ -453,9 +453,21 @@ impl PgFeed {
 /// A fresh connection listening on [`CHANNEL`]. It does not reconnect by itself: the feed
 /// does, so that the cache is cleared after it.
 async fn listen(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
-    let mut listener = connect_listener(options, MAX_RECONNECT_DELAY).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
+    // Connecting is bounded by the pool's acquire timeout, `LISTEN` by nothing: a connection
+    // gone silent right after connecting would stall the feed before its heartbeat starts.
+    let setup = async {
+        let mut listener = connect_listener(options, MAX_RECONNECT_DELAY).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(listener)
+    };
+    tokio::time::timeout(MAX_RECONNECT_DELAY.saturating_mul(2), setup)
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "LISTEN did not complete in time",
+            )))
+        })
 }
 
 fn to_hex(bytes: &[u8]) -> String {
