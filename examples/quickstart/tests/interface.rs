@@ -733,3 +733,42 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
 
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_server_does_not_start_without_its_revocation_list() {
+    let dir = tempfile::tempdir().unwrap();
+    // A first start creates and migrates the database.
+    let (mut child, _) = serve(dir.path()).await;
+    child.kill().await.unwrap();
+    // The revocation list can no longer be read.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("quickstart.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("DROP TABLE tower_auth_jwt_revocations")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+
+    // Serving now would accept tokens it may have been told to refuse: it exits instead.
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["serve", "--config", "quickstart.toml"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the server started without its revocation list")
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("cannot read the revocation list from sqlite://quickstart.db"),
+        "{err}"
+    );
+}
