@@ -376,25 +376,31 @@ impl RefreshTokenStore for SqliteStore {
     }
 }
 
+/// Appends one revocation, on the pool or inside a transaction.
+async fn insert_revocation<'e, E>(executor: E, entry: &Revocation) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO tower_auth_jwt_revocations \
+         (kind, issuer, value, issued_before, expires_at, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(entry.kind.as_str())
+    .bind(&entry.issuer)
+    .bind(&entry.value)
+    .bind(millis(entry.issued_before))
+    .bind(millis(entry.expires_at))
+    .bind(millis(entry.created_at))
+    .execute(executor)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 impl RevocationStore for SqliteStore {
     fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO tower_auth_jwt_revocations \
-                 (kind, issuer, value, issued_before, expires_at, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(entry.kind.as_str())
-            .bind(&entry.issuer)
-            .bind(&entry.value)
-            .bind(millis(entry.issued_before))
-            .bind(millis(entry.expires_at))
-            .bind(millis(entry.created_at))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-            Ok(())
-        })
+        Box::pin(insert_revocation(&self.pool, entry))
     }
 
     /// Appends the entries in one transaction.
@@ -402,20 +408,7 @@ impl RevocationStore for SqliteStore {
         Box::pin(async move {
             let mut tx = self.pool.begin().await.map_err(db_error)?;
             for entry in entries {
-                sqlx::query(
-                    "INSERT INTO tower_auth_jwt_revocations \
-                     (kind, issuer, value, issued_before, expires_at, created_at) \
-                     VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(entry.kind.as_str())
-                .bind(&entry.issuer)
-                .bind(&entry.value)
-                .bind(millis(entry.issued_before))
-                .bind(millis(entry.expires_at))
-                .bind(millis(entry.created_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                insert_revocation(&mut *tx, entry).await?;
             }
             tx.commit().await.map_err(db_error)
         })
