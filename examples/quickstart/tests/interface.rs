@@ -4,16 +4,17 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-const BIN: &str = env!("CARGO_BIN_EXE_quickstart");
+mod common;
+
+use common::{BIN, serve_with};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -163,30 +164,6 @@ async fn serve(dir: &Path) -> (tokio::process::Child, String) {
     let config = dir.join("quickstart.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\n").unwrap();
     serve_with(dir, &config).await
-}
-
-/// Starts `quickstart serve --config CONFIG`; returns the child and its base URL.
-async fn serve_with(dir: &Path, config: &Path) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(BIN)
-        .current_dir(dir)
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines.next_line().await.unwrap().unwrap();
-            if let Some(rest) = line.strip_prefix("quickstart listening on ") {
-                return rest.split(' ').next().unwrap().to_owned();
-            }
-        }
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
 }
 
 async fn request(

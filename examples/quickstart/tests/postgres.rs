@@ -4,17 +4,18 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tower_auth_tests::PgDatabase;
 
-const BIN: &str = env!("CARGO_BIN_EXE_quickstart");
+mod common;
+
+use common::{BIN, serve_with};
 
 async fn status(url: &str, key: &str) -> u16 {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -23,6 +24,29 @@ async fn status(url: &str, key: &str) -> u16 {
         .body(Empty::new())
         .unwrap();
     client.request(req).await.unwrap().status().as_u16()
+}
+
+/// Polls `status` (200 until then) every millisecond until the server answers 401, failing
+/// after 5 s; prints how long `what`, done just before, took to reach the server.
+async fn until_refused<F, Fut>(what: &str, mut status: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    let start = Instant::now();
+    loop {
+        let s = status().await;
+        if s == 401 {
+            break;
+        }
+        assert_eq!(s, 200);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{what} not seen within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    println!("{what} seen by the server after {:?}", start.elapsed());
 }
 
 #[tokio::test]
@@ -65,25 +89,7 @@ async fn keys_cli_and_server_share_postgres() {
         format!("listen = \"127.0.0.1:0\"\ndatabase = \"{}\"\n", db.url),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(BIN)
-        .current_dir(dir.path())
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines.next_line().await.unwrap().unwrap();
-            if let Some(rest) = line.strip_prefix("quickstart listening on ") {
-                return rest.split(' ').next().unwrap().to_owned();
-            }
-        }
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, base) = serve_with(dir.path(), &config).await;
 
     let items = format!("{base}/items");
     assert_eq!(status(&items, &key).await, 200);
@@ -94,25 +100,9 @@ async fn keys_cli_and_server_share_postgres() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let revoked = Instant::now();
-    loop {
-        let s = status(&items, &key).await;
-        if s == 401 {
-            break;
-        }
-        assert_eq!(s, 200);
-        assert!(
-            revoked.elapsed() < Duration::from_secs(5),
-            "revocation not seen within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    println!(
-        "revocation seen by the server after {:?}",
-        revoked.elapsed()
-    );
+    until_refused("revocation", || status(&items, &key)).await;
 
-    // A token of the built-in issuer, revoked by `jti` from another process.
+    // A user of the built-in issuer, logged out everywhere from another process.
     let client: Client<_, http_body_util::Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let res = client
@@ -159,23 +149,7 @@ async fn keys_cli_and_server_share_postgres() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let revoked = Instant::now();
-    loop {
-        let s = me().await;
-        if s == 401 {
-            break;
-        }
-        assert_eq!(s, 200);
-        assert!(
-            revoked.elapsed() < Duration::from_secs(5),
-            "log out everywhere not seen within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    println!(
-        "log out everywhere seen by the server after {:?}",
-        revoked.elapsed()
-    );
+    until_refused("log out everywhere", me).await;
     drop(child);
     db.drop_database().await;
 }

@@ -3,17 +3,15 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tower_auth_tests::{client_credentials_token as token, op_url};
 
-const BIN: &str = env!("CARGO_BIN_EXE_quickstart");
+mod common;
+
+use common::serve_with;
 
 async fn get(url: &str, bearer: &str) -> (u16, String) {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -53,25 +51,7 @@ client_secret = "tower-auth-rs-secret"
         ),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(BIN)
-        .current_dir(dir.path())
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines.next_line().await.unwrap().unwrap();
-            if let Some(rest) = line.strip_prefix("quickstart listening on ") {
-                return rest.split(' ').next().unwrap().to_owned();
-            }
-        }
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (_server, base) = serve_with(dir.path(), &config).await;
 
     let jwt = token(&op, "urn:tower-auth:rs256", "read:items").await;
     let (status, body) = get(&format!("{base}/me"), &jwt).await;

@@ -1,0 +1,36 @@
+//! What every quickstart test file needs: the binary, started as a server.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The quickstart binary built for these tests.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_quickstart");
+
+/// Starts `quickstart serve --config CONFIG` in `dir` (killed when the child is dropped);
+/// returns the child and the base URL it printed.
+pub(crate) async fn serve_with(dir: &Path, config: &Path) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(BIN)
+        .current_dir(dir)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap();
+            if let Some(rest) = line.strip_prefix("quickstart listening on ") {
+                return rest.split(' ').next().unwrap().to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    // Keep reading its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
