@@ -261,6 +261,24 @@ impl PgDatabase {
         .expect("pg_stat_activity readable")
     }
 
+    /// Waits (at most 10 s) until exactly `n` backends with `application_name` = `app` are
+    /// connected to this database (a new listener takes a moment to connect, a dropped one to
+    /// go); their pids.
+    pub async fn wait_for_backends(&self, app: &str, n: usize) -> Vec<i32> {
+        let start = std::time::Instant::now();
+        loop {
+            let pids = self.backends(app).await;
+            if pids.len() == n {
+                return pids;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "expected {n} connections of {app}, found {pids:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Drops the database, closing whatever is still connected to it.
     pub async fn drop_database(self) {
         let _ = sqlx::query(&format!(

@@ -75,21 +75,9 @@ impl Instance {
     }
 }
 
-/// Waits until `db` has exactly `n` listening connections (each list's listener connects
-/// before its first load returns, but a dropped one takes a moment to go); their pids.
+/// Waits until `db` has exactly `n` listening connections; their pids.
 async fn listeners(db: &PgDatabase, n: usize) -> Vec<i32> {
-    let start = Instant::now();
-    loop {
-        let pids = db.backends(LISTENER).await;
-        if pids.len() == n {
-            return pids;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "expected {n} listening connections, found {pids:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    db.wait_for_backends(LISTENER, n).await
 }
 
 /// Polls every millisecond until `instance` refuses `token`; the time it took, or `None`

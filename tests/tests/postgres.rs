@@ -62,18 +62,7 @@ async fn time_until(auth: &ApiKeyAuthenticator, key: &str, want: StatusCode) -> 
 
 /// Waits until `db` has exactly `n` listening connections; their pids.
 async fn listeners(db: &PgDatabase, n: usize) -> Vec<i32> {
-    let start = Instant::now();
-    loop {
-        let pids = db.backends(LISTENER).await;
-        if pids.len() == n {
-            return pids;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "expected {n} listening connections, found {pids:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    db.wait_for_backends(LISTENER, n).await
 }
 
 /// An instance: its own store (its own pool and listener) on `url`, default cache (30 s TTL).
