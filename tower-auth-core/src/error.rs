@@ -15,12 +15,15 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// the client and to log. The [`source`](StdError::source) carries the underlying cause (a store
 /// error, a timeout) for logs only.
 pub struct AuthError {
-    inner: Box<Inner>,
-}
-
-struct Inner {
     kind: AuthErrorKind,
     description: &'static str,
+    /// The rarely used parts, boxed so that the common error (a kind and a fixed description)
+    /// costs no allocation.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Default)]
+struct Extra {
     scope: Option<String>,
     source: Option<BoxError>,
 }
@@ -71,13 +74,14 @@ impl AuthErrorKind {
 impl AuthError {
     fn new(kind: AuthErrorKind, description: &'static str) -> Self {
         Self {
-            inner: Box::new(Inner {
-                kind,
-                description,
-                scope: None,
-                source: None,
-            }),
+            kind,
+            description,
+            extra: None,
         }
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
     }
 
     /// No credential was presented.
@@ -99,7 +103,7 @@ impl AuthError {
     /// satisfy the requirement; it goes into the challenge's `scope` attribute.
     pub fn insufficient_scope(required: impl Into<String>) -> Self {
         let mut e = Self::new(AuthErrorKind::InsufficientScope, "insufficient scope");
-        e.inner.scope = Some(required.into());
+        e.extra_mut().scope = Some(required.into());
         e
     }
 
@@ -116,51 +120,55 @@ impl AuthError {
     /// Attaches the underlying cause, for logs. It is never sent to the client.
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.inner.source = Some(source.into());
+        self.extra_mut().source = Some(source.into());
         self
     }
 
     /// The class of the error.
     pub fn kind(&self) -> AuthErrorKind {
-        self.inner.kind
+        self.kind
     }
 
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
-        self.inner.kind.status()
+        self.kind.status()
     }
 
     /// A fixed, client-safe description (RFC 6750 `error_description`).
     pub fn description(&self) -> &'static str {
-        self.inner.description
+        self.description
     }
 
     /// For [`AuthErrorKind::InsufficientScope`]: the scopes that would satisfy the requirement.
     pub fn required_scope(&self) -> Option<&str> {
-        self.inner.scope.as_deref()
+        self.extra.as_ref()?.scope.as_deref()
     }
 }
 
 impl fmt::Debug for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthError")
-            .field("kind", &self.inner.kind)
-            .field("description", &self.inner.description)
-            .field("scope", &self.inner.scope)
-            .field("source", &self.inner.source)
+            .field("kind", &self.kind)
+            .field("description", &self.description)
+            .field("scope", &self.extra.as_ref().and_then(|e| e.scope.as_ref()))
+            .field(
+                "source",
+                &self.extra.as_ref().and_then(|e| e.source.as_ref()),
+            )
             .finish()
     }
 }
 
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.inner.description)
+        f.write_str(self.description)
     }
 }
 
 impl StdError for AuthError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner
+        self.extra
+            .as_ref()?
             .source
             .as_deref()
             .map(|e| e as &(dyn StdError + 'static))
@@ -247,6 +255,21 @@ mod tests {
             e.source().map(|s| s.to_string()).as_deref(),
             Some("connection refused")
         );
+    }
+
+    #[test]
+    fn scope_and_source_are_kept_together() {
+        let e =
+            AuthError::insufficient_scope("a b").with_source(std::io::Error::other("policy store"));
+        assert_eq!(e.kind(), AuthErrorKind::InsufficientScope);
+        assert_eq!(e.required_scope(), Some("a b"));
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("policy store")
+        );
+        let e = AuthError::invalid_token("bad");
+        assert_eq!((e.required_scope(), e.source().is_none()), (None, true));
+        assert_eq!(e.description(), "bad");
     }
 
     #[test]
