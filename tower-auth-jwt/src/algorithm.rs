@@ -109,24 +109,6 @@ impl Algorithm {
             _ => None,
         }
     }
-
-    pub(crate) fn to_jwt(self) -> jsonwebtoken::Algorithm {
-        use jsonwebtoken::Algorithm as J;
-        match self {
-            Self::HS256 => J::HS256,
-            Self::HS384 => J::HS384,
-            Self::HS512 => J::HS512,
-            Self::RS256 => J::RS256,
-            Self::RS384 => J::RS384,
-            Self::RS512 => J::RS512,
-            Self::PS256 => J::PS256,
-            Self::PS384 => J::PS384,
-            Self::PS512 => J::PS512,
-            Self::ES256 => J::ES256,
-            Self::ES384 => J::ES384,
-            Self::EdDSA => J::EdDSA,
-        }
-    }
 }
 
 impl fmt::Display for Algorithm {

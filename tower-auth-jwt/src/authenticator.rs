@@ -1,5 +1,6 @@
 //! [`JwtAuthenticator`]: token extraction, verification and the principal it produces.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -15,15 +16,16 @@ use http::HeaderValue;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
 use tower_auth_core::clock::Clock;
 use tower_auth_core::credential::{Found, Location, bearer_token, cookie_value};
 use tower_auth_core::{
-    AuthError, Authenticator, BoxAuthFuture, Principal, PrincipalKind, Scheme, Scopes,
+    AuthError, Authenticator, BoxAuthFuture, Principal, PrincipalBuilder, PrincipalKind, Scheme,
+    Scopes,
 };
 
 use crate::cache::{self, CachedToken, TokenCache, TokenHash};
-use crate::claims::numeric_date;
+use crate::claims::number_date;
+use crate::raw::{Json, Object};
 use crate::{
     Algorithm, ClaimPath, Claims, ClaimsMapping, JwtAuthenticatorBuilder, KeyLookup, KeySet,
     KeySource, RevocationCheck, RevocationStatus, ServiceRule, TokenIdentity, telemetry,
@@ -140,22 +142,10 @@ impl JwtAuthenticator {
             }
             hash = Some(key);
         }
-        let parsed = match Parsed::parse(token) {
-            Ok(p) => p,
-            Err(e) => return JwtFuture::ready(reject(e)),
-        };
-        let issuer = match inner.select_issuer(&parsed) {
-            Ok(i) => i,
-            Err(e) => return JwtFuture::ready(reject(e)),
-        };
-        match issuer.source.lookup(parsed.header.kid.as_deref()) {
-            KeyLookup::Ready(keys) => {
-                JwtFuture::ready(inner.finish(issuer, parsed, &keys, hash).or_else(reject))
-            }
-            KeyLookup::Unavailable(e) => JwtFuture::ready(reject(
-                AuthError::unavailable("signing keys unavailable").with_source(e),
-            )),
-            KeyLookup::Pending(fut) => {
+        match inner.verify(token, None, hash) {
+            Ok(Verdict::Principal(p)) => JwtFuture::ready(Ok(p)),
+            Err(e) => JwtFuture::ready(reject(e)),
+            Ok(Verdict::FetchKeys(fut)) => {
                 let inner = Arc::clone(inner);
                 let token = token.to_owned();
                 JwtFuture::boxed(Box::pin(async move {
@@ -164,13 +154,25 @@ impl JwtAuthenticator {
                             AuthError::unavailable("signing keys unavailable").with_source(e),
                         )
                     })?;
-                    let parsed = Parsed::parse(&token).map_err(reject_err)?;
-                    let issuer = inner.select_issuer(&parsed).map_err(reject_err)?;
-                    inner.finish(issuer, parsed, &keys, hash).or_else(reject)
+                    match inner.verify(&token, Some(&keys), hash) {
+                        Ok(Verdict::Principal(p)) => Ok(p),
+                        Err(e) => reject(e),
+                        // Keys were given: nothing is fetched again.
+                        Ok(Verdict::FetchKeys(_)) => {
+                            reject(AuthError::unavailable("signing keys unavailable"))
+                        }
+                    }
                 }))
             }
         }
     }
+}
+
+/// What [`Inner::verify`] came to without an error.
+enum Verdict {
+    Principal(Principal),
+    /// The issuer's key source has to fetch keys first.
+    FetchKeys(crate::source::KeySetFuture),
 }
 
 /// The rejection for a revocation answer, if any: revoked is 401, unavailable 503 (fail
@@ -194,26 +196,120 @@ fn reject_err(e: AuthError) -> AuthError {
     e
 }
 
+fn malformed() -> AuthError {
+    AuthError::invalid_token("malformed token")
+}
+
+/// base64url without padding, canonical (no stray bits), as JWS requires.
+fn decode_segment(segment: &str) -> Result<Vec<u8>, AuthError> {
+    URL_SAFE_NO_PAD.decode(segment).map_err(|_| malformed())
+}
+
 impl Inner {
-    fn select_issuer(&self, parsed: &Parsed<'_>) -> Result<&IssuerState, AuthError> {
-        let iss = match parsed.claims.get("iss") {
-            None => return Err(AuthError::invalid_token("missing issuer")),
-            Some(Value::String(s)) => s,
-            Some(_) => return Err(AuthError::invalid_token("malformed issuer")),
+    /// Verifies a compact JWS: splits and decodes it, picks the issuer by `iss`, checks the
+    /// signature with the issuer's keys (`keys` when they were just fetched), then every claim.
+    ///
+    /// Nothing is trusted before the signature check: until then the claims only pick the
+    /// issuer. The claims are read without building a `serde_json::Value` (see the `raw`
+    /// module); the principal's [`Claims`] keep the decoded payload and parse it when read.
+    fn verify(
+        &self,
+        token: &str,
+        keys: Option<&KeySet>,
+        hash: Option<TokenHash>,
+    ) -> Result<Verdict, AuthError> {
+        let (signing_input, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
+        let (header_b64, payload_b64) = signing_input.split_once('.').ok_or_else(malformed)?;
+        if payload_b64.contains('.') {
+            return Err(malformed());
+        }
+        if signature.is_empty() {
+            return Err(AuthError::invalid_token("missing signature"));
+        }
+        let header_json = decode_segment(header_b64)?;
+        let header = Header::parse(&header_json)?;
+        let payload = String::from_utf8(decode_segment(payload_b64)?)
+            .map_err(|_| AuthError::invalid_token("claims are not a JSON object"))?;
+        let claims = Object::parse(&payload)
+            .ok_or_else(|| AuthError::invalid_token("claims are not a JSON object"))?;
+        let issuer = self.select_issuer(&header, &claims)?;
+
+        let fetched;
+        let keys = match keys {
+            Some(keys) => keys,
+            None => match issuer.source.lookup(header.kid.as_deref()) {
+                KeyLookup::Ready(keys) => {
+                    fetched = keys;
+                    &*fetched
+                }
+                KeyLookup::Pending(fut) => return Ok(Verdict::FetchKeys(fut)),
+                KeyLookup::Unavailable(e) => {
+                    return Err(AuthError::unavailable("signing keys unavailable").with_source(e));
+                }
+            },
         };
+
+        // Signature: only keys that fit the algorithm, whatever the header says.
+        let mut candidates = keys
+            .candidates(header.kid.as_deref(), header.alg)
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(AuthError::invalid_token("no key for this token"));
+        }
+        let verified_by = candidates
+            .find(|k| k.verify(header.alg, signing_input.as_bytes(), signature))
+            .ok_or_else(|| AuthError::invalid_token("invalid signature"))?;
+
+        let now = self.clock.now();
+        let checked = self.check_claims(issuer, &claims, now)?;
+        // The claims' borrow of the payload ends here: the payload moves into the principal.
+        drop(claims);
+        let principal = checked
+            .builder
+            .extension(Claims::from_verified(payload))
+            .build();
+        if let (Some(cache), Some(hash), Some(identity)) = (&self.cache, hash, checked.identity) {
+            cache.insert(
+                hash,
+                CachedToken::new(
+                    principal.clone(),
+                    identity,
+                    signing_input.as_bytes().into(),
+                    Arc::downgrade(verified_by),
+                    checked.valid_until,
+                    now,
+                    cache.ttl,
+                ),
+            );
+        }
+        telemetry::verified(false);
+        Ok(Verdict::Principal(principal))
+    }
+
+    fn select_issuer(
+        &self,
+        header: &Header<'_>,
+        claims: &Object<'_>,
+    ) -> Result<&IssuerState, AuthError> {
+        let iss = claims
+            .get("iss")
+            .ok_or_else(|| AuthError::invalid_token("missing issuer"))?;
+        let iss = iss
+            .as_str()
+            .ok_or_else(|| AuthError::invalid_token("malformed issuer"))?;
         let issuer = self
             .issuers
-            .get(iss.as_str())
+            .get(iss)
             .ok_or_else(|| AuthError::invalid_token("unknown issuer"))?;
         if issuer.typ == TypPolicy::AccessToken {
-            let ok = parsed.header.typ.as_deref().is_some_and(|t| {
+            let ok = header.typ.as_deref().is_some_and(|t| {
                 t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
             });
             if !ok {
                 return Err(AuthError::invalid_token("wrong token type"));
             }
         }
-        if !issuer.algorithms.contains(&parsed.alg) {
+        if !issuer.algorithms.contains(&header.alg) {
             return Err(AuthError::invalid_token("algorithm not allowed"));
         }
         Ok(issuer)
@@ -233,50 +329,27 @@ impl Inner {
         Ok(hit.principal.clone())
     }
 
-    fn finish(
+    /// Every check of the claims of a token whose signature verified, and the principal they
+    /// make (without its [`Claims`], which take the payload afterwards).
+    fn check_claims(
         &self,
         issuer: &IssuerState,
-        parsed: Parsed<'_>,
-        keys: &KeySet,
-        hash: Option<TokenHash>,
-    ) -> Result<Principal, AuthError> {
-        // Signature: only keys that fit the algorithm, whatever the header says.
-        let mut candidates = keys
-            .candidates(parsed.header.kid.as_deref(), parsed.alg)
-            .peekable();
-        if candidates.peek().is_none() {
-            return Err(AuthError::invalid_token("no key for this token"));
-        }
-        let Some(verified_by) = candidates.find(|k| {
-            k.verify(
-                parsed.alg,
-                parsed.signing_input.as_bytes(),
-                parsed.signature,
-            )
-        }) else {
-            return Err(AuthError::invalid_token("invalid signature"));
-        };
-        let parsed_input = parsed.signing_input.as_bytes();
-        let claims = parsed.claims;
-        let now = self.clock.now();
-        let times = check_times(issuer, &claims, now)?;
-        check_audience(issuer, &claims)?;
+        claims: &Object<'_>,
+        now: SystemTime,
+    ) -> Result<Checked, AuthError> {
+        let times = check_times(issuer, claims, now)?;
+        check_audience(issuer, claims)?;
 
-        let subject = match claims.get("sub") {
-            Some(Value::String(s)) => Some(s.as_str()),
-            None => None,
-            Some(_) => return Err(AuthError::invalid_token("malformed subject")),
-        };
-        let jti = match claims.get("jti") {
-            Some(Value::String(s)) => Some(s.as_str()),
-            None => None,
-            Some(_) => return Err(AuthError::invalid_token("malformed token id")),
-        };
+        let subject = string_claim(claims, "sub", "malformed subject")?;
+        let jti = string_claim(claims, "jti", "malformed token id")?;
         let principal_subject = match &issuer.subject {
-            Some(path) => path.lookup(&claims).and_then(Value::as_str),
-            None => subject
-                .or_else(|| claims.get("client_id").and_then(Value::as_str))
-                .or_else(|| claims.get("azp").and_then(Value::as_str)),
+            Some(path) => path.string(claims),
+            None => subject.or_else(|| {
+                claims
+                    .get("client_id")
+                    .and_then(Json::as_str)
+                    .or_else(|| claims.get("azp").and_then(Json::as_str))
+            }),
         }
         .ok_or_else(|| AuthError::invalid_token("missing subject"))?;
         // Only built when something will read it.
@@ -293,7 +366,7 @@ impl Inner {
             return Err(e);
         }
 
-        let kind = if issuer.service_rule.is_service(&claims) {
+        let kind = if issuer.service_rule.is_service(claims) {
             PrincipalKind::Service
         } else {
             PrincipalKind::User
@@ -301,31 +374,39 @@ impl Inner {
         let mut builder = Principal::builder(principal_subject, Scheme::Jwt)
             .kind(kind)
             .issuer(issuer.issuer.as_str())
-            .scope_set(scopes(&claims))
-            .roles(issuer.mapping.roles(&claims))
+            .scope_set(scopes(claims))
+            .roles(issuer.mapping.roles(claims))
             .maybe_expires_at(times.exp);
-        if let Some(t) = issuer.mapping.tenant(&claims) {
+        if let Some(t) = issuer.mapping.tenant(claims) {
             builder = builder.tenant(t);
         }
-        let principal = builder
-            .extension(Claims::from_value(Value::Object(claims)))
-            .build();
-        if let (Some(cache), Some(hash), Some(identity)) = (&self.cache, hash, identity) {
-            cache.insert(
-                hash,
-                CachedToken::new(
-                    principal.clone(),
-                    identity,
-                    parsed_input.into(),
-                    Arc::downgrade(verified_by),
-                    times.valid_until,
-                    now,
-                    cache.ttl,
-                ),
-            );
-        }
-        telemetry::verified(false);
-        Ok(principal)
+        Ok(Checked {
+            builder,
+            identity,
+            valid_until: times.valid_until,
+        })
+    }
+}
+
+/// The outcome of [`Inner::check_claims`].
+struct Checked {
+    builder: PrincipalBuilder,
+    identity: Option<TokenIdentity>,
+    valid_until: Option<SystemTime>,
+}
+
+/// A claim that must be a string when present.
+fn string_claim<'b>(
+    claims: &'b Object<'_>,
+    name: &str,
+    malformed: &'static str,
+) -> Result<Option<&'b str>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_str()
+            .map(Some)
+            .ok_or_else(|| AuthError::invalid_token(malformed)),
     }
 }
 
@@ -336,13 +417,15 @@ struct Times {
 }
 
 fn time_claim(
-    claims: &Map<String, Value>,
+    claims: &Object<'_>,
     name: &str,
     malformed: &'static str,
 ) -> Result<Option<SystemTime>, AuthError> {
     match claims.get(name) {
         None => Ok(None),
-        Some(v) => numeric_date(v)
+        Some(v) => v
+            .as_number()
+            .and_then(number_date)
             .map(Some)
             .ok_or_else(|| AuthError::invalid_token(malformed)),
     }
@@ -350,7 +433,7 @@ fn time_claim(
 
 fn check_times(
     issuer: &IssuerState,
-    claims: &Map<String, Value>,
+    claims: &Object<'_>,
     now: SystemTime,
 ) -> Result<Times, AuthError> {
     let leeway = issuer.leeway;
@@ -398,21 +481,23 @@ fn check_times(
     })
 }
 
-fn check_audience(issuer: &IssuerState, claims: &Map<String, Value>) -> Result<(), AuthError> {
+fn check_audience(issuer: &IssuerState, claims: &Object<'_>) -> Result<(), AuthError> {
     if issuer.skip_audience {
         return Ok(());
     }
     let ours = |a: &str| issuer.audiences.iter().any(|x| x == a);
-    let ok = match claims.get("aud") {
-        None => return Err(AuthError::invalid_token("missing audience")),
-        Some(Value::String(a)) => ours(a),
-        Some(Value::Array(items)) => {
-            if items.iter().any(|v| !v.is_string()) {
+    let aud = claims
+        .get("aud")
+        .ok_or_else(|| AuthError::invalid_token("missing audience"))?;
+    let ok = match aud {
+        Json::String(a) => ours(a),
+        Json::Array(items) => {
+            if items.iter().any(|v| v.as_str().is_none()) {
                 return Err(AuthError::invalid_token("malformed audience"));
             }
-            items.iter().filter_map(Value::as_str).any(ours)
+            items.iter().filter_map(Json::as_str).any(ours)
         }
-        Some(_) => return Err(AuthError::invalid_token("malformed audience")),
+        _ => return Err(AuthError::invalid_token("malformed audience")),
     };
     if ok {
         Ok(())
@@ -421,10 +506,10 @@ fn check_audience(issuer: &IssuerState, claims: &Map<String, Value>) -> Result<(
     }
 }
 
-fn scopes(claims: &Map<String, Value>) -> Scopes {
-    let from = |v: &Value| match v {
-        Value::String(s) => Some(Scopes::from_space_separated(s)),
-        Value::Array(items) => Some(Scopes::new(items.iter().filter_map(Value::as_str))),
+fn scopes(claims: &Object<'_>) -> Scopes {
+    let from = |v: &Json<'_>| match v {
+        Json::String(s) => Some(Scopes::from_space_separated(s)),
+        Json::Array(items) => Some(Scopes::new(items.iter().filter_map(Json::as_str))),
         _ => None,
     };
     claims
@@ -436,69 +521,44 @@ fn scopes(claims: &Map<String, Value>) -> Scopes {
 
 /// The JOSE header members we act on. Everything else is ignored, in particular `jwk`, `jku`,
 /// `x5u`, `x5c` and `x5t`: keys are never taken from the token.
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    crit: bool,
+struct Header<'a> {
+    alg: Algorithm,
+    kid: Option<Cow<'a, str>>,
+    typ: Option<Cow<'a, str>>,
+}
+
+impl<'a> Header<'a> {
+    fn parse(json: &'a [u8]) -> Result<Self, AuthError> {
+        #[derive(Deserialize)]
+        struct Members<'a> {
+            #[serde(borrow)]
+            alg: Cow<'a, str>,
+            #[serde(default, borrow)]
+            kid: Option<Cow<'a, str>>,
+            #[serde(default, borrow)]
+            typ: Option<Cow<'a, str>>,
+            #[serde(default, deserialize_with = "present")]
+            crit: bool,
+        }
+        let members: Members<'a> = serde_json::from_slice(json).map_err(|_| malformed())?;
+        if members.crit {
+            return Err(AuthError::invalid_token("unsupported critical header"));
+        }
+        let alg = members
+            .alg
+            .parse()
+            .map_err(|_| AuthError::invalid_token("unsupported algorithm"))?;
+        Ok(Self {
+            alg,
+            kid: members.kid,
+            typ: members.typ,
+        })
+    }
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(d)?;
     Ok(true)
-}
-
-struct Parsed<'t> {
-    header: Header,
-    alg: Algorithm,
-    claims: Map<String, Value>,
-    signing_input: &'t str,
-    signature: &'t str,
-}
-
-impl<'t> Parsed<'t> {
-    /// Splits and decodes a compact JWS. Nothing here is trusted yet: the claims only pick the
-    /// issuer until the signature is checked.
-    fn parse(token: &'t str) -> Result<Self, AuthError> {
-        let malformed = || AuthError::invalid_token("malformed token");
-        let (signing_input, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
-        let (header_b64, payload_b64) = signing_input.split_once('.').ok_or_else(malformed)?;
-        if payload_b64.contains('.') {
-            return Err(malformed());
-        }
-        if signature.is_empty() {
-            return Err(AuthError::invalid_token("missing signature"));
-        }
-        let header_bytes = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .map_err(|_| malformed())?;
-        let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| malformed())?;
-        if header.crit {
-            return Err(AuthError::invalid_token("unsupported critical header"));
-        }
-        let alg: Algorithm = header
-            .alg
-            .parse()
-            .map_err(|_| AuthError::invalid_token("unsupported algorithm"))?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload_b64)
-            .map_err(|_| malformed())?;
-        let claims = match serde_json::from_slice::<Value>(&payload) {
-            Ok(Value::Object(m)) => m,
-            _ => return Err(AuthError::invalid_token("claims are not a JSON object")),
-        };
-        Ok(Self {
-            header,
-            alg,
-            claims,
-            signing_input,
-            signature,
-        })
-    }
 }
 
 /// The token found by [`JwtAuthenticator`]'s `extract`: a view into the request header it came

@@ -1,11 +1,13 @@
 //! Verified claims, and how they map onto a [`Principal`](tower_auth_core::Principal).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
+
+use crate::raw::{Json, Object};
 
 /// The verified claims of a token, attached to the [`Principal`](tower_auth_core::Principal) as
 /// an extension: `principal.extension::<Claims>()`.
@@ -13,6 +15,10 @@ use serde_json::{Map, Value};
 /// Only tokens that passed every check get here. Read single claims with [`get`](Self::get) or
 /// [`get_path`](Self::get_path), or your own typed view with
 /// [`deserialize`](Self::deserialize).
+///
+/// The claims are kept as the token's JSON text and parsed into a `serde_json` map the first
+/// time they are read (then kept): verification itself reads only the claims it checks, so a
+/// request whose handler never looks at the claims never pays for building the map.
 ///
 /// ```
 /// use serde::Deserialize;
@@ -27,29 +33,54 @@ use serde_json::{Map, Value};
 /// assert_eq!(claims.get_path("a.b").and_then(|v| v.as_u64()), Some(1));
 /// assert_eq!(claims.subject(), Some("alice"));
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Claims {
-    value: Value,
+    json: Box<str>,
+    value: OnceLock<Value>,
+}
+
+impl PartialEq for Claims {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_map() == other.as_map()
+    }
 }
 
 impl Claims {
-    pub(crate) fn from_value(value: Value) -> Self {
-        debug_assert!(value.is_object());
-        Self { value }
+    /// The claims of a verified token: `json` was read as a JSON object already.
+    pub(crate) fn from_verified(json: String) -> Self {
+        Self {
+            json: json.into_boxed_str(),
+            value: OnceLock::new(),
+        }
     }
 
     /// Claims from a JSON object (for tests and for your own token sources). Nothing is
     /// verified.
     pub fn from_json(json: &str) -> Result<Self, ClaimsError> {
         match serde_json::from_str::<Value>(json) {
-            Ok(value @ Value::Object(_)) => Ok(Self { value }),
+            Ok(value @ Value::Object(_)) => Ok(Self {
+                json: json.into(),
+                value: OnceLock::from(value),
+            }),
             _ => Err(ClaimsError(())),
         }
     }
 
+    /// The claims as the JSON text they were read from (the decoded token payload).
+    pub fn as_json(&self) -> &str {
+        &self.json
+    }
+
+    fn value(&self) -> &Value {
+        self.value.get_or_init(|| {
+            // The text was read as a JSON object before it got here, so this parses.
+            serde_json::from_str(&self.json).unwrap_or_else(|_| Value::Object(Map::new()))
+        })
+    }
+
     /// Every claim.
     pub fn as_map(&self) -> &Map<String, Value> {
-        match &self.value {
+        match self.value() {
             Value::Object(m) => m,
             // Constructed from objects only.
             _ => unreachable_map(),
@@ -64,12 +95,12 @@ impl Claims {
     /// A claim at a dot path (`realm_access.roles`).
     pub fn get_path(&self, path: &str) -> Option<&Value> {
         path.split('.')
-            .try_fold(&self.value, |v, seg| v.as_object()?.get(seg))
+            .try_fold(self.value(), |v, seg| v.as_object()?.get(seg))
     }
 
     /// A typed view of the claims; borrows strings from the claims where the type allows.
     pub fn deserialize<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ClaimsError> {
-        T::deserialize(&self.value).map_err(|_| ClaimsError(()))
+        T::deserialize(self.value()).map_err(|_| ClaimsError(()))
     }
 
     /// `sub`.
@@ -127,7 +158,11 @@ impl std::error::Error for ClaimsError {}
 /// A JSON NumericDate (RFC 7519 section 2): a non-negative number of seconds, possibly
 /// fractional. Strings, negatives and non-finite values are not dates.
 pub(crate) fn numeric_date(v: &Value) -> Option<SystemTime> {
-    let n = v.as_number()?;
+    number_date(v.as_number()?)
+}
+
+/// [`numeric_date`] of a number.
+pub(crate) fn number_date(n: &Number) -> Option<SystemTime> {
     if let Some(u) = n.as_u64() {
         return UNIX_EPOCH.checked_add(Duration::from_secs(u));
     }
@@ -184,10 +219,13 @@ impl ClaimPath {
         !self.0.is_empty() && self.0.iter().all(|s| !s.is_empty())
     }
 
-    pub(crate) fn lookup<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a Value> {
-        let (first, rest) = self.0.split_first()?;
-        rest.iter()
-            .try_fold(claims.get(&**first)?, |v, seg| v.as_object()?.get(&**seg))
+    pub(crate) fn lookup<'b, 'a>(&self, claims: &'b Object<'a>) -> Option<&'b Json<'a>> {
+        claims.path(&self.0)
+    }
+
+    /// The string at this path, if it holds one.
+    pub(crate) fn string<'b>(&self, claims: &'b Object<'_>) -> Option<&'b str> {
+        self.lookup(claims)?.as_str()
     }
 }
 
@@ -276,22 +314,18 @@ impl ClaimsMapping {
         self
     }
 
-    pub(crate) fn roles<'a>(&self, claims: &'a Map<String, Value>) -> Vec<&'a str> {
+    pub(crate) fn roles<'b>(&self, claims: &'b Object<'_>) -> Vec<&'b str> {
         let mut out = Vec::new();
         for path in &self.roles {
-            match path.lookup(claims) {
-                Some(Value::String(s)) => out.push(s.as_str()),
-                Some(Value::Array(items)) => {
-                    out.extend(items.iter().filter_map(Value::as_str));
-                }
-                _ => {}
+            if let Some(strings) = path.lookup(claims).and_then(Json::strings) {
+                out.extend(strings);
             }
         }
         out
     }
 
-    pub(crate) fn tenant<'a>(&self, claims: &'a Map<String, Value>) -> Option<&'a str> {
-        self.tenant.as_ref()?.lookup(claims)?.as_str()
+    pub(crate) fn tenant<'b>(&self, claims: &'b Object<'_>) -> Option<&'b str> {
+        self.tenant.as_ref()?.string(claims)
     }
 }
 
@@ -321,16 +355,16 @@ pub enum ServiceRule {
 }
 
 impl ServiceRule {
-    pub(crate) fn is_service(&self, claims: &Map<String, Value>) -> bool {
+    pub(crate) fn is_service(&self, claims: &Object<'_>) -> bool {
         match self {
             Self::Never => false,
             Self::ClientCredentials => {
-                let sub = claims.get("sub").and_then(Value::as_str);
+                let sub = claims.get("sub").and_then(Json::as_str);
                 let client = claims
                     .get("client_id")
                     .or_else(|| claims.get("azp"))
-                    .and_then(Value::as_str);
-                let azure_app = claims.get("idtyp").and_then(Value::as_str) == Some("app");
+                    .and_then(Json::as_str);
+                let azure_app = claims.get("idtyp").and_then(Json::as_str) == Some("app");
                 azure_app
                     || match (sub, client) {
                         (None, _) => true,
@@ -338,9 +372,7 @@ impl ServiceRule {
                         (Some(_), None) => false,
                     }
             }
-            Self::ClaimEquals(path, value) => {
-                path.lookup(claims).and_then(Value::as_str) == Some(value.as_str())
-            }
+            Self::ClaimEquals(path, value) => path.string(claims) == Some(value.as_str()),
         }
     }
 }

@@ -3,10 +3,14 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_2048_8192_SHA512,
+    RSA_PSS_2048_8192_SHA256, RSA_PSS_2048_8192_SHA384, RSA_PSS_2048_8192_SHA512,
+    RsaPublicKeyComponents, VerificationAlgorithm,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -133,7 +137,109 @@ pub struct VerifyingKey {
     alg: Option<Algorithm>,
     key_type: KeyType,
     hmac_len: usize,
-    decoding: DecodingKey,
+    crypto: Crypto,
+}
+
+/// The key material, parsed once for the signature checks.
+///
+/// Public keys are parsed into aws-lc's form when the key is built (for its default algorithm)
+/// or on first use (for the other RSA algorithms), not on every verification: parsing an RSA
+/// key costs about as much again as checking a signature with it. HMAC keys are built for the
+/// three hashes up front.
+#[derive(Clone)]
+enum Crypto {
+    Hmac(Box<[hmac::Key; 3]>),
+    Public {
+        /// The public key as aws-lc parses it: DER (`RSAPublicKey` or SPKI) for RSA, the
+        /// uncompressed point for EC, the raw 32 bytes for Ed25519.
+        der: Box<[u8]>,
+        /// One parsed key per algorithm slot (see [`public_algorithm`]); `None` once parsing
+        /// for that algorithm failed.
+        parsed: Box<[OnceLock<Option<ParsedPublicKey>>; 6]>,
+    },
+}
+
+/// The aws-lc verification algorithm of a public-key JWS algorithm, and its slot in
+/// [`Crypto::Public`]'s parsed keys.
+fn public_algorithm(alg: Algorithm) -> Option<(&'static dyn VerificationAlgorithm, usize)> {
+    use Algorithm::*;
+    Some(match alg {
+        RS256 => (&RSA_PKCS1_2048_8192_SHA256, 0),
+        RS384 => (&RSA_PKCS1_2048_8192_SHA384, 1),
+        RS512 => (&RSA_PKCS1_2048_8192_SHA512, 2),
+        PS256 => (&RSA_PSS_2048_8192_SHA256, 3),
+        PS384 => (&RSA_PSS_2048_8192_SHA384, 4),
+        PS512 => (&RSA_PSS_2048_8192_SHA512, 5),
+        ES256 => (&ECDSA_P256_SHA256_FIXED, 0),
+        ES384 => (&ECDSA_P384_SHA384_FIXED, 0),
+        EdDSA => (&ED25519, 0),
+        HS256 | HS384 | HS512 => return None,
+    })
+}
+
+/// The largest signature of any supported algorithm: RSA with an 8192-bit modulus.
+const MAX_SIGNATURE_LEN: usize = 1024;
+
+impl Crypto {
+    fn hmac(secret: &[u8]) -> Self {
+        Self::Hmac(Box::new([
+            hmac::Key::new(hmac::HMAC_SHA256, secret),
+            hmac::Key::new(hmac::HMAC_SHA384, secret),
+            hmac::Key::new(hmac::HMAC_SHA512, secret),
+        ]))
+    }
+
+    /// A public key, parsed for `alg` at once: fails when aws-lc does not accept it.
+    fn public(der: &[u8], alg: Algorithm) -> Result<Self, ()> {
+        let crypto = Self::Public {
+            der: der.into(),
+            parsed: Box::default(),
+        };
+        if crypto.parsed(alg).is_some() {
+            Ok(crypto)
+        } else {
+            Err(())
+        }
+    }
+
+    fn parsed(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
+        let Self::Public { der, parsed } = self else {
+            return None;
+        };
+        let (verification, slot) = public_algorithm(alg)?;
+        parsed
+            .get(slot)?
+            .get_or_init(|| ParsedPublicKey::new(verification, der).ok())
+            .as_ref()
+    }
+
+    /// Checks `signature` (base64url, canonical, no padding) over `message`.
+    fn verify(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
+        let mut buf = [0u8; MAX_SIGNATURE_LEN];
+        // Longer than any signature we verify: refused without decoding.
+        if signature.len() > MAX_SIGNATURE_LEN / 3 * 4 + 2 {
+            return false;
+        }
+        let Ok(len) = URL_SAFE_NO_PAD.decode_slice(signature, &mut buf) else {
+            return false;
+        };
+        let signature = &buf[..len];
+        match self {
+            Self::Hmac(keys) => {
+                let key = match alg {
+                    Algorithm::HS256 => &keys[0],
+                    Algorithm::HS384 => &keys[1],
+                    Algorithm::HS512 => &keys[2],
+                    _ => return false,
+                };
+                // Constant time.
+                hmac::verify(key, message, signature).is_ok()
+            }
+            Self::Public { .. } => self
+                .parsed(alg)
+                .is_some_and(|key| key.verify_sig(message, signature).is_ok()),
+        }
+    }
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -162,7 +268,7 @@ impl VerifyingKey {
             alg: None,
             key_type: KeyType::Hmac,
             hmac_len: secret.len(),
-            decoding: DecodingKey::from_secret(secret),
+            crypto: Crypto::hmac(secret),
         })
     }
 
@@ -191,22 +297,23 @@ impl VerifyingKey {
             let public = aws_lc_rs::rsa::PublicKey::from_der(der)
                 .map_err(|_| KeyError::new("invalid RSA public key"))?;
             check_rsa_bits(public.modulus_len() * 8)?;
-            return Ok(Self::asymmetric(KeyType::Rsa, decoding));
+            return Self::asymmetric(KeyType::Rsa, der)
+                .map_err(|()| KeyError::new("invalid RSA public key"));
         }
         if let Ok(decoding) = DecodingKey::from_ec_pem(pem) {
             let point = decoding
                 .try_get_as_bytes()
                 .map_err(|_| KeyError::new("invalid EC public key"))?;
             let key_type = ec_point_type(point)?;
-            return Ok(Self::asymmetric(key_type, decoding));
+            return Self::asymmetric(key_type, point)
+                .map_err(|()| KeyError::new("invalid EC public key"));
         }
         if let Ok(decoding) = DecodingKey::from_ed_pem(pem) {
             let x = decoding
                 .try_get_as_bytes()
                 .map_err(|_| KeyError::new("invalid Ed25519 public key"))?;
-            ParsedPublicKey::new(&ED25519, x)
-                .map_err(|_| KeyError::new("invalid Ed25519 public key"))?;
-            return Ok(Self::asymmetric(KeyType::Ed25519, decoding));
+            return Self::asymmetric(KeyType::Ed25519, x)
+                .map_err(|()| KeyError::new("invalid Ed25519 public key"));
         }
         Err(KeyError::new(
             "unsupported PEM public key (RSA, EC P-256, EC P-384 or Ed25519 expected)",
@@ -269,7 +376,11 @@ impl VerifyingKey {
                 if trim_leading_zeros(&e).is_empty() {
                     return Err(KeyError::new("invalid RSA exponent"));
                 }
-                Self::asymmetric(KeyType::Rsa, DecodingKey::from_rsa_raw_components(&n, &e))
+                let invalid = || KeyError::new("invalid RSA public key");
+                let parsed = RsaPublicKeyComponents { n: &n, e: &e }
+                    .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+                    .map_err(|_| invalid())?;
+                Self::asymmetric(KeyType::Rsa, parsed.as_ref()).map_err(|()| invalid())?
             }
             "EC" => {
                 if raw.d.is_some() {
@@ -291,7 +402,8 @@ impl VerifyingKey {
                 point.extend_from_slice(&x);
                 point.extend_from_slice(&y);
                 ec_point_type(&point)?;
-                Self::asymmetric(key_type, DecodingKey::from_ec_der(&point))
+                Self::asymmetric(key_type, &point)
+                    .map_err(|()| KeyError::new("invalid EC public key"))?
             }
             "OKP" => {
                 if raw.d.is_some() {
@@ -301,9 +413,8 @@ impl VerifyingKey {
                     return Err(KeyError::new("unsupported OKP curve"));
                 }
                 let x = b64_member(raw.x.as_deref(), "x")?;
-                ParsedPublicKey::new(&ED25519, &x)
-                    .map_err(|_| KeyError::new("invalid Ed25519 public key"))?;
-                Self::asymmetric(KeyType::Ed25519, DecodingKey::from_ed_der(&x))
+                Self::asymmetric(KeyType::Ed25519, &x)
+                    .map_err(|()| KeyError::new("invalid Ed25519 public key"))?
             }
             "oct" if allow_oct => {
                 let k = b64_member(raw.k.as_deref(), "k")?;
@@ -323,14 +434,16 @@ impl VerifyingKey {
         Ok(key)
     }
 
-    fn asymmetric(key_type: KeyType, decoding: DecodingKey) -> Self {
-        Self {
+    /// A public key from the bytes aws-lc parses, checked by parsing it for the key type's
+    /// default algorithm.
+    fn asymmetric(key_type: KeyType, der: &[u8]) -> Result<Self, ()> {
+        Ok(Self {
             kid: None,
             alg: None,
             key_type,
             hmac_len: 0,
-            decoding,
-        }
+            crypto: Crypto::public(der, key_type.default_algorithm())?,
+        })
     }
 
     /// Sets the key id matched against the token header's `kid`.
@@ -399,10 +512,7 @@ impl VerifyingKey {
     /// [`verify_signature`](Self::verify_signature) for a key known to fit.
     pub(crate) fn verify(&self, alg: Algorithm, signing_input: &[u8], signature: &str) -> bool {
         debug_assert!(self.fits(alg));
-        matches!(
-            jsonwebtoken::crypto::verify(signature, signing_input, &self.decoding, alg.to_jwt()),
-            Ok(true)
-        )
+        self.crypto.verify(alg, signing_input, signature)
     }
 }
 
@@ -690,8 +800,10 @@ mod tests {
     fn pkcs1_rsa_public_key_pem() {
         // The same key as rsa_public.pem, re-encoded as PKCS #1 ("RSA PUBLIC KEY").
         let spki = VerifyingKey::from_pem(data("rsa_public.pem")).unwrap();
-        let der = spki.decoding.try_get_as_bytes().unwrap().to_vec();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let Crypto::Public { der, .. } = &spki.crypto else {
+            panic!("an RSA key is a public key")
+        };
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
         let pem = format!("-----BEGIN RSA PUBLIC KEY-----\n{b64}\n-----END RSA PUBLIC KEY-----\n");
         assert_eq!(
             VerifyingKey::from_pem(pem).unwrap().key_type(),

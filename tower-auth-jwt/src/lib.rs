@@ -297,6 +297,7 @@ mod claims;
 mod error;
 pub mod issue;
 mod key;
+mod raw;
 #[cfg(feature = "remote")]
 pub mod remote;
 pub mod revocation;
