@@ -100,7 +100,7 @@ impl KeyHasher {
 
     pub(crate) fn hash(&self, key: &str) -> KeyHash {
         match self {
-            Self::Sha256 => KeyHash(Sha256::digest(key.as_bytes()).into()),
+            Self::Sha256 => KeyHash(sha256(key.as_bytes())),
             Self::Hmac(mac) => {
                 let mut mac = (**mac).clone();
                 mac.update(key.as_bytes());
@@ -108,6 +108,42 @@ impl KeyHasher {
             }
         }
     }
+}
+
+/// The SHA-256 initial state (FIPS 180-4 section 5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// The longest message whose padding fits in the same 64-byte block (one `0x80` byte and the
+/// 8-byte length).
+const ONE_BLOCK_MAX: usize = 64 - 1 - 8;
+
+/// SHA-256 of `data`. Keys fit in one block: those are padded here and compressed once, which
+/// skips the streaming hasher's buffering; longer input goes through [`Sha256`].
+fn sha256(data: &[u8]) -> [u8; 32] {
+    if data.len() > ONE_BLOCK_MAX {
+        return Sha256::digest(data).into();
+    }
+    let mut block = [0u8; 64];
+    block[..data.len()].copy_from_slice(data);
+    block[data.len()] = 0x80;
+    let bits = (data.len() as u64) * 8;
+    block[56..].copy_from_slice(&bits.to_be_bytes());
+    let mut state = SHA256_IV;
+    sha2::block_api::compress256(&mut state, &[block]);
+    let mut out = [0u8; 32];
+    for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
+        bytes.copy_from_slice(&word.to_be_bytes());
+    }
+    out
 }
 
 impl fmt::Debug for KeyHasher {
@@ -212,28 +248,33 @@ impl KeyFormat {
 
     /// Checks length, prefix, alphabet and checksum, in that order, without any lookup.
     pub(crate) fn check(&self, key: &str) -> Result<(), FormatError> {
-        // ASCII first: the splits below are by byte, and a key is ASCII anyway.
-        if key.len() > self.max_len || key.len() < BODY_LEN + 2 || !key.is_ascii() {
+        // Bytes throughout: the prefixes are ASCII, so a non-ASCII byte fails a comparison or
+        // the alphabet check below.
+        let key = key.as_bytes();
+        if key.len() > self.max_len || key.len() < BODY_LEN + 2 {
             return Err(FormatError::Malformed);
         }
         let (prefix, body) = key.split_at(key.len() - BODY_LEN);
-        let Some(prefix) = prefix.strip_suffix('_') else {
+        let Some(prefix) = prefix.strip_suffix(b"_") else {
             return Err(FormatError::Malformed);
         };
-        if prefix != &*self.prefix {
-            return Err(if self.others.iter().any(|p| **p == *prefix) {
+        if prefix != self.prefix.as_bytes() {
+            return Err(if self.others.iter().any(|p| p.as_bytes() == prefix) {
                 FormatError::OtherEnvironment
             } else {
                 FormatError::Malformed
             });
         }
-        let body = body.as_bytes();
-        if !body.iter().all(u8::is_ascii_alphanumeric) {
+        if !body
+            .iter()
+            .fold(true, |ok, &b| ok & b.is_ascii_alphanumeric())
+        {
             return Err(FormatError::Malformed);
         }
         let (_, sum) = body.split_at(RANDOM_LEN);
-        let expected = checksum(&key.as_bytes()[..key.len() - CHECKSUM_LEN]);
-        if sum != expected {
+        // Decoding the presented checksum is cheaper than encoding the computed one, and as
+        // base62 digits are unique (62^6 > 2^32), equal numbers mean equal strings.
+        if decode_base62(sum) != u64::from(crc32fast::hash(&key[..key.len() - CHECKSUM_LEN])) {
             return Err(FormatError::Checksum);
         }
         Ok(())
@@ -285,6 +326,19 @@ pub(crate) fn checksum(data: &[u8]) -> [u8; CHECKSUM_LEN] {
         n /= 62;
     }
     out
+}
+
+/// The value of base62 `digits`, most significant first. Each digit must be ASCII alphanumeric
+/// (checked by the caller); six digits fit in a `u64` with room to spare.
+fn decode_base62(digits: &[u8]) -> u64 {
+    digits.iter().fold(0, |n, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'A'..=b'Z' => d - b'A' + 10,
+            _ => d.wrapping_sub(b'a').wrapping_add(36),
+        };
+        n * 62 + u64::from(v)
+    })
 }
 
 /// Appends `n` uniformly distributed base62 characters (rejection sampling: bytes of 248 and
@@ -420,6 +474,37 @@ mod tests {
         let a = generate_id().unwrap();
         assert!(a.starts_with("key_") && a.len() == 20);
         assert_ne!(a, generate_id().unwrap());
+    }
+
+    #[test]
+    fn one_block_sha256_matches_the_streaming_hasher() {
+        for len in 0..=130 {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let expected: [u8; 32] = Sha256::digest(&data).into();
+            assert_eq!(sha256(&data), expected, "{len}");
+        }
+        let plain = KeyHasher::new(None).unwrap();
+        let key = live().generate().unwrap();
+        let expected: [u8; 32] = Sha256::digest(key.expose_secret().as_bytes()).into();
+        assert_eq!(plain.hash(key.expose_secret()).as_bytes(), &expected);
+    }
+
+    #[test]
+    fn base62_decoding_inverts_the_checksum_encoding() {
+        for n in [0u32, 1, 61, 62, 3843, 0x7fff_ffff, 0xdead_beef, u32::MAX] {
+            let mut x = n;
+            let mut digits = [b'0'; CHECKSUM_LEN];
+            for slot in digits.iter_mut().rev() {
+                *slot = ALPHABET[(x % 62) as usize];
+                x /= 62;
+            }
+            assert_eq!(decode_base62(&digits), u64::from(n), "{n}");
+        }
+        for (i, &d) in ALPHABET.iter().enumerate() {
+            assert_eq!(decode_base62(&[d]), i as u64);
+        }
+        // A 6-digit value above u32::MAX never equals a CRC32.
+        assert!(decode_base62(b"zzzzzz") > u64::from(u32::MAX));
     }
 
     #[test]
