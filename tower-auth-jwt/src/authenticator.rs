@@ -96,7 +96,13 @@ impl JwtAuthenticator {
     /// that receive tokens outside HTTP headers (a WebSocket message, a gRPC metadata entry
     /// you parse yourself).
     pub fn verify(&self, token: &str) -> JwtFuture {
-        self.start(token)
+        if token.len() > self.inner.max_token_size {
+            return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
+        }
+        match Segments::split(token) {
+            Some(segments) => self.start(segments),
+            None => JwtFuture::ready(reject(malformed())),
+        }
     }
 
     /// Removes every entry of the verified-token cache (after a key was withdrawn, for
@@ -112,10 +118,10 @@ impl JwtAuthenticator {
         self.inner.cache.as_ref().map_or(0, TokenCache::entry_count)
     }
 
-    fn start(&self, token: &str) -> JwtFuture {
+    fn start(&self, token: Segments<'_>) -> JwtFuture {
         let inner = &self.inner;
         // Size first: nothing of an oversized token is decoded.
-        if token.len() > inner.max_token_size {
+        if token.token.len() > inner.max_token_size {
             return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
         }
         // The cache is keyed by the SHA-256 of the signature segment, and an entry also holds
@@ -123,13 +129,11 @@ impl JwtAuthenticator {
         // hit needs the same signature hash and the same bytes, that is the same token. The
         // signature itself is not kept, so the token cannot be rebuilt from the cache.
         let mut hash = None;
-        if let Some(cache) = &inner.cache
-            && let Some((input, signature)) = token.rsplit_once('.')
-        {
-            let key = cache::hash(signature.as_bytes());
+        if let Some(cache) = &inner.cache {
+            let key = cache::hash(token.signature().as_bytes());
             let hit = cache
                 .get(&key)
-                .filter(|hit| *hit.signing_input == *input.as_bytes());
+                .filter(|hit| *hit.signing_input == *token.signing_input().as_bytes());
             telemetry::cache(hit.is_some());
             match hit {
                 // The key that verified it is still published: serve from cache.
@@ -147,14 +151,15 @@ impl JwtAuthenticator {
             Err(e) => JwtFuture::ready(reject(e)),
             Ok(Verdict::FetchKeys(fut)) => {
                 let inner = Arc::clone(inner);
-                let token = token.to_owned();
+                let (token, first, last) = (token.token.to_owned(), token.first, token.last);
                 JwtFuture::boxed(Box::pin(async move {
                     let keys = fut.await.map_err(|e| {
                         reject_err(
                             AuthError::unavailable("signing keys unavailable").with_source(e),
                         )
                     })?;
-                    match inner.verify(&token, Some(&keys), hash) {
+                    let token = Segments::at(&token, first, last).ok_or_else(malformed)?;
+                    match inner.verify(token, Some(&keys), hash) {
                         Ok(Verdict::Principal(p)) => Ok(p),
                         Err(e) => reject(e),
                         // Keys were given: nothing is fetched again.
@@ -214,21 +219,17 @@ impl Inner {
     /// module); the principal's [`Claims`] keep the decoded payload and parse it when read.
     fn verify(
         &self,
-        token: &str,
+        token: Segments<'_>,
         keys: Option<&KeySet>,
         hash: Option<TokenHash>,
     ) -> Result<Verdict, AuthError> {
-        let (signing_input, signature) = token.rsplit_once('.').ok_or_else(malformed)?;
-        let (header_b64, payload_b64) = signing_input.split_once('.').ok_or_else(malformed)?;
-        if payload_b64.contains('.') {
-            return Err(malformed());
-        }
+        let (signing_input, signature) = (token.signing_input(), token.signature());
         if signature.is_empty() {
             return Err(AuthError::invalid_token("missing signature"));
         }
-        let header_json = decode_segment(header_b64)?;
+        let header_json = decode_segment(token.header())?;
         let header = Header::parse(&header_json)?;
-        let payload = String::from_utf8(decode_segment(payload_b64)?)
+        let payload = String::from_utf8(decode_segment(token.payload())?)
             .map_err(|_| AuthError::invalid_token("claims are not a JSON object"))?;
         let claims = Object::parse(&payload)
             .ok_or_else(|| AuthError::invalid_token("claims are not a JSON object"))?;
@@ -566,6 +567,8 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 pub struct JwtCredential {
     value: HeaderValue,
     range: Range<usize>,
+    /// The positions of the two dots in the token, when `extract` found them already.
+    dots: Option<(usize, usize)>,
 }
 
 impl JwtCredential {
@@ -576,6 +579,7 @@ impl JwtCredential {
         (end <= value.len()).then(|| Self {
             value: value.clone(),
             range: start..end,
+            dots: None,
         })
     }
 
@@ -587,19 +591,55 @@ impl JwtCredential {
     }
 }
 
-impl fmt::Debug for JwtCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtCredential").finish_non_exhaustive()
+/// A compact JWS split at its two dots: `header.payload.signature`.
+#[derive(Clone, Copy)]
+struct Segments<'t> {
+    token: &'t str,
+    first: usize,
+    last: usize,
+}
+
+impl<'t> Segments<'t> {
+    /// Exactly three segments (the middle one may be empty only if the token is malformed
+    /// anyway); `None` for any other shape.
+    fn split(token: &'t str) -> Option<Self> {
+        // `find` / `rfind` of an ASCII char use memchr: this runs on every request.
+        let first = token.find('.')?;
+        let last = token.rfind('.')?;
+        (first < last && !token[first + 1..last].contains('.')).then_some(Self {
+            token,
+            first,
+            last,
+        })
+    }
+
+    /// The segments at dot positions found earlier in the same token (checked again, cheaply).
+    fn at(token: &'t str, first: usize, last: usize) -> Option<Self> {
+        let bytes = token.as_bytes();
+        (first < last && bytes.get(first) == Some(&b'.') && bytes.get(last) == Some(&b'.'))
+            .then_some(Self { token, first, last })
+    }
+
+    fn header(&self) -> &'t str {
+        &self.token[..self.first]
+    }
+
+    fn payload(&self) -> &'t str {
+        &self.token[self.first + 1..self.last]
+    }
+
+    fn signing_input(&self) -> &'t str {
+        &self.token[..self.last]
+    }
+
+    fn signature(&self) -> &'t str {
+        &self.token[self.last + 1..]
     }
 }
 
-/// Whether a Bearer value has the shape of a compact JWS (three segments), which is what this
-/// scheme claims (other schemes may claim other Bearer values).
-fn is_jws_shaped(token: &str) -> bool {
-    // `find` / `rfind` of an ASCII char use memchr: this runs on every request.
-    match (token.find('.'), token.rfind('.')) {
-        (Some(first), Some(last)) if first < last => !token[first + 1..last].contains('.'),
-        _ => false,
+impl fmt::Debug for JwtCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtCredential").finish_non_exhaustive()
     }
 }
 
@@ -609,7 +649,9 @@ impl Authenticator for JwtAuthenticator {
 
     fn extract(&self, parts: &Parts) -> Result<Option<Found<JwtCredential>>, AuthError> {
         let headers = &parts.headers;
-        let bearer = bearer_token(headers)?.filter(|t| is_jws_shaped(t));
+        // A Bearer value that is not shaped like a compact JWS (three segments) is not ours:
+        // other schemes may claim other Bearer values.
+        let bearer = bearer_token(headers)?.and_then(|t| Some((t, Segments::split(t)?)));
         let cookie = match &self.inner.cookie {
             Some(name) => cookie_value(headers, name)?.map(|c| (name, c)),
             None => None,
@@ -619,9 +661,10 @@ impl Authenticator for JwtAuthenticator {
             (Some(_), Some(_)) => Err(AuthError::invalid_request(
                 "credentials in more than one place",
             )),
-            (Some(token), None) => {
+            (Some((token, segments)), None) => {
                 let value = headers.get(AUTHORIZATION).ok_or_else(unreadable)?;
-                let cred = JwtCredential::new(value, token).ok_or_else(unreadable)?;
+                let mut cred = JwtCredential::new(value, token).ok_or_else(unreadable)?;
+                cred.dots = Some((segments.first, segments.last));
                 Ok(Some(Found::new(cred, Location::Authorization, Scheme::Jwt)))
             }
             (None, Some((name, token))) => {
@@ -641,9 +684,15 @@ impl Authenticator for JwtAuthenticator {
     }
 
     fn authenticate(&self, credential: JwtCredential) -> JwtFuture {
-        match std::str::from_utf8(credential.as_bytes()) {
-            Ok(token) => self.start(token),
-            Err(_) => JwtFuture::ready(reject(AuthError::invalid_token("malformed token"))),
+        let segments = std::str::from_utf8(credential.as_bytes())
+            .ok()
+            .and_then(|token| match credential.dots {
+                Some((first, last)) => Segments::at(token, first, last),
+                None => Segments::split(token),
+            });
+        match segments {
+            Some(segments) => self.start(segments),
+            None => JwtFuture::ready(reject(malformed())),
         }
     }
 }

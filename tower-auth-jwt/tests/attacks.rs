@@ -13,7 +13,7 @@ use common::*;
 use jsonwebtoken::Algorithm as J;
 use serde_json::{Value, json};
 use tower_auth_jwt::{
-    Algorithm, Issuer, JwtAuthenticator, KeyLookup, KeySet, KeySource, VerifyingKey,
+    Algorithm, Claims, Issuer, JwtAuthenticator, KeyLookup, KeySet, KeySource, VerifyingKey,
 };
 
 fn rsa_auth() -> JwtAuthenticator {
@@ -680,6 +680,37 @@ async fn malformed_shapes_never_panic() {
     )
     .await
     .assert_invalid_token("claims are not a JSON object");
+}
+
+/// Claims whose JSON `serde_json::Value` refuses (a lone surrogate, a number out of range,
+/// nesting past its depth limit) are refused even in a claim no check reads: the claims handed
+/// to handlers are always the claims that were checked, never an empty stand-in.
+#[tokio::test]
+async fn claims_serde_json_cannot_read_are_refused() {
+    let auth = hmac_auth();
+    let s = Signer::hmac(J::HS256, HMAC_SECRET);
+    let sign = |extra: &str| {
+        let valid = serde_json::to_string(&claims()).unwrap();
+        let payload = format!("{},{extra}}}", valid.strip_suffix('}').unwrap());
+        let input = format!("{}.{}", b64(r#"{"alg":"HS256","typ":"JWT"}"#), b64(payload));
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &s.key, s.alg).unwrap();
+        format!("{input}.{sig}")
+    };
+    let deep = format!(r#""deep":{}1{}"#, "[".repeat(200), "]".repeat(200));
+    for extra in [r#""note":"\ud800""#, r#""big":1e400"#, &deep] {
+        send_token(&auth, &sign(extra))
+            .await
+            .assert_invalid_token("claims are not a JSON object");
+    }
+    // Neighbours that serde_json reads pass, and handlers see them.
+    let shallow = format!(r#""deep":{}1{}"#, "[".repeat(100), "]".repeat(100));
+    for extra in [r#""note":"\u00e9\ud83d\ude00""#, r#""big":1e300"#, &shallow] {
+        let res = send_token(&auth, &sign(extra)).await;
+        let claims = res.assert_ok().extension::<Claims>().unwrap();
+        let name = extra[1..].split('"').next().unwrap();
+        assert!(claims.get(name).is_some(), "{extra:.30}");
+        assert_eq!(claims.subject(), Some("alice"));
+    }
 }
 
 #[tokio::test]
