@@ -1,11 +1,13 @@
 //! [`JwtAuthenticator`]: token extraction, verification and the principal it produces.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -227,13 +229,13 @@ impl Inner {
         if signature.is_empty() {
             return Err(AuthError::invalid_token("missing signature"));
         }
-        let header_json = decode_segment(token.header())?;
-        let header = Header::parse(&header_json)?;
+        let read = Header::read(token.header())?;
+        let header = &read.header;
         let payload = String::from_utf8(decode_segment(token.payload())?)
             .map_err(|_| AuthError::invalid_token("claims are not a JSON object"))?;
         let claims = Object::parse(&payload)
             .ok_or_else(|| AuthError::invalid_token("claims are not a JSON object"))?;
-        let issuer = self.select_issuer(&header, &claims)?;
+        let issuer = self.select_issuer(header, &claims)?;
 
         let fetched;
         let keys = match keys {
@@ -289,7 +291,7 @@ impl Inner {
 
     fn select_issuer(
         &self,
-        header: &Header<'_>,
+        header: &Header,
         claims: &Object<'_>,
     ) -> Result<&IssuerState, AuthError> {
         let iss = claims
@@ -522,14 +524,46 @@ fn scopes(claims: &Object<'_>) -> Scopes {
 
 /// The JOSE header members we act on. Everything else is ignored, in particular `jwk`, `jku`,
 /// `x5u`, `x5c` and `x5t`: keys are never taken from the token.
-struct Header<'a> {
+struct Header {
     alg: Algorithm,
-    kid: Option<Cow<'a, str>>,
-    typ: Option<Cow<'a, str>>,
+    kid: Option<Box<str>>,
+    typ: Option<Box<str>>,
 }
 
-impl<'a> Header<'a> {
-    fn parse(json: &'a [u8]) -> Result<Self, AuthError> {
+thread_local! {
+    /// The header this thread read last, by its encoded form. The tokens of one issuer and key
+    /// share their header, so most requests skip decoding and parsing it. Only headers that
+    /// were read without error are kept, and a hit needs the same bytes: the outcome is that
+    /// of reading the header again.
+    static LAST_HEADER: RefCell<Option<Rc<ReadHeader>>> = const { RefCell::new(None) };
+}
+
+/// A header and the encoded segment it was read from.
+struct ReadHeader {
+    encoded: Box<str>,
+    header: Header,
+}
+
+impl Header {
+    /// The header of an encoded first segment (base64url JSON).
+    fn read(encoded: &str) -> Result<Rc<ReadHeader>, AuthError> {
+        let last = LAST_HEADER.with_borrow(|last| {
+            last.as_ref()
+                .filter(|last| *last.encoded == *encoded)
+                .map(Rc::clone)
+        });
+        if let Some(read) = last {
+            return Ok(read);
+        }
+        let header = Rc::new(ReadHeader {
+            encoded: encoded.into(),
+            header: Self::parse(&decode_segment(encoded)?)?,
+        });
+        LAST_HEADER.set(Some(Rc::clone(&header)));
+        Ok(header)
+    }
+
+    fn parse(json: &[u8]) -> Result<Self, AuthError> {
         #[derive(Deserialize)]
         struct Members<'a> {
             #[serde(borrow)]
@@ -541,7 +575,7 @@ impl<'a> Header<'a> {
             #[serde(default, deserialize_with = "present")]
             crit: bool,
         }
-        let members: Members<'a> = serde_json::from_slice(json).map_err(|_| malformed())?;
+        let members: Members<'_> = serde_json::from_slice(json).map_err(|_| malformed())?;
         if members.crit {
             return Err(AuthError::invalid_token("unsupported critical header"));
         }
@@ -551,8 +585,8 @@ impl<'a> Header<'a> {
             .map_err(|_| AuthError::invalid_token("unsupported algorithm"))?;
         Ok(Self {
             alg,
-            kid: members.kid,
-            typ: members.typ,
+            kid: members.kid.map(Into::into),
+            typ: members.typ.map(Into::into),
         })
     }
 }
@@ -741,6 +775,47 @@ impl Future for JwtFuture {
                 Err(AuthError::invalid_token("future polled after completion"))
             })),
             FutureState::Boxed(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn encode(json: &str) -> String {
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// The per-thread header cache answers exactly what reading the header again would.
+    #[test]
+    fn the_last_header_is_reused_only_for_the_same_bytes() {
+        let a = encode(r#"{"alg":"RS256","kid":"a"}"#);
+        let b = encode(r#"{"alg":"ES256","kid":"b","typ":"at+jwt"}"#);
+        let crit = encode(r#"{"alg":"RS256","kid":"a","crit":["exp"]}"#);
+        for _ in 0..2 {
+            let ra = Header::read(&a).unwrap();
+            assert_eq!(
+                (ra.header.alg, ra.header.kid.as_deref()),
+                (Algorithm::RS256, Some("a"))
+            );
+            assert!(Rc::ptr_eq(&ra, &Header::read(&a).unwrap()), "a hit");
+            let rb = Header::read(&b).unwrap();
+            assert_eq!(
+                (rb.header.alg, rb.header.kid.as_deref()),
+                (Algorithm::ES256, Some("b"))
+            );
+            assert_eq!(rb.header.typ.as_deref(), Some("at+jwt"));
+            assert!(!Rc::ptr_eq(&ra, &rb));
+            // A header that fails is never kept: it fails every time, and the last good one
+            // stays.
+            for _ in 0..2 {
+                let e = Header::read(&crit).err().unwrap();
+                assert_eq!(e.description(), "unsupported critical header");
+            }
+            assert!(Rc::ptr_eq(&rb, &Header::read(&b).unwrap()));
         }
     }
 }

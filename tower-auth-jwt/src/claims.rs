@@ -314,14 +314,11 @@ impl ClaimsMapping {
         self
     }
 
-    pub(crate) fn roles<'b>(&self, claims: &'b Object<'_>) -> Vec<&'b str> {
-        let mut out = Vec::new();
-        for path in &self.roles {
-            if let Some(strings) = path.lookup(claims).and_then(Json::strings) {
-                out.extend(strings);
-            }
-        }
-        out
+    pub(crate) fn roles<'b>(&'b self, claims: &'b Object<'_>) -> impl Iterator<Item = &'b str> {
+        self.roles
+            .iter()
+            .filter_map(|path| path.lookup(claims))
+            .flat_map(Json::strings)
     }
 
     pub(crate) fn tenant<'b>(&self, claims: &'b Object<'_>) -> Option<&'b str> {
