@@ -12,8 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderValue;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
@@ -208,8 +206,13 @@ fn malformed() -> AuthError {
 }
 
 /// base64url without padding, canonical (no stray bits), as JWS requires.
+///
+/// Decoded with `base64-simd`: the payload is the longest thing the layer reads on every
+/// request, and the vectorised decoder takes a fraction of the time of a scalar one.
 fn decode_segment(segment: &str) -> Result<Vec<u8>, AuthError> {
-    URL_SAFE_NO_PAD.decode(segment).map_err(|_| malformed())
+    base64_simd::URL_SAFE_NO_PAD
+        .decode_to_vec(segment)
+        .map_err(|_| malformed())
 }
 
 impl Inner {
@@ -782,6 +785,9 @@ impl Future for JwtFuture {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     use super::*;
 
