@@ -11,12 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderName;
 use http::request::Parts;
-use tower_auth_core::cache::{AuthCache, Loaded};
+use tower_auth_core::cache::{AuthCache, CacheRead, Loaded, Missed};
 use tower_auth_core::clock::{Clock, SystemClock};
 use tower_auth_core::credential::{Found, Location, bearer_token, header_value, query_value};
 use tower_auth_core::{
-    AuthError, Authenticator, BoxAuthFuture, CacheConfig, ConfigError, Principal, PrincipalKind,
-    Scheme,
+    AuthError, Authentication, Authenticator, BoxAuthFuture, CacheConfig, ConfigError, Principal,
+    PrincipalKind, Scheme,
 };
 
 use crate::key::{FormatError, KeyFormat, KeyHasher};
@@ -334,15 +334,30 @@ impl Authenticator for ApiKeyAuthenticator {
     }
 
     fn authenticate(&self, credential: ApiKeyCredential) -> ApiKeyFuture {
+        match self.authenticate_now(credential) {
+            Authentication::Ready(result) => ApiKeyFuture {
+                state: State::Done(Some(result)),
+            },
+            Authentication::Pending(fut) => fut,
+        }
+    }
+
+    /// A malformed key and a cached key are answered at once, without a future to allocate; a
+    /// cache miss goes on to the store.
+    fn authenticate_now(&self, credential: ApiKeyCredential) -> Authentication<ApiKeyFuture> {
         match credential.0 {
             Credential::Bad(e) => {
                 telemetry::outcome(e.as_str(), None);
-                ApiKeyFuture {
-                    state: State::Done(Some(Err(AuthError::invalid_token(e.description())))),
-                }
+                Authentication::Ready(Err(AuthError::invalid_token(e.description())))
             }
-            Credential::Hash(hash) => ApiKeyFuture {
-                state: State::Lookup(Box::pin(lookup(Arc::clone(&self.inner), hash))),
+            Credential::Hash(hash) => match self.inner.caches.main.get_now(&hash) {
+                CacheRead::Hit(cached) => {
+                    telemetry::cache("hit");
+                    Authentication::Ready(answer(&self.inner, cached))
+                }
+                CacheRead::Miss(missed) => Authentication::Pending(ApiKeyFuture {
+                    state: State::Lookup(Box::pin(lookup(Arc::clone(&self.inner), hash, missed))),
+                }),
             },
         }
     }
@@ -386,32 +401,46 @@ impl Future for ApiKeyFuture {
     }
 }
 
-async fn lookup(inner: Arc<Inner>, hash: KeyHash) -> Result<Principal, AuthError> {
-    let mut missed = false;
+/// The lookup of a key the cache did not hold when [`ApiKeyAuthenticator::authenticate`] asked.
+async fn lookup(inner: Arc<Inner>, hash: KeyHash, missed: Missed) -> Result<Principal, AuthError> {
+    let mut loaded = false;
     let result = inner
         .caches
         .main
-        .get_or_load(hash, || {
-            missed = true;
-            // Boxed: allocated on misses only, and it keeps the hit path's future small.
+        .load_missed(hash, missed, || {
+            loaded = true;
+            // Boxed: allocated on loads only, and it keeps this future small.
             Box::pin(load(&inner, hash))
         })
         .await;
-    telemetry::cache(if missed { "miss" } else { "hit" });
-    let cached = match result {
-        Ok(Some(cached)) => cached,
-        Ok(None) => {
-            telemetry::outcome("unknown", None);
-            return Err(AuthError::invalid_token(UNKNOWN));
-        }
+    // Another request may have loaded the key meanwhile: then this is a hit.
+    telemetry::cache(if loaded { "miss" } else { "hit" });
+    match result {
+        Ok(cached) => answer(&inner, cached),
         Err(e) => match Box::pin(stale(&inner, &hash)).await {
-            Some(cached) => cached,
+            Some(cached) => accept(&inner, &cached),
             None => {
                 telemetry::outcome("unavailable", None);
-                return Err(AuthError::unavailable(UNAVAILABLE).with_source(StoreError::clone(&e)));
+                Err(AuthError::unavailable(UNAVAILABLE).with_source(StoreError::clone(&e)))
             }
         },
-    };
+    }
+}
+
+/// The answer for what the cache holds for a key: the record, or `None` for a key the store
+/// does not know.
+fn answer(inner: &Inner, cached: Option<Arc<Cached>>) -> Result<Principal, AuthError> {
+    match cached {
+        Some(cached) => accept(inner, &cached),
+        None => {
+            telemetry::outcome("unknown", None);
+            Err(AuthError::invalid_token(UNKNOWN))
+        }
+    }
+}
+
+/// Checks a known key's record (revocation, expiry), notes its use and hands out its principal.
+fn accept(inner: &Inner, cached: &Cached) -> Result<Principal, AuthError> {
     if cached.revoked {
         telemetry::outcome("revoked", Some(&cached.id));
         return Err(AuthError::invalid_token(UNKNOWN));

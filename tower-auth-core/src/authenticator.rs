@@ -11,6 +11,25 @@ use http::request::Parts;
 use crate::credential::{Found, Location};
 use crate::{AuthError, Principal};
 
+/// What [`Authenticator::authenticate_now`] returns: the decision, or the future that makes it.
+#[derive(Debug)]
+pub enum Authentication<F> {
+    /// Decided without waiting.
+    Ready(Result<Principal, AuthError>),
+    /// Not decided yet: the future of [`Authenticator::authenticate`].
+    Pending(F),
+}
+
+impl<F> Authentication<F> {
+    /// Maps the future, keeping a ready decision.
+    pub fn map_pending<G>(self, f: impl FnOnce(F) -> G) -> Authentication<G> {
+        match self {
+            Self::Ready(result) => Authentication::Ready(result),
+            Self::Pending(fut) => Authentication::Pending(f(fut)),
+        }
+    }
+}
+
 /// A boxed, sendable authentication future.
 pub type BoxAuthFuture = Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>;
 
@@ -74,6 +93,18 @@ pub trait Authenticator {
     /// Checks the credential.
     fn authenticate(&self, credential: Self::Credential) -> Self::Future;
 
+    /// Checks the credential, answering at once when that needs no waiting (a cached lookup, a
+    /// malformed credential) and returning the future of [`authenticate`](Self::authenticate)
+    /// otherwise. [`AuthenticateLayer`](crate::AuthenticateLayer) calls this: a ready answer
+    /// lets it call the inner service (or reject) directly, with no authentication future to
+    /// keep.
+    ///
+    /// The default returns [`Authentication::Pending`] with `authenticate`'s future. An
+    /// override must decide exactly as that future would.
+    fn authenticate_now(&self, credential: Self::Credential) -> Authentication<Self::Future> {
+        Authentication::Pending(self.authenticate(credential))
+    }
+
     /// Composes two schemes: `self` and then `other`. See [`Or`].
     fn or<B>(self, other: B) -> Or<Self, B>
     where
@@ -110,6 +141,10 @@ impl<A: Authenticator + ?Sized> Authenticator for Arc<A> {
     fn authenticate(&self, credential: Self::Credential) -> Self::Future {
         (**self).authenticate(credential)
     }
+
+    fn authenticate_now(&self, credential: Self::Credential) -> Authentication<Self::Future> {
+        (**self).authenticate_now(credential)
+    }
 }
 
 /// A scheme that may be switched off by configuration: `None` claims no credential, so it never
@@ -136,6 +171,15 @@ impl<A: Authenticator> Authenticator for Option<A> {
     fn authenticate(&self, credential: Self::Credential) -> Self::Future {
         MaybeFuture {
             inner: self.as_ref().map(|a| a.authenticate(credential)),
+        }
+    }
+
+    fn authenticate_now(&self, credential: Self::Credential) -> Authentication<Self::Future> {
+        match self {
+            Some(a) => a
+                .authenticate_now(credential)
+                .map_pending(|f| MaybeFuture { inner: Some(f) }),
+            None => Authentication::Pending(MaybeFuture { inner: None }),
         }
     }
 }
@@ -230,6 +274,17 @@ where
             },
         }
     }
+
+    fn authenticate_now(&self, credential: Self::Credential) -> Authentication<Self::Future> {
+        match credential {
+            Either::First(c) => self.first.authenticate_now(c).map_pending(|fut| OrFuture {
+                state: OrState::First { fut },
+            }),
+            Either::Second(c) => self.second.authenticate_now(c).map_pending(|fut| OrFuture {
+                state: OrState::Second { fut },
+            }),
+        }
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -287,6 +342,7 @@ impl<C> fmt::Debug for BoxAuthenticator<C> {
 trait ErasedAuthenticator<C> {
     fn extract(&self, parts: &Parts) -> Result<Option<Found<C>>, AuthError>;
     fn authenticate(&self, credential: C) -> BoxAuthFuture;
+    fn authenticate_now(&self, credential: C) -> Authentication<BoxAuthFuture>;
 }
 
 struct Boxed<A>(A);
@@ -303,6 +359,12 @@ where
     fn authenticate(&self, credential: A::Credential) -> BoxAuthFuture {
         Box::pin(self.0.authenticate(credential))
     }
+
+    fn authenticate_now(&self, credential: A::Credential) -> Authentication<BoxAuthFuture> {
+        self.0
+            .authenticate_now(credential)
+            .map_pending(|f| Box::pin(f) as BoxAuthFuture)
+    }
 }
 
 impl<C> Authenticator for BoxAuthenticator<C> {
@@ -315,6 +377,10 @@ impl<C> Authenticator for BoxAuthenticator<C> {
 
     fn authenticate(&self, credential: C) -> BoxAuthFuture {
         self.inner.authenticate(credential)
+    }
+
+    fn authenticate_now(&self, credential: C) -> Authentication<BoxAuthFuture> {
+        self.inner.authenticate_now(credential)
     }
 }
 
@@ -374,6 +440,10 @@ where
 
     fn authenticate(&self, principal: Principal) -> Self::Future {
         ready(Ok(principal))
+    }
+
+    fn authenticate_now(&self, principal: Principal) -> Authentication<Self::Future> {
+        Authentication::Ready(Ok(principal))
     }
 }
 

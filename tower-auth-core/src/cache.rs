@@ -17,8 +17,10 @@
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -152,6 +154,33 @@ pub enum Loaded<V> {
     NotFound,
 }
 
+/// What [`AuthCache::get_now`] found.
+#[derive(Debug)]
+pub enum CacheRead<V> {
+    /// A current entry, counted as a hit: `Some` a value, `None` a cached negative result.
+    Hit(Option<V>),
+    /// No current entry for the key (or reading it would have had to wait): finish with
+    /// [`AuthCache::load_missed`].
+    Miss(Missed),
+}
+
+/// A miss seen by [`AuthCache::get_now`], for [`AuthCache::load_missed`] to go on from without
+/// reading the cache a second time.
+#[derive(Debug)]
+pub struct Missed {
+    state: MissedState,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum MissedState {
+    /// No entry.
+    Absent,
+    /// An entry from before an `invalidate_all`.
+    Outdated,
+    /// The read would have waited (cache maintenance under way): not read at all.
+    NotRead,
+}
+
 #[derive(Clone)]
 struct Entry<V> {
     value: Option<V>,
@@ -271,6 +300,67 @@ where
         // Boxed: moka's loading future is large, and keeping it out of this one keeps the hit
         // path's future small for callers that box or move it on every request.
         Box::pin(self.load(key, outdated, load)).await
+    }
+
+    /// The cached value for `key` when it can be read without waiting, so that a hit needs no
+    /// future: [`get_or_load`](Self::get_or_load) in two steps. A hit is counted as
+    /// `get_or_load` counts it; on a [`CacheRead::Miss`], call
+    /// [`load_missed`](Self::load_missed) with the same key.
+    ///
+    /// ```
+    /// use tower_auth_core::CacheConfig;
+    /// use tower_auth_core::cache::{AuthCache, CacheRead, Loaded};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let cache: AuthCache<&str, u32> = AuthCache::new("example", CacheConfig::default());
+    /// let CacheRead::Miss(missed) = cache.get_now(&"k") else { panic!("empty cache") };
+    /// let loaded = cache
+    ///     .load_missed("k", missed, || async {
+    ///         Ok::<_, std::convert::Infallible>(Loaded::Found { value: 7, max_ttl: None })
+    ///     })
+    ///     .await;
+    /// assert_eq!(loaded.unwrap(), Some(7));
+    /// assert!(matches!(cache.get_now(&"k"), CacheRead::Hit(Some(7))));
+    /// # });
+    /// ```
+    pub fn get_now(&self, key: &K) -> CacheRead<V> {
+        // moka's read is a future only because it may run pending maintenance; it is ready at
+        // once unless that maintenance has to wait for a lock, in which case nothing was read
+        // and the caller goes the asynchronous way.
+        let read = pin!(self.inner.cache.get(key));
+        let state = match read.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Some(entry)) if self.is_current(&entry) => {
+                self.record("hit");
+                return CacheRead::Hit(entry.value);
+            }
+            Poll::Ready(Some(_)) => MissedState::Outdated,
+            Poll::Ready(None) => MissedState::Absent,
+            Poll::Pending => MissedState::NotRead,
+        };
+        CacheRead::Miss(Missed { state })
+    }
+
+    /// Finishes a lookup that [`get_now`](Self::get_now) missed, exactly as
+    /// [`get_or_load`](Self::get_or_load) would have after its own read: `load` runs at most
+    /// once for all concurrent callers, an entry loaded meanwhile by another caller is a hit.
+    /// `key` must be the key `get_now` was asked for.
+    pub async fn load_missed<F, Fut, E>(
+        &self,
+        key: K,
+        missed: Missed,
+        load: F,
+    ) -> Result<Option<V>, Arc<E>>
+    where
+        K: Clone,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Loaded<V>, E>>,
+        E: Send + Sync + 'static,
+    {
+        match missed.state {
+            MissedState::NotRead => self.get_or_load(key, load).await,
+            MissedState::Absent => Box::pin(self.load(key, false, load)).await,
+            MissedState::Outdated => Box::pin(self.load(key, true, load)).await,
+        }
     }
 
     /// The miss path of [`get_or_load`](Self::get_or_load); `outdated` when the key holds an
@@ -678,5 +768,96 @@ mod tests {
             );
             assert_eq!(c.get(&format!("k{i}")).await, Some(Some(2)));
         }
+    }
+
+    /// `get_now`, then `load_missed` on a miss, as a scheme's request path does.
+    async fn two_step<F, Fut>(c: &AuthCache<String, u32>, key: &str, load: F) -> Option<u32>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Loaded<u32>, ()>>,
+    {
+        match c.get_now(&key.to_owned()) {
+            CacheRead::Hit(v) => v,
+            CacheRead::Miss(missed) => c.load_missed(key.to_owned(), missed, load).await.unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn get_now_answers_hits_and_load_missed_finishes_misses() {
+        let c = cache();
+        let loads = AtomicUsize::new(0);
+        let load = |found: bool| {
+            let loads = &loads;
+            move || async move {
+                let n = loads.fetch_add(1, Ordering::SeqCst) as u32;
+                Ok::<_, ()>(if found {
+                    Loaded::Found {
+                        value: n,
+                        max_ttl: None,
+                    }
+                } else {
+                    Loaded::NotFound
+                })
+            }
+        };
+        assert!(matches!(c.get_now(&"k".into()), CacheRead::Miss(_)));
+        assert_eq!(two_step(&c, "k", load(true)).await, Some(0));
+        assert!(matches!(c.get_now(&"k".into()), CacheRead::Hit(Some(0))));
+        assert_eq!(two_step(&c, "k", load(true)).await, Some(0));
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        // Negative results are hits too.
+        assert_eq!(two_step(&c, "absent", load(false)).await, None);
+        assert!(matches!(c.get_now(&"absent".into()), CacheRead::Hit(None)));
+        assert_eq!(two_step(&c, "absent", load(false)).await, None);
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        // After a clear, an entry loaded before it is a miss (moka may still hold it) and is
+        // reloaded, every round.
+        for round in 0..100u32 {
+            c.invalidate_all();
+            assert!(matches!(c.get_now(&"k".into()), CacheRead::Miss(_)));
+            assert_eq!(two_step(&c, "k", load(true)).await, Some(2 + round));
+            assert!(matches!(c.get_now(&"k".into()), CacheRead::Hit(Some(v)) if v == 2 + round));
+        }
+        // A single key's invalidation as well.
+        c.invalidate(&"k".into()).await;
+        assert!(matches!(c.get_now(&"k".into()), CacheRead::Miss(_)));
+        assert_eq!(two_step(&c, "k", load(true)).await, Some(102));
+    }
+
+    #[tokio::test]
+    async fn load_missed_coalesces_with_other_lookups() {
+        let c = cache();
+        let loads = Arc::new(AtomicUsize::new(0));
+        let CacheRead::Miss(first) = c.get_now(&"k".into()) else {
+            panic!("empty cache")
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let c = c.clone();
+            let loads = Arc::clone(&loads);
+            tasks.push(tokio::spawn(async move {
+                two_step(&c, "k", || {
+                    let loads = Arc::clone(&loads);
+                    async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok(Loaded::Found {
+                            value: 7,
+                            max_ttl: None,
+                        })
+                    }
+                })
+                .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Some(7));
+        }
+        // A miss seen before the load finished: the entry is there now, and is not reloaded.
+        let late = c
+            .load_missed("k".into(), first, || async { Err::<Loaded<u32>, ()>(()) })
+            .await;
+        assert_eq!(late.unwrap(), Some(7));
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
     }
 }

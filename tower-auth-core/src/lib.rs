@@ -131,8 +131,8 @@ mod telemetry;
 
 pub use self::authenticate::{Authenticate, AuthenticateLayer};
 pub use self::authenticator::{
-    Authenticator, BoxAuthFuture, BoxAuthenticator, Either, FromFn, MaybeFuture, Or, OrFuture,
-    from_fn,
+    Authentication, Authenticator, BoxAuthFuture, BoxAuthenticator, Either, FromFn, MaybeFuture,
+    Or, OrFuture, from_fn,
 };
 pub use self::cache::CacheConfig;
 pub use self::error::{AuthError, AuthErrorKind, ConfigError};

@@ -8,7 +8,7 @@ use tower_service::Service;
 use super::Anonymous;
 use super::future::ResponseFuture;
 use crate::credential::bearer_token;
-use crate::{AuthError, Authenticator, OnRejection, telemetry};
+use crate::{AuthError, Authentication, Authenticator, OnRejection, telemetry};
 
 pub(crate) struct Shared<A> {
     pub(crate) authenticator: A,
@@ -84,20 +84,32 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         match self.shared.authenticator.extract(&parts) {
-            Ok(Some(found)) => {
-                let auth = self.shared.authenticator.authenticate(found.credential);
-                // `self.inner` is the instance that was driven to readiness: it goes into the
-                // future, and a fresh clone stays behind for the next `poll_ready`.
-                let clone = self.inner.clone();
-                let ready = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::authenticating(
-                    auth,
-                    ready,
-                    Request::from_parts(parts, body),
-                    Arc::clone(&self.rejection),
-                    found.scheme,
-                )
-            }
+            Ok(Some(found)) => match self.shared.authenticator.authenticate_now(found.credential) {
+                // Decided at once: `self.inner` is the instance that was driven to readiness,
+                // and it is called now.
+                Authentication::Ready(Ok(principal)) => {
+                    telemetry::authenticated(&principal);
+                    parts.extensions.insert(principal);
+                    ResponseFuture::calling(self.inner.call(Request::from_parts(parts, body)))
+                }
+                Authentication::Ready(Err(error)) => {
+                    telemetry::rejected(Some(found.scheme), &error);
+                    ResponseFuture::rejected(self.rejection.on_rejection(&error))
+                }
+                Authentication::Pending(auth) => {
+                    // `self.inner` is the instance that was driven to readiness: it goes into
+                    // the future, and a fresh clone stays behind for the next `poll_ready`.
+                    let clone = self.inner.clone();
+                    let ready = std::mem::replace(&mut self.inner, clone);
+                    ResponseFuture::authenticating(
+                        auth,
+                        ready,
+                        Request::from_parts(parts, body),
+                        Arc::clone(&self.rejection),
+                        found.scheme,
+                    )
+                }
+            },
             // A Bearer token that no scheme claims is a credential all the same: a bad one, in
             // optional mode too.
             Ok(None) if matches!(bearer_token(&parts.headers), Ok(Some(_))) => {

@@ -349,3 +349,120 @@ async fn call_uses_the_instance_that_was_polled_ready() {
         .unwrap();
     assert_eq!(res.body(), "ok");
 }
+
+/// Answers `now-good` (alice) and `now-bad` (invalid_token) in `authenticate_now`; every other
+/// token, and anything reaching `authenticate`, goes through a future that answers `future`,
+/// so a test can tell which path the layer took.
+#[derive(Clone, Default)]
+struct NowAuth {
+    futures: Arc<AtomicUsize>,
+}
+
+impl Authenticator for NowAuth {
+    type Credential = String;
+    type Future = crate::BoxAuthFuture;
+
+    fn extract(&self, parts: &Parts) -> Result<Option<Found<String>>, AuthError> {
+        Ok(bearer_token(&parts.headers)?
+            .map(|t| Found::new(t.to_owned(), Location::Authorization, Scheme::Jwt)))
+    }
+
+    fn authenticate(&self, token: String) -> Self::Future {
+        self.futures.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            match token.as_str() {
+                "down" => Err(AuthError::unavailable("store unavailable")),
+                _ => Ok(Principal::builder("future", Scheme::Jwt).build()),
+            }
+        })
+    }
+
+    fn authenticate_now(&self, token: String) -> crate::Authentication<Self::Future> {
+        match token.as_str() {
+            "now-good" => {
+                crate::Authentication::Ready(Ok(Principal::builder("alice", Scheme::Jwt).build()))
+            }
+            "now-bad" => crate::Authentication::Ready(Err(AuthError::invalid_token("unknown"))),
+            _ => crate::Authentication::Pending(self.authenticate(token)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_decision_made_at_once_is_applied_without_a_future() {
+    let auth = NowAuth::default();
+    let (res, calls) = run(
+        AuthenticateLayer::required(auth.clone()),
+        req(&[("authorization", "Bearer now-good")]),
+    )
+    .await;
+    assert_eq!(
+        (res.status(), res.body().as_str(), calls),
+        (StatusCode::OK, "alice", 1)
+    );
+
+    let (res, calls) = run(
+        AuthenticateLayer::optional(auth.clone()),
+        req(&[("authorization", "Bearer now-bad")]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        www(&res),
+        Some("Bearer realm=\"api\", error=\"invalid_token\", error_description=\"unknown\"")
+    );
+    assert_eq!(calls, 0);
+    assert_eq!(auth.futures.load(Ordering::SeqCst), 0);
+
+    // Undecided: the future decides, and the inner service is called from it.
+    let (res, calls) = run(
+        AuthenticateLayer::required(auth.clone()),
+        req(&[("authorization", "Bearer later")]),
+    )
+    .await;
+    assert_eq!((res.body().as_str(), calls), ("future", 1));
+    let (res, calls) = run(
+        AuthenticateLayer::required(auth.clone()),
+        req(&[("authorization", "Bearer down")]),
+    )
+    .await;
+    assert_eq!((res.status(), calls), (StatusCode::SERVICE_UNAVAILABLE, 0));
+    assert_eq!(auth.futures.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn combinators_pass_decisions_made_at_once_through() {
+    let auth = NowAuth::default();
+    let layers = [
+        AuthenticateLayer::required(KeyAuth.or(auth.clone()).boxed()),
+        AuthenticateLayer::required(KeyAuth.or(Some(auth.clone())).boxed()),
+        AuthenticateLayer::required(KeyAuth.or(Arc::new(auth.clone())).boxed()),
+    ];
+    for layer in layers {
+        let (res, _) = run(layer.clone(), req(&[("authorization", "Bearer now-good")])).await;
+        assert_eq!(res.body(), "alice");
+        let (res, calls) = run(layer.clone(), req(&[("authorization", "Bearer now-bad")])).await;
+        assert_eq!((res.status(), calls), (StatusCode::UNAUTHORIZED, 0));
+        let (res, _) = run(layer.clone(), req(&[("authorization", "Bearer later")])).await;
+        assert_eq!(res.body(), "future");
+        // The other side of `Or` still works, through its future.
+        let (res, _) = run(layer, req(&[("x-api-key", "k")])).await;
+        assert_eq!(res.body(), "app");
+    }
+    assert_eq!(auth.futures.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_decision_made_at_once_calls_the_instance_that_was_polled_ready() {
+    let svc = AuthenticateLayer::required(NowAuth::default()).layer(Readiness {
+        polls: 0,
+        ready_after: 1,
+        ready: false,
+    });
+    let res = svc
+        .oneshot(req(&[("authorization", "Bearer now-good")]))
+        .await
+        .unwrap();
+    assert_eq!(res.body(), "ok");
+}
