@@ -73,6 +73,88 @@ async fn valid_tokens_of_every_key_type_pass() {
     .assert_ok();
 }
 
+/// Every algorithm of a key type verifies with one key (an RSA key is parsed per algorithm on
+/// first use), and a signature made with one algorithm never verifies as another.
+#[tokio::test]
+async fn every_algorithm_of_a_key_verifies_and_only_its_own_signatures() {
+    let rsa = [J::RS256, J::RS384, J::RS512, J::PS256, J::PS384, J::PS512];
+    let secret = [7u8; 64];
+    let hmac = [J::HS256, J::HS384, J::HS512];
+    let ours = |alg: J| format!("{alg:?}").parse::<Algorithm>().unwrap();
+    // The same key as a JWK without `alg` (with one, the key is restricted to it).
+    let mut jwk: Value = serde_json::from_str(&data_str("rsa_public.jwk.json")).unwrap();
+    jwk.as_object_mut().unwrap().remove("alg");
+    let issuers = [
+        Issuer::new(ISS).audience(AUD).pem(data("rsa_public.pem")),
+        Issuer::new(ISS).audience(AUD).jwk(jwk.to_string()),
+    ];
+    for issuer in issuers {
+        let auth = JwtAuthenticator::builder()
+            .issuer(issuer.algorithms(rsa.map(ours)))
+            .clock(clock())
+            .build()
+            .unwrap();
+        for alg in rsa {
+            send_token(
+                &auth,
+                &mint(&claims(), &Signer::rsa(alg, "rsa_private.pem")),
+            )
+            .await
+            .assert_ok();
+        }
+    }
+    let auth = JwtAuthenticator::builder()
+        .issuer(
+            Issuer::new(ISS)
+                .audience(AUD)
+                .hmac_secret(secret)
+                .algorithms(hmac.map(ours)),
+        )
+        .clock(clock())
+        .build()
+        .unwrap();
+    for alg in hmac {
+        send_token(&auth, &mint(&claims(), &Signer::hmac(alg, &secret)))
+            .await
+            .assert_ok();
+    }
+    // A signature over the same input under another algorithm of the same key type.
+    for (rsa_auth, family, signer_for) in [
+        (
+            JwtAuthenticator::builder()
+                .issuer(
+                    Issuer::new(ISS)
+                        .audience(AUD)
+                        .pem(data("rsa_public.pem"))
+                        .algorithms(rsa.map(ours)),
+                )
+                .clock(clock())
+                .build()
+                .unwrap(),
+            &rsa[..],
+            Box::new(|alg| Signer::rsa(alg, "rsa_private.pem")) as Box<dyn Fn(J) -> Signer>,
+        ),
+        (
+            auth,
+            &hmac[..],
+            Box::new(move |alg| Signer::hmac(alg, &secret)),
+        ),
+    ] {
+        for &signed in family {
+            for &claimed in family.iter().filter(|&&a| a != signed) {
+                let header = json!({"alg": format!("{claimed:?}"), "typ": "JWT"});
+                let input = format!("{}.{}", b64_json(&header), b64_json(&claims()));
+                let signer = signer_for(signed);
+                let sig =
+                    jsonwebtoken::crypto::sign(input.as_bytes(), &signer.key, signer.alg).unwrap();
+                send_token(&rsa_auth, &format!("{input}.{sig}"))
+                    .await
+                    .assert_invalid_token("invalid signature");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn alg_none_in_every_spelling_is_rejected() {
     let auth = hmac_auth();
