@@ -25,7 +25,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use tower_auth_apikey::{ApiKeyAuthenticator, MemoryStore, NewKey};
 use tower_auth_core::{AuthenticateLayer, CacheConfig};
@@ -66,8 +67,11 @@ fn mint() -> Result<String, Error> {
 /// `VerifyingKey::verify_signature`, the primitive the layer uses): the control for `/jwt`.
 fn signature_rs256() -> Result<axum::routing::MethodRouter, Error> {
     let key = tower_auth_jwt::VerifyingKey::from_pem(RSA_PUBLIC)?;
-    Ok(get(move |headers: HeaderMap| async move {
-        let verified = headers
+    // The request itself, not a `HeaderMap` extractor (which would clone every header): the
+    // control does no more than the layer's route.
+    Ok(get(move |request: Request| async move {
+        let verified = request
+            .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
