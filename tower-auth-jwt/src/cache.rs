@@ -69,7 +69,9 @@ impl Expiry<TokenHash, Arc<CachedToken>> for EntryExpiry {
 }
 
 pub(crate) struct TokenCache {
-    cache: moka::sync::Cache<TokenHash, Arc<CachedToken>>,
+    /// Keys are SHA-256 digests already, spread evenly whatever the tokens: a fast hasher
+    /// (seeded per process) is enough, SipHash would only add time to every lookup.
+    cache: moka::sync::Cache<TokenHash, Arc<CachedToken>, foldhash::fast::RandomState>,
     pub(crate) ttl: Duration,
 }
 
@@ -80,7 +82,7 @@ impl TokenCache {
                 .name("jwt_verified_tokens")
                 .max_capacity(config.max_capacity())
                 .expire_after(EntryExpiry)
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             ttl: config.ttl(),
         }
     }
