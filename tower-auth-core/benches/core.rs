@@ -8,6 +8,8 @@
 //! - `reject_invalid_token`: the whole 401 path (error, challenge header, empty response).
 //! - `bearer_token`, `bearer_token_700b`: parsing `Authorization: Bearer` alone, with a short
 //!   token and a JWT-sized one.
+//! - `principal_build`: building, reading and dropping a `Principal` with scopes, roles and an
+//!   extension, as a token scheme does per request.
 //!
 //! Run: `cargo bench -p tower-auth-core --bench core`
 
@@ -144,6 +146,28 @@ fn bench(c: &mut Criterion) {
     jwt.insert("authorization", token.parse().expect("header value"));
     g.bench_function("bearer_token_700b", |b| {
         b.iter(|| bearer_token(black_box(&jwt)).is_ok())
+    });
+    // Building and dropping a principal as a token scheme does on every request: scopes from
+    // a space-separated claim, roles, and the claims as an extension.
+    struct Claims {
+        _raw: String,
+    }
+    g.bench_function("principal_build", |b| {
+        b.iter(|| {
+            let p = Principal::builder(black_box("user-1234"), Scheme::Jwt)
+                .issuer(black_box("https://issuer.example"))
+                .scope_set(tower_auth_core::Scopes::from_space_separated(black_box(
+                    "read:items write:items profile",
+                )))
+                .roles(black_box(["admin", "ops"]))
+                .extension(Claims {
+                    _raw: black_box("{}").to_owned(),
+                })
+                .build();
+            black_box(p.extension::<Claims>().is_some());
+            black_box(p.scopes().contains("write:items"));
+            drop(p);
+        })
     });
     g.finish();
 }

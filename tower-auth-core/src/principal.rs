@@ -1,7 +1,7 @@
 //! The authenticated identity every scheme produces.
 
-use std::any::Any;
-use std::collections::HashMap;
+use std::any::{Any, TypeId};
+use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -246,21 +246,28 @@ impl fmt::Debug for PrincipalBuilder {
 }
 
 /// A type map; values are shared through the principal's `Arc`, so they need not be `Clone`.
+///
+/// A principal carries a handful of extensions at most: a vector searched in order is cheaper
+/// to build, search and drop than a hash map (and allocates nothing while empty).
 #[derive(Default)]
-struct Extensions(Option<HashMap<std::any::TypeId, Box<dyn Any + Send + Sync>>>);
+struct Extensions(Vec<(TypeId, Box<dyn Any + Send + Sync>)>);
 
 impl Extensions {
     fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
-        self.0
-            .get_or_insert_with(HashMap::new)
-            .insert(std::any::TypeId::of::<T>(), Box::new(value));
+        let id = TypeId::of::<T>();
+        let value: Box<dyn Any + Send + Sync> = Box::new(value);
+        match self.0.iter_mut().find(|(t, _)| *t == id) {
+            Some((_, slot)) => *slot = value,
+            None => self.0.push((id, value)),
+        }
     }
 
     fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        let id = TypeId::of::<T>();
         self.0
-            .as_ref()?
-            .get(&std::any::TypeId::of::<T>())?
-            .downcast_ref()
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, v)| v.downcast_ref())
     }
 }
 
@@ -327,10 +334,16 @@ impl fmt::Display for Scheme {
 
 /// A set of scope strings (RFC 6749 section 3.3).
 ///
-/// Held as a sorted, deduplicated boxed slice: membership is a binary search and the set costs
-/// one allocation.
+/// Held sorted and deduplicated, the scopes written one after the other in a single string with
+/// their end offsets beside it: membership is a binary search, and the set costs two
+/// allocations however many scopes it holds (none when empty).
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Scopes(Box<[Box<str>]>);
+pub struct Scopes {
+    /// The scopes in ascending order, concatenated.
+    text: Box<str>,
+    /// Where each scope ends in `text`, ascending.
+    ends: Box<[usize]>,
+}
 
 impl Scopes {
     /// Builds a set from individual scope strings; empty strings are dropped.
@@ -339,24 +352,60 @@ impl Scopes {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
-        let mut v: Vec<Box<str>> = scopes
+        let mut v: Vec<String> = scopes
             .into_iter()
-            .map(|s| s.into().into_boxed_str())
+            .map(Into::into)
             .filter(|s| !s.is_empty())
             .collect();
         v.sort_unstable();
         v.dedup();
-        Self(v.into_boxed_slice())
+        Self::from_sorted(&v)
     }
 
     /// Parses an RFC 6749 space-separated scope string (`"read write"`).
     pub fn from_space_separated(s: &str) -> Self {
-        Self::new(s.split(' '))
+        // As `new(s.split(' '))`, without a string per scope.
+        let mut v: Vec<&str> = s.split(' ').filter(|s| !s.is_empty()).collect();
+        v.sort_unstable();
+        v.dedup();
+        Self::from_sorted(&v)
+    }
+
+    /// Packs sorted, deduplicated, non-empty scopes.
+    fn from_sorted<S: AsRef<str>>(sorted: &[S]) -> Self {
+        let mut text = String::with_capacity(sorted.iter().map(|s| s.as_ref().len()).sum());
+        let mut ends = Vec::with_capacity(sorted.len());
+        for s in sorted {
+            text.push_str(s.as_ref());
+            ends.push(text.len());
+        }
+        Self {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+
+    /// The `i`th scope in ascending order; `i` is below `len()`.
+    fn get(&self, i: usize) -> &str {
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1],
+        };
+        &self.text[start..self.ends[i]]
     }
 
     /// Whether `scope` is in the set.
     pub fn contains(&self, scope: &str) -> bool {
-        self.0.binary_search_by(|s| (**s).cmp(scope)).is_ok()
+        let (mut low, mut high) = (0, self.ends.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.get(mid).cmp(scope) {
+                Ordering::Less => low = mid + 1,
+                Ordering::Greater => high = mid,
+                Ordering::Equal => return true,
+            }
+        }
+        false
     }
 
     /// Whether every one of `scopes` is in the set.
@@ -379,22 +428,29 @@ impl Scopes {
 
     /// The scopes in ascending order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.0.iter().map(|s| &**s)
+        (0..self.ends.len()).map(|i| self.get(i))
     }
 
     /// The number of scopes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ends.len()
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ends.is_empty()
     }
 
     /// The set as an RFC 6749 space-separated string.
     pub fn to_space_separated(&self) -> String {
-        self.0.join(" ")
+        let mut out = String::with_capacity(self.text.len() + self.len().saturating_sub(1));
+        for (i, s) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(s);
+        }
+        out
     }
 }
 
@@ -503,6 +559,115 @@ mod tests {
         assert!(s.contains_any(["d", "c"]));
         assert!(!s.contains_any(["d", "e"]));
         assert_eq!(s.to_space_separated(), "a b c");
+    }
+
+    /// The set semantics, spelled out with a `BTreeSet` of the non-empty inputs.
+    fn model(items: &[&str]) -> Vec<String> {
+        let set: std::collections::BTreeSet<&str> =
+            items.iter().copied().filter(|s| !s.is_empty()).collect();
+        set.into_iter().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn scopes_pack_sorted_deduplicated_and_searchable() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &[""],
+            &["", ""],
+            &["a"],
+            &["b", "a", "b", "", "c"],
+            &["read", "read:items", "rea", "reads", "write", "r"],
+            &["z", "y", "x", "w", "v", "u", "t", "s", "r", "q", "p"],
+            &["caf\u{e9}", "cafe", "\u{1f600}", "a b", "a", "b"],
+            &["same", "same", "same"],
+        ];
+        for items in cases {
+            let expected = model(items);
+            let s = Scopes::new(items.iter().copied());
+            let owned = Scopes::new(items.iter().map(|s| s.to_string()));
+            assert_eq!(s.iter().collect::<Vec<_>>(), expected, "{items:?}");
+            assert_eq!(
+                (s.len(), s.is_empty()),
+                (expected.len(), expected.is_empty())
+            );
+            assert_eq!(s.iter().len(), expected.len());
+            assert_eq!(s, owned);
+            for e in &expected {
+                assert!(s.contains(e), "{items:?} {e:?}");
+            }
+            // Non-members: around and between every member.
+            for probe in [
+                "", " ", "0", "~", "aa", "re", "reae", "read:", "writes", "zz", "a c",
+            ] {
+                assert_eq!(
+                    s.contains(probe),
+                    expected.iter().any(|e| e == probe),
+                    "{items:?} {probe:?}"
+                );
+            }
+            assert_eq!(s.to_space_separated(), expected.join(" "));
+            assert_eq!(
+                format!("{s:?}"),
+                format!(
+                    "{:?}",
+                    expected.iter().collect::<std::collections::BTreeSet<_>>()
+                )
+            );
+            assert_eq!(
+                serde_json::to_value(&s).unwrap(),
+                serde_json::json!(expected)
+            );
+            // Without spaces inside scopes, the space-separated form round-trips.
+            if !expected.iter().any(|e| e.contains(' ')) {
+                let joined = items.join("  ");
+                assert_eq!(Scopes::from_space_separated(&joined), s, "{joined:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn equal_scope_sets_are_equal_and_hash_alike() {
+        use std::hash::BuildHasher;
+        let h = std::collections::hash_map::RandomState::new();
+        let a = Scopes::new(["b", "a", "c"]);
+        let b = Scopes::from_space_separated(" c a b a ");
+        let c = Scopes::new(["ab", "c"]);
+        let d = Scopes::new(["a", "bc"]);
+        assert_eq!(a, b);
+        assert_eq!(h.hash_one(&a), h.hash_one(&b));
+        // Same concatenation, different scopes.
+        assert_ne!(c, d);
+        assert_ne!(a, c);
+        assert_eq!(a.clone(), a);
+        assert_eq!(Scopes::default(), Scopes::new(Vec::<String>::new()));
+        let r = Roles::new(["admin", "ops", "admin"]);
+        assert_eq!(r.iter().collect::<Vec<_>>(), ["admin", "ops"]);
+        assert!(r.contains("ops") && !r.contains("op"));
+    }
+
+    #[test]
+    fn extensions_are_kept_by_type_and_replaced() {
+        #[derive(Debug, PartialEq)]
+        struct Claims(&'static str);
+        let p = Principal::builder("a", Scheme::Jwt)
+            .extension(1u32)
+            .extension(Claims("first"))
+            .extension(2u64)
+            .extension(Claims("second"))
+            .extension(3u8)
+            .build();
+        assert_eq!(p.extension::<u32>(), Some(&1));
+        assert_eq!(p.extension::<u64>(), Some(&2));
+        assert_eq!(p.extension::<u8>(), Some(&3));
+        assert_eq!(p.extension::<Claims>(), Some(&Claims("second")));
+        assert_eq!(p.extension::<i32>(), None);
+        assert_eq!(p.inner.extensions.0.len(), 4);
+        assert_eq!(
+            Principal::builder("b", Scheme::Jwt)
+                .build()
+                .extension::<u32>(),
+            None
+        );
     }
 
     #[test]
