@@ -5,6 +5,8 @@
 //!   `http::Extensions` allocate its map (and the response drop free it).
 //! - `bare_warm` / `layer_warm`: a request that already carries one extension, as every request
 //!   routed by axum does (`MatchedPath`); the difference is what the layer itself costs.
+//! - `layer_warm_now`: as `layer_warm`, with an authenticator that answers in
+//!   `Authenticator::authenticate_now` (as the API key scheme does on a cache hit).
 //! - `reject_invalid_token`: the whole 401 path (error, challenge header, empty response).
 //! - `bearer_token`, `bearer_token_700b`: parsing `Authorization: Bearer` alone, with a short
 //!   token and a JWT-sized one.
@@ -24,7 +26,9 @@ use http::request::Parts;
 use http::{Request, Response};
 use tower::{Layer, Service, service_fn};
 use tower_auth_core::credential::{Found, Location, bearer_token};
-use tower_auth_core::{AuthError, AuthenticateLayer, Authenticator, Principal, Scheme};
+use tower_auth_core::{
+    AuthError, AuthenticateLayer, Authentication, Authenticator, Principal, Scheme,
+};
 
 /// Accepts any Bearer token, returning a prebuilt principal.
 #[derive(Clone)]
@@ -41,6 +45,28 @@ impl Authenticator for AcceptAll {
 
     fn authenticate(&self, (): ()) -> Self::Future {
         ready(Ok(self.0.clone()))
+    }
+}
+
+/// `AcceptAll`, answering in `authenticate_now` as a scheme with a cache hit does.
+#[derive(Clone)]
+struct AcceptAllNow(Principal);
+
+impl Authenticator for AcceptAllNow {
+    type Credential = ();
+    type Future = Ready<Result<Principal, AuthError>>;
+
+    fn extract(&self, parts: &Parts) -> Result<Option<Found<()>>, AuthError> {
+        Ok(bearer_token(&parts.headers)?
+            .map(|_| Found::new((), Location::Authorization, Scheme::Custom("bench"))))
+    }
+
+    fn authenticate(&self, (): ()) -> Self::Future {
+        ready(Ok(self.0.clone()))
+    }
+
+    fn authenticate_now(&self, (): ()) -> Authentication<Self::Future> {
+        Authentication::Ready(Ok(self.0.clone()))
     }
 }
 
@@ -96,7 +122,8 @@ fn bench(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
-    let mut layered = AuthenticateLayer::required(AcceptAll(principal)).layer(inner);
+    let mut layered = AuthenticateLayer::required(AcceptAll(principal.clone())).layer(inner);
+    let mut layered_now = AuthenticateLayer::required(AcceptAllNow(principal)).layer(inner);
     g.bench_function("layer", |b| {
         b.iter_batched(
             request,
@@ -115,6 +142,13 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             warm_request,
             |req| one(&mut layered, req),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("layer_warm_now", |b| {
+        b.iter_batched(
+            warm_request,
+            |req| one(&mut layered_now, req),
             criterion::BatchSize::SmallInput,
         )
     });
