@@ -1,6 +1,7 @@
 //! `apikey`: the cost of API key authentication through `AuthenticateLayer`.
 //!
 //! - `verify_cached`: a valid key whose record is cached (the steady state).
+//! - `verify_cached_header`: the same, with the key in `X-API-Key` (as the load test sends it).
 //! - `reject_checksum`: a key with a bad checksum, rejected before any lookup.
 //! - `verify_uncached_sqlite`: a cache miss answered by a SQLite file, for reference.
 //! - `verify_uncached_postgres`: a cache miss answered by PostgreSQL over loopback, for
@@ -52,6 +53,14 @@ fn request(key: &str) -> Request<()> {
         .unwrap()
 }
 
+fn header_request(key: &str) -> Request<()> {
+    Request::get("/items")
+        .header("x-api-key", key)
+        .header("accept", "*/*")
+        .body(())
+        .unwrap()
+}
+
 fn inner() -> impl Service<
     Request<()>,
     Response = Response<()>,
@@ -84,6 +93,10 @@ fn bench(c: &mut Criterion) {
     let mut svc = AuthenticateLayer::required(auth.clone()).layer(inner());
     // Warm the cache.
     assert_eq!(one(&rt, &mut svc, request(&key)).status(), StatusCode::OK);
+    assert_eq!(
+        one(&rt, &mut svc, header_request(&key)).status(),
+        StatusCode::OK
+    );
 
     let mut bad = key.clone().into_bytes();
     let last = bad.len() - 1;
@@ -106,6 +119,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("verify_cached", |b| {
         b.iter_batched(
             || request(&key),
+            |req| one(&rt, &mut svc, req),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("verify_cached_header", |b| {
+        b.iter_batched(
+            || header_request(&key),
             |req| one(&rt, &mut svc, req),
             BatchSize::SmallInput,
         )
