@@ -19,8 +19,8 @@ use serde::{Deserialize, Deserializer};
 use tower_auth_core::clock::Clock;
 use tower_auth_core::credential::{Found, Location, bearer_token, cookie_value};
 use tower_auth_core::{
-    AuthError, Authenticator, BoxAuthFuture, Principal, PrincipalBuilder, PrincipalKind, Scheme,
-    Scopes,
+    AuthError, Authentication, Authenticator, BoxAuthFuture, Principal, PrincipalBuilder,
+    PrincipalKind, Scheme, Scopes,
 };
 
 use crate::cache::{self, CachedToken, TokenCache, TokenHash};
@@ -730,6 +730,14 @@ impl Authenticator for JwtAuthenticator {
         match segments {
             Some(segments) => self.start(segments),
             None => JwtFuture::ready(reject(malformed())),
+        }
+    }
+
+    fn authenticate_now(&self, credential: JwtCredential) -> Authentication<JwtFuture> {
+        // Everything but a key fetch is decided at once.
+        match self.authenticate(credential).state {
+            FutureState::Ready(Some(result)) => Authentication::Ready(result),
+            state => Authentication::Pending(JwtFuture { state }),
         }
     }
 }
