@@ -2,6 +2,7 @@
 //!
 //! - `verify_cached`: a valid key whose record is cached (the steady state).
 //! - `verify_cached_header`: the same, with the key in `X-API-Key` (as the load test sends it).
+//! - `verify_cached_peppered`: `verify_cached` with keys hashed by HMAC-SHA256 under a pepper.
 //! - `reject_checksum`: a key with a bad checksum, rejected before any lookup.
 //! - `verify_uncached_sqlite`: a cache miss answered by a SQLite file, for reference.
 //! - `verify_uncached_postgres`: a cache miss answered by PostgreSQL over loopback, for
@@ -98,6 +99,26 @@ fn bench(c: &mut Criterion) {
         StatusCode::OK
     );
 
+    let peppered = ApiKeyAuthenticator::builder(MemoryStore::new())
+        .pepper(*b"bench-pepper-0123456789abcdef")
+        .build()
+        .unwrap();
+    let peppered_key = rt
+        .block_on(
+            peppered
+                .admin()
+                .create(NewKey::new("bench").scopes(["read"])),
+        )
+        .unwrap()
+        .key
+        .expose_secret()
+        .to_owned();
+    let mut peppered_svc = AuthenticateLayer::required(peppered).layer(inner());
+    assert_eq!(
+        one(&rt, &mut peppered_svc, request(&peppered_key)).status(),
+        StatusCode::OK
+    );
+
     let mut bad = key.clone().into_bytes();
     let last = bad.len() - 1;
     bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
@@ -127,6 +148,13 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || header_request(&key),
             |req| one(&rt, &mut svc, req),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("verify_cached_peppered", |b| {
+        b.iter_batched(
+            || request(&peppered_key),
+            |req| one(&rt, &mut peppered_svc, req),
             BatchSize::SmallInput,
         )
     });

@@ -76,8 +76,49 @@ impl fmt::Debug for KeyHash {
 #[derive(Clone)]
 pub(crate) enum KeyHasher {
     Sha256,
-    /// The keyed state, cloned per key (the pepper is absorbed once).
-    Hmac(Arc<hmac::Hmac<Sha256>>),
+    /// HMAC-SHA256 under the pepper (absorbed once).
+    Hmac(Arc<HmacKey>),
+}
+
+/// The pepper's HMAC-SHA256 (RFC 2104) state: SHA-256 after the inner and after the outer pad
+/// block, so that a key fitting in one block costs two compressions; longer input goes through
+/// the `hmac` crate's keyed state, cloned per key.
+pub(crate) struct HmacKey {
+    inner: [u32; 8],
+    outer: [u32; 8],
+    mac: hmac::Hmac<Sha256>,
+}
+
+impl HmacKey {
+    fn new(pepper: &[u8], mac: hmac::Hmac<Sha256>) -> Self {
+        // K0: the pepper, or its digest when longer than a block, zero-padded to a block.
+        let mut k0 = [0u8; 64];
+        if pepper.len() > 64 {
+            k0[..32].copy_from_slice(&Sha256::digest(pepper));
+        } else {
+            k0[..pepper.len()].copy_from_slice(pepper);
+        }
+        let pad = |byte: u8| {
+            let mut state = SHA256_IV;
+            sha2::block_api::compress256(&mut state, &[k0.map(|b| b ^ byte)]);
+            state
+        };
+        Self {
+            inner: pad(0x36),
+            outer: pad(0x5c),
+            mac,
+        }
+    }
+
+    fn mac(&self, data: &[u8]) -> [u8; 32] {
+        if data.len() > ONE_BLOCK_MAX {
+            let mut mac = self.mac.clone();
+            mac.update(data);
+            return mac.finalize().into_bytes().into();
+        }
+        let inner = last_block(self.inner, 64, data);
+        last_block(self.outer, 64, &inner)
+    }
 }
 
 impl KeyHasher {
@@ -93,7 +134,7 @@ impl KeyHasher {
                 "must be at least 16 bytes",
             )),
             Some(p) => hmac::Hmac::<Sha256>::new_from_slice(p)
-                .map(|m| Self::Hmac(Arc::new(m)))
+                .map(|m| Self::Hmac(Arc::new(HmacKey::new(p, m))))
                 .map_err(|_| ConfigError::new("pepper", "<redacted>", "not a valid HMAC key")),
         }
     }
@@ -101,11 +142,7 @@ impl KeyHasher {
     pub(crate) fn hash(&self, key: &str) -> KeyHash {
         match self {
             Self::Sha256 => KeyHash(sha256(key.as_bytes())),
-            Self::Hmac(mac) => {
-                let mut mac = (**mac).clone();
-                mac.update(key.as_bytes());
-                KeyHash(mac.finalize().into_bytes().into())
-            }
+            Self::Hmac(k) => KeyHash(k.mac(key.as_bytes())),
         }
     }
 }
@@ -132,12 +169,18 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     if data.len() > ONE_BLOCK_MAX {
         return Sha256::digest(data).into();
     }
+    last_block(SHA256_IV, 0, data)
+}
+
+/// The SHA-256 digest from `state`, reached after `before` bytes (whole blocks), and the last
+/// `data` (at most [`ONE_BLOCK_MAX`] bytes), padded here into one final block.
+fn last_block(mut state: [u32; 8], before: u64, data: &[u8]) -> [u8; 32] {
+    debug_assert!(data.len() <= ONE_BLOCK_MAX && before % 64 == 0);
     let mut block = [0u8; 64];
     block[..data.len()].copy_from_slice(data);
     block[data.len()] = 0x80;
-    let bits = (data.len() as u64) * 8;
+    let bits = (before + data.len() as u64) * 8;
     block[56..].copy_from_slice(&bits.to_be_bytes());
-    let mut state = SHA256_IV;
     sha2::block_api::compress256(&mut state, &[block]);
     let mut out = [0u8; 32];
     for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
@@ -487,6 +530,34 @@ mod tests {
         let key = live().generate().unwrap();
         let expected: [u8; 32] = Sha256::digest(key.expose_secret().as_bytes()).into();
         assert_eq!(plain.hash(key.expose_secret()).as_bytes(), &expected);
+    }
+
+    #[test]
+    fn peppered_hashes_match_the_hmac_crate() {
+        for pepper_len in [16, 31, 32, 55, 63, 64, 65, 100, 200] {
+            let pepper: Vec<u8> = (0..pepper_len).map(|i| (i * 13 + 5) as u8).collect();
+            let hasher = KeyHasher::new(Some(&pepper)).unwrap();
+            for len in 0..=130 {
+                let key: String = (0..len)
+                    .map(|i| char::from(ALPHABET[(i * 7 + len) % 62]))
+                    .collect();
+                let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&pepper).unwrap();
+                mac.update(key.as_bytes());
+                let expected: [u8; 32] = mac.finalize().into_bytes().into();
+                assert_eq!(
+                    hasher.hash(&key).as_bytes(),
+                    &expected,
+                    "{pepper_len} {len}"
+                );
+            }
+        }
+        // RFC 4231 test case 2 (a 4-byte key, below our minimum, so through `HmacKey` directly).
+        let mac = hmac::Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        let k = HmacKey::new(b"Jefe", mac);
+        assert_eq!(
+            k.mac(b"what do ya want for nothing?")[..8],
+            [0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e]
+        );
     }
 
     #[test]
