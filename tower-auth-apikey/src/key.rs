@@ -175,7 +175,7 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 /// The SHA-256 digest from `state`, reached after `before` bytes (whole blocks), and the last
 /// `data` (at most [`ONE_BLOCK_MAX`] bytes), padded here into one final block.
 fn last_block(mut state: [u32; 8], before: u64, data: &[u8]) -> [u8; 32] {
-    debug_assert!(data.len() <= ONE_BLOCK_MAX && before % 64 == 0);
+    debug_assert!(data.len() <= ONE_BLOCK_MAX && before.is_multiple_of(64));
     let mut block = [0u8; 64];
     block[..data.len()].copy_from_slice(data);
     block[data.len()] = 0x80;
