@@ -60,13 +60,13 @@ use http::{HeaderValue, Request, Uri};
 use http_body_util::Full;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use tower_auth_core::cache::{AuthCache, Loaded};
+use tower_auth_core::cache::{AuthCache, CacheRead, Loaded};
 use tower_auth_core::client::{FetchError, HttpClient};
 use tower_auth_core::clock::{Clock, SystemClock};
 use tower_auth_core::credential::{Found, Location, bearer_token};
 use tower_auth_core::{
-    AuthError, Authenticator, BoxAuthFuture, CacheConfig, ConfigError, Principal, PrincipalKind,
-    Scheme, Scopes,
+    AuthError, Authentication, Authenticator, BoxAuthFuture, CacheConfig, ConfigError, Principal,
+    PrincipalKind, Scheme, Scopes,
 };
 
 #[cfg(feature = "tracing")]
@@ -204,11 +204,38 @@ impl Authenticator for Introspection {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move { inner.authenticate(token).await })
     }
+
+    /// A cached verdict answers at once; a miss goes to the endpoint.
+    fn authenticate_now(&self, token: String) -> Authentication<BoxAuthFuture> {
+        let key = cache_key(&token);
+        match self.inner.cache.get_now(&key) {
+            CacheRead::Hit(verdict) => Authentication::Ready(self.inner.decide(Ok(verdict))),
+            CacheRead::Miss(missed) => {
+                let inner = Arc::clone(&self.inner);
+                Authentication::Pending(Box::pin(async move {
+                    let verdict = inner
+                        .cache
+                        .load_missed(key, missed, || {
+                            let this = Arc::clone(&inner);
+                            let token = token.clone();
+                            async move { this.load(&token).await }
+                        })
+                        .await;
+                    inner.decide(verdict)
+                }))
+            }
+        }
+    }
+}
+
+/// The cache key of a token: its SHA-256 (the token itself is never kept).
+fn cache_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 impl Inner {
     async fn authenticate(self: Arc<Self>, token: String) -> Result<Principal, AuthError> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let key = cache_key(&token);
         let verdict = self
             .cache
             .get_or_load(key, || {
@@ -217,6 +244,14 @@ impl Inner {
                 async move { this.load(&token).await }
             })
             .await;
+        self.decide(verdict)
+    }
+
+    /// The outcome of a cached or loaded verdict (or of a failed load).
+    fn decide(
+        &self,
+        verdict: Result<Option<Verdict>, Arc<IntrospectionError>>,
+    ) -> Result<Principal, AuthError> {
         let outcome = match verdict {
             Ok(Some(Ok(principal))) => {
                 // The cache never outlives `exp`, but check anyway: the clock decides.
