@@ -550,11 +550,16 @@ struct ReadHeader {
 impl Header {
     /// The header of an encoded first segment (base64url JSON).
     fn read(encoded: &str) -> Result<Rc<ReadHeader>, AuthError> {
-        let last = LAST_HEADER.with_borrow(|last| {
-            last.as_ref()
-                .filter(|last| *last.encoded == *encoded)
-                .map(Rc::clone)
-        });
+        // `try_with`: while the thread's locals are being torn down, read without the cache.
+        let last = LAST_HEADER
+            .try_with(|last| {
+                last.borrow()
+                    .as_ref()
+                    .filter(|last| *last.encoded == *encoded)
+                    .map(Rc::clone)
+            })
+            .ok()
+            .flatten();
         if let Some(read) = last {
             return Ok(read);
         }
@@ -562,7 +567,7 @@ impl Header {
             encoded: encoded.into(),
             header: Self::parse(&decode_segment(encoded)?)?,
         });
-        LAST_HEADER.set(Some(Rc::clone(&header)));
+        let _ = LAST_HEADER.try_with(|last| last.replace(Some(Rc::clone(&header))));
         Ok(header)
     }
 
@@ -721,6 +726,10 @@ impl Authenticator for JwtAuthenticator {
     }
 
     fn authenticate(&self, credential: JwtCredential) -> JwtFuture {
+        // Size first, as for `verify`: nothing of an oversized token is read.
+        if credential.range.len() > self.inner.max_token_size {
+            return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
+        }
         let segments = std::str::from_utf8(credential.as_bytes())
             .ok()
             .and_then(|token| match credential.dots {

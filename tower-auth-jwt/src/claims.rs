@@ -73,8 +73,11 @@ impl Claims {
 
     fn value(&self) -> &Value {
         self.value.get_or_init(|| {
-            // The text was read as a JSON object before it got here, so this parses.
-            serde_json::from_str(&self.json).unwrap_or_else(|_| Value::Object(Map::new()))
+            // The text was read as a JSON object, through the same parser path, before it got
+            // here (see the `raw` module), so this parses.
+            let value = serde_json::from_str(&self.json);
+            debug_assert!(value.is_ok(), "verified claims that serde_json cannot read");
+            value.unwrap_or_else(|_| Value::Object(Map::new()))
         })
     }
 

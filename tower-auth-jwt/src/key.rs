@@ -170,9 +170,11 @@ fn public_algorithm(alg: Algorithm) -> Option<(&'static dyn VerificationAlgorith
         PS256 => (&RSA_PSS_2048_8192_SHA256, 3),
         PS384 => (&RSA_PSS_2048_8192_SHA384, 4),
         PS512 => (&RSA_PSS_2048_8192_SHA512, 5),
+        // A slot of their own too: a key parsed for one curve is never asked to verify
+        // another's signature, even if a caller skipped `fits`.
         ES256 => (&ECDSA_P256_SHA256_FIXED, 0),
-        ES384 => (&ECDSA_P384_SHA384_FIXED, 0),
-        EdDSA => (&ED25519, 0),
+        ES384 => (&ECDSA_P384_SHA384_FIXED, 1),
+        EdDSA => (&ED25519, 2),
         HS256 | HS384 | HS512 => return None,
     })
 }
@@ -797,6 +799,27 @@ mod tests {
                 .reason()
                 .contains("certificates")
         );
+    }
+
+    /// Each algorithm parses the key for itself: asked for another curve's algorithm (which
+    /// `fits` already refuses), the key does not verify rather than use its own curve.
+    #[test]
+    fn a_key_parsed_for_one_algorithm_never_verifies_for_another() {
+        let p384 = VerifyingKey::from_pem(data("ec384_public.pem")).unwrap();
+        let p256 = VerifyingKey::from_pem(data("ec256_public.pem")).unwrap();
+        let ed = VerifyingKey::from_pem(data("ed25519_public.pem")).unwrap();
+        let sig = URL_SAFE_NO_PAD.encode([1u8; 96]);
+        for (key, foreign) in [
+            (&p384, [Algorithm::ES256, Algorithm::EdDSA]),
+            (&p256, [Algorithm::ES384, Algorithm::EdDSA]),
+            (&ed, [Algorithm::ES256, Algorithm::ES384]),
+        ] {
+            for alg in foreign {
+                assert!(!key.fits(alg));
+                assert!(key.crypto.parsed(alg).is_none(), "{alg}");
+                assert!(!key.crypto.verify(alg, b"input", &sig));
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //! Duplicate member names resolve to the last one, as they do in `serde_json::Map`, so the
 //! checks and the claims handed to handlers always agree (RFC 7519 section 4 allows a parser
 //! to take the lexically last duplicate).
+//!
+//! One exception keeps that agreement whatever features of `serde_json` a build enables:
+//! `serde_json::Value` reads an object whose member name starts with `$serde_json::private::`
+//! as a raw value or an arbitrary-precision number (features `raw_value` and
+//! `arbitrary_precision`, which any crate in the build may turn on). [`Json`] refuses such
+//! names, so a claims set that holds one is refused rather than read two different ways.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -163,13 +169,22 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(16);
+        // No reservation: nothing is trusted yet, and a token of empty objects must not cost
+        // an allocation per object.
+        let mut members = Vec::new();
         while let Some(Name(name)) = map.next_key()? {
+            if name.starts_with(SERDE_JSON_PRIVATE) {
+                return Err(serde::de::Error::custom("reserved member name"));
+            }
             members.push((name, map.next_value()?));
         }
         Ok(Json::Object(Object(members)))
     }
 }
+
+/// The prefix of the member names `serde_json::Value` gives a meaning of its own under some of
+/// its features.
+const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
 
 /// A member name, borrowed unless it has escapes.
 struct Name<'a>(Cow<'a, str>);
@@ -225,6 +240,22 @@ mod tests {
                 .filter(Value::is_object);
             assert_eq!(Object::parse(json).is_some(), value.is_some(), "{json:.40}");
         }
+    }
+
+    /// Member names that `serde_json::Value` reads specially under its `raw_value` or
+    /// `arbitrary_precision` features are refused, escaped or not, at any depth.
+    #[test]
+    fn serde_json_private_names_are_refused() {
+        for json in [
+            r#"{"profile":{"$serde_json::private::RawValue":""acme""}}"#,
+            r#"{"$serde_json::private::Number":"1"}"#,
+            r#"{"a":[{"$serde_json::private::RawValue":0}]}"#,
+        ] {
+            assert!(Object::parse(json).is_none(), "{json}");
+        }
+        assert!(
+            Object::parse(r#"{"$serde_json::public":1,"x$serde_json::private::":2}"#).is_some()
+        );
     }
 
     #[test]

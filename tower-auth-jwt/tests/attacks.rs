@@ -779,7 +779,9 @@ async fn claims_serde_json_cannot_read_are_refused() {
         format!("{input}.{sig}")
     };
     let deep = format!(r#""deep":{}1{}"#, "[".repeat(200), "]".repeat(200));
-    for extra in [r#""note":"\ud800""#, r#""big":1e400"#, &deep] {
+    // A member name serde_json::Value reads as a raw value when its `raw_value` feature is on.
+    let private = r#""profile":{"$serde_json::private::RawValue":"\"acme\""}"#;
+    for extra in [r#""note":"\ud800""#, r#""big":1e400"#, &deep, private] {
         send_token(&auth, &sign(extra))
             .await
             .assert_invalid_token("claims are not a JSON object");

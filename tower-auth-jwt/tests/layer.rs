@@ -653,3 +653,51 @@ async fn rejections_never_call_the_inner_service_or_panic_on_odd_headers() {
         assert!(out.principal.is_none());
     }
 }
+
+/// `authenticate_now` (what the layer calls) decides every token exactly as the future of
+/// `authenticate` does, with and without the verified-token cache.
+#[tokio::test]
+async fn authenticate_now_decides_as_authenticate() {
+    let s = Signer::hmac(J::HS256, HMAC_SECRET);
+    let good = mint(&claims(), &s);
+    let parts: Vec<&str> = good.split('.').collect();
+    let tokens = [
+        good.clone(),
+        mint(&with(claims(), "exp", json!(1)), &s),
+        mint(&with(claims(), "aud", json!("other")), &s),
+        format!("{}.{}.{}", parts[0], parts[1], b64([0u8; 32])),
+        format!("{}.{}.{}", parts[0], b64("[1]"), parts[2]),
+        format!("{}.{}.", parts[0], parts[1]),
+        "a.b.c".to_owned(),
+    ];
+    for cached in [false, true] {
+        let mut builder = JwtAuthenticator::builder()
+            .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET))
+            .clock(clock());
+        if cached {
+            builder = builder.verified_token_cache(CacheConfig::default());
+        }
+        let auth = builder.build().unwrap();
+        // Twice over, so the second pass meets the cache when there is one.
+        for token in tokens.iter().chain(&tokens) {
+            let (parts, ()) = bearer(token).into_parts();
+            let found = || auth.extract(&parts).unwrap().unwrap().credential;
+            let later = auth.authenticate(found()).await;
+            let now = match auth.authenticate_now(found()) {
+                tower_auth_core::Authentication::Ready(r) => r,
+                tower_auth_core::Authentication::Pending(f) => f.await,
+            };
+            match (later, now) {
+                (Ok(a), Ok(b)) => assert_eq!(a.subject(), b.subject(), "{token}"),
+                (Err(a), Err(b)) => {
+                    assert_eq!(
+                        (a.kind(), a.description()),
+                        (b.kind(), b.description()),
+                        "{token}"
+                    )
+                }
+                (a, b) => panic!("{token}: {a:?} against {b:?}"),
+            }
+        }
+    }
+}
