@@ -574,6 +574,12 @@ mod tests {
         for (i, &d) in ALPHABET.iter().enumerate() {
             assert_eq!(decode_base62(&[d]), i as u64);
         }
+        // The encoder keys are made with, over inputs whose CRC32 spans the range.
+        for len in 0..200u32 {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+            let crc = u64::from(crc32fast::hash(&data));
+            assert_eq!(decode_base62(&checksum(&data)), crc, "{len}");
+        }
         // A 6-digit value above u32::MAX never equals a CRC32.
         assert!(decode_base62(b"zzzzzz") > u64::from(u32::MAX));
     }

@@ -383,30 +383,46 @@ where
         }
         let epoch = inner.stripe(&key);
         let mut loaded_at_epoch = None;
-        let entry = inner
-            .cache
-            .try_get_with_by_ref(&key, async {
-                // Re-read the source if an invalidation happened while we were loading, so a
-                // slow lookup that started before a revocation cannot cache the old record.
-                let mut attempts = 0;
-                loop {
-                    let generation = inner.cleared.load(Ordering::Acquire);
-                    let before = epoch.load(Ordering::Acquire);
-                    let loaded = load().await?;
-                    attempts += 1;
-                    let stable = epoch.load(Ordering::Acquire) == before;
-                    if stable || attempts == 3 {
-                        loaded_at_epoch = Some(before);
-                        let mut entry = self.entry(loaded, generation);
-                        if !stable {
-                            // Still racing with invalidations: answer, but do not keep it.
-                            entry.ttl = Duration::ZERO;
+        let mut round = 0;
+        let entry = loop {
+            round += 1;
+            let entry = inner
+                .cache
+                .try_get_with_by_ref(&key, async {
+                    // Re-read the source if an invalidation happened while we were loading, so
+                    // a slow lookup that started before a revocation cannot cache the old
+                    // record.
+                    let mut attempts = 0;
+                    loop {
+                        // Epoch first: an `invalidate_all` between the two reads then changes
+                        // the epoch under the load, which reads again, rather than leaving an
+                        // entry of the old generation.
+                        let before = epoch.load(Ordering::Acquire);
+                        let generation = inner.cleared.load(Ordering::Acquire);
+                        let loaded = load().await?;
+                        attempts += 1;
+                        let stable = epoch.load(Ordering::Acquire) == before;
+                        if stable || attempts == 3 {
+                            loaded_at_epoch = Some(before);
+                            let mut entry = self.entry(loaded, generation);
+                            if !stable {
+                                // Still racing with invalidations: answer, but do not keep it.
+                                entry.ttl = Duration::ZERO;
+                            }
+                            return Ok(entry);
                         }
-                        return Ok(entry);
                     }
-                }
-            })
-            .await?;
+                })
+                .await?;
+            // An entry found rather than loaded may predate an `invalidate_all` (the caller's
+            // read said the key was absent or outdated, but the cache changed since): drop it
+            // and load once more.
+            if loaded_at_epoch.is_none() && !self.is_current(&entry) && round == 1 {
+                inner.cache.invalidate(&key).await;
+                continue;
+            }
+            break entry;
+        };
         match loaded_at_epoch {
             Some(seen) => {
                 self.record("miss");
@@ -768,6 +784,35 @@ mod tests {
             );
             assert_eq!(c.get(&format!("k{i}")).await, Some(Some(2)));
         }
+    }
+
+    /// An entry of a generation before the last `invalidate_all`, found by `load_missed` where
+    /// the caller's read saw none, is dropped and loaded again, never served.
+    #[tokio::test]
+    async fn load_missed_never_serves_an_entry_from_before_invalidate_all() {
+        let c = cache();
+        let key = "k".to_owned();
+        let CacheRead::Miss(missed) = c.get_now(&key) else {
+            panic!("empty cache")
+        };
+        c.invalidate_all();
+        // What a load that read the generation before that `invalidate_all` would have left.
+        let old = Entry {
+            value: Some(1),
+            ttl: Duration::from_secs(60),
+            generation: c.inner.cleared.load(Ordering::Acquire) - 1,
+        };
+        c.inner.cache.insert(key.clone(), old).await;
+        let loaded = c
+            .load_missed(key.clone(), missed, || async {
+                Ok::<_, ()>(Loaded::Found {
+                    value: 2,
+                    max_ttl: None,
+                })
+            })
+            .await;
+        assert_eq!(loaded.unwrap(), Some(2));
+        assert!(matches!(c.get_now(&key), CacheRead::Hit(Some(2))));
     }
 
     /// `get_now`, then `load_missed` on a miss, as a scheme's request path does.
