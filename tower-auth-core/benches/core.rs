@@ -30,6 +30,12 @@ use tower_auth_core::{
     AuthError, AuthenticateLayer, Authentication, Authenticator, Principal, Scheme,
 };
 
+/// What both benchmark schemes find: any Bearer token.
+fn any_bearer(parts: &Parts) -> Result<Option<Found<()>>, AuthError> {
+    Ok(bearer_token(&parts.headers)?
+        .map(|_| Found::new((), Location::Authorization, Scheme::Custom("bench"))))
+}
+
 /// Accepts any Bearer token, returning a prebuilt principal.
 #[derive(Clone)]
 struct AcceptAll(Principal);
@@ -39,8 +45,7 @@ impl Authenticator for AcceptAll {
     type Future = Ready<Result<Principal, AuthError>>;
 
     fn extract(&self, parts: &Parts) -> Result<Option<Found<()>>, AuthError> {
-        Ok(bearer_token(&parts.headers)?
-            .map(|_| Found::new((), Location::Authorization, Scheme::Custom("bench"))))
+        any_bearer(parts)
     }
 
     fn authenticate(&self, (): ()) -> Self::Future {
@@ -57,8 +62,7 @@ impl Authenticator for AcceptAllNow {
     type Future = Ready<Result<Principal, AuthError>>;
 
     fn extract(&self, parts: &Parts) -> Result<Option<Found<()>>, AuthError> {
-        Ok(bearer_token(&parts.headers)?
-            .map(|_| Found::new((), Location::Authorization, Scheme::Custom("bench"))))
+        any_bearer(parts)
     }
 
     fn authenticate(&self, (): ()) -> Self::Future {

@@ -13,6 +13,12 @@ use super::*;
 use crate::credential::{Found, Location, bearer_token, header_value};
 use crate::{AuthError, Authenticator, GrpcRejection, Principal, Scheme};
 
+/// The Bearer token, as the test schemes find it.
+fn bearer_string(parts: &Parts) -> Result<Option<Found<String>>, AuthError> {
+    Ok(bearer_token(&parts.headers)?
+        .map(|t| Found::new(t.to_owned(), Location::Authorization, Scheme::Jwt)))
+}
+
 /// Bearer `good` -> alice; `down` -> unavailable; `slow` -> accepted on the second poll;
 /// anything else -> invalid_token. Counts authenticate calls.
 #[derive(Clone, Default)]
@@ -25,8 +31,7 @@ impl Authenticator for TestAuth {
     type Future = crate::BoxAuthFuture;
 
     fn extract(&self, parts: &Parts) -> Result<Option<Found<String>>, AuthError> {
-        Ok(bearer_token(&parts.headers)?
-            .map(|t| Found::new(t.to_owned(), Location::Authorization, Scheme::Jwt)))
+        bearer_string(parts)
     }
 
     fn authenticate(&self, token: String) -> Self::Future {
@@ -363,8 +368,7 @@ impl Authenticator for NowAuth {
     type Future = crate::BoxAuthFuture;
 
     fn extract(&self, parts: &Parts) -> Result<Option<Found<String>>, AuthError> {
-        Ok(bearer_token(&parts.headers)?
-            .map(|t| Found::new(t.to_owned(), Location::Authorization, Scheme::Jwt)))
+        bearer_string(parts)
     }
 
     fn authenticate(&self, token: String) -> Self::Future {
