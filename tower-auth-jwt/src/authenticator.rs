@@ -96,6 +96,7 @@ impl JwtAuthenticator {
     /// that receive tokens outside HTTP headers (a WebSocket message, a gRPC metadata entry
     /// you parse yourself).
     pub fn verify(&self, token: &str) -> JwtFuture {
+        // Size first: nothing of an oversized token is read.
         if token.len() > self.inner.max_token_size {
             return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
         }
@@ -118,12 +119,10 @@ impl JwtAuthenticator {
         self.inner.cache.as_ref().map_or(0, TokenCache::entry_count)
     }
 
+    /// Verifies a token whose size the caller has checked ([`verify`](Self::verify) and
+    /// `authenticate` both do, before splitting it).
     fn start(&self, token: Segments<'_>) -> JwtFuture {
         let inner = &self.inner;
-        // Size first: nothing of an oversized token is decoded.
-        if token.token.len() > inner.max_token_size {
-            return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
-        }
         // The cache is keyed by the SHA-256 of the signature segment, and an entry also holds
         // the signing input (header and claims, which the principal holds decoded anyway): a
         // hit needs the same signature hash and the same bytes, that is the same token. The
