@@ -1,12 +1,11 @@
 //! The third-party client CLI. See the crate docs (`cargo doc -p third-party-client --open`).
 
-use std::fmt;
-
 use clap::Parser;
 use third_party_client::{Options, loopback_addr, run};
 
 /// Gets your access token at the authorization server (authorization code + PKCE) and calls the
 /// API's `/me` with it.
+// No `Debug`: the arguments hold the client secret.
 #[derive(Parser)]
 struct Args {
     /// The authorization server's issuer URL.
@@ -35,24 +34,6 @@ struct Args {
     /// redirect URI is plain http without this flag.
     #[arg(long)]
     insecure_http: bool,
-}
-
-impl fmt::Debug for Args {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Args")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("redirect_uri", &self.redirect_uri)
-            .field("resources", &self.resources)
-            .field("scopes", &self.scopes)
-            .field("api", &self.api)
-            .field("insecure_http", &self.insecure_http)
-            .finish()
-    }
 }
 
 #[tokio::main]

@@ -1,7 +1,6 @@
 //! The web-login example server. See the crate docs (`cargo doc -p web-login --open`) for how
 //! to run it against the test provider.
 
-use std::fmt;
 use std::net::SocketAddr;
 
 use clap::Parser;
@@ -9,6 +8,7 @@ use tower_auth_oauth::login::Login;
 
 /// "Log in with the provider": an axum app using tower-auth-oauth's authorization code + PKCE
 /// login helper.
+// No `Debug`: the arguments hold the client secret.
 #[derive(Parser)]
 struct Args {
     /// The provider's issuer URL (its OpenID Connect discovery document is read from it).
@@ -30,22 +30,6 @@ struct Args {
     /// without `Secure`.
     #[arg(long)]
     insecure_http: bool,
-}
-
-impl fmt::Debug for Args {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Args")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("redirect_uri", &self.redirect_uri)
-            .field("listen", &self.listen)
-            .field("insecure_http", &self.insecure_http)
-            .finish()
-    }
 }
 
 #[tokio::main]
