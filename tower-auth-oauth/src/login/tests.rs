@@ -643,42 +643,44 @@ async fn signature_and_algorithm() {
     assert!(matches!(e, LoginError::InvalidIdToken("missing")), "{e:?}");
 }
 
+/// The least a login needs: endpoints, a public client, a redirect URI.
+fn minimal() -> LoginBuilder {
+    Login::builder(ISSUER)
+        .authorization_endpoint("https://idp.test/authorize")
+        .token_endpoint("https://idp.test/token")
+        .client_id(CLIENT)
+        .redirect_uri(REDIRECT)
+}
+
 #[test]
 fn build_checks() {
-    let base = || {
-        Login::builder(ISSUER)
-            .authorization_endpoint("https://idp.test/authorize")
-            .token_endpoint("https://idp.test/token")
-            .client_id(CLIENT)
-            .redirect_uri(REDIRECT)
-    };
-    assert!(base().build().is_ok(), "public client");
+    assert!(minimal().build().is_ok(), "public client");
     let err = |b: LoginBuilder| b.build().unwrap_err().to_string();
-    assert!(err(base().redirect_uri("http://app.test/callback")).contains("redirect_uri"));
-    let e = err(base().redirect_uri("http://127.0.0.1:3000/callback"));
+    assert!(err(minimal().redirect_uri("http://app.test/callback")).contains("redirect_uri"));
+    let e = err(minimal().redirect_uri("http://127.0.0.1:3000/callback"));
     assert!(e.contains("insecure_http_redirect_uri"), "{e}");
     assert!(
-        base()
+        minimal()
             .redirect_uri("http://127.0.0.1:3000/callback")
             .insecure_http_redirect_uri(true)
             .build()
             .is_ok()
     );
     assert!(
-        base()
+        minimal()
             .redirect_uri("http://app.test/callback")
             .insecure_http_redirect_uri(true)
             .build()
             .is_err(),
         "http only on loopback"
     );
-    assert!(err(base().redirect_uri("/callback")).contains("redirect_uri"));
-    assert!(err(base().client_id("")).contains("client_id"));
-    assert!(err(base().client_secret("")).contains("client_secret"));
-    assert!(err(base().token_endpoint("http://idp.test/token")).contains("token_endpoint"));
-    assert!(err(base().pending_ttl(Duration::ZERO)).contains("pending_ttl"));
-    assert!(err(base().cookie_name("a b")).contains("cookie_name"));
-    let e = err(base()
+    assert!(err(minimal().redirect_uri("/callback")).contains("redirect_uri"));
+    assert!(err(minimal().client_id("")).contains("client_id"));
+    assert!(err(minimal().client_secret("")).contains("client_secret"));
+    assert!(err(minimal().token_endpoint("http://idp.test/token")).contains("token_endpoint"));
+    assert!(err(minimal().pending_ttl(Duration::ZERO)).contains("pending_ttl"));
+    assert!(err(minimal().cookie_name("a b")).contains("cookie_name"));
+    let e = err(minimal()
         .redirect_uri("http://localhost/cb")
         .insecure_http_redirect_uri(true)
         .cookie_name("__Host-x"));
@@ -902,11 +904,7 @@ async fn extra_authorize_parameters() {
         "scope",
         "",
     ] {
-        let e = Login::builder(ISSUER)
-            .authorization_endpoint("https://idp.test/authorize")
-            .token_endpoint("https://idp.test/token")
-            .client_id(CLIENT)
-            .redirect_uri(REDIRECT)
+        let e = minimal()
             .authorize_param(reserved, "x")
             .build()
             .unwrap_err();
@@ -916,44 +914,46 @@ async fn extra_authorize_parameters() {
 
 #[test]
 fn time_settings_are_bounded() {
-    let base = || {
-        Login::builder(ISSUER)
-            .authorization_endpoint("https://idp.test/authorize")
-            .token_endpoint("https://idp.test/token")
-            .client_id(CLIENT)
-            .redirect_uri(REDIRECT)
-    };
     let refused = [
-        ("leeway", base().leeway(Duration::MAX)),
-        ("leeway", base().leeway(MAX_LEEWAY + Duration::from_secs(1))),
-        ("pending_ttl", base().pending_ttl(Duration::MAX)),
+        ("leeway", minimal().leeway(Duration::MAX)),
+        (
+            "leeway",
+            minimal().leeway(MAX_LEEWAY + Duration::from_secs(1)),
+        ),
+        ("pending_ttl", minimal().pending_ttl(Duration::MAX)),
         (
             "pending_ttl",
-            base().pending_ttl(Duration::from_millis(500)),
+            minimal().pending_ttl(Duration::from_millis(500)),
         ),
-        ("pending_ttl", base().pending_ttl(Duration::ZERO)),
+        ("pending_ttl", minimal().pending_ttl(Duration::ZERO)),
         (
             "pending_ttl",
-            base().pending_ttl(MAX_PENDING_TTL + Duration::from_secs(1)),
+            minimal().pending_ttl(MAX_PENDING_TTL + Duration::from_secs(1)),
         ),
-        ("max_id_token_age", base().max_id_token_age(Duration::MAX)),
-        ("max_id_token_age", base().max_id_token_age(Duration::ZERO)),
         (
             "max_id_token_age",
-            base().max_id_token_age(MAX_ID_TOKEN_AGE + Duration::from_secs(1)),
+            minimal().max_id_token_age(Duration::MAX),
+        ),
+        (
+            "max_id_token_age",
+            minimal().max_id_token_age(Duration::ZERO),
+        ),
+        (
+            "max_id_token_age",
+            minimal().max_id_token_age(MAX_ID_TOKEN_AGE + Duration::from_secs(1)),
         ),
     ];
     for (setting, b) in refused {
         let e = b.build().unwrap_err();
         assert_eq!(e.setting(), setting, "{e}");
     }
-    base()
+    minimal()
         .leeway(MAX_LEEWAY)
         .pending_ttl(MIN_PENDING_TTL)
         .max_id_token_age(MAX_ID_TOKEN_AGE)
         .build()
         .unwrap();
-    base().pending_ttl(MAX_PENDING_TTL).build().unwrap();
+    minimal().pending_ttl(MAX_PENDING_TTL).build().unwrap();
 }
 
 #[tokio::test]
