@@ -699,6 +699,16 @@ impl Driven {
     fn feeds(&self) -> usize {
         self.senders.lock().unwrap().len()
     }
+    /// Notifies the revocation of `jti` (of [`ISS`], expiring far ahead).
+    fn send_token(&self, jti: &str) {
+        self.send(Some(RevocationEvent::Added(Revocation::token(
+            ISS,
+            jti,
+            far(),
+            at(NOW),
+        ))));
+    }
+
     /// Sends `event` on the newest feed (`None` ends it).
     fn send(&self, event: Option<RevocationEvent>) {
         let senders = self.senders.lock().unwrap();
@@ -816,12 +826,7 @@ async fn entries_keep_flowing_while_a_reload_is_retried() {
     })
     .await;
     // The store's full reads keep failing; notified entries still apply meanwhile.
-    store.send(Some(RevocationEvent::Added(Revocation::token(
-        ISS,
-        "during-1",
-        far(),
-        at(NOW),
-    ))));
+    store.send_token("during-1");
     store.send(Some(RevocationEvent::Batch(vec![
         Revocation::token(ISS, "during-2", far(), at(NOW)),
         Revocation::subject(ISS, "bob", at(NOW), far(), at(NOW)),
@@ -928,12 +933,7 @@ async fn a_feed_that_ends_is_replaced_and_the_list_reloads() {
     })
     .await;
     assert_eq!(store.log()[..3], ["connect", "read", "connect"]);
-    store.send(Some(RevocationEvent::Added(Revocation::token(
-        ISS,
-        "after",
-        far(),
-        at(NOW),
-    ))));
+    store.send_token("after");
     until("the new feed's entries apply", || {
         revoked(&list, &jti("after"))
     })
@@ -960,12 +960,7 @@ async fn load_restarts_background_tasks_that_ended() {
         store.log().iter().filter(|s| **s == "connect").count() == 2
     })
     .await;
-    store.send(Some(RevocationEvent::Added(Revocation::token(
-        ISS,
-        "after",
-        far(),
-        at(NOW),
-    ))));
+    store.send_token("after");
     until("the restarted feed's entries apply", || {
         revoked(&list, &jti("after"))
     })
