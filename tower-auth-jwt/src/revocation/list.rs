@@ -1281,6 +1281,14 @@ mod tests {
         assert!(l.issuers.is_empty() && l.tokens.is_empty() && l.subjects.is_empty());
     }
 
+    /// A list whose background tasks stay quiet for an hour: only the test writes to it.
+    fn quiet(store: crate::issue::MemoryStore) -> RevocationListBuilder {
+        RevocationList::builder(store)
+            .poll_interval(Duration::from_secs(3600))
+            .purge_interval(Duration::from_secs(3600))
+            .reload_interval(Duration::from_secs(3600))
+    }
+
     fn copies(list: &RevocationList) -> u64 {
         list.inner.copies.load(Ordering::SeqCst)
     }
@@ -1289,13 +1297,7 @@ mod tests {
     async fn writes_that_change_nothing_copy_nothing_and_a_batch_copies_once() {
         let clock = tower_auth_core::clock::ManualClock::new(t(10));
         let store = crate::issue::MemoryStore::new();
-        let list = RevocationList::builder(store.clone())
-            .clock(clock.clone())
-            .poll_interval(Duration::from_secs(3600))
-            .purge_interval(Duration::from_secs(3600))
-            .reload_interval(Duration::from_secs(3600))
-            .build()
-            .unwrap();
+        let list = quiet(store.clone()).clock(clock.clone()).build().unwrap();
         list.load().await.unwrap();
         let base = copies(&list);
         list.revoke_token(ISS, "a", Some(t(500))).await.unwrap();
@@ -1341,12 +1343,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_replaced_snapshot_is_freed_by_the_next_writer_not_by_a_request() {
-        let list = RevocationList::builder(crate::issue::MemoryStore::new())
-            .poll_interval(Duration::from_secs(3600))
-            .purge_interval(Duration::from_secs(3600))
-            .reload_interval(Duration::from_secs(3600))
-            .build()
-            .unwrap();
+        let list = quiet(crate::issue::MemoryStore::new()).build().unwrap();
         list.load().await.unwrap();
         // A request holding the snapshot while a write replaces it.
         let held = list.inner.snapshot.load_full();
