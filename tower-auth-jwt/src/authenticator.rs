@@ -100,7 +100,7 @@ impl JwtAuthenticator {
         if token.len() > self.inner.max_token_size {
             return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
         }
-        match Segments::split(token) {
+        match Segments::split(token.as_bytes()) {
             Some(segments) => self.start(segments),
             None => JwtFuture::ready(reject(malformed())),
         }
@@ -129,10 +129,10 @@ impl JwtAuthenticator {
         // signature itself is not kept, so the token cannot be rebuilt from the cache.
         let mut hash = None;
         if let Some(cache) = &inner.cache {
-            let key = cache::hash(token.signature().as_bytes());
+            let key = cache::hash(token.signature());
             let hit = cache
                 .get(&key)
-                .filter(|hit| *hit.signing_input == *token.signing_input().as_bytes());
+                .filter(|hit| *hit.signing_input == *token.signing_input());
             telemetry::cache(hit.is_some());
             match hit {
                 // The key that verified it is still published: serve from cache.
@@ -150,7 +150,7 @@ impl JwtAuthenticator {
             Err(e) => JwtFuture::ready(reject(e)),
             Ok(Verdict::FetchKeys(fut)) => {
                 let inner = Arc::clone(inner);
-                let (token, first, last) = (token.token.to_owned(), token.first, token.last);
+                let (token, first, last) = (token.token.to_vec(), token.first, token.last);
                 JwtFuture::boxed(Box::pin(async move {
                     let keys = fut.await.map_err(|e| {
                         reject_err(
@@ -208,7 +208,7 @@ fn malformed() -> AuthError {
 ///
 /// Decoded with `base64-simd`: the payload is the longest thing the layer reads on every
 /// request, and the vectorised decoder takes a fraction of the time of a scalar one.
-fn decode_segment(segment: &str) -> Result<Vec<u8>, AuthError> {
+fn decode_segment(segment: &[u8]) -> Result<Vec<u8>, AuthError> {
     base64_simd::URL_SAFE_NO_PAD
         .decode_to_vec(segment)
         .map_err(|_| malformed())
@@ -262,7 +262,7 @@ impl Inner {
             return Err(AuthError::invalid_token("no key for this token"));
         }
         let verified_by = candidates
-            .find(|k| k.verify(header.alg, signing_input.as_bytes(), signature))
+            .find(|k| k.verify(header.alg, signing_input, signature))
             .ok_or_else(|| AuthError::invalid_token("invalid signature"))?;
 
         let now = self.clock.now();
@@ -279,7 +279,7 @@ impl Inner {
                 CachedToken::new(
                     principal.clone(),
                     identity,
-                    signing_input.as_bytes().into(),
+                    signing_input.into(),
                     Arc::downgrade(verified_by),
                     checked.valid_until,
                     now,
@@ -542,13 +542,13 @@ thread_local! {
 
 /// A header and the encoded segment it was read from.
 struct ReadHeader {
-    encoded: Box<str>,
+    encoded: Box<[u8]>,
     header: Header,
 }
 
 impl Header {
     /// The header of an encoded first segment (base64url JSON).
-    fn read(encoded: &str) -> Result<Rc<ReadHeader>, AuthError> {
+    fn read(encoded: &[u8]) -> Result<Rc<ReadHeader>, AuthError> {
         // `try_with`: while the thread's locals are being torn down, read without the cache.
         let last = LAST_HEADER
             .try_with(|last| {
@@ -633,9 +633,12 @@ impl JwtCredential {
 }
 
 /// A compact JWS split at its two dots: `header.payload.signature`.
+///
+/// Bytes, not `str`: every segment is base64url, decoded (and so checked) where it is read, so
+/// the token is never validated as UTF-8 on the way.
 #[derive(Clone, Copy)]
 struct Segments<'t> {
-    token: &'t str,
+    token: &'t [u8],
     first: usize,
     last: usize,
 }
@@ -643,39 +646,59 @@ struct Segments<'t> {
 impl<'t> Segments<'t> {
     /// Exactly three segments (the middle one may be empty only if the token is malformed
     /// anyway); `None` for any other shape.
-    fn split(token: &'t str) -> Option<Self> {
-        // `find` / `rfind` of an ASCII char use memchr: this runs on every request.
-        let first = token.find('.')?;
-        let last = token.rfind('.')?;
-        (first < last && !token[first + 1..last].contains('.')).then_some(Self {
-            token,
-            first,
-            last,
-        })
+    fn split(token: &'t [u8]) -> Option<Self> {
+        let (first, last) = two_dots(token)?;
+        Some(Self { token, first, last })
     }
 
     /// The segments at dot positions found earlier in the same token (checked again, cheaply).
-    fn at(token: &'t str, first: usize, last: usize) -> Option<Self> {
-        let bytes = token.as_bytes();
-        (first < last && bytes.get(first) == Some(&b'.') && bytes.get(last) == Some(&b'.'))
+    fn at(token: &'t [u8], first: usize, last: usize) -> Option<Self> {
+        (first < last && token.get(first) == Some(&b'.') && token.get(last) == Some(&b'.'))
             .then_some(Self { token, first, last })
     }
 
-    fn header(&self) -> &'t str {
+    fn header(&self) -> &'t [u8] {
         &self.token[..self.first]
     }
 
-    fn payload(&self) -> &'t str {
+    fn payload(&self) -> &'t [u8] {
         &self.token[self.first + 1..self.last]
     }
 
-    fn signing_input(&self) -> &'t str {
+    fn signing_input(&self) -> &'t [u8] {
         &self.token[..self.last]
     }
 
-    fn signature(&self) -> &'t str {
+    fn signature(&self) -> &'t [u8] {
         &self.token[self.last + 1..]
     }
+}
+
+/// The positions of the two dots of `token`, if it has exactly two.
+///
+/// One pass, run on every request over a token of hundreds of bytes: each 32-byte chunk is
+/// tested for a dot without branches (which compiles to vector compares), and only the chunks
+/// holding one are looked at byte by byte.
+fn two_dots(token: &[u8]) -> Option<(usize, usize)> {
+    let mut dots = [0usize; 2];
+    let mut found = 0;
+    let mut scan = |chunk: &[u8], offset: usize| -> Option<()> {
+        for (i, _) in chunk.iter().enumerate().filter(|&(_, &c)| c == b'.') {
+            *dots.get_mut(found)? = offset + i;
+            found += 1;
+        }
+        Some(())
+    };
+    let mut chunks = token.chunks_exact(32);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |any, &c| any | (c == b'.')) {
+            scan(chunk, offset)?;
+        }
+        offset += 32;
+    }
+    scan(chunks.remainder(), offset)?;
+    (found == 2).then_some((dots[0], dots[1]))
 }
 
 impl fmt::Debug for JwtCredential {
@@ -692,7 +715,7 @@ impl Authenticator for JwtAuthenticator {
         let headers = &parts.headers;
         // A Bearer value that is not shaped like a compact JWS (three segments) is not ours:
         // other schemes may claim other Bearer values.
-        let bearer = bearer_token(headers)?.and_then(|t| Some((t, Segments::split(t)?)));
+        let bearer = bearer_token(headers)?.and_then(|t| Some((t, Segments::split(t.as_bytes())?)));
         let cookie = match &self.inner.cookie {
             Some(name) => cookie_value(headers, name)?.map(|c| (name, c)),
             None => None,
@@ -729,12 +752,11 @@ impl Authenticator for JwtAuthenticator {
         if credential.range.len() > self.inner.max_token_size {
             return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
         }
-        let segments = std::str::from_utf8(credential.as_bytes())
-            .ok()
-            .and_then(|token| match credential.dots {
-                Some((first, last)) => Segments::at(token, first, last),
-                None => Segments::split(token),
-            });
+        let token = credential.as_bytes();
+        let segments = match credential.dots {
+            Some((first, last)) => Segments::at(token, first, last),
+            None => Segments::split(token),
+        };
         match segments {
             Some(segments) => self.start(segments),
             None => JwtFuture::ready(reject(malformed())),
@@ -807,8 +829,67 @@ mod tests {
 
     use super::*;
 
-    fn encode(json: &str) -> String {
-        URL_SAFE_NO_PAD.encode(json)
+    fn encode(json: &str) -> Vec<u8> {
+        URL_SAFE_NO_PAD.encode(json).into_bytes()
+    }
+
+    /// The reference for `two_dots`: a token splits where it has exactly two dots.
+    fn dots_by_search(token: &[u8]) -> Option<(usize, usize)> {
+        let dots: Vec<usize> = (0..token.len()).filter(|&i| token[i] == b'.').collect();
+        match dots[..] {
+            [first, last] => Some((first, last)),
+            _ => None,
+        }
+    }
+
+    /// The chunked dot search finds the same dots as a byte-by-byte one, wherever they fall:
+    /// inside a chunk, on its edges, in the tail after the last full chunk, none, one, two or
+    /// more.
+    #[test]
+    fn two_dots_finds_exactly_two_dots_anywhere() {
+        let mut checked = 0;
+        for len in [0, 1, 2, 3, 31, 32, 33, 63, 64, 65, 100, 130] {
+            let positions: Vec<usize> = (0..len).collect();
+            let mut tokens = vec![vec![b'a'; len]];
+            for &p in &positions {
+                let mut t = vec![b'a'; len];
+                t[p] = b'.';
+                tokens.push(t.clone());
+                for &q in positions.iter().filter(|&&q| q > p) {
+                    let mut t2 = t.clone();
+                    t2[q] = b'.';
+                    tokens.push(t2.clone());
+                    for r in [q + 1, q + 33, len.saturating_sub(1)] {
+                        if r > q && r < len {
+                            let mut t3 = t2.clone();
+                            t3[r] = b'.';
+                            tokens.push(t3);
+                        }
+                    }
+                }
+            }
+            for t in tokens {
+                assert_eq!(
+                    two_dots(&t),
+                    dots_by_search(&t),
+                    "{:?}",
+                    String::from_utf8_lossy(&t)
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+        let t = b"head.claims.sig";
+        let s = Segments::split(t).unwrap();
+        assert_eq!(
+            (s.header(), s.payload(), s.signature(), s.signing_input()),
+            (
+                &b"head"[..],
+                &b"claims"[..],
+                &b"sig"[..],
+                &b"head.claims"[..]
+            )
+        );
     }
 
     /// The per-thread header cache answers exactly what reading the header again would.
