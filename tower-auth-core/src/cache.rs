@@ -231,7 +231,44 @@ struct CacheInner<K, V> {
     /// could otherwise survive it.)
     cleared: AtomicU64,
     name: &'static str,
+    /// The keys of `tower_auth_cache_requests_total{cache, outcome}` for this cache, built once:
+    /// counting a lookup then allocates nothing.
+    #[cfg(feature = "metrics")]
+    keys: CounterKeys,
 }
+
+/// The `hit` and `miss` keys of one cache's counter.
+#[cfg(feature = "metrics")]
+struct CounterKeys {
+    hit: metrics::Key,
+    miss: metrics::Key,
+}
+
+#[cfg(feature = "metrics")]
+impl CounterKeys {
+    const NAME: &'static str = "tower_auth_cache_requests_total";
+
+    fn new(cache: &'static str) -> Self {
+        let key = |outcome| {
+            metrics::Key::from_parts(
+                Self::NAME,
+                vec![
+                    metrics::Label::from_static_parts("cache", cache),
+                    metrics::Label::from_static_parts("outcome", outcome),
+                ],
+            )
+        };
+        Self {
+            hit: key("hit"),
+            miss: key("miss"),
+        }
+    }
+}
+
+/// What `metrics::counter!` would give this module's counters.
+#[cfg(feature = "metrics")]
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
 impl<K, V> Clone for AuthCache<K, V> {
     fn clone(&self) -> Self {
@@ -270,6 +307,8 @@ where
                 epochs: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
                 cleared: AtomicU64::new(0),
                 name,
+                #[cfg(feature = "metrics")]
+                keys: CounterKeys::new(name),
             }),
         }
     }
@@ -291,7 +330,7 @@ where
     {
         let outdated = match self.inner.cache.get(&key).await {
             Some(entry) if self.is_current(&entry) => {
-                self.record("hit");
+                self.record(true);
                 return Ok(entry.value);
             }
             Some(_) => true,
@@ -330,7 +369,7 @@ where
         let read = pin!(self.inner.cache.get(key));
         let state = match read.poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(Some(entry)) if self.is_current(&entry) => {
-                self.record("hit");
+                self.record(true);
                 return CacheRead::Hit(entry.value);
             }
             Poll::Ready(Some(_)) => MissedState::Outdated,
@@ -425,13 +464,13 @@ where
         };
         match loaded_at_epoch {
             Some(seen) => {
-                self.record("miss");
+                self.record(false);
                 // An invalidation between our last check and moka's insert: drop what we put.
                 if epoch.load(Ordering::Acquire) != seen {
                     inner.cache.invalidate(&key).await;
                 }
             }
-            None => self.record("hit"),
+            None => self.record(true),
         }
         Ok(entry.value)
     }
@@ -493,14 +532,18 @@ where
     }
 
     #[allow(unused_variables)]
-    fn record(&self, outcome: &'static str) {
+    /// Counts a lookup: `tower_auth_cache_requests_total{cache, outcome}`, `outcome` = `hit` or
+    /// `miss`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn record(&self, hit: bool) {
         #[cfg(feature = "metrics")]
-        metrics::counter!(
-            "tower_auth_cache_requests_total",
-            "cache" => self.inner.name,
-            "outcome" => outcome
-        )
-        .increment(1);
+        {
+            let keys = &self.inner.keys;
+            let key = if hit { &keys.hit } else { &keys.miss };
+            // Registered on every call, not held: a recorder installed after this cache was built
+            // still receives its counts.
+            metrics::with_recorder(|r| r.register_counter(key, &METADATA)).increment(1);
+        }
     }
 }
 
@@ -904,5 +947,92 @@ mod tests {
             .await;
         assert_eq!(late.unwrap(), Some(7));
         assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod metrics_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::telemetry::tests::counters;
+
+    fn found() -> impl FnMut() -> std::future::Ready<Result<Loaded<u32>, ()>> {
+        || {
+            std::future::ready(Ok(Loaded::Found {
+                value: 1,
+                max_ttl: None,
+            }))
+        }
+    }
+
+    fn lookups(c: &AuthCache<String, u32>, keys: &[&str]) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for k in keys {
+                c.get_or_load((*k).to_owned(), found()).await.unwrap();
+            }
+        });
+    }
+
+    /// The counter is labelled with the cache's name and `hit` / `miss`, and reaches whichever
+    /// recorder is current at each lookup, including one installed after the cache was built.
+    #[test]
+    fn hits_and_misses_are_counted_under_the_cache_name() {
+        let c: AuthCache<String, u32> = AuthCache::new("api_key", CacheConfig::default());
+        let hit = "tower_auth_cache_requests_total{cache=api_key,outcome=hit}".to_owned();
+        let miss = "tower_auth_cache_requests_total{cache=api_key,outcome=miss}".to_owned();
+        assert_eq!(
+            counters(|| lookups(&c, &["a", "a", "b", "a"])),
+            BTreeMap::from([(hit.clone(), 2), (miss.clone(), 2)])
+        );
+        // A second recorder sees only its own lookups: no handle of the first one was kept.
+        assert_eq!(
+            counters(|| {
+                lookups(&c, &["b"]);
+                assert!(matches!(
+                    c.get_now(&"a".to_owned()),
+                    CacheRead::Hit(Some(1))
+                ));
+                lookups(&c, &["c"]);
+            }),
+            BTreeMap::from([(hit, 2), (miss, 1)])
+        );
+        let other: AuthCache<String, u32> = AuthCache::new("introspection", CacheConfig::default());
+        assert_eq!(
+            counters(|| lookups(&other, &["a"])),
+            BTreeMap::from([(
+                "tower_auth_cache_requests_total{cache=introspection,outcome=miss}".to_owned(),
+                1
+            )])
+        );
+    }
+
+    #[test]
+    fn counting_a_lookup_allocates_nothing() {
+        let c: AuthCache<String, u32> = AuthCache::new("api_key", CacheConfig::default());
+        metrics::with_local_recorder(&metrics::NoopRecorder, || {
+            c.record(true);
+            let info = allocation_counter::measure(|| {
+                c.record(true);
+                c.record(false);
+            });
+            assert_eq!(info.count_total, 0, "{info:?}");
+            // What the key built on each call would cost (and proof the measurement is live).
+            let name = std::hint::black_box(c.inner.name);
+            let info = allocation_counter::measure(|| {
+                metrics::counter!(
+                    "tower_auth_cache_requests_total",
+                    "cache" => name,
+                    "outcome" => "hit"
+                )
+                .increment(1);
+            });
+            assert!(info.count_total > 0, "{info:?}");
+        });
     }
 }
