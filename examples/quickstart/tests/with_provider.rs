@@ -11,7 +11,7 @@ use tower_auth_tests::{client_credentials_token as token, op_url};
 
 mod common;
 
-use common::serve_with;
+use common::{BIN, serve_with};
 
 async fn get(url: &str, bearer: &str) -> (u16, String) {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -37,6 +37,9 @@ async fn jwt_and_introspection_from_the_provider() {
             r#"
 listen = "127.0.0.1:0"
 insecure_allow_http = true
+
+[cache]
+revocation_poll = "100ms"
 
 [[issuers]]
 issuer = "{op}"
@@ -76,4 +79,61 @@ client_secret = "tower-auth-rs-secret"
     // A JWT for another audience.
     let other = token(&op, "urn:tower-auth:es256", "read:items").await;
     assert_eq!(get(&format!("{base}/me"), &other).await.0, 401);
+
+    // `tokens revoke --issuer`: the CLI, another process on the same database, revokes the
+    // provider's token by its `jti`; the server refuses it once it has read the list, and a
+    // second token of the same client stays valid.
+    let second = token(&op, "urn:tower-auth:rs256", "read:items").await;
+    assert_eq!(get(&format!("{base}/me"), &second).await.0, 200);
+    let jti = claim(&jwt, "jti");
+    let o = std::process::Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "tokens",
+            "--config",
+            config.to_str().unwrap(),
+            "--built-in-issuer",
+            &base,
+            "revoke",
+            "--jti",
+            &jti,
+            "--issuer",
+            &op,
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), format!("revoked token {jti} of {op}"));
+    assert_eq!(until_status(&format!("{base}/me"), &jwt, 401).await, 401);
+    assert_eq!(get(&format!("{base}/me"), &second).await.0, 200);
+}
+
+/// A string claim of a JWT (read without verifying: the test's own tokens).
+fn claim(jwt: &str, name: &str) -> String {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims[name].as_str().unwrap().to_owned()
+}
+
+/// Waits (at most 30 s) until `url` with `bearer` answers `status`; returns what it answered
+/// last.
+async fn until_status(url: &str, bearer: &str, status: u16) -> u16 {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got = get(url, bearer).await.0;
+        if got == status || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
