@@ -65,22 +65,24 @@ pub(crate) fn rejected(error: &AuthError) {
         reason = error.description(),
         "token rejected"
     );
+    // One literal per arm, so each key is a `static`: nothing is allocated per token.
     #[cfg(feature = "metrics")]
-    {
-        let outcome = match error.kind() {
-            tower_auth_core::AuthErrorKind::Unavailable => "unavailable",
-            _ => "invalid",
-        };
-        metrics::counter!("tower_auth_jwt_verifications_total", "outcome" => outcome).increment(1);
+    match error.kind() {
+        tower_auth_core::AuthErrorKind::Unavailable => {
+            metrics::counter!("tower_auth_jwt_verifications_total", "outcome" => "unavailable")
+        }
+        _ => metrics::counter!("tower_auth_jwt_verifications_total", "outcome" => "invalid"),
     }
+    .increment(1);
 }
 
 pub(crate) fn cache(hit: bool) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(
-        "tower_auth_jwt_cache_requests_total",
-        "outcome" => if hit { "hit" } else { "miss" }
-    )
+    if hit {
+        metrics::counter!("tower_auth_jwt_cache_requests_total", "outcome" => "hit")
+    } else {
+        metrics::counter!("tower_auth_jwt_cache_requests_total", "outcome" => "miss")
+    }
     .increment(1);
 }
 
@@ -424,5 +426,33 @@ mod tests {
         assert_eq!(v("tower_auth_jwt_cache_requests_total{outcome=hit}"), 1);
         // Two misses of the first authenticator, two of the second (never cached).
         assert_eq!(v("tower_auth_jwt_cache_requests_total{outcome=miss}"), 4);
+    }
+
+    /// The counters of the verification path build no key per call.
+    #[test]
+    fn counting_a_token_allocates_nothing() {
+        let invalid = tower_auth_core::AuthError::invalid_token("bad");
+        let unavailable = tower_auth_core::AuthError::unavailable("down");
+        let count_all = || {
+            super::verified(false);
+            super::verified(true);
+            super::rejected(&invalid);
+            super::rejected(&unavailable);
+            super::cache(true);
+            super::cache(false);
+        };
+        metrics::with_local_recorder(&metrics::NoopRecorder, || {
+            // First calls may set up thread-locals and tracing call sites.
+            count_all();
+            let info = allocation_counter::measure(count_all);
+            assert_eq!(info.count_total, 0, "{info:?}");
+            // A key built at run time allocates: the measurement is live.
+            let outcome = std::hint::black_box("hit");
+            let info = allocation_counter::measure(|| {
+                metrics::counter!("tower_auth_jwt_cache_requests_total", "outcome" => outcome)
+                    .increment(1);
+            });
+            assert!(info.count_total > 0, "{info:?}");
+        });
     }
 }
