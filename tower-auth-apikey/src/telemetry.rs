@@ -7,6 +7,19 @@
 #[cfg(feature = "tracing")]
 pub(crate) const TARGET: &str = "tower_auth::apikey";
 
+/// `metrics::counter!($name, "outcome" => ...)` with one arm, and so one `static` key, per known
+/// outcome: counting them allocates nothing. Any other outcome (none is passed today) is still
+/// counted under its own name, with a key built for the call.
+#[cfg(feature = "metrics")]
+macro_rules! outcome_counter {
+    ($name:literal, $outcome:expr, [$($known:literal),+ $(,)?]) => {
+        match $outcome {
+            $($known => metrics::counter!($name, "outcome" => $known),)+
+            other => metrics::counter!($name, "outcome" => other),
+        }
+    };
+}
+
 /// One authentication attempt and how it ended: `authenticated`, `malformed`, `bad_checksum`,
 /// `other_environment`, `unknown`, `revoked`, `expired` or `unavailable`.
 pub(crate) fn outcome(outcome: &'static str, key_id: Option<&str>) {
@@ -19,13 +32,32 @@ pub(crate) fn outcome(outcome: &'static str, key_id: Option<&str>) {
         }
     }
     #[cfg(feature = "metrics")]
-    metrics::counter!("tower_auth_apikey_requests_total", "outcome" => outcome).increment(1);
+    outcome_counter!(
+        "tower_auth_apikey_requests_total",
+        outcome,
+        [
+            "authenticated",
+            "malformed",
+            "bad_checksum",
+            "other_environment",
+            "unknown",
+            "revoked",
+            "expired",
+            "unavailable",
+        ]
+    )
+    .increment(1);
 }
 
 /// A lookup answered from the cache (`hit`) or from the store (`miss`).
 pub(crate) fn cache(outcome: &'static str) {
     #[cfg(feature = "metrics")]
-    metrics::counter!("tower_auth_apikey_cache_requests_total", "outcome" => outcome).increment(1);
+    outcome_counter!(
+        "tower_auth_apikey_cache_requests_total",
+        outcome,
+        ["hit", "miss"]
+    )
+    .increment(1);
 }
 
 /// A store call (`find_by_hash`, `record_last_used`) is about to be made.
@@ -77,4 +109,117 @@ pub(crate) fn listener_failed(error: &crate::StoreError) {
     tracing::warn!(target: TARGET, error = %error, "api key invalidation listener failed, reconnecting");
     #[cfg(feature = "metrics")]
     metrics::counter!("tower_auth_apikey_listener_failures_total").increment(1);
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use crate::key::FormatError;
+
+    /// Every outcome the authenticator reports (the call sites in `authenticator.rs`).
+    const OUTCOMES: [&str; 8] = [
+        "authenticated",
+        "malformed",
+        "bad_checksum",
+        "other_environment",
+        "unknown",
+        "revoked",
+        "expired",
+        "unavailable",
+    ];
+
+    /// The counters `f` moved, as `name{label=value,...}` => count.
+    fn counters(f: impl FnOnce()) -> BTreeMap<String, u64> {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, f);
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                let DebugValue::Counter(n) = value else {
+                    panic!("{} is not a counter", key.name())
+                };
+                (format!("{}{{{}}}", key.name(), labels.join(",")), n)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_outcome_is_the_label() {
+        for outcome in OUTCOMES {
+            assert_eq!(
+                counters(|| super::outcome(outcome, Some("key_1"))),
+                BTreeMap::from([(
+                    format!("tower_auth_apikey_requests_total{{outcome={outcome}}}"),
+                    1
+                )])
+            );
+        }
+        // An outcome without an arm of its own is still counted under its own name.
+        assert_eq!(
+            counters(|| super::outcome("not_listed", None)),
+            BTreeMap::from([(
+                "tower_auth_apikey_requests_total{outcome=not_listed}".to_owned(),
+                1
+            )])
+        );
+        assert_eq!(
+            counters(|| {
+                super::cache("hit");
+                super::cache("hit");
+                super::cache("miss");
+            }),
+            BTreeMap::from([
+                (
+                    "tower_auth_apikey_cache_requests_total{outcome=hit}".to_owned(),
+                    2
+                ),
+                (
+                    "tower_auth_apikey_cache_requests_total{outcome=miss}".to_owned(),
+                    1
+                ),
+            ])
+        );
+    }
+
+    /// Each known outcome has a `static` key: counting it allocates nothing.
+    #[test]
+    fn counting_a_request_allocates_nothing() {
+        let format_errors = [
+            FormatError::Malformed,
+            FormatError::OtherEnvironment,
+            FormatError::Checksum,
+        ];
+        let outcomes = OUTCOMES
+            .into_iter()
+            .chain(format_errors.map(FormatError::as_str));
+        metrics::with_local_recorder(&metrics::NoopRecorder, || {
+            for outcome in outcomes {
+                // The first call may set up thread-locals and tracing call sites.
+                super::outcome(outcome, None);
+                let info = allocation_counter::measure(|| super::outcome(outcome, Some("key_1")));
+                assert_eq!(info.count_total, 0, "{outcome}: {info:?}");
+            }
+            for outcome in ["hit", "miss"] {
+                super::cache(outcome);
+                let info = allocation_counter::measure(|| super::cache(outcome));
+                assert_eq!(info.count_total, 0, "{outcome}: {info:?}");
+            }
+            // An outcome without an arm builds its key per call: the measurement is live.
+            let info = allocation_counter::measure(|| super::outcome("not_listed", None));
+            assert!(info.count_total > 0, "{info:?}");
+        });
+    }
 }
