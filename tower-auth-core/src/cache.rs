@@ -531,7 +531,6 @@ where
         self.inner.cache.run_pending_tasks().await;
     }
 
-    #[allow(unused_variables)]
     /// Counts a lookup: `tower_auth_cache_requests_total{cache, outcome}`, `outcome` = `hit` or
     /// `miss`.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
