@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 
 mod common;
 
-use common::{BIN, serve_with};
+use common::{BIN, claim, serve_with};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -498,19 +498,6 @@ async fn login_refresh_logout_in_both_modes() {
     assert_eq!(status, 200, "{body}");
 }
 
-/// The `jti` claim of a JWT (its payload read without verification: the server verifies).
-fn jti_of(token: &str) -> String {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    claims["jti"].as_str().unwrap().to_owned()
-}
-
 /// Waits (at most 30 s) until `/me` with `token` answers `status`; returns what it answered last.
 async fn until_me_answers(base: &str, token: &str, status: u16) -> u16 {
     let auth = format!("Bearer {token}");
@@ -598,7 +585,7 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
     // The CLI, another process on the same database, revokes token a by its jti: the server
     // applies it at its next read of the list; token b is untouched.
     let config_arg = config.to_str().unwrap();
-    let jti = jti_of(&a);
+    let jti = claim(&a, "jti");
     let o = run(
         dir.path(),
         &[

@@ -11,7 +11,7 @@ use tower_auth_tests::{client_credentials_token as token, op_url};
 
 mod common;
 
-use common::{BIN, serve_with};
+use common::{BIN, claim, serve_with};
 
 async fn get(url: &str, bearer: &str) -> (u16, String) {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -110,19 +110,6 @@ client_secret = "tower-auth-rs-secret"
     assert_eq!(stdout.trim(), format!("revoked token {jti} of {op}"));
     assert_eq!(until_status(&format!("{base}/me"), &jwt, 401).await, 401);
     assert_eq!(get(&format!("{base}/me"), &second).await.0, 200);
-}
-
-/// A string claim of a JWT (read without verifying: the test's own tokens).
-fn claim(jwt: &str, name: &str) -> String {
-    use base64::Engine as _;
-    let payload = jwt.split('.').nth(1).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    claims[name].as_str().unwrap().to_owned()
 }
 
 /// Waits (at most 30 s) until `url` with `bearer` answers `status`; returns what it answered

@@ -34,3 +34,17 @@ pub(crate) async fn serve_with(dir: &Path, config: &Path) -> (tokio::process::Ch
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, url)
 }
+
+/// A string claim of a JWT, read without verifying it (the tests' own tokens).
+#[allow(dead_code)] // not every test file reads claims
+pub(crate) fn claim(jwt: &str, name: &str) -> String {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims[name].as_str().unwrap().to_owned()
+}
