@@ -22,11 +22,12 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, AF, S, R, ReqB, ResB> {
-        // Boxed: a scheme that has to wait (a store query, a key fetch, an introspection call)
-        // costs far more than an allocation, while the future of a request decided at once
-        // stays small, and cheap to move through the stack of services that return it.
         Authenticating {
-            pending: Pin<Box<Pending<AF, S, R, ReqB>>>,
+            #[pin]
+            auth: AF,
+            pending: Option<(S, Request<ReqB>)>,
+            rejection: Arc<R>,
+            scheme: Scheme,
         },
         Calling {
             #[pin]
@@ -35,18 +36,6 @@ pin_project! {
         Rejected {
             response: Option<Response<ResB>>,
         },
-    }
-}
-
-pin_project! {
-    /// What an authentication that has to wait holds: its future, and the inner service and
-    /// request it then calls (or the rejection it answers with).
-    struct Pending<AF, S, R, ReqB> {
-        #[pin]
-        auth: AF,
-        call: Option<(S, Request<ReqB>)>,
-        rejection: Arc<R>,
-        scheme: Scheme,
     }
 }
 
@@ -60,12 +49,10 @@ impl<F, AF, S, R, ReqB, ResB> ResponseFuture<F, AF, S, R, ReqB, ResB> {
     ) -> Self {
         Self {
             state: State::Authenticating {
-                pending: Box::pin(Pending {
-                    auth,
-                    call: Some((inner, request)),
-                    rejection,
-                    scheme,
-                }),
+                auth,
+                pending: Some((inner, request)),
+                rejection,
+                scheme,
             },
         }
     }
@@ -111,10 +98,14 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Authenticating { pending } => {
-                    let pending = pending.as_mut().project();
-                    let result = ready!(pending.auth.poll(cx));
-                    let Some((mut inner, mut request)) = pending.call.take() else {
+                StateProj::Authenticating {
+                    auth,
+                    pending,
+                    rejection,
+                    scheme,
+                } => {
+                    let result = ready!(auth.poll(cx));
+                    let Some((mut inner, mut request)) = pending.take() else {
                         // Only reachable if polled again after a rejection was returned.
                         panic!("ResponseFuture polled after completion");
                     };
@@ -126,8 +117,8 @@ where
                             state.set(State::Calling { fut });
                         }
                         Err(error) => {
-                            telemetry::rejected(Some(*pending.scheme), &error);
-                            return Poll::Ready(Ok(pending.rejection.on_rejection(&error)));
+                            telemetry::rejected(Some(*scheme), &error);
+                            return Poll::Ready(Ok(rejection.on_rejection(&error)));
                         }
                     }
                 }

@@ -470,26 +470,3 @@ async fn a_decision_made_at_once_calls_the_instance_that_was_polled_ready() {
         .unwrap();
     assert_eq!(res.body(), "ok");
 }
-
-/// The future a request decided at once returns is no larger than the inner service's future
-/// or the rejection response: the state of an authentication that has to wait (its future,
-/// the request, the inner service) is boxed, so every service above moves a small future.
-#[test]
-fn the_response_future_does_not_carry_the_pending_state_inline() {
-    type Inner = Ready<Result<Response<String>, Infallible>>;
-    type Future = ResponseFuture<
-        Inner,
-        Ready<Result<Principal, AuthError>>,
-        tower::util::BoxCloneSyncService<Request<String>, Response<String>, Infallible>,
-        crate::DefaultRejection,
-        String,
-        String,
-    >;
-    let largest = size_of::<Inner>().max(size_of::<Option<Response<String>>>());
-    let request = size_of::<Request<String>>();
-    assert!(
-        size_of::<Future>() <= largest + size_of::<usize>(),
-        "{} bytes for a largest variant of {largest} (a request is {request})",
-        size_of::<Future>()
-    );
-}
