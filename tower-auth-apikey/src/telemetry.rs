@@ -194,6 +194,16 @@ mod tests {
         );
     }
 
+    /// Runs `f` with the no-op metrics recorder and no tracing subscriber on this thread: another
+    /// test of this binary may install a global subscriber, whose events would allocate.
+    fn quietly(f: impl FnOnce()) {
+        let f = || metrics::with_local_recorder(&metrics::NoopRecorder, f);
+        #[cfg(feature = "tracing")]
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), f);
+        #[cfg(not(feature = "tracing"))]
+        f();
+    }
+
     /// Each known outcome has a `static` key: counting it allocates nothing.
     #[test]
     fn counting_a_request_allocates_nothing() {
@@ -205,7 +215,7 @@ mod tests {
         let outcomes = OUTCOMES
             .into_iter()
             .chain(format_errors.map(FormatError::as_str));
-        metrics::with_local_recorder(&metrics::NoopRecorder, || {
+        quietly(|| {
             for outcome in outcomes {
                 // The first call may set up thread-locals and tracing call sites.
                 super::outcome(outcome, None);

@@ -230,6 +230,16 @@ pub(crate) mod tests {
         );
     }
 
+    /// Runs `f` with the no-op metrics recorder and no tracing subscriber on this thread: another
+    /// test of this binary may install a global subscriber, whose events would allocate.
+    fn quietly(f: impl FnOnce()) {
+        let f = || metrics::with_local_recorder(&metrics::NoopRecorder, f);
+        #[cfg(feature = "tracing")]
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), f);
+        #[cfg(not(feature = "tracing"))]
+        f();
+    }
+
     #[test]
     fn counting_a_request_allocates_nothing() {
         let principals: Vec<Principal> = SCHEMES[..3]
@@ -254,7 +264,7 @@ pub(crate) mod tests {
                 }
             }
         };
-        metrics::with_local_recorder(&metrics::NoopRecorder, || {
+        quietly(|| {
             // First calls may set up thread-locals and tracing call sites.
             count_all();
             let info = allocation_counter::measure(count_all);

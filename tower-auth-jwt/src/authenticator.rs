@@ -865,7 +865,9 @@ mod tests {
     fn two_dots_finds_exactly_two_dots_anywhere() {
         let mut checked = 0;
         for filler in [b'a', b'/', b'-', 0x00, 0x0f, 0xae, 0xff] {
-            for len in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 31, 32, 33, 40, 63, 64, 65, 100, 130] {
+            for len in [
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 31, 32, 33, 40, 63, 64, 65, 100, 130,
+            ] {
                 let positions: Vec<usize> = (0..len).collect();
                 let mut tokens = vec![vec![filler; len]];
                 for &p in &positions {

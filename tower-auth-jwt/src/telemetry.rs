@@ -428,6 +428,16 @@ mod tests {
         assert_eq!(v("tower_auth_jwt_cache_requests_total{outcome=miss}"), 4);
     }
 
+    /// Runs `f` with the no-op metrics recorder and no tracing subscriber on this thread: another
+    /// test of this binary may install a global subscriber, whose events would allocate.
+    fn quietly(f: impl FnOnce()) {
+        let f = || metrics::with_local_recorder(&metrics::NoopRecorder, f);
+        #[cfg(feature = "tracing")]
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), f);
+        #[cfg(not(feature = "tracing"))]
+        f();
+    }
+
     /// The counters of the verification path build no key per call.
     #[test]
     fn counting_a_token_allocates_nothing() {
@@ -441,7 +451,7 @@ mod tests {
             super::cache(true);
             super::cache(false);
         };
-        metrics::with_local_recorder(&metrics::NoopRecorder, || {
+        quietly(|| {
             // First calls may set up thread-locals and tracing call sites.
             count_all();
             let info = allocation_counter::measure(count_all);
