@@ -869,4 +869,58 @@ mod tests {
         let a = b.build().unwrap();
         assert!(!format!("{a:?}").contains("hunter2"));
     }
+
+    /// Each outcome is its own label value of `tower_auth_introspection_requests_total`, and
+    /// counting one of the outcomes the scheme reports allocates nothing.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn the_request_counter_labels_each_outcome_without_allocating() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            for outcome in ["active", "rejected", "rejected", "error", "not_listed"] {
+                record(outcome);
+            }
+        });
+        let mut seen: Vec<(String, u64)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                let DebugValue::Counter(n) = value else {
+                    panic!("{} is not a counter", key.name())
+                };
+                (format!("{}{{{}}}", key.name(), labels.join(",")), n)
+            })
+            .collect();
+        seen.sort();
+        let name = "tower_auth_introspection_requests_total";
+        assert_eq!(
+            seen,
+            [
+                (format!("{name}{{outcome=active}}"), 1),
+                (format!("{name}{{outcome=error}}"), 1),
+                (format!("{name}{{outcome=not_listed}}"), 1),
+                (format!("{name}{{outcome=rejected}}"), 2),
+            ]
+        );
+
+        metrics::with_local_recorder(&metrics::NoopRecorder, || {
+            for outcome in ["active", "rejected", "error"] {
+                record(outcome);
+                let info = allocation_counter::measure(|| record(outcome));
+                assert_eq!(info.count_total, 0, "{outcome}: {info:?}");
+            }
+            // An outcome without an arm builds its key per call: the measurement is live.
+            let info = allocation_counter::measure(|| record("not_listed"));
+            assert!(info.count_total > 0, "{info:?}");
+        });
+    }
 }
