@@ -634,8 +634,9 @@ impl JwtCredential {
 
 /// A compact JWS split at its two dots: `header.payload.signature`.
 ///
-/// Bytes, not `str`: every segment is base64url, decoded (and so checked) where it is read, so
-/// the token is never validated as UTF-8 on the way.
+/// Bytes, not `str`: a credential is visible ASCII already (the `Bearer` and cookie parsers
+/// check it), and each segment is checked where it is base64url-decoded, so the token is not
+/// validated as UTF-8 again.
 #[derive(Clone, Copy)]
 struct Segments<'t> {
     token: &'t [u8],
