@@ -66,7 +66,10 @@ impl Cached {
     }
 }
 
-type KeyCache = AuthCache<KeyHash, Arc<Cached>>;
+/// Keys are SHA-256 (or HMAC-SHA-256) digests of the presented keys, spread evenly whatever
+/// the keys: a fast hasher (seeded per process) is enough for the table, SipHash would only add
+/// time to every lookup.
+type KeyCache = AuthCache<KeyHash, Arc<Cached>, foldhash::fast::RandomState>;
 
 /// The lookup cache and, with stale-if-error, the last records read from the store.
 #[derive(Clone)]
@@ -720,7 +723,11 @@ impl ApiKeyAuthenticatorBuilder {
                             "must be more than zero and at most 1day",
                         )
                     })?;
-                Some(AuthCache::new(STALE_CACHE_NAME, config))
+                Some(AuthCache::with_hasher(
+                    STALE_CACHE_NAME,
+                    config,
+                    foldhash::fast::RandomState::default(),
+                ))
             }
         };
         let last_used = Arc::new(LastUsed::new(
@@ -729,7 +736,11 @@ impl ApiKeyAuthenticatorBuilder {
             self.store_timeout.max(Duration::from_secs(5)),
         ));
         let caches = Caches {
-            main: AuthCache::new(CACHE_NAME, self.cache),
+            main: AuthCache::with_hasher(
+                CACHE_NAME,
+                self.cache,
+                foldhash::fast::RandomState::default(),
+            ),
             stale,
         };
         let listener = Listener::new(self.store.invalidations());

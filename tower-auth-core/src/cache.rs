@@ -14,9 +14,10 @@
 //!
 //! moka has no refresh-ahead or stale-if-error; the JWKS cache builds those itself.
 
+use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::future::Future;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -194,9 +195,8 @@ struct EntryExpiry;
 
 const STRIPES: usize = 64;
 
-impl<K: Hash, V> CacheInner<K, V> {
+impl<K: Hash, V, S> CacheInner<K, V, S> {
     fn stripe(&self, key: &K) -> &AtomicU64 {
-        use std::hash::BuildHasher as _;
         // A fixed-key hasher is enough: stripes only spread unrelated keys apart.
         let hash =
             std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
@@ -215,12 +215,17 @@ impl<K, V> Expiry<K, Entry<V>> for EntryExpiry {
 /// [module docs](self).
 ///
 /// Cheap to clone: clones share the entries.
-pub struct AuthCache<K, V> {
-    inner: Arc<CacheInner<K, V>>,
+///
+/// `S` hashes the keys for moka's table: SipHash by default, which keeps a table of
+/// attacker-chosen keys from degrading. A cache whose keys are digests already (every
+/// built-in scheme keys by the SHA-256 of the credential, which nobody can steer) can take a
+/// faster hasher through [`with_hasher`](Self::with_hasher).
+pub struct AuthCache<K, V, S = RandomState> {
+    inner: Arc<CacheInner<K, V, S>>,
 }
 
-struct CacheInner<K, V> {
-    cache: moka::future::Cache<K, Entry<V>>,
+struct CacheInner<K, V, S> {
+    cache: moka::future::Cache<K, Entry<V>, S>,
     config: CacheConfig,
     /// Invalidation counters, striped by key hash: a load that sees its key's stripe move re-reads
     /// its source. Striping keeps a stream of invalidations of some keys from disturbing loads of
@@ -270,7 +275,7 @@ impl CounterKeys {
 static METADATA: metrics::Metadata<'static> =
     metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
-impl<K, V> Clone for AuthCache<K, V> {
+impl<K, V, S> Clone for AuthCache<K, V, S> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
@@ -278,7 +283,7 @@ impl<K, V> Clone for AuthCache<K, V> {
     }
 }
 
-impl<K, V> fmt::Debug for AuthCache<K, V> {
+impl<K, V, S> fmt::Debug for AuthCache<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthCache")
             .field("name", &self.inner.name)
@@ -293,13 +298,40 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// A cache named `name` (the `cache` label of its metrics, such as `api_key`).
+    /// A cache named `name` (the `cache` label of its metrics, such as `api_key`), hashing its
+    /// keys with SipHash.
     pub fn new(name: &'static str, config: CacheConfig) -> Self {
+        Self::with_hasher(name, config, RandomState::new())
+    }
+}
+
+impl<K, V, S> AuthCache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    /// A cache named `name` whose table hashes keys with `hasher`. Only for keys an attacker
+    /// cannot choose the hashes of (digests of credentials, for example): a hasher that is not
+    /// DoS-resistant lets chosen keys collide.
+    ///
+    /// ```
+    /// use tower_auth_core::CacheConfig;
+    /// use tower_auth_core::cache::{AuthCache, CacheRead};
+    ///
+    /// let cache: AuthCache<[u8; 32], u32, _> = AuthCache::with_hasher(
+    ///     "digests",
+    ///     CacheConfig::default(),
+    ///     std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default(),
+    /// );
+    /// assert!(matches!(cache.get_now(&[0; 32]), CacheRead::Miss(_)));
+    /// ```
+    pub fn with_hasher(name: &'static str, config: CacheConfig, hasher: S) -> Self {
         let cache = moka::future::Cache::builder()
             .name(name)
             .max_capacity(config.max_capacity)
             .expire_after(EntryExpiry)
-            .build();
+            .build_with_hasher(hasher);
         Self {
             inner: Arc::new(CacheInner {
                 cache,

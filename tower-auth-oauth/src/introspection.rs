@@ -148,7 +148,9 @@ struct Inner {
     auth: ClientAuth,
     basic: HeaderValue,
     client: HttpClient,
-    cache: AuthCache<[u8; 32], Verdict>,
+    /// Keyed by the SHA-256 of the token: a fast hasher (seeded per process) is enough for the
+    /// table, SipHash would only add time to every lookup.
+    cache: AuthCache<[u8; 32], Verdict, foldhash::fast::RandomState>,
     audiences: Vec<String>,
     issuer: Option<String>,
     clock: Arc<dyn Clock>,
@@ -540,7 +542,11 @@ impl IntrospectionBuilder {
                 auth: self.auth,
                 basic,
                 client,
-                cache: AuthCache::new("introspection", self.cache),
+                cache: AuthCache::with_hasher(
+                    "introspection",
+                    self.cache,
+                    foldhash::fast::RandomState::default(),
+                ),
                 audiences: self.audiences,
                 issuer: self.issuer,
                 clock: self.clock,
