@@ -216,10 +216,11 @@ impl<K, V> Expiry<K, Entry<V>> for EntryExpiry {
 ///
 /// Cheap to clone: clones share the entries.
 ///
-/// `S` hashes the keys for moka's table: SipHash by default, which keeps a table of
-/// attacker-chosen keys from degrading. A cache whose keys are digests already (every
-/// built-in scheme keys by the SHA-256 of the credential, which nobody can steer) can take a
-/// faster hasher through [`with_hasher`](Self::with_hasher).
+/// `S` hashes the keys for moka's table: SipHash by default, a keyed PRF, so that a table of
+/// attacker-chosen keys cannot be made to collide. A cache whose keys are digests already can
+/// take a faster hasher seeded per process through [`with_hasher`](Self::with_hasher): every
+/// built-in scheme keys by the SHA-256 of the credential, so the table's inputs are spread
+/// evenly whatever credentials are sent, and aiming several at one bucket takes the seed.
 pub struct AuthCache<K, V, S = RandomState> {
     inner: Arc<CacheInner<K, V, S>>,
 }
@@ -311,9 +312,10 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    /// A cache named `name` whose table hashes keys with `hasher`. Only for keys an attacker
-    /// cannot choose the hashes of (digests of credentials, for example): a hasher that is not
-    /// DoS-resistant lets chosen keys collide.
+    /// A cache named `name` whose table hashes keys with `hasher`. A hasher that is not
+    /// DoS-resistant belongs only in front of keys that are spread evenly already (digests of
+    /// credentials, for example), and seeded per process: with chosen keys or a known seed,
+    /// keys can be made to collide.
     ///
     /// ```
     /// use tower_auth_core::CacheConfig;
