@@ -18,7 +18,7 @@ use tower::{Layer, ServiceExt, service_fn};
 use tower_auth_apikey::{ApiKeyAuthenticator, NewKey, SqliteStore};
 use tower_auth_core::client::HttpClient;
 use tower_auth_core::{AuthenticateLayer, Authenticator, Principal};
-use tower_auth_oauth::introspection::Introspection;
+use tower_auth_oauth::introspection::IntrospectionAuthenticator;
 use tower_auth_tests::{RS_CLIENT, client_credentials_token, op_url};
 
 async fn call<A>(auth: &A, headers: &[(&str, &str)]) -> (StatusCode, Option<Principal>)
@@ -73,7 +73,7 @@ async fn api_key_first_then_introspection() {
         counted.fetch_add(1, Ordering::SeqCst);
         http.request(req)
     });
-    let introspection = Introspection::builder(format!("{op}/token/introspection"))
+    let introspection = IntrospectionAuthenticator::builder(format!("{op}/token/introspection"))
         .client_id(RS_CLIENT.0)
         .client_secret(RS_CLIENT.1)
         .http_client(

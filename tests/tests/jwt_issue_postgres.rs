@@ -22,7 +22,7 @@ use tower_auth_jwt::issue::{
     TokenRequest,
 };
 use tower_auth_jwt::remote::JwksUrl;
-use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator};
+use tower_auth_jwt::{Algorithm, JwtAuthenticator, TrustedIssuer};
 use tower_auth_tests::PgDatabase;
 
 const ISS: &str = "https://app.example";
@@ -90,7 +90,7 @@ fn verifier(url: &str) -> JwtAuthenticator {
         .unwrap();
     JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .algorithms([Algorithm::EdDSA])
                 .require_access_token_type()

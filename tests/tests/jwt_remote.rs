@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use tower::{Layer, ServiceExt, service_fn};
 use tower_auth_core::{AuthenticateLayer, Principal, RequireScopesLayer};
 use tower_auth_jwt::remote::{Discovery, discover};
-use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator, ServiceRule};
+use tower_auth_jwt::{Algorithm, JwtAuthenticator, ServiceRule, TrustedIssuer};
 use tower_auth_tests::{CC_CLIENT, client_credentials_token, loopback_client, op_url};
 
 const RESOURCES: [(&str, &str); 3] = [
@@ -22,7 +22,7 @@ const RESOURCES: [(&str, &str); 3] = [
 fn authenticator(op: &str, audience: &str, keys: Discovery) -> JwtAuthenticator {
     JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(op)
+            TrustedIssuer::new(op)
                 .audience(audience)
                 .algorithms([Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA])
                 .require_access_token_type()

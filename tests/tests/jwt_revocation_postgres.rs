@@ -25,7 +25,7 @@ use tower_auth_jwt::issue::{
     IssueErrorKind, JwtIssuer, PostgresStore, RefreshTokens, TokenRequest,
 };
 use tower_auth_jwt::revocation::{Revocation, RevocationList, RevocationStore};
-use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator};
+use tower_auth_jwt::{Algorithm, JwtAuthenticator, TrustedIssuer};
 use tower_auth_tests::PgDatabase;
 
 const ISS: &str = "https://app.example";
@@ -57,7 +57,7 @@ async fn instance(db: &PgDatabase) -> Instance {
         .unwrap();
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .algorithms([Algorithm::EdDSA])
                 .key_source(issuer.clone()),

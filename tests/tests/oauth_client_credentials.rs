@@ -20,7 +20,7 @@ use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 use tower_auth_core::client::HttpClient;
 use tower_auth_core::{AuthenticateLayer, GrpcRejection, Principal};
 use tower_auth_oauth::client_credentials::{ClientCredentials, ClientCredentialsLayer, TokenError};
-use tower_auth_oauth::introspection::Introspection;
+use tower_auth_oauth::introspection::IntrospectionAuthenticator;
 use tower_auth_tests::{CC_CLIENT, OwnProvider, RS_CLIENT, op_url};
 
 const OPAQUE: &str = "urn:tower-auth:opaque";
@@ -48,8 +48,8 @@ fn tokens(op: &str, resource: &str, token_requests: Arc<AtomicUsize>) -> ClientC
         .unwrap()
 }
 
-fn introspection(op: &str) -> Introspection {
-    Introspection::builder(format!("{op}/token/introspection"))
+fn introspection(op: &str) -> IntrospectionAuthenticator {
+    IntrospectionAuthenticator::builder(format!("{op}/token/introspection"))
         .client_id(RS_CLIENT.0)
         .client_secret(RS_CLIENT.1)
         .insecure_allow_http(true)

@@ -11,13 +11,13 @@ use tower::{Layer, ServiceExt, service_fn};
 use tower_auth_core::{
     AuthenticateLayer, CacheConfig, Principal, PrincipalKind, RequireScopesLayer,
 };
-use tower_auth_oauth::introspection::Introspection;
+use tower_auth_oauth::introspection::IntrospectionAuthenticator;
 use tower_auth_tests::{OwnProvider, RS_CLIENT, client_credentials_token, op_url, revoke};
 
 const OPAQUE: &str = "urn:tower-auth:opaque";
 
-fn introspection(op: &str, ttl: Duration) -> Introspection {
-    Introspection::builder(format!("{op}/token/introspection"))
+fn introspection(op: &str, ttl: Duration) -> IntrospectionAuthenticator {
+    IntrospectionAuthenticator::builder(format!("{op}/token/introspection"))
         .client_id(RS_CLIENT.0)
         .client_secret(RS_CLIENT.1)
         .issuer(op)
@@ -27,7 +27,11 @@ fn introspection(op: &str, ttl: Duration) -> Introspection {
         .unwrap()
 }
 
-async fn call(auth: &Introspection, scope: &str, token: &str) -> (StatusCode, Option<Principal>) {
+async fn call(
+    auth: &IntrospectionAuthenticator,
+    scope: &str,
+    token: &str,
+) -> (StatusCode, Option<Principal>) {
     let svc = AuthenticateLayer::required(auth.clone()).layer(
         RequireScopesLayer::all_of([scope]).layer(service_fn(|req: Request<()>| async move {
             let mut res = Response::new(());

@@ -35,7 +35,7 @@ use jsonwebtoken::{Algorithm as J, DecodingKey, EncodingKey, Header, Validation}
 use serde_json::{Map, Value, json};
 use tower::{Layer, Service, service_fn};
 use tower_auth_core::{AuthenticateLayer, CacheConfig};
-use tower_auth_jwt::{Issuer, JwtAuthenticator, RevocationCheck, VerifyingKey};
+use tower_auth_jwt::{JwtAuthenticator, RevocationCheck, TrustedIssuer, VerifyingKey};
 
 const ISS: &str = "https://issuer.example.com";
 const AUD: &str = "orders-api";
@@ -50,7 +50,7 @@ struct Case {
     alg: J,
     encoding: EncodingKey,
     decoding: DecodingKey,
-    issuer: Issuer,
+    issuer: TrustedIssuer,
 }
 
 fn cases() -> Vec<Case> {
@@ -60,28 +60,32 @@ fn cases() -> Vec<Case> {
             alg: J::HS256,
             encoding: EncodingKey::from_secret(SECRET),
             decoding: DecodingKey::from_secret(SECRET),
-            issuer: Issuer::new(ISS).audience(AUD).hmac_secret(SECRET),
+            issuer: TrustedIssuer::new(ISS).audience(AUD).hmac_secret(SECRET),
         },
         Case {
             name: "RS256",
             alg: J::RS256,
             encoding: EncodingKey::from_rsa_pem(&data("rsa_private.pem")).unwrap(),
             decoding: DecodingKey::from_rsa_pem(&data("rsa_public.pem")).unwrap(),
-            issuer: Issuer::new(ISS).audience(AUD).pem(data("rsa_public.pem")),
+            issuer: TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .pem(data("rsa_public.pem")),
         },
         Case {
             name: "ES256",
             alg: J::ES256,
             encoding: EncodingKey::from_ec_pem(&data("ec256_private.pem")).unwrap(),
             decoding: DecodingKey::from_ec_pem(&data("ec256_public.pem")).unwrap(),
-            issuer: Issuer::new(ISS).audience(AUD).pem(data("ec256_public.pem")),
+            issuer: TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .pem(data("ec256_public.pem")),
         },
         Case {
             name: "EdDSA",
             alg: J::EdDSA,
             encoding: EncodingKey::from_ed_pem(&data("ed25519_private.pem")).unwrap(),
             decoding: DecodingKey::from_ed_pem(&data("ed25519_public.pem")).unwrap(),
-            issuer: Issuer::new(ISS)
+            issuer: TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .pem(data("ed25519_public.pem")),
         },
@@ -199,7 +203,11 @@ fn bench(c: &mut Criterion) {
 
     let token = rs256.unwrap();
     let auth = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).pem(data("rsa_public.pem")))
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .pem(data("rsa_public.pem")),
+        )
         .verified_token_cache(
             CacheConfig::builder()
                 .ttl(Duration::from_secs(3600))
@@ -260,7 +268,11 @@ fn revocation_10k<S>(
     assert_eq!(list.revoked_tokens(), 10_000);
     assert_eq!(list.revoked_subjects(), 1_001);
     let auth = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).pem(data("rsa_public.pem")))
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .pem(data("rsa_public.pem")),
+        )
         .verified_token_cache(
             CacheConfig::builder()
                 .ttl(Duration::from_secs(3600))
@@ -353,7 +365,7 @@ where
     });
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .algorithms([Algorithm::EdDSA])
                 .key_source(keys),

@@ -1,4 +1,4 @@
-//! Configuration: [`Issuer`] and [`JwtAuthenticatorBuilder`].
+//! Configuration: [`TrustedIssuer`] and [`JwtAuthenticatorBuilder`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -51,9 +51,9 @@ impl KeySpec {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_auth_jwt::{Algorithm, ClaimsMapping, Issuer};
+/// use tower_auth_jwt::{Algorithm, ClaimsMapping, TrustedIssuer};
 ///
-/// let issuer = Issuer::new("https://sso.example.com/realms/main")
+/// let issuer = TrustedIssuer::new("https://sso.example.com/realms/main")
 ///     .audience("orders-api")
 ///     .jwks(r#"{"keys":[{"kty":"EC","kid":"k1","crv":"P-256",
 ///         "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
@@ -67,7 +67,7 @@ impl KeySpec {
 /// # let _ = auth;
 /// ```
 #[must_use]
-pub struct Issuer {
+pub struct TrustedIssuer {
     issuer: String,
     audiences: Vec<String>,
     skip_audience: bool,
@@ -83,9 +83,9 @@ pub struct Issuer {
     subject: Option<ClaimPath>,
 }
 
-impl fmt::Debug for Issuer {
+impl fmt::Debug for TrustedIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Issuer")
+        f.debug_struct("TrustedIssuer")
             .field("issuer", &self.issuer)
             .field("audiences", &self.audiences)
             .field("skip_audience", &self.skip_audience)
@@ -103,7 +103,7 @@ impl fmt::Debug for Issuer {
     }
 }
 
-impl Issuer {
+impl TrustedIssuer {
     /// An issuer whose tokens carry exactly this `iss` (compared byte for byte).
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
@@ -382,7 +382,7 @@ impl Issuer {
 /// Builds a [`JwtAuthenticator`]. Created by [`JwtAuthenticator::builder`].
 #[must_use]
 pub struct JwtAuthenticatorBuilder {
-    issuers: Vec<Issuer>,
+    issuers: Vec<TrustedIssuer>,
     max_token_size: usize,
     cookie: Option<String>,
     clock: Arc<dyn Clock>,
@@ -415,7 +415,7 @@ impl JwtAuthenticatorBuilder {
     }
 
     /// Trusts an issuer. Call once per issuer; the token's `iss` picks one.
-    pub fn issuer(mut self, issuer: Issuer) -> Self {
+    pub fn issuer(mut self, issuer: TrustedIssuer) -> Self {
         self.issuers.push(issuer);
         self
     }

@@ -10,10 +10,10 @@ use std::fmt;
 /// request.
 ///
 /// ```
-/// use tower_auth_jwt::{Issuer, JwtAuthenticator};
+/// use tower_auth_jwt::{TrustedIssuer, JwtAuthenticator};
 ///
 /// let err = JwtAuthenticator::builder()
-///     .issuer(Issuer::new("https://issuer.example").audience("api").hmac_secret(b"too short"))
+///     .issuer(TrustedIssuer::new("https://issuer.example").audience("api").hmac_secret(b"too short"))
 ///     .build()
 ///     .unwrap_err();
 /// assert_eq!(err.setting(), "hmac_secret");

@@ -17,14 +17,14 @@
 //! use http::{Request, Response, StatusCode};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //! use tower_auth_core::{AuthenticateLayer, Principal, RequireScopesLayer};
-//! use tower_auth_jwt::{Claims, Issuer, JwtAuthenticator};
+//! use tower_auth_jwt::{Claims, TrustedIssuer, JwtAuthenticator};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let secret = b"a secret of at least 32 bytes, shared with the issuer";
 //! let auth = JwtAuthenticator::builder()
 //!     .issuer(
-//!         Issuer::new("https://auth.example.com")
+//!         TrustedIssuer::new("https://auth.example.com")
 //!             .audience("orders-api")
 //!             .hmac_secret(secret),
 //!     )
@@ -81,13 +81,13 @@
 //!
 //! # Issuers and keys
 //!
-//! Each [`Issuer`] is matched by the token's `iss`, exactly. The `iss` is read from the payload
+//! Each [`TrustedIssuer`] is matched by the token's `iss`, exactly. The `iss` is read from the payload
 //! (decoded once) before any signature work, and used for nothing but picking the issuer's
 //! configuration until the signature is verified; a token of an unknown issuer is rejected
 //! without touching any key.
 //!
-//! Keys are local ([`Issuer::hmac_secret`], [`Issuer::pem`], [`Issuer::jwk`], [`Issuer::jwks`],
-//! [`Issuer::key`]) or come from a [`KeySource`] ([`Issuer::key_source`]). With the `remote`
+//! Keys are local ([`TrustedIssuer::hmac_secret`], [`TrustedIssuer::pem`], [`TrustedIssuer::jwk`], [`TrustedIssuer::jwks`],
+//! [`TrustedIssuer::key`]) or come from a [`KeySource`] ([`TrustedIssuer::key_source`]). With the `remote`
 //! feature (on by default) the crate brings two: [`remote::JwksUrl`] (a JWKS URL) and
 //! [`remote::Discovery`] (an issuer URL: OpenID Connect Discovery, falling back to RFC 8414
 //! metadata; the metadata's `issuer` must equal the configured one). Building them does no I/O;
@@ -116,17 +116,17 @@
 //! | `alg` | exact JWA name, in the issuer's allow-list, and fitting the key: its type (`kty`, `crv`), its JWK `alg`, and for HMAC a secret at least as long as the hash. Never `none` |
 //! | `crit` | any `crit` header is rejected: we implement no JWS extension (RFC 7515 section 4.1.11) |
 //! | `jwk`, `jku`, `x5u`, `x5c` | ignored: keys come from configuration only, nothing is fetched from a token |
-//! | `typ` | with [`Issuer::require_access_token_type`]: `at+jwt` or `application/at+jwt`, case-insensitive (RFC 9068) |
+//! | `typ` | with [`TrustedIssuer::require_access_token_type`]: `at+jwt` or `application/at+jwt`, case-insensitive (RFC 9068) |
 //! | signature | over the exact bytes received |
-//! | `exp` | required (opt out: [`Issuer::insecure_allow_missing_exp`]), a NumericDate, `now <= exp + leeway` |
+//! | `exp` | required (opt out: [`TrustedIssuer::insecure_allow_missing_exp`]), a NumericDate, `now <= exp + leeway` |
 //! | `nbf` | when present, a NumericDate, `nbf <= now + leeway` |
-//! | `iat` | when present, a NumericDate not after `now + leeway`; required with [`Issuer::max_token_age`], then `now <= iat + max_age + leeway` |
+//! | `iat` | when present, a NumericDate not after `now + leeway`; required with [`TrustedIssuer::max_token_age`], then `now <= iat + max_age + leeway` |
 //! | `iss` | a string equal to a configured issuer |
-//! | `aud` | required; a string or an array of strings containing any configured audience (opt out: [`Issuer::insecure_skip_audience`]) |
-//! | `sub`, `jti` | strings when present; a subject is required (`sub`, else `client_id`, else `azp`, or [`Issuer::subject_claim`]) |
+//! | `aud` | required; a string or an array of strings containing any configured audience (opt out: [`TrustedIssuer::insecure_skip_audience`]) |
+//! | `sub`, `jti` | strings when present; a subject is required (`sub`, else `client_id`, else `azp`, or [`TrustedIssuer::subject_claim`]) |
 //! | revocation | the [`RevocationCheck`] hook, on every request, cached tokens included: a [`revocation::RevocationList`] (`jti` blocklist, subject cut-offs), or your own |
 //!
-//! Leeway defaults to 60 s ([`Issuer::leeway`]). Time comes from the injected
+//! Leeway defaults to 60 s ([`TrustedIssuer::leeway`]). Time comes from the injected
 //! [`Clock`](tower_auth_core::clock::Clock) ([`JwtAuthenticatorBuilder::clock`]): this crate
 //! makes every time decision itself (jsonwebtoken's own time checks are not used), so tests can
 //! move time without sleeping. Every failure is a 401 `invalid_token` with a fixed description
@@ -334,7 +334,7 @@ mod telemetry;
 pub use self::algorithm::{Algorithm, UnknownAlgorithm};
 pub use self::authenticator::{JwtAuthenticator, JwtCredential, JwtFuture};
 pub use self::builder::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_SIZE, Issuer, JwtAuthenticatorBuilder, MAX_LEEWAY,
+    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_SIZE, JwtAuthenticatorBuilder, MAX_LEEWAY, TrustedIssuer,
 };
 pub use self::claims::{ClaimPath, Claims, ClaimsError, ClaimsMapping, ServiceRule};
 pub use self::error::ConfigError;

@@ -26,7 +26,7 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// (`remote::JwksUrl`, `remote::Discovery`) implement the same trait: it keeps the last good set in memory, answers `Ready` with it, refreshes in
 /// the background, and answers `Pending` only while it has nothing usable or when an unknown
 /// `kid` calls for a refetch within its cooldown. Plug it in with
-/// [`Issuer::key_source`](crate::Issuer::key_source).
+/// [`TrustedIssuer::key_source`](crate::TrustedIssuer::key_source).
 ///
 /// The verified-token cache holds a weak reference to the key that verified each token: once
 /// a source stops holding a key (it left the published set), the tokens it verified are no

@@ -314,7 +314,7 @@ mod tests {
     };
     use tower_auth_core::CacheConfig;
 
-    use crate::{Issuer, JwtAuthenticator};
+    use crate::{JwtAuthenticator, TrustedIssuer};
 
     #[derive(Default)]
     struct Counts(Mutex<HashMap<String, Arc<Value>>>);
@@ -383,7 +383,7 @@ mod tests {
     fn counters_move() {
         let secret = [9u8; 32];
         let auth = JwtAuthenticator::builder()
-            .issuer(Issuer::new("i").audience("a").hmac_secret(secret))
+            .issuer(TrustedIssuer::new("i").audience("a").hmac_secret(secret))
             .verified_token_cache(CacheConfig::default())
             .build()
             .unwrap();
@@ -405,7 +405,7 @@ mod tests {
             }
         }
         let stale = JwtAuthenticator::builder()
-            .issuer(Issuer::new("i").audience("a").hmac_secret(secret))
+            .issuer(TrustedIssuer::new("i").audience("a").hmac_secret(secret))
             .verified_token_cache(CacheConfig::default())
             .revocation(Unanswerable)
             .build()

@@ -13,13 +13,13 @@ use common::*;
 use jsonwebtoken::Algorithm as J;
 use serde_json::{Value, json};
 use tower_auth_jwt::{
-    Algorithm, Claims, Issuer, JwtAuthenticator, KeyLookup, KeySet, KeySource, VerifyingKey,
+    Algorithm, Claims, JwtAuthenticator, KeyLookup, KeySet, KeySource, TrustedIssuer, VerifyingKey,
 };
 
 fn rsa_auth() -> JwtAuthenticator {
     JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .pem(data("rsa_public.pem"))
                 .algorithms([Algorithm::RS256]),
@@ -31,7 +31,11 @@ fn rsa_auth() -> JwtAuthenticator {
 
 fn hmac_auth() -> JwtAuthenticator {
     JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET))
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .hmac_secret(HMAC_SECRET),
+        )
         .clock(clock())
         .build()
         .unwrap()
@@ -39,7 +43,11 @@ fn hmac_auth() -> JwtAuthenticator {
 
 fn es256_auth() -> JwtAuthenticator {
     JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).pem(data("ec256_public.pem")))
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .pem(data("ec256_public.pem")),
+        )
         .clock(clock())
         .build()
         .unwrap()
@@ -55,7 +63,7 @@ async fn valid_tokens_of_every_key_type_pass() {
     ];
     for (signer, pem) in cases {
         let auth = JwtAuthenticator::builder()
-            .issuer(Issuer::new(ISS).audience(AUD).pem(data(pem)))
+            .issuer(TrustedIssuer::new(ISS).audience(AUD).pem(data(pem)))
             .clock(clock())
             .build()
             .unwrap();
@@ -85,8 +93,10 @@ async fn every_algorithm_of_a_key_verifies_and_only_its_own_signatures() {
     let mut jwk: Value = serde_json::from_str(&data_str("rsa_public.jwk.json")).unwrap();
     jwk.as_object_mut().unwrap().remove("alg");
     let issuers = [
-        Issuer::new(ISS).audience(AUD).pem(data("rsa_public.pem")),
-        Issuer::new(ISS).audience(AUD).jwk(jwk.to_string()),
+        TrustedIssuer::new(ISS)
+            .audience(AUD)
+            .pem(data("rsa_public.pem")),
+        TrustedIssuer::new(ISS).audience(AUD).jwk(jwk.to_string()),
     ];
     for issuer in issuers {
         let auth = JwtAuthenticator::builder()
@@ -105,7 +115,7 @@ async fn every_algorithm_of_a_key_verifies_and_only_its_own_signatures() {
     }
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .hmac_secret(secret)
                 .algorithms(hmac.map(ours)),
@@ -123,7 +133,7 @@ async fn every_algorithm_of_a_key_verifies_and_only_its_own_signatures() {
         (
             JwtAuthenticator::builder()
                 .issuer(
-                    Issuer::new(ISS)
+                    TrustedIssuer::new(ISS)
                         .audience(AUD)
                         .pem(data("rsa_public.pem"))
                         .algorithms(rsa.map(ours)),
@@ -213,7 +223,7 @@ async fn key_type_refuses_hmac_even_when_the_allow_list_has_it() {
     let keys = KeySet::new([VerifyingKey::from_pem(data("rsa_public.pem")).unwrap()]).unwrap();
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .key_source(RsaOnly(keys.into()))
                 .algorithms([
@@ -248,7 +258,7 @@ async fn jwk_alg_restricts_the_key() {
     // The test JWK says "alg":"RS256"; a PS256 signature with the matching private key fails.
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .jwk(data_str("rsa_public.jwk.json"))
                 .algorithms([Algorithm::RS256]),
@@ -262,7 +272,7 @@ async fn jwk_alg_restricts_the_key() {
     // Allowing PS256 is refused at build time: no configured key can verify it.
     let err = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .jwk(data_str("rsa_public.jwk.json"))
                 .algorithms([Algorithm::RS256, Algorithm::PS256]),
@@ -338,7 +348,11 @@ async fn all_zero_ecdsa_signatures_are_rejected() {
             .assert_invalid_token("invalid signature");
     }
     let auth384 = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).pem(data("ec384_public.pem")))
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .pem(data("ec384_public.pem")),
+        )
         .clock(clock())
         .build()
         .unwrap();
@@ -481,7 +495,11 @@ async fn oversized_token_is_rejected_before_decoding() {
         .assert_invalid_token("token too large");
     // The same token passes with a larger limit: the size was the reason.
     let roomy = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).pem(data("rsa_public.pem")))
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .pem(data("rsa_public.pem")),
+        )
         .max_token_size(16 * 1024)
         .clock(clock())
         .build()
@@ -504,7 +522,7 @@ async fn expiry_around_the_leeway() {
     let clock = clock();
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .hmac_secret(HMAC_SECRET)
                 .leeway(Duration::ZERO),
@@ -621,13 +639,13 @@ async fn audience_checks() {
 async fn insecure_skip_audience_is_an_explicit_opt_out() {
     let s = Signer::hmac(J::HS256, HMAC_SECRET);
     let err = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).hmac_secret(HMAC_SECRET))
+        .issuer(TrustedIssuer::new(ISS).hmac_secret(HMAC_SECRET))
         .build()
         .unwrap_err();
     assert_eq!(err.setting(), "audience");
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .hmac_secret(HMAC_SECRET)
                 .insecure_skip_audience(),
         )
@@ -674,7 +692,7 @@ async fn issuer_checks() {
 async fn typ_is_checked_when_access_tokens_are_required() {
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .hmac_secret(HMAC_SECRET)
                 .require_access_token_type(),
@@ -802,7 +820,7 @@ async fn revoked_and_unknown_kid_tokens_are_rejected() {
     let s = Signer::rs256();
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .jwk(data_str("rsa_public.jwk.json")),
         )

@@ -9,12 +9,14 @@ use jsonwebtoken::Algorithm as J;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_auth_core::PrincipalKind;
-use tower_auth_jwt::{ClaimPath, Claims, ClaimsMapping, Issuer, JwtAuthenticator, ServiceRule};
+use tower_auth_jwt::{
+    ClaimPath, Claims, ClaimsMapping, JwtAuthenticator, ServiceRule, TrustedIssuer,
+};
 
 fn auth_for(iss: &str, aud: &str, mapping: ClaimsMapping, rule: ServiceRule) -> JwtAuthenticator {
     JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(iss)
+            TrustedIssuer::new(iss)
                 .audience(aud)
                 .pem(data("rsa_public.pem"))
                 .claims_mapping(mapping)
@@ -196,7 +198,7 @@ async fn azure_ad_preset() {
     // The object id as subject, on request.
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(iss.clone())
+            TrustedIssuer::new(iss.clone())
                 .audience(aud)
                 .pem(data("rsa_public.pem"))
                 .claims_mapping(ClaimsMapping::azure_ad())
@@ -215,7 +217,11 @@ async fn azure_ad_preset() {
 #[tokio::test]
 async fn scopes_from_scope_or_scp() {
     let auth = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET))
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .hmac_secret(HMAC_SECRET),
+        )
         .clock(clock())
         .build()
         .unwrap();
@@ -241,7 +247,11 @@ async fn scopes_from_scope_or_scp() {
 #[tokio::test]
 async fn default_mapping_and_kind() {
     let auth = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET))
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .hmac_secret(HMAC_SECRET),
+        )
         .clock(clock())
         .build()
         .unwrap();

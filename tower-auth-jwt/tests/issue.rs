@@ -19,7 +19,7 @@ use tower_auth_jwt::issue::{
     TokenRequest,
 };
 use tower_auth_jwt::remote::JwksUrl;
-use tower_auth_jwt::{Algorithm, Claims, Issuer, JwtAuthenticator};
+use tower_auth_jwt::{Algorithm, Claims, JwtAuthenticator, TrustedIssuer};
 
 const ISS: &str = "https://app.example";
 const AUD: &str = "app-api";
@@ -88,7 +88,7 @@ fn remote_auth(url: &str) -> JwtAuthenticator {
         .unwrap();
     JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .algorithms([Algorithm::EdDSA])
                 .require_access_token_type()
@@ -247,7 +247,7 @@ async fn every_algorithm_verifies_through_a_static_jwks() {
         }
         let auth = JwtAuthenticator::builder()
             .issuer(
-                Issuer::new(ISS)
+                TrustedIssuer::new(ISS)
                     .audience(AUD)
                     .jwks(jwks.to_string())
                     .require_access_token_type(),
@@ -275,7 +275,7 @@ async fn hs256_publishes_nothing_and_verifies_through_the_issuer_as_key_source()
     assert_eq!(issuer.jwks().await.unwrap(), json!({"keys": []}));
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .algorithms([Algorithm::HS256])
                 .key_source(issuer.clone()),
@@ -309,7 +309,7 @@ async fn retired_keys_stay_published_until_their_tokens_expired_then_go() {
     let auth = JwtAuthenticator::builder()
         .clock(clock.clone())
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .algorithms([Algorithm::EdDSA])
                 .key_source(issuer.clone()),
@@ -344,7 +344,7 @@ async fn changing_the_algorithm_rotates_at_start() {
     assert_eq!(segment(new.as_str(), 0)["alg"], "ES256");
     let jwks = es.jwks().await.unwrap();
     let auth = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).jwks(jwks.to_string()))
+        .issuer(TrustedIssuer::new(ISS).audience(AUD).jwks(jwks.to_string()))
         .build()
         .unwrap();
     assert_eq!(call(&auth, old.as_str()).await.0, StatusCode::OK);
@@ -504,7 +504,7 @@ async fn the_access_cookie_authenticates_and_the_refresh_cookie_stays_on_its_pat
     let auth = JwtAuthenticator::builder()
         .cookie(ACCESS_COOKIE)
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .jwks(issuer.jwks().await.unwrap().to_string()),
         )
@@ -606,7 +606,7 @@ async fn the_issuer_as_key_source_follows_a_rotation_made_by_another_process() {
     let auth = JwtAuthenticator::builder()
         .clock(clock.clone())
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .algorithms([Algorithm::HS256])
                 .key_source(here.clone()),
@@ -663,7 +663,7 @@ async fn a_scheduled_rotation_publishes_the_next_key_before_it_signs() {
         assert_eq!(kids, [next.clone(), old.kid().to_owned()]);
         let auth = JwtAuthenticator::builder()
             .clock(clock.clone())
-            .issuer(Issuer::new(ISS).audience(AUD).jwks(jwks.to_string()))
+            .issuer(TrustedIssuer::new(ISS).audience(AUD).jwks(jwks.to_string()))
             .build()
             .unwrap();
 
@@ -729,7 +729,7 @@ async fn a_withdrawn_key_stops_verifying_at_once() {
         let issuer = builder(store.clone()).build().unwrap();
         let auth = JwtAuthenticator::builder()
             .issuer(
-                Issuer::new(ISS)
+                TrustedIssuer::new(ISS)
                     .audience(AUD)
                     .algorithms([Algorithm::EdDSA])
                     .key_source(issuer.clone()),

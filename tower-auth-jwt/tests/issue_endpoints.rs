@@ -18,7 +18,7 @@ use tower_auth_jwt::issue::{
     ACCESS_COOKIE, JwtIssuer, MemoryStore, REFRESH_COOKIE, RefreshTokens, SessionEndpoints,
     TokenRequest,
 };
-use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator};
+use tower_auth_jwt::{Algorithm, JwtAuthenticator, TrustedIssuer};
 
 fn app() -> Router {
     let store = MemoryStore::new();
@@ -32,7 +32,7 @@ fn app() -> Router {
     let auth = JwtAuthenticator::builder()
         .cookie(ACCESS_COOKIE)
         .issuer(
-            Issuer::new("https://app.example")
+            TrustedIssuer::new("https://app.example")
                 .audience("app-api")
                 .algorithms([Algorithm::EdDSA])
                 .require_access_token_type()

@@ -17,8 +17,8 @@ use serde_json::json;
 use tower_auth_core::credential::{Found, Location, bearer_token};
 use tower_auth_core::{Authenticator, CacheConfig, Principal, Scheme, from_fn};
 use tower_auth_jwt::{
-    Algorithm, Issuer, JwtAuthenticator, KeyLookup, KeySet, KeySource, KeySourceError,
-    TokenIdentity, VerifyingKey,
+    Algorithm, JwtAuthenticator, KeyLookup, KeySet, KeySource, KeySourceError, TokenIdentity,
+    TrustedIssuer, VerifyingKey,
 };
 
 fn hmac() -> Signer {
@@ -27,7 +27,11 @@ fn hmac() -> Signer {
 
 fn builder() -> tower_auth_jwt::JwtAuthenticatorBuilder {
     JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET))
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .hmac_secret(HMAC_SECRET),
+        )
         .clock(clock())
 }
 
@@ -146,9 +150,13 @@ async fn cookie_source() {
 async fn several_issuers_chosen_by_iss() {
     let other = "https://other.example.com";
     let auth = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET))
         .issuer(
-            Issuer::new(other)
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .hmac_secret(HMAC_SECRET),
+        )
+        .issuer(
+            TrustedIssuer::new(other)
                 .audience("other-api")
                 .pem(data("rsa_public.pem")),
         )
@@ -221,7 +229,7 @@ async fn key_source_states() {
     let source = scripted();
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .key_source(source.clone())
                 .algorithms([Algorithm::RS256]),
@@ -266,7 +274,7 @@ async fn verified_token_cache_serves_hits_and_still_checks_expiry() {
     let clock = clock();
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .key_source(source.clone())
                 .algorithms([Algorithm::RS256]),
@@ -354,7 +362,7 @@ async fn cached_tokens_of_a_withdrawn_key_are_verified_again() {
     });
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .key_source(source.clone())
                 .algorithms([Algorithm::RS256]),
@@ -430,7 +438,7 @@ async fn max_token_age_and_iat() {
     let clock = clock();
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .hmac_secret(HMAC_SECRET)
                 .leeway(Duration::ZERO)
@@ -481,7 +489,7 @@ async fn max_token_age_and_iat() {
 async fn missing_exp_only_with_the_insecure_opt_in() {
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .hmac_secret(HMAC_SECRET)
                 .insecure_allow_missing_exp(),
@@ -507,25 +515,36 @@ fn configuration_errors_name_the_setting_and_value() {
         (JwtAuthenticator::builder(), "issuer", "none"),
         (
             JwtAuthenticator::builder()
-                .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET))
-                .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET)),
+                .issuer(
+                    TrustedIssuer::new(ISS)
+                        .audience(AUD)
+                        .hmac_secret(HMAC_SECRET),
+                )
+                .issuer(
+                    TrustedIssuer::new(ISS)
+                        .audience(AUD)
+                        .hmac_secret(HMAC_SECRET),
+                ),
             "issuer",
             "\"https://issuer.example.com\"",
         ),
         (
-            JwtAuthenticator::builder().issuer(Issuer::new(ISS).audience(AUD)),
+            JwtAuthenticator::builder().issuer(TrustedIssuer::new(ISS).audience(AUD)),
             "keys",
             "none",
         ),
         (
-            JwtAuthenticator::builder()
-                .issuer(Issuer::new(ISS).audience(AUD).pem(data("rsa_private.pem"))),
+            JwtAuthenticator::builder().issuer(
+                TrustedIssuer::new(ISS)
+                    .audience(AUD)
+                    .pem(data("rsa_private.pem")),
+            ),
             "pem",
             "key #1",
         ),
         (
             JwtAuthenticator::builder().issuer(
-                Issuer::new(ISS)
+                TrustedIssuer::new(ISS)
                     .audience(AUD)
                     .hmac_secret(HMAC_SECRET)
                     .pem(data("rsa1024_public.pem")),
@@ -535,7 +554,7 @@ fn configuration_errors_name_the_setting_and_value() {
         ),
         (
             JwtAuthenticator::builder().issuer(
-                Issuer::new(ISS)
+                TrustedIssuer::new(ISS)
                     .audience(AUD)
                     .jwk(r#"{"kty":"RSA","n":"AQAB=","e":"AQAB"}"#),
             ),
@@ -544,7 +563,7 @@ fn configuration_errors_name_the_setting_and_value() {
         ),
         (
             JwtAuthenticator::builder().issuer(
-                Issuer::new(ISS)
+                TrustedIssuer::new(ISS)
                     .audience(AUD)
                     .hmac_secret(HMAC_SECRET)
                     .algorithms([Algorithm::HS512]),
@@ -554,7 +573,7 @@ fn configuration_errors_name_the_setting_and_value() {
         ),
         (
             JwtAuthenticator::builder().issuer(
-                Issuer::new(ISS)
+                TrustedIssuer::new(ISS)
                     .audience(AUD)
                     .hmac_secret(HMAC_SECRET)
                     .leeway(Duration::from_secs(3600)),
@@ -564,13 +583,13 @@ fn configuration_errors_name_the_setting_and_value() {
         ),
         (
             JwtAuthenticator::builder()
-                .issuer(Issuer::new(ISS).audience(AUD).key_source(scripted())),
+                .issuer(TrustedIssuer::new(ISS).audience(AUD).key_source(scripted())),
             "algorithms",
             "[]",
         ),
         (
             JwtAuthenticator::builder().issuer(
-                Issuer::new(ISS)
+                TrustedIssuer::new(ISS)
                     .audience(AUD)
                     .hmac_secret(HMAC_SECRET)
                     .key_source(scripted()),
@@ -581,14 +600,17 @@ fn configuration_errors_name_the_setting_and_value() {
         (builder().cookie("a b"), "cookie", "\"a b\""),
         (
             JwtAuthenticator::builder()
-                .issuer(Issuer::new(ISS).audience(AUD).jwks(r#"{"keys":[]}"#)),
+                .issuer(TrustedIssuer::new(ISS).audience(AUD).jwks(r#"{"keys":[]}"#)),
             "jwks",
             r#"{"keys":[]}"#,
         ),
         (builder().max_token_size(10), "max_token_size", "10"),
         (
-            JwtAuthenticator::builder()
-                .issuer(Issuer::new(ISS).audience("").hmac_secret(HMAC_SECRET)),
+            JwtAuthenticator::builder().issuer(
+                TrustedIssuer::new(ISS)
+                    .audience("")
+                    .hmac_secret(HMAC_SECRET),
+            ),
             "audience",
             "\"\"",
         ),
@@ -600,7 +622,7 @@ fn configuration_errors_name_the_setting_and_value() {
     }
     let err = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .pem(data("rsa1024_public.pem")),
         )
@@ -614,14 +636,16 @@ fn configuration_errors_name_the_setting_and_value() {
 
 #[test]
 fn debug_output_never_shows_secrets() {
-    let issuer = Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET);
+    let issuer = TrustedIssuer::new(ISS)
+        .audience(AUD)
+        .hmac_secret(HMAC_SECRET);
     let builder = JwtAuthenticator::builder().issuer(issuer);
     let auth = builder.build().unwrap();
     let key = VerifyingKey::hmac_secret(HMAC_SECRET).unwrap();
     for s in [
         format!("{auth:?}"),
         format!("{key:?}"),
-        format!("{:?}", Issuer::new(ISS).hmac_secret(HMAC_SECRET)),
+        format!("{:?}", TrustedIssuer::new(ISS).hmac_secret(HMAC_SECRET)),
     ] {
         assert!(!s.contains("0123456789abcdef"), "{s}");
         assert!(!s.contains("48, 49, 50"), "{s}");
@@ -672,7 +696,11 @@ async fn authenticate_now_decides_as_authenticate() {
     ];
     for cached in [false, true] {
         let mut builder = JwtAuthenticator::builder()
-            .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET))
+            .issuer(
+                TrustedIssuer::new(ISS)
+                    .audience(AUD)
+                    .hmac_secret(HMAC_SECRET),
+            )
             .clock(clock());
         if cached {
             builder = builder.verified_token_cache(CacheConfig::default());

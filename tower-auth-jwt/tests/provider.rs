@@ -4,13 +4,13 @@
 #![allow(clippy::unwrap_used)]
 
 use jsonwebtoken::crypto::{CryptoProvider, aws_lc};
-use tower_auth_jwt::{Issuer, JwtAuthenticator};
+use tower_auth_jwt::{JwtAuthenticator, TrustedIssuer};
 
 #[test]
 fn build_installs_the_aws_lc_provider() {
     JwtAuthenticator::builder()
         .issuer(
-            Issuer::new("https://issuer.example.com")
+            TrustedIssuer::new("https://issuer.example.com")
                 .audience("api")
                 .hmac_secret([7u8; 32]),
         )

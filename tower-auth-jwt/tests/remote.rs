@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tower_auth_core::CacheConfig;
 use tower_auth_core::client::HttpClient;
 use tower_auth_jwt::remote::{Discovery, DiscoveryError, JwksUrl, discover};
-use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator, KeySource};
+use tower_auth_jwt::{Algorithm, JwtAuthenticator, KeySource, TrustedIssuer};
 
 // ---------------------------------------------------------------------------------------------
 // The upstream: JWKS and metadata, with switchable failure modes.
@@ -209,7 +209,7 @@ fn client(timeout: Duration) -> HttpClient {
 
 fn auth(source: impl KeySource, cache: bool) -> JwtAuthenticator {
     let mut b = JwtAuthenticator::builder().issuer(
-        Issuer::new(ISS)
+        TrustedIssuer::new(ISS)
             .audience(AUD)
             .algorithms([Algorithm::EdDSA])
             .key_source(source),
@@ -750,7 +750,7 @@ async fn discovery_finds_the_keys_through_openid_configuration() {
         .unwrap();
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISS)
+            TrustedIssuer::new(ISS)
                 .audience(AUD)
                 .algorithms([Algorithm::EdDSA])
                 .key_source(keys.clone()),

@@ -23,7 +23,9 @@ use tower_auth_jwt::revocation::{
     Revocation, RevocationBatch, RevocationEvent, RevocationFeed, RevocationFeedFuture,
     RevocationList, RevocationStore,
 };
-use tower_auth_jwt::{Issuer, JwtAuthenticator, RevocationCheck, RevocationStatus, TokenIdentity};
+use tower_auth_jwt::{
+    JwtAuthenticator, RevocationCheck, RevocationStatus, TokenIdentity, TrustedIssuer,
+};
 
 use common::*;
 
@@ -51,7 +53,11 @@ async fn loaded(store: impl RevocationStore, clock: &ManualClock) -> RevocationL
 
 fn auth(list: &RevocationList, clock: &ManualClock, cache: bool) -> JwtAuthenticator {
     let mut b = JwtAuthenticator::builder()
-        .issuer(Issuer::new(ISS).audience(AUD).hmac_secret(HMAC_SECRET))
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .hmac_secret(HMAC_SECRET),
+        )
         .clock(clock.clone())
         .revocation(list.clone());
     if cache {

@@ -11,7 +11,7 @@ use common::data_str;
 use serde_json::Value;
 use tower_auth_core::clock::ManualClock;
 use tower_auth_core::{AuthErrorKind, Scheme};
-use tower_auth_jwt::{Algorithm, ClaimPath, Claims, Issuer, JwtAuthenticator, VerifyingKey};
+use tower_auth_jwt::{Algorithm, ClaimPath, Claims, JwtAuthenticator, TrustedIssuer, VerifyingKey};
 
 /// The `exp` of the RFC 7515 Appendix A payload (2011-03-22T18:43:00Z).
 const A_EXP: u64 = 1_300_819_380;
@@ -36,7 +36,7 @@ fn vector(name: &str) -> Vector {
 fn rfc7515_authenticator(v: &Vector, clock: ManualClock) -> JwtAuthenticator {
     JwtAuthenticator::builder()
         .issuer(
-            Issuer::new("joe")
+            TrustedIssuer::new("joe")
                 .jwk(v.jwk.clone())
                 .algorithms([v.alg])
                 .insecure_skip_audience()
@@ -135,7 +135,7 @@ async fn rfc7520_signature_examples() {
         // Through the authenticator: not a JWT.
         let auth = JwtAuthenticator::builder()
             .issuer(
-                Issuer::new("hobbiton")
+                TrustedIssuer::new("hobbiton")
                     .jwk(v.jwk.clone())
                     .insecure_skip_audience(),
             )
@@ -159,7 +159,7 @@ async fn jwks_document_with_rfc_keys() {
     let jwks = format!(r#"{{"keys":[{a2_jwk},{}]}}"#, b.jwk);
     let auth = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new("joe")
+            TrustedIssuer::new("joe")
                 .jwks(jwks)
                 .insecure_skip_audience()
                 .subject_claim(ClaimPath::new("iss")),

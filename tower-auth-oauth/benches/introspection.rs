@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_auth_core::AuthenticateLayer;
-use tower_auth_oauth::introspection::Introspection;
+use tower_auth_oauth::introspection::IntrospectionAuthenticator;
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -36,7 +36,7 @@ fn bench(c: &mut Criterion) {
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{addr}/introspect")
     });
-    let auth = Introspection::builder(endpoint)
+    let auth = IntrospectionAuthenticator::builder(endpoint)
         .client_id("rs")
         .client_secret("secret")
         .insecure_allow_http(true)

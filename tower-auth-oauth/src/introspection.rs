@@ -1,6 +1,6 @@
 //! Opaque access tokens checked by OAuth 2.0 token introspection ([RFC 7662]).
 //!
-//! [`Introspection`] claims every `Authorization: Bearer` value (any `token68`), so compose it
+//! [`IntrospectionAuthenticator`] claims every `Authorization: Bearer` value (any `token68`), so compose it
 //! **last**: after API keys (which claim their prefixes) and JWT (which claims three-segment
 //! compact JWS values). The path is chosen by the token's shape before anything is checked; a
 //! token rejected by one scheme is never tried with another.
@@ -30,9 +30,9 @@
 //! use http::{Request, Response};
 //! use tower::{service_fn, ServiceBuilder};
 //! use tower_auth_core::{AuthenticateLayer, RequireScopesLayer};
-//! use tower_auth_oauth::introspection::Introspection;
+//! use tower_auth_oauth::introspection::IntrospectionAuthenticator;
 //!
-//! let introspection = Introspection::builder("https://auth.example.com/token/introspection")
+//! let introspection = IntrospectionAuthenticator::builder("https://auth.example.com/token/introspection")
 //!     .client_id("my-api")
 //!     .client_secret("s3cret")
 //!     .audiences(["https://api.example.com"])
@@ -137,7 +137,7 @@ type Verdict = Result<Principal, &'static str>;
 
 /// The RFC 7662 authenticator. See the [module docs](self). Cheap to clone.
 #[derive(Clone)]
-pub struct Introspection {
+pub struct IntrospectionAuthenticator {
     inner: Arc<Inner>,
 }
 
@@ -156,9 +156,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
 }
 
-impl fmt::Debug for Introspection {
+impl fmt::Debug for IntrospectionAuthenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Introspection")
+        f.debug_struct("IntrospectionAuthenticator")
             .field("endpoint", &self.inner.endpoint)
             .field("client_id", &self.inner.client_id)
             .field("client_secret", &"<redacted>")
@@ -170,10 +170,10 @@ impl fmt::Debug for Introspection {
     }
 }
 
-impl Introspection {
+impl IntrospectionAuthenticator {
     /// Starts a builder for the introspection endpoint at `endpoint`.
-    pub fn builder(endpoint: impl Into<String>) -> IntrospectionBuilder {
-        IntrospectionBuilder {
+    pub fn builder(endpoint: impl Into<String>) -> IntrospectionAuthenticatorBuilder {
+        IntrospectionAuthenticatorBuilder {
             endpoint: endpoint.into(),
             client_id: String::new(),
             client_secret: String::new(),
@@ -193,7 +193,7 @@ impl Introspection {
     }
 }
 
-impl Authenticator for Introspection {
+impl Authenticator for IntrospectionAuthenticator {
     type Credential = String;
     type Future = BoxAuthFuture;
 
@@ -422,9 +422,9 @@ fn record_call() {
     metrics::counter!("tower_auth_introspection_calls_total").increment(1);
 }
 
-/// Builds an [`Introspection`] authenticator.
+/// Builds an [`IntrospectionAuthenticator`].
 #[must_use]
-pub struct IntrospectionBuilder {
+pub struct IntrospectionAuthenticatorBuilder {
     endpoint: String,
     client_id: String,
     client_secret: String,
@@ -437,9 +437,9 @@ pub struct IntrospectionBuilder {
     clock: Arc<dyn Clock>,
 }
 
-impl fmt::Debug for IntrospectionBuilder {
+impl fmt::Debug for IntrospectionAuthenticatorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IntrospectionBuilder")
+        f.debug_struct("IntrospectionAuthenticatorBuilder")
             .field("endpoint", &self.endpoint)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
@@ -448,7 +448,7 @@ impl fmt::Debug for IntrospectionBuilder {
     }
 }
 
-impl IntrospectionBuilder {
+impl IntrospectionAuthenticatorBuilder {
     /// The resource server's client id at the authorization server (required).
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.client_id = id.into();
@@ -510,7 +510,7 @@ impl IntrospectionBuilder {
     }
 
     /// Validates the settings.
-    pub fn build(self) -> Result<Introspection, ConfigError> {
+    pub fn build(self) -> Result<IntrospectionAuthenticator, ConfigError> {
         let client = crate::http_client(self.client, self.allow_http)?;
         let endpoint = client
             .check_url(&self.endpoint)
@@ -534,7 +534,7 @@ impl IntrospectionBuilder {
         let mut basic = HeaderValue::try_from(format!("Basic {credentials}"))
             .map_err(|_| ConfigError::new("client_id", &self.client_id, "not encodable"))?;
         basic.set_sensitive(true);
-        Ok(Introspection {
+        Ok(IntrospectionAuthenticator {
             inner: Arc::new(Inner {
                 endpoint,
                 client_id: self.client_id,
@@ -661,8 +661,8 @@ mod tests {
         (format!("http://{addr}/introspect"), calls)
     }
 
-    fn builder(url: &str, clock: &ManualClock) -> IntrospectionBuilder {
-        Introspection::builder(url)
+    fn builder(url: &str, clock: &ManualClock) -> IntrospectionAuthenticatorBuilder {
+        IntrospectionAuthenticator::builder(url)
             .client_id("rs:1")
             .client_secret("secret&")
             .audiences(["https://api.example"])
@@ -675,7 +675,10 @@ mod tests {
         ManualClock::new(UNIX_EPOCH + Duration::from_secs(NOW))
     }
 
-    async fn call(auth: &Introspection, token: &str) -> (http::StatusCode, Option<Principal>) {
+    async fn call(
+        auth: &IntrospectionAuthenticator,
+        token: &str,
+    ) -> (http::StatusCode, Option<Principal>) {
         let svc = AuthenticateLayer::required(auth.clone()).layer(service_fn(
             |req: Request<()>| async move {
                 let p = req.extensions().get::<Principal>().cloned();
@@ -775,7 +778,7 @@ mod tests {
     #[tokio::test]
     async fn audience_and_issuer_checks_are_off_unless_configured() {
         let (url, _) = server(Duration::ZERO).await;
-        let auth = Introspection::builder(url)
+        let auth = IntrospectionAuthenticator::builder(url)
             .client_id("rs:1")
             .client_secret("secret&")
             .insecure_allow_http(true)
@@ -849,7 +852,7 @@ mod tests {
 
     #[test]
     fn configuration_errors_name_the_setting() {
-        let e = Introspection::builder("http://as.example/introspect")
+        let e = IntrospectionAuthenticator::builder("http://as.example/introspect")
             .client_id("a")
             .client_secret("b")
             .build()
@@ -859,7 +862,7 @@ mod tests {
             e.to_string().contains("http://as.example/introspect"),
             "{e}"
         );
-        let e = Introspection::builder("https://as.example/introspect")
+        let e = IntrospectionAuthenticator::builder("https://as.example/introspect")
             .client_secret("b")
             .build()
             .unwrap_err();
@@ -868,7 +871,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let b = Introspection::builder("https://as.example/i")
+        let b = IntrospectionAuthenticator::builder("https://as.example/i")
             .client_id("rs")
             .client_secret("hunter2-very-secret");
         assert!(!format!("{b:?}").contains("hunter2"));

@@ -8,7 +8,7 @@
 //! - a [`JwtAuthenticator`] for the issuer, whose keys come from the metadata's `jwks_uri`
 //!   through tower-auth-jwt's rotation-safe JWKS cache, checking the audiences you give and, by
 //!   default, the RFC 9068 `typ` (`at+jwt`), so an ID token is not accepted as an access token;
-//! - when you give the resource server's client credentials, an [`Introspection`]
+//! - when you give the resource server's client credentials, an [`IntrospectionAuthenticator`]
 //!   authenticator on the metadata's `introspection_endpoint` for opaque tokens.
 //!
 //! The two are composed JWT first: a three-segment compact JWS goes to JWT verification, any
@@ -42,9 +42,9 @@ use tower_auth_core::client::HttpClient;
 use tower_auth_core::credential::Found;
 use tower_auth_core::{AuthError, Authenticator, CacheConfig, Either, Or, OrFuture};
 use tower_auth_jwt::remote::{DiscoveryError, JwksUrl, Metadata, discover};
-use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator, JwtCredential, JwtFuture};
+use tower_auth_jwt::{Algorithm, JwtAuthenticator, JwtCredential, JwtFuture, TrustedIssuer};
 
-use crate::introspection::{ClientAuth, Introspection};
+use crate::introspection::{ClientAuth, IntrospectionAuthenticator};
 
 /// Why a [`ResourceServer`] could not be built.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ fn config(e: impl std::error::Error + Send + Sync + 'static) -> ResourceServerEr
 /// See the [module docs](self). Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ResourceServer {
-    inner: Or<JwtAuthenticator, Option<Introspection>>,
+    inner: Or<JwtAuthenticator, Option<IntrospectionAuthenticator>>,
     metadata: Metadata,
 }
 
@@ -267,7 +267,7 @@ impl ResourceServerBuilder {
             .http_client(http.clone())
             .build()
             .map_err(config)?;
-        let mut issuer = Issuer::new(metadata.issuer()).key_source(keys);
+        let mut issuer = TrustedIssuer::new(metadata.issuer()).key_source(keys);
         for a in &self.audiences {
             issuer = issuer.audience(a);
         }
@@ -295,7 +295,7 @@ impl ResourceServerBuilder {
                     ))
                 })?;
                 Some(
-                    Introspection::builder(endpoint)
+                    IntrospectionAuthenticator::builder(endpoint)
                         .client_id(id)
                         .client_secret(secret)
                         .client_auth(auth)

@@ -22,7 +22,7 @@ use tower_auth_apikey::ApiKeyAuthenticator;
 use tower_auth_core::{
     AuthenticateLayer, Authenticator, Principal, RequireRolesLayer, RequireScopesLayer,
 };
-use tower_auth_jwt::{ClaimsMapping, Issuer, JwtAuthenticator};
+use tower_auth_jwt::{ClaimsMapping, JwtAuthenticator, TrustedIssuer};
 
 /// The issuer of the demo tokens.
 pub const ISSUER: &str = "https://login.example.test";
@@ -34,7 +34,7 @@ pub const AUDIENCE: &str = "axum-routes";
 pub fn jwt(secret: &[u8]) -> JwtAuthenticator {
     JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(ISSUER)
+            TrustedIssuer::new(ISSUER)
                 .audience(AUDIENCE)
                 .hmac_secret(secret)
                 .claims_mapping(ClaimsMapping::keycloak()),

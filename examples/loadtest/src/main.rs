@@ -30,8 +30,8 @@ use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use tower_auth_apikey::{ApiKeyAuthenticator, MemoryStore, NewKey};
 use tower_auth_core::{AuthenticateLayer, CacheConfig};
-use tower_auth_jwt::{Issuer, JwtAuthenticator};
-use tower_auth_oauth::introspection::Introspection;
+use tower_auth_jwt::{JwtAuthenticator, TrustedIssuer};
+use tower_auth_oauth::introspection::IntrospectionAuthenticator;
 
 const RSA_PRIVATE: &[u8] = include_bytes!("../../../tower-auth-jwt/tests/data/rsa_private.pem");
 const RSA_PUBLIC: &[u8] = include_bytes!("../../../tower-auth-jwt/tests/data/rsa_public.pem");
@@ -41,7 +41,7 @@ type Error = Box<dyn std::error::Error>;
 
 fn jwt(cached: bool) -> Result<JwtAuthenticator, Error> {
     let mut b = JwtAuthenticator::builder().issuer(
-        Issuer::new(ISSUER)
+        TrustedIssuer::new(ISSUER)
             .audience("loadtest")
             .pem(RSA_PUBLIC)
             .algorithms([tower_auth_jwt::Algorithm::RS256]),
@@ -120,7 +120,7 @@ async fn main() -> Result<(), Error> {
         .admin()
         .create(NewKey::new("load").scopes(["read:items"]))
         .await?;
-    let introspection = Introspection::builder(introspection_endpoint().await?)
+    let introspection = IntrospectionAuthenticator::builder(introspection_endpoint().await?)
         .client_id("loadtest")
         .client_secret("loadtest-secret")
         .insecure_allow_http(true)

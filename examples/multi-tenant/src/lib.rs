@@ -17,7 +17,7 @@
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_auth_core::{AuthenticateLayer, Principal, RequireRolesLayer};
-use tower_auth_jwt::{ClaimsMapping, Issuer, JwtAuthenticator};
+use tower_auth_jwt::{ClaimsMapping, JwtAuthenticator, TrustedIssuer};
 
 /// The Keycloak realm's issuer.
 pub const KEYCLOAK: &str = "https://sso.acme.test/realms/staff";
@@ -33,13 +33,13 @@ pub fn azure_issuer() -> String {
 pub fn authenticator(keycloak_secret: &[u8], azure_secret: &[u8]) -> JwtAuthenticator {
     JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(KEYCLOAK)
+            TrustedIssuer::new(KEYCLOAK)
                 .audience("inventory-api")
                 .hmac_secret(keycloak_secret)
                 .claims_mapping(ClaimsMapping::keycloak()),
         )
         .issuer(
-            Issuer::new(azure_issuer())
+            TrustedIssuer::new(azure_issuer())
                 .audience("api://inventory")
                 .hmac_secret(azure_secret)
                 .claims_mapping(ClaimsMapping::azure_ad()),

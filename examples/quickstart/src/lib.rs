@@ -95,8 +95,10 @@ use tower_auth_core::{
 use tower_auth_jwt::issue::{self, JwtIssuer, RefreshTokens};
 use tower_auth_jwt::remote::{Discovery, JwksUrl};
 use tower_auth_jwt::revocation::{RevocationList, RevocationStore};
-use tower_auth_jwt::{Algorithm, ClaimPath, ClaimsMapping, Issuer, JwtAuthenticator, ServiceRule};
-use tower_auth_oauth::introspection::{ClientAuth, Introspection};
+use tower_auth_jwt::{
+    Algorithm, ClaimPath, ClaimsMapping, JwtAuthenticator, ServiceRule, TrustedIssuer,
+};
+use tower_auth_oauth::introspection::{ClientAuth, IntrospectionAuthenticator};
 
 use crate::config::{Config, ConfigError};
 
@@ -182,7 +184,7 @@ fn cache_key(setting: &str) -> &'static str {
     }
 }
 
-fn introspection(config: &Config) -> Result<Option<Introspection>, StartError> {
+fn introspection(config: &Config) -> Result<Option<IntrospectionAuthenticator>, StartError> {
     let Some(i) = &config.introspection else {
         return Ok(None);
     };
@@ -193,7 +195,7 @@ fn introspection(config: &Config) -> Result<Option<Introspection>, StartError> {
     let cache = cache
         .build()
         .map_err(|e| e.for_setting("cache.introspection_ttl"))?;
-    let built = Introspection::builder(&i.endpoint)
+    let built = IntrospectionAuthenticator::builder(&i.endpoint)
         .client_id(&i.client_id)
         .client_secret(&i.client_secret)
         .client_auth(if i.auth_method == "post" {
@@ -235,7 +237,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// configured `[[issuers]]`, every token checked against `revocations`.
 fn jwt(
     config: &Config,
-    built_in: Issuer,
+    built_in: TrustedIssuer,
     revocations: RevocationList,
 ) -> Result<JwtAuthenticator, StartError> {
     let mut jwt = JwtAuthenticator::builder()
@@ -248,7 +250,7 @@ fn jwt(
             StartError::Config(format!("invalid `{}` = {v:?}: {why}", key(k)))
         };
         // `kind` is `service` for client-credentials tokens (no `sub`, or `sub` = `client_id`).
-        let mut issuer = Issuer::new(&i.issuer).service_rule(ServiceRule::ClientCredentials);
+        let mut issuer = TrustedIssuer::new(&i.issuer).service_rule(ServiceRule::ClientCredentials);
         if i.audiences.is_empty() {
             return Err(bad(
                 "audiences",
@@ -400,7 +402,7 @@ pub async fn app(config: &Config, addr: SocketAddr) -> Result<Router, StartError
         issuer,
         revocations,
     } = built_in_issuer(config, &url).await?;
-    let built_in = Issuer::new(&url)
+    let built_in = TrustedIssuer::new(&url)
         .audience(AUDIENCE)
         .algorithms([Algorithm::EdDSA])
         .require_access_token_type()

@@ -25,7 +25,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
 use tower_auth_core::{AuthenticateLayer, GrpcRejection, RequireScopesLayer};
-use tower_auth_jwt::{Issuer, JwtAuthenticator};
+use tower_auth_jwt::{JwtAuthenticator, TrustedIssuer};
 use tower_auth_oauth::client_credentials::{ClientCredentials, ClientCredentialsLayer};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -107,7 +107,7 @@ fn token(
 pub async fn start_grpc_server(issuer: &str, signing_secret: &[u8]) -> Result<SocketAddr, Error> {
     let jwt = JwtAuthenticator::builder()
         .issuer(
-            Issuer::new(issuer)
+            TrustedIssuer::new(issuer)
                 .audience(AUDIENCE)
                 .hmac_secret(signing_secret)
                 .require_access_token_type(),

@@ -390,7 +390,7 @@ impl JwtIssuer {
 
     /// The verification keys of the published set (for `HS256`, the secret), for a
     /// [`JwtAuthenticator`](crate::JwtAuthenticator) in the same process. The issuer is also a
-    /// [`KeySource`] that follows rotations: prefer [`Issuer::key_source`](crate::Issuer::key_source)`(issuer.clone())`.
+    /// [`KeySource`] that follows rotations: prefer [`TrustedIssuer::key_source`](crate::TrustedIssuer::key_source)`(issuer.clone())`.
     pub async fn verifying_keys(&self) -> Result<Arc<KeySet>, IssueError> {
         Ok(self.state().await?.verifying.clone())
     }

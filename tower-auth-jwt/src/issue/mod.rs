@@ -7,7 +7,7 @@
 //! ES256, RS256, or HS256 for a single service that issues and verifies alone. Any verifier
 //! checks them against [`JwtIssuer::jwks`] / [`JwtIssuer::jwks_response`] (served at
 //! `/.well-known/jwks.json`, say), including this crate's [`JwtAuthenticator`] with a
-//! [`remote::JwksUrl`](crate::remote::JwksUrl), a static [`Issuer::jwks`], or the issuer
+//! [`remote::JwksUrl`](crate::remote::JwksUrl), a static [`TrustedIssuer::jwks`], or the issuer
 //! itself as its [`KeySource`](crate::KeySource).
 //!
 //! ```
@@ -16,7 +16,7 @@
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //! use tower_auth_core::{AuthenticateLayer, Principal};
 //! use tower_auth_jwt::issue::{JwtIssuer, MemoryStore, TokenRequest};
-//! use tower_auth_jwt::{Issuer, JwtAuthenticator};
+//! use tower_auth_jwt::{TrustedIssuer, JwtAuthenticator};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -36,7 +36,7 @@
 //! let jwks = issuer.jwks().await.unwrap().to_string();
 //! let auth = JwtAuthenticator::builder()
 //!     .issuer(
-//!         Issuer::new("https://app.example")
+//!         TrustedIssuer::new("https://app.example")
 //!             .audience("app-api")
 //!             .jwks(jwks)
 //!             .require_access_token_type(),
@@ -242,7 +242,7 @@
 //! (JWT best current practices), [RFC 9700] (OAuth 2.0 security best current practice).
 //!
 //! [`JwtAuthenticator`]: crate::JwtAuthenticator
-//! [`Issuer::jwks`]: crate::Issuer::jwks
+//! [`TrustedIssuer::jwks`]: crate::TrustedIssuer::jwks
 //! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
 //! [RFC 7517]: https://www.rfc-editor.org/rfc/rfc7517
 //! [RFC 8037]: https://www.rfc-editor.org/rfc/rfc8037

@@ -34,7 +34,7 @@ use super::{
     StoredSigningKey, TokenRequest,
 };
 use crate::revocation::{Revocation, RevocationKind, RevocationList, RevocationStore};
-use crate::{Algorithm, Issuer, JwtAuthenticator};
+use crate::{Algorithm, JwtAuthenticator, TrustedIssuer};
 
 /// A store serving every role: signing keys, refresh tokens, revocations.
 pub trait Store: SigningKeyStore + RefreshTokenStore + RevocationStore {}
@@ -657,7 +657,7 @@ pub async fn logout_everywhere(store: SharedStore) {
     let verifier = |list: &RevocationList| {
         JwtAuthenticator::builder()
             .issuer(
-                Issuer::new("https://app.example")
+                TrustedIssuer::new("https://app.example")
                     .audience("app-api")
                     .key_source(issuer.clone())
                     .algorithms([Algorithm::EdDSA]),

@@ -12,7 +12,7 @@
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //! use tower_auth_core::{AuthenticateLayer, Principal};
 //! use tower_auth_jwt::remote::JwksUrl;
-//! use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator};
+//! use tower_auth_jwt::{Algorithm, TrustedIssuer, JwtAuthenticator};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -37,7 +37,7 @@
 //!     .unwrap();
 //! let auth = JwtAuthenticator::builder()
 //!     .issuer(
-//!         Issuer::new("https://auth.example.com")
+//!         TrustedIssuer::new("https://auth.example.com")
 //!             .audience("orders-api")
 //!             .algorithms([Algorithm::EdDSA])
 //!             .key_source(keys.clone()),
@@ -280,7 +280,7 @@ macro_rules! common_setters {
 }
 
 /// Keys from a JWKS URL. A [`KeySource`]: plug it into
-/// [`Issuer::key_source`](crate::Issuer::key_source). Cheap to clone (clones share the cache).
+/// [`TrustedIssuer::key_source`](crate::TrustedIssuer::key_source). Cheap to clone (clones share the cache).
 ///
 /// See the [module docs](self) for the cache's behaviour.
 #[derive(Clone)]
@@ -386,13 +386,13 @@ impl JwksUrlBuilder {
 ///
 /// ```
 /// use tower_auth_jwt::remote::Discovery;
-/// use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator};
+/// use tower_auth_jwt::{Algorithm, TrustedIssuer, JwtAuthenticator};
 ///
 /// // Building sends nothing: keys load on the first token, or with `warm_up().await`.
 /// let keys = Discovery::builder("https://idp.example.com/realms/main").build().unwrap();
 /// let auth = JwtAuthenticator::builder()
 ///     .issuer(
-///         Issuer::new("https://idp.example.com/realms/main")
+///         TrustedIssuer::new("https://idp.example.com/realms/main")
 ///             .audience("orders-api")
 ///             .algorithms([Algorithm::RS256])
 ///             .key_source(keys.clone()),

@@ -13,7 +13,7 @@
 //! use tower_auth_core::AuthenticateLayer;
 //! use tower_auth_jwt::issue::{JwtIssuer, MemoryStore, TokenRequest};
 //! use tower_auth_jwt::revocation::RevocationList;
-//! use tower_auth_jwt::{Algorithm, Issuer, JwtAuthenticator};
+//! use tower_auth_jwt::{Algorithm, TrustedIssuer, JwtAuthenticator};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -31,7 +31,7 @@
 //!     .unwrap();
 //! let auth = JwtAuthenticator::builder()
 //!     .issuer(
-//!         Issuer::new("https://app.example")
+//!         TrustedIssuer::new("https://app.example")
 //!             .audience("app-api")
 //!             .key_source(issuer.clone())
 //!             .algorithms([Algorithm::EdDSA]),
@@ -94,7 +94,7 @@
 //!   **without `exp`**, and one revoked by `jti` with an `exp` earlier than its real one (or,
 //!   without one, living longer than the lifetime from the revocation). Set the lifetime to
 //!   your issuers' longest, and require `exp` (the default of
-//!   [`Issuer`](crate::Issuer)).
+//!   [`TrustedIssuer`](crate::TrustedIssuer)).
 //! - Values (`iss`, `jti`, `sub`) longer than 1 KiB are refused.
 //!
 //! **Log out everywhere**: [`JwtIssuer::logout_everywhere`](crate::issue::JwtIssuer::logout_everywhere)
