@@ -1,13 +1,10 @@
 //! [`JwtAuthenticator`]: token extraction, verification and the principal it produces.
 
-use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -15,7 +12,6 @@ use std::time::{Duration, SystemTime};
 use http::HeaderValue;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
-use serde::{Deserialize, Deserializer};
 use tower_auth_core::clock::Clock;
 use tower_auth_core::credential::{Found, Location, bearer_token, cookie_value};
 use tower_auth_core::{
@@ -24,8 +20,12 @@ use tower_auth_core::{
 };
 
 use crate::cache::{self, CachedToken, TokenCache, TokenHash};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
 use crate::claims::number_date;
-use crate::raw::{Json, Object};
+use crate::json::{self, Object};
 use crate::{
     Algorithm, ClaimPath, Claims, ClaimsMapping, JwtAuthenticatorBuilder, KeyLookup, KeySet,
     KeySource, RevocationCheck, RevocationStatus, ServiceRule, TokenIdentity, telemetry,
@@ -204,14 +204,10 @@ fn malformed() -> AuthError {
     AuthError::invalid_token("malformed token")
 }
 
-/// base64url without padding, canonical (no stray bits), as JWS requires.
-///
-/// Decoded with `base64-simd`: the payload is the longest thing the layer reads on every
-/// request, and the vectorised decoder takes a fraction of the time of a scalar one.
+/// base64url without padding, canonical (no stray bits), as JWS requires: `base64`'s
+/// `URL_SAFE_NO_PAD` engine refuses padding and non-zero trailing bits.
 fn decode_segment(segment: &[u8]) -> Result<Vec<u8>, AuthError> {
-    base64_simd::URL_SAFE_NO_PAD
-        .decode_to_vec(segment)
-        .map_err(|_| malformed())
+    URL_SAFE_NO_PAD.decode(segment).map_err(|_| malformed())
 }
 
 impl Inner {
@@ -219,8 +215,8 @@ impl Inner {
     /// signature with the issuer's keys (`keys` when they were just fetched), then every claim.
     ///
     /// Nothing is trusted before the signature check: until then the claims only pick the
-    /// issuer. The claims are read without building a `serde_json::Value` (see the `raw`
-    /// module); the principal's [`Claims`] keep the decoded payload and parse it when read.
+    /// issuer. Header and claims are JSON objects without duplicate member names (see the
+    /// `json` module); the map of the claims goes into the principal's [`Claims`].
     fn verify(
         &self,
         token: Segments<'_>,
@@ -231,11 +227,10 @@ impl Inner {
         if signature.is_empty() {
             return Err(AuthError::invalid_token("missing signature"));
         }
-        let read = Header::read(token.header())?;
-        let header = &read.header;
+        let header = &Header::read(token.header())?;
         let payload = String::from_utf8(decode_segment(token.payload())?)
             .map_err(|_| AuthError::invalid_token("claims are not a JSON object"))?;
-        let claims = Object::parse(&payload)
+        let claims = json::object(payload.as_bytes())
             .ok_or_else(|| AuthError::invalid_token("claims are not a JSON object"))?;
         let issuer = self.select_issuer(header, &claims)?;
 
@@ -267,11 +262,9 @@ impl Inner {
 
         let now = self.clock.now();
         let checked = self.check_claims(issuer, &claims, now)?;
-        // The claims' borrow of the payload ends here: the payload moves into the principal.
-        drop(claims);
         let principal = checked
             .builder
-            .extension(Claims::from_verified(payload))
+            .extension(Claims::from_verified(payload, claims))
             .build();
         if let (Some(cache), Some(hash), Some(identity)) = (&self.cache, hash, checked.identity) {
             cache.insert(
@@ -291,11 +284,7 @@ impl Inner {
         Ok(Verdict::Principal(principal))
     }
 
-    fn select_issuer(
-        &self,
-        header: &Header,
-        claims: &Object<'_>,
-    ) -> Result<&IssuerState, AuthError> {
+    fn select_issuer(&self, header: &Header, claims: &Object) -> Result<&IssuerState, AuthError> {
         let iss = claims
             .get("iss")
             .ok_or_else(|| AuthError::invalid_token("missing issuer"))?;
@@ -339,7 +328,7 @@ impl Inner {
     fn check_claims(
         &self,
         issuer: &IssuerState,
-        claims: &Object<'_>,
+        claims: &Object,
         now: SystemTime,
     ) -> Result<Checked, AuthError> {
         let times = check_times(issuer, claims, now)?;
@@ -352,8 +341,8 @@ impl Inner {
             None => subject.or_else(|| {
                 claims
                     .get("client_id")
-                    .and_then(Json::as_str)
-                    .or_else(|| claims.get("azp").and_then(Json::as_str))
+                    .and_then(Value::as_str)
+                    .or_else(|| claims.get("azp").and_then(Value::as_str))
             }),
         }
         .ok_or_else(|| AuthError::invalid_token("missing subject"))?;
@@ -402,7 +391,7 @@ struct Checked {
 
 /// A claim that must be a string when present.
 fn string_claim<'b>(
-    claims: &'b Object<'_>,
+    claims: &'b Object,
     name: &str,
     malformed: &'static str,
 ) -> Result<Option<&'b str>, AuthError> {
@@ -422,7 +411,7 @@ struct Times {
 }
 
 fn time_claim(
-    claims: &Object<'_>,
+    claims: &Object,
     name: &str,
     malformed: &'static str,
 ) -> Result<Option<SystemTime>, AuthError> {
@@ -436,11 +425,7 @@ fn time_claim(
     }
 }
 
-fn check_times(
-    issuer: &IssuerState,
-    claims: &Object<'_>,
-    now: SystemTime,
-) -> Result<Times, AuthError> {
+fn check_times(issuer: &IssuerState, claims: &Object, now: SystemTime) -> Result<Times, AuthError> {
     let leeway = issuer.leeway;
     let exp = time_claim(claims, "exp", "malformed expiry")?;
     let nbf = time_claim(claims, "nbf", "malformed not-before")?;
@@ -486,7 +471,7 @@ fn check_times(
     })
 }
 
-fn check_audience(issuer: &IssuerState, claims: &Object<'_>) -> Result<(), AuthError> {
+fn check_audience(issuer: &IssuerState, claims: &Object) -> Result<(), AuthError> {
     if issuer.skip_audience {
         return Ok(());
     }
@@ -495,12 +480,12 @@ fn check_audience(issuer: &IssuerState, claims: &Object<'_>) -> Result<(), AuthE
         .get("aud")
         .ok_or_else(|| AuthError::invalid_token("missing audience"))?;
     let ok = match aud {
-        Json::String(a) => ours(a),
-        Json::Array(items) => {
+        Value::String(a) => ours(a),
+        Value::Array(items) => {
             if items.iter().any(|v| v.as_str().is_none()) {
                 return Err(AuthError::invalid_token("malformed audience"));
             }
-            items.iter().filter_map(Json::as_str).any(ours)
+            items.iter().filter_map(Value::as_str).any(ours)
         }
         _ => return Err(AuthError::invalid_token("malformed audience")),
     };
@@ -511,10 +496,10 @@ fn check_audience(issuer: &IssuerState, claims: &Object<'_>) -> Result<(), AuthE
     }
 }
 
-fn scopes(claims: &Object<'_>) -> Scopes {
-    let from = |v: &Json<'_>| match v {
-        Json::String(s) => Some(Scopes::from_space_separated(s)),
-        Json::Array(items) => Some(Scopes::new(items.iter().filter_map(Json::as_str))),
+fn scopes(claims: &Object) -> Scopes {
+    let from = |v: &Value| match v {
+        Value::String(s) => Some(Scopes::from_space_separated(s)),
+        Value::Array(items) => Some(Scopes::new(items.iter().filter_map(Value::as_str))),
         _ => None,
     };
     claims
@@ -532,75 +517,29 @@ struct Header {
     typ: Option<Box<str>>,
 }
 
-thread_local! {
-    /// The header this thread read last, by its encoded form. The tokens of one issuer and key
-    /// share their header, so most requests skip decoding and parsing it. Only headers that
-    /// were read without error are kept, and a hit needs the same bytes: the outcome is that
-    /// of reading the header again.
-    static LAST_HEADER: RefCell<Option<Rc<ReadHeader>>> = const { RefCell::new(None) };
-}
-
-/// A header and the encoded segment it was read from.
-struct ReadHeader {
-    encoded: Box<[u8]>,
-    header: Header,
-}
-
 impl Header {
-    /// The header of an encoded first segment (base64url JSON).
-    fn read(encoded: &[u8]) -> Result<Rc<ReadHeader>, AuthError> {
-        // `try_with`: while the thread's locals are being torn down, read without the cache.
-        let last = LAST_HEADER
-            .try_with(|last| {
-                last.borrow()
-                    .as_ref()
-                    .filter(|last| *last.encoded == *encoded)
-                    .map(Rc::clone)
-            })
-            .ok()
-            .flatten();
-        if let Some(read) = last {
-            return Ok(read);
-        }
-        let header = Rc::new(ReadHeader {
-            encoded: encoded.into(),
-            header: Self::parse(&decode_segment(encoded)?)?,
-        });
-        let _ = LAST_HEADER.try_with(|last| last.replace(Some(Rc::clone(&header))));
-        Ok(header)
-    }
-
-    fn parse(json: &[u8]) -> Result<Self, AuthError> {
-        #[derive(Deserialize)]
-        struct Members<'a> {
-            #[serde(borrow)]
-            alg: Cow<'a, str>,
-            #[serde(default, borrow)]
-            kid: Option<Cow<'a, str>>,
-            #[serde(default, borrow)]
-            typ: Option<Cow<'a, str>>,
-            #[serde(default, deserialize_with = "present")]
-            crit: bool,
-        }
-        let members: Members<'_> = serde_json::from_slice(json).map_err(|_| malformed())?;
-        if members.crit {
+    /// The header of an encoded first segment: base64url of a JSON object without duplicate
+    /// member names (see the `json` module).
+    fn read(encoded: &[u8]) -> Result<Self, AuthError> {
+        let members = json::object(&decode_segment(encoded)?).ok_or_else(malformed)?;
+        if members.contains_key("crit") {
             return Err(AuthError::invalid_token("unsupported critical header"));
         }
-        let alg = members
-            .alg
+        let string = |name: &str| match members.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(malformed()),
+        };
+        let alg = string("alg")?
+            .ok_or_else(malformed)?
             .parse()
             .map_err(|_| AuthError::invalid_token("unsupported algorithm"))?;
         Ok(Self {
             alg,
-            kid: members.kid.map(Into::into),
-            typ: members.typ.map(Into::into),
+            kid: string("kid")?.map(Into::into),
+            typ: string("typ")?.map(Into::into),
         })
     }
-}
-
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(d)?;
-    Ok(true)
 }
 
 /// The token found by [`JwtAuthenticator`]'s `extract`: a view into the request header it came
@@ -676,45 +615,12 @@ impl<'t> Segments<'t> {
 }
 
 /// The positions of the two dots of `token`, if it has exactly two.
-///
-/// One pass, run on every request over a token of hundreds of bytes: each 32-byte chunk is
-/// tested for a dot without branches (which compiles to vector compares), and only the chunks
-/// holding one, and the tail, are searched, eight bytes at a time.
 fn two_dots(token: &[u8]) -> Option<(usize, usize)> {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const DOTS: u64 = 0x2e2e_2e2e_2e2e_2e2e;
-    let mut dots = [0usize; 2];
-    let mut found = 0;
-    // The dots among up to 8 bytes starting at `offset`.
-    let mut search = |bytes: &[u8], offset: usize| -> Option<()> {
-        let mut word = [0u8; 8];
-        word[..bytes.len()].copy_from_slice(bytes);
-        // Zero where a byte was a dot (the padding is not one); then the top bit of each byte
-        // that is zero, exactly: adding within the low seven bits never carries into the next
-        // byte.
-        let x = u64::from_le_bytes(word) ^ DOTS;
-        let mut mask = !(((x & LOW7) + LOW7) | x) & !LOW7;
-        while mask != 0 {
-            *dots.get_mut(found)? = offset + (mask.trailing_zeros() / 8) as usize;
-            found += 1;
-            mask &= mask - 1;
-        }
-        Some(())
-    };
-    let mut chunks = token.chunks_exact(32);
-    let mut offset = 0;
-    for chunk in &mut chunks {
-        if chunk.iter().fold(false, |any, &c| any | (c == b'.')) {
-            for (i, bytes) in chunk.chunks_exact(8).enumerate() {
-                search(bytes, offset + 8 * i)?;
-            }
-        }
-        offset += 32;
+    let mut dots = memchr::memchr_iter(b'.', token);
+    match (dots.next(), dots.next(), dots.next()) {
+        (Some(first), Some(last), None) => Some((first, last)),
+        _ => None,
     }
-    for (i, bytes) in chunks.remainder().chunks(8).enumerate() {
-        search(bytes, offset + 8 * i)?;
-    }
-    (found == 2).then_some((dots[0], dots[1]))
 }
 
 impl fmt::Debug for JwtCredential {
@@ -858,10 +764,9 @@ mod tests {
         }
     }
 
-    /// The chunked dot search finds the same dots as a byte-by-byte one, wherever they fall:
-    /// inside a chunk, on its edges, in the tail after the last full chunk, none, one, two or
-    /// more, and whatever the other bytes are (`/` is `.` with its lowest bit flipped: a word
-    /// search with an inexact zero-byte test would take it for a dot after a real one).
+    /// The dot search finds the same dots as a byte-by-byte one, wherever they fall (at the
+    /// edges of the vector widths `memchr` works in, or in a tail after them), none, one, two
+    /// or more, and whatever the other bytes are.
     #[test]
     fn two_dots_finds_exactly_two_dots_anywhere() {
         let mut checked = 0;
@@ -908,33 +813,43 @@ mod tests {
         );
     }
 
-    /// The per-thread header cache answers exactly what reading the header again would.
+    /// The header is a JSON object, read once per token: its `alg`, `kid` and `typ` are
+    /// strings, a `crit` member is refused whatever its value, and so are duplicate names and
+    /// a header that is an array (which a derived struct would read positionally).
     #[test]
-    fn the_last_header_is_reused_only_for_the_same_bytes() {
-        let a = encode(r#"{"alg":"RS256","kid":"a"}"#);
-        let b = encode(r#"{"alg":"ES256","kid":"b","typ":"at+jwt"}"#);
-        let crit = encode(r#"{"alg":"RS256","kid":"a","crit":["exp"]}"#);
-        for _ in 0..2 {
-            let ra = Header::read(&a).unwrap();
-            assert_eq!(
-                (ra.header.alg, ra.header.kid.as_deref()),
-                (Algorithm::RS256, Some("a"))
-            );
-            assert!(Rc::ptr_eq(&ra, &Header::read(&a).unwrap()), "a hit");
-            let rb = Header::read(&b).unwrap();
-            assert_eq!(
-                (rb.header.alg, rb.header.kid.as_deref()),
-                (Algorithm::ES256, Some("b"))
-            );
-            assert_eq!(rb.header.typ.as_deref(), Some("at+jwt"));
-            assert!(!Rc::ptr_eq(&ra, &rb));
-            // A header that fails is never kept: it fails every time, and the last good one
-            // stays.
-            for _ in 0..2 {
-                let e = Header::read(&crit).err().unwrap();
-                assert_eq!(e.description(), "unsupported critical header");
-            }
-            assert!(Rc::ptr_eq(&rb, &Header::read(&b).unwrap()));
+    fn header_rules() {
+        let read = |json: &str| Header::read(&encode(json));
+        let h = read(r#"{"alg":"ES256","kid":"b","typ":"at+jwt","x5u":"https://evil"}"#).unwrap();
+        assert_eq!(
+            (h.alg, h.kid.as_deref(), h.typ.as_deref()),
+            (Algorithm::ES256, Some("b"), Some("at+jwt"))
+        );
+        let description = |json: &str| read(json).err().unwrap().description().to_owned();
+        for (json, why) in [
+            (
+                r#"{"alg":"RS256","crit":["exp"]}"#,
+                "unsupported critical header",
+            ),
+            (
+                r#"{"alg":"RS256","crit":null}"#,
+                "unsupported critical header",
+            ),
+            (r#"{"alg":"none"}"#, "unsupported algorithm"),
+            (r#"{"alg":"rs256"}"#, "unsupported algorithm"),
+            (r#"["RS256","k1"]"#, "malformed token"),
+            (r#"{"alg":"HS256","alg":"RS256"}"#, "malformed token"),
+            (r#"{"alg":"RS256","kid":"a","kid":"b"}"#, "malformed token"),
+            (r#"{"alg":"RS256","kid":7}"#, "malformed token"),
+            (r#"{"alg":"RS256","typ":["at+jwt"]}"#, "malformed token"),
+            (r#"{"alg":["RS256"]}"#, "malformed token"),
+            (r#"{"kid":"a"}"#, "malformed token"),
+        ] {
+            assert_eq!(description(json), why, "{json}");
         }
+        // Not base64url: padded, or the standard alphabet.
+        for encoded in [&b"eyJhbGciOiJSUzI1NiJ9="[..], b"eyJhbGciOiJSUzI1NiJ9+"] {
+            assert!(Header::read(encoded).is_err());
+        }
+        assert!(Header::read(b"eyJhbGciOiJSUzI1NiJ9").is_ok());
     }
 }

@@ -459,7 +459,6 @@ impl JwtAuthenticatorBuilder {
 
     /// Validates the configuration.
     pub fn build(self) -> Result<JwtAuthenticator, ConfigError> {
-        crate::install_crypto_provider();
         if self.issuers.is_empty() {
             return Err(ConfigError::new(
                 "issuer",

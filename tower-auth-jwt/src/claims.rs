@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
-use crate::raw::{Json, Object};
+use crate::json::{self, Object};
 
 /// The verified claims of a token, attached to the [`Principal`](tower_auth_core::Principal) as
 /// an extension: `principal.extension::<Claims>()`.
@@ -16,9 +16,8 @@ use crate::raw::{Json, Object};
 /// [`get_path`](Self::get_path), or your own typed view with
 /// [`deserialize`](Self::deserialize).
 ///
-/// The claims are kept as the token's JSON text and parsed into a `serde_json` map the first
-/// time they are read (then kept): verification itself reads only the claims it checks, so a
-/// request whose handler never looks at the claims never pays for building the map.
+/// The claims are the map verification read and checked (each top-level name once, see the
+/// crate docs), with the token's JSON text beside it ([`as_json`](Self::as_json)).
 ///
 /// ```
 /// use serde::Deserialize;
@@ -46,11 +45,11 @@ impl PartialEq for Claims {
 }
 
 impl Claims {
-    /// The claims of a verified token: `json` was read as a JSON object already.
-    pub(crate) fn from_verified(json: String) -> Self {
+    /// The claims of a verified token: `claims` is `json` as [`json::object`] read it.
+    pub(crate) fn from_verified(json: String, claims: Object) -> Self {
         Self {
             json: json.into_boxed_str(),
-            value: OnceLock::new(),
+            value: OnceLock::from(Value::Object(claims)),
         }
     }
 
@@ -72,13 +71,8 @@ impl Claims {
     }
 
     fn value(&self) -> &Value {
-        self.value.get_or_init(|| {
-            // The text was read as a JSON object, through the same parser path, before it got
-            // here (see the `raw` module), so this parses.
-            let value = serde_json::from_str(&self.json);
-            debug_assert!(value.is_ok(), "verified claims that serde_json cannot read");
-            value.unwrap_or_else(|_| Value::Object(Map::new()))
-        })
+        // Both constructors set the value: the lazy form only keeps the type `Clone`.
+        self.value.get_or_init(|| Value::Object(Map::new()))
     }
 
     /// Every claim.
@@ -222,12 +216,12 @@ impl ClaimPath {
         !self.0.is_empty() && self.0.iter().all(|s| !s.is_empty())
     }
 
-    pub(crate) fn lookup<'b, 'a>(&self, claims: &'b Object<'a>) -> Option<&'b Json<'a>> {
-        claims.path(&self.0)
+    pub(crate) fn lookup<'b>(&self, claims: &'b Object) -> Option<&'b Value> {
+        json::path(claims, &self.0)
     }
 
     /// The string at this path, if it holds one.
-    pub(crate) fn string<'b>(&self, claims: &'b Object<'_>) -> Option<&'b str> {
+    pub(crate) fn string<'b>(&self, claims: &'b Object) -> Option<&'b str> {
         self.lookup(claims)?.as_str()
     }
 }
@@ -317,14 +311,14 @@ impl ClaimsMapping {
         self
     }
 
-    pub(crate) fn roles<'b>(&'b self, claims: &'b Object<'_>) -> impl Iterator<Item = &'b str> {
+    pub(crate) fn roles<'b>(&'b self, claims: &'b Object) -> impl Iterator<Item = &'b str> {
         self.roles
             .iter()
             .filter_map(|path| path.lookup(claims))
-            .flat_map(Json::strings)
+            .flat_map(json::strings)
     }
 
-    pub(crate) fn tenant<'b>(&self, claims: &'b Object<'_>) -> Option<&'b str> {
+    pub(crate) fn tenant<'b>(&self, claims: &'b Object) -> Option<&'b str> {
         self.tenant.as_ref()?.string(claims)
     }
 }
@@ -355,16 +349,16 @@ pub enum ServiceRule {
 }
 
 impl ServiceRule {
-    pub(crate) fn is_service(&self, claims: &Object<'_>) -> bool {
+    pub(crate) fn is_service(&self, claims: &Object) -> bool {
         match self {
             Self::Never => false,
             Self::ClientCredentials => {
-                let sub = claims.get("sub").and_then(Json::as_str);
+                let sub = claims.get("sub").and_then(Value::as_str);
                 let client = claims
                     .get("client_id")
                     .or_else(|| claims.get("azp"))
-                    .and_then(Json::as_str);
-                let azure_app = claims.get("idtyp").and_then(Json::as_str) == Some("app");
+                    .and_then(Value::as_str);
+                let azure_app = claims.get("idtyp").and_then(Value::as_str) == Some("app");
                 azure_app
                     || match (sub, client) {
                         (None, _) => true,

@@ -3,14 +3,11 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ED25519, ParsedPublicKey,
-    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA384, RSA_PKCS1_2048_8192_SHA512,
-    RSA_PSS_2048_8192_SHA256, RSA_PSS_2048_8192_SHA384, RSA_PSS_2048_8192_SHA512,
-    RsaPublicKeyComponents, VerificationAlgorithm,
+    RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents, VerificationAlgorithm,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -140,42 +137,44 @@ pub struct VerifyingKey {
     crypto: Crypto,
 }
 
-/// The key material, parsed once for the signature checks.
+/// The key material, as jsonwebtoken holds it.
 ///
-/// Public keys are parsed into aws-lc's form when the key is built (for its default algorithm)
-/// or on first use (for the other RSA algorithms), not on every verification: parsing an RSA
-/// key costs about as much again as checking a signature with it. HMAC keys are built for the
-/// three hashes up front.
+/// Signatures are checked by jsonwebtoken's aws-lc-rs backend, called through its factory
+/// directly ([`jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER`]): this crate never installs or
+/// reads jsonwebtoken's process-wide provider, so an application that uses jsonwebtoken itself,
+/// with either backend, keeps its own choice. Public keys are validated with aws-lc-rs when the
+/// key is built (see [`Crypto::public`]); the backend parses them again for each signature
+/// check, as `jsonwebtoken::decode` does.
 #[derive(Clone)]
-enum Crypto {
-    Hmac(Box<[hmac::Key; 3]>),
-    Public {
-        /// The public key as aws-lc parses it: DER (`RSAPublicKey` or SPKI) for RSA, the
-        /// uncompressed point for EC, the raw 32 bytes for Ed25519.
-        der: Box<[u8]>,
-        /// One parsed key per algorithm slot (see [`public_algorithm`]); `None` once parsing
-        /// for that algorithm failed.
-        parsed: Box<[OnceLock<Option<ParsedPublicKey>>; 6]>,
-    },
+struct Crypto(DecodingKey);
+
+/// The jsonwebtoken name of an algorithm.
+pub(crate) fn jose_algorithm(alg: Algorithm) -> jsonwebtoken::Algorithm {
+    use jsonwebtoken::Algorithm as J;
+    match alg {
+        Algorithm::HS256 => J::HS256,
+        Algorithm::HS384 => J::HS384,
+        Algorithm::HS512 => J::HS512,
+        Algorithm::RS256 => J::RS256,
+        Algorithm::RS384 => J::RS384,
+        Algorithm::RS512 => J::RS512,
+        Algorithm::PS256 => J::PS256,
+        Algorithm::PS384 => J::PS384,
+        Algorithm::PS512 => J::PS512,
+        Algorithm::ES256 => J::ES256,
+        Algorithm::ES384 => J::ES384,
+        Algorithm::EdDSA => J::EdDSA,
+    }
 }
 
-/// The aws-lc verification algorithm of a public-key JWS algorithm, and its slot in
-/// [`Crypto::Public`]'s parsed keys.
-fn public_algorithm(alg: Algorithm) -> Option<(&'static dyn VerificationAlgorithm, usize)> {
-    use Algorithm::*;
-    Some(match alg {
-        RS256 => (&RSA_PKCS1_2048_8192_SHA256, 0),
-        RS384 => (&RSA_PKCS1_2048_8192_SHA384, 1),
-        RS512 => (&RSA_PKCS1_2048_8192_SHA512, 2),
-        PS256 => (&RSA_PSS_2048_8192_SHA256, 3),
-        PS384 => (&RSA_PSS_2048_8192_SHA384, 4),
-        PS512 => (&RSA_PSS_2048_8192_SHA512, 5),
-        // A slot of their own too: a key parsed for one curve is never asked to verify
-        // another's signature, even if a caller skipped `fits`.
-        ES256 => (&ECDSA_P256_SHA256_FIXED, 0),
-        ES384 => (&ECDSA_P384_SHA384_FIXED, 1),
-        EdDSA => (&ED25519, 2),
-        HS256 | HS384 | HS512 => return None,
+/// The aws-lc verification algorithm a public key of this type is validated with when loaded.
+fn validation_algorithm(key_type: KeyType) -> Option<&'static dyn VerificationAlgorithm> {
+    Some(match key_type {
+        KeyType::Rsa => &RSA_PKCS1_2048_8192_SHA256,
+        KeyType::EcP256 => &ECDSA_P256_SHA256_FIXED,
+        KeyType::EcP384 => &ECDSA_P384_SHA384_FIXED,
+        KeyType::Ed25519 => &ED25519,
+        KeyType::Hmac => return None,
     })
 }
 
@@ -184,65 +183,38 @@ const MAX_SIGNATURE_LEN: usize = 1024;
 
 impl Crypto {
     fn hmac(secret: &[u8]) -> Self {
-        Self::Hmac(Box::new([
-            hmac::Key::new(hmac::HMAC_SHA256, secret),
-            hmac::Key::new(hmac::HMAC_SHA384, secret),
-            hmac::Key::new(hmac::HMAC_SHA512, secret),
-        ]))
+        Self(DecodingKey::from_secret(secret))
     }
 
-    /// A public key, parsed for `alg` at once: fails when aws-lc does not accept it.
-    fn public(der: &[u8], alg: Algorithm) -> Result<Self, ()> {
-        let crypto = Self::Public {
-            der: der.into(),
-            parsed: Box::default(),
-        };
-        if crypto.parsed(alg).is_some() {
-            Ok(crypto)
-        } else {
-            Err(())
-        }
+    /// A public key in the form jsonwebtoken's aws-lc backend reads (DER `RSAPublicKey` for
+    /// RSA, the uncompressed point for EC, the raw 32 bytes for Ed25519), after aws-lc-rs
+    /// accepted it for the key type: a key that could never verify anything is refused here,
+    /// not at every request.
+    fn public(key_type: KeyType, der: &[u8]) -> Result<Self, ()> {
+        let alg = validation_algorithm(key_type).ok_or(())?;
+        ParsedPublicKey::new(alg, der).map_err(|_| ())?;
+        Ok(Self(match key_type {
+            KeyType::Rsa => DecodingKey::from_rsa_der(der),
+            KeyType::EcP256 | KeyType::EcP384 => DecodingKey::from_ec_der(der),
+            KeyType::Ed25519 => DecodingKey::from_ed_der(der),
+            KeyType::Hmac => return Err(()),
+        }))
     }
 
-    fn parsed(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
-        let Self::Public { der, parsed } = self else {
-            return None;
-        };
-        let (verification, slot) = public_algorithm(alg)?;
-        parsed
-            .get(slot)?
-            .get_or_init(|| ParsedPublicKey::new(verification, der).ok())
-            .as_ref()
-    }
-
-    /// Checks `signature` (base64url, canonical, no padding) over `message`.
+    /// Checks `signature` (base64url, canonical, no padding) over `message`, with jsonwebtoken's
+    /// aws-lc-rs verifier for `alg`. The caller has checked that `alg` fits the key.
     fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        let mut buf = [0u8; MAX_SIGNATURE_LEN];
-        // Longer than any signature we verify: refused without decoding. Within the limit the
-        // buffer holds the decoded bytes.
+        // Longer than any signature we verify: refused without decoding.
         if signature.len() > MAX_SIGNATURE_LEN / 3 * 4 + 2 {
             return false;
         }
-        let Ok(signature) =
-            base64_simd::URL_SAFE_NO_PAD.decode(signature, base64_simd::Out::from_slice(&mut buf))
-        else {
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else {
             return false;
         };
-        let signature = &*signature;
-        match self {
-            Self::Hmac(keys) => {
-                let key = match alg {
-                    Algorithm::HS256 => &keys[0],
-                    Algorithm::HS384 => &keys[1],
-                    Algorithm::HS512 => &keys[2],
-                    _ => return false,
-                };
-                // Constant time.
-                hmac::verify(key, message, signature).is_ok()
-            }
-            Self::Public { .. } => self
-                .parsed(alg)
-                .is_some_and(|key| key.verify_sig(message, signature).is_ok()),
+        let factory = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.verifier_factory;
+        match factory(&jose_algorithm(alg), &self.0) {
+            Ok(verifier) => verifier.verify(message, &signature).is_ok(),
+            Err(_) => false,
         }
     }
 }
@@ -447,7 +419,7 @@ impl VerifyingKey {
             alg: None,
             key_type,
             hmac_len: 0,
-            crypto: Crypto::public(der, key_type.default_algorithm())?,
+            crypto: Crypto::public(key_type, der)?,
         })
     }
 
@@ -801,8 +773,8 @@ mod tests {
         );
     }
 
-    /// Each algorithm parses the key for itself: asked for another curve's algorithm (which
-    /// `fits` already refuses), the key does not verify rather than use its own curve.
+    /// Asked for another curve's algorithm (which `fits` already refuses), a key does not
+    /// verify rather than use its own curve.
     #[test]
     fn a_key_parsed_for_one_algorithm_never_verifies_for_another() {
         let p384 = VerifyingKey::from_pem(data("ec384_public.pem")).unwrap();
@@ -816,7 +788,6 @@ mod tests {
         ] {
             for alg in foreign {
                 assert!(!key.fits(alg));
-                assert!(key.crypto.parsed(alg).is_none(), "{alg}");
                 assert!(!key.crypto.verify(alg, b"input", sig.as_bytes()));
             }
         }
@@ -826,9 +797,7 @@ mod tests {
     fn pkcs1_rsa_public_key_pem() {
         // The same key as rsa_public.pem, re-encoded as PKCS #1 ("RSA PUBLIC KEY").
         let spki = VerifyingKey::from_pem(data("rsa_public.pem")).unwrap();
-        let Crypto::Public { der, .. } = &spki.crypto else {
-            panic!("an RSA key is a public key")
-        };
+        let der = spki.crypto.0.try_get_as_bytes().unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
         let pem = format!("-----BEGIN RSA PUBLIC KEY-----\n{b64}\n-----END RSA PUBLIC KEY-----\n");
         assert_eq!(

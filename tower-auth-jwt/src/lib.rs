@@ -6,8 +6,25 @@
 //! [`JwtAuthenticator`] is a [`tower_auth_core::Authenticator`]: put it in an
 //! [`AuthenticateLayer`] and every request carrying a valid token reaches your service with a
 //! [`Principal`] in its extensions; every other request gets the tower-auth response contract
-//! (401 / 400 / 403 / 503, RFC 6750 challenges). Signature checks run on jsonwebtoken 11 with
-//! its aws-lc-rs backend; no jsonwebtoken type appears in this crate's API.
+//! (401 / 400 / 403 / 503, RFC 6750 challenges).
+//!
+//! # JOSE on jsonwebtoken
+//!
+//! Every signature check, and every signature the issuer makes, goes through jsonwebtoken 11's
+//! public API (`DecodingKey` / `EncodingKey` built with its constructors) and its aws-lc-rs
+//! backend. This crate is the policy on top: the header and claims rules, key selection,
+//! caching, revocation. JWKs are parsed strictly here (unknown `kty`, private members, a `use`
+//! or `alg` that disagrees, non-canonical base64url are refused) and validated with aws-lc-rs
+//! when loaded, before they are handed to jsonwebtoken. No jsonwebtoken type appears in this
+//! crate's API.
+//!
+//! The backend's factories are called directly
+//! (`jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER`): this crate neither installs nor reads
+//! jsonwebtoken's process-wide `CryptoProvider`. An application that also uses jsonwebtoken,
+//! with the `aws_lc_rs` backend or the `rust_crypto` one, keeps its own choice and installs its
+//! provider as usual (`tests/backends.rs` and `tests/other_backend.rs`, the latter run with
+//! `--features jsonwebtoken/rust_crypto`). Algorithms jsonwebtoken does not implement (ES512,
+//! Ed448) are refused in configuration and skipped in a published key set.
 //!
 //! # Quick start
 //!
@@ -112,7 +129,7 @@
 //! | check | rule |
 //! |---|---|
 //! | size | at most 8 KiB by default ([`JwtAuthenticatorBuilder::max_token_size`]), checked before anything is decoded |
-//! | shape | compact JWS, three segments, strict base64url (no padding, canonical trailing bits, URL alphabet), JSON header and claims object |
+//! | shape | compact JWS, three segments, strict base64url (no padding, canonical trailing bits, URL alphabet); header and claims are JSON objects, each top-level member name once (a repeated name, or an array, is refused: two parsers could read it two ways) |
 //! | `alg` | exact JWA name, in the issuer's allow-list, and fitting the key: its type (`kty`, `crv`), its JWK `alg`, and for HMAC a secret at least as long as the hash. Never `none` |
 //! | `crit` | any `crit` header is rejected: we implement no JWS extension (RFC 7515 section 4.1.11) |
 //! | `jwk`, `jku`, `x5u`, `x5c` | ignored: keys come from configuration only, nothing is fetched from a token |
@@ -148,22 +165,15 @@
 //! # Cost of a verification
 //!
 //! Beyond the signature check, a request pays for splitting and decoding the token, reading its
-//! claims and building the principal. What this crate does to keep that small, and why:
-//!
-//! - keys are parsed once: public keys into aws-lc's form when the key is built (the other RSA
-//!   algorithms of a key on first use), HMAC keys once per hash. Parsing an RSA key on every
-//!   verification, as `jsonwebtoken::crypto::verify` does, costs about 3 µs, a fifth of the
-//!   signature check itself;
-//! - the token is split at its dots in one pass (vector compares over 32-byte chunks) and
-//!   handled as bytes up to the signature check: each segment is checked where it is
-//!   base64url-decoded, so the token is not validated as UTF-8 on the way;
-//! - segments and signatures are decoded with `base64-simd` (strict: canonical, no padding);
-//! - the header of the last token a thread saw is kept with its encoded form: tokens of one
-//!   issuer and key repeat it, so most requests skip decoding and parsing it;
-//! - claims are read into a borrowed JSON tree (strings are slices of the decoded payload)
-//!   through the same `serde_json` path as `serde_json::Value`, so exactly the same documents
-//!   are accepted; the [`Claims`] extension keeps the payload text and builds its map only when
-//!   a handler first reads it.
+//! header and claims and building the principal. The code does each plainly, with the crates
+//! made for it: `memchr` finds the dots, `base64` decodes (strictly: canonical, no padding),
+//! `serde_json` reads the header and the claims into maps (each top-level member name once), and
+//! jsonwebtoken checks the signature. jsonwebtoken's backend parses a public key for every check,
+//! as `jsonwebtoken::decode` does: the layer costs what `jsonwebtoken::decode` of the same token
+//! with the same checks costs, within a few percent. Speed comes from the architecture instead:
+//! the [verified-token cache](#verified-token-cache) answers a token it has seen without any of
+//! this, keys are held in memory and refreshed in the background, and revocation lists are asked
+//! in memory.
 //!
 //! `cargo bench -p tower-auth-jwt --bench jwt_verify` measures the layer against the signature
 //! check alone and against `jsonwebtoken::decode`; BENCHMARKS.md at the repository root has the
@@ -243,9 +253,9 @@
 //! - **Unknown critical extensions**: any `crit` is refused.
 //! - **Weak keys**: HMAC secrets under 32 bytes, RSA under 2048 bits and private keys given as
 //!   public keys are build errors.
-//! - jsonwebtoken's crypto provider is installed explicitly when an authenticator is built, so
-//!   a dependency that enables its other backend cannot leave it without one (jsonwebtoken
-//!   panics at first use in that case).
+//! - jsonwebtoken's process-wide crypto provider is never installed nor read: a dependency
+//!   that enables its other backend cannot make verification panic or change which code checks
+//!   signatures.
 //! - `Debug` output never shows secrets or tokens; error descriptions are fixed strings.
 //!
 //! Remote keys (feature `remote`; tests in `tests/remote.rs` against loopback servers):
@@ -323,8 +333,8 @@ mod cache;
 mod claims;
 mod error;
 pub mod issue;
+mod json;
 mod key;
-mod raw;
 #[cfg(feature = "remote")]
 pub mod remote;
 pub mod revocation;
@@ -342,18 +352,3 @@ pub use self::issue::{JwtIssuer, JwtIssuerBuilder};
 pub use self::key::{KeyError, KeySet, KeyType, MIN_HMAC_SECRET_LEN, MIN_RSA_BITS, VerifyingKey};
 pub use self::revocation::{RevocationCheck, RevocationStatus, TokenIdentity};
 pub use self::source::{KeyLookup, KeySetFuture, KeySource, KeySourceError, StaticKeys};
-
-/// Installs jsonwebtoken's aws-lc-rs crypto provider as the process default, once.
-///
-/// jsonwebtoken picks its provider from its crate features and panics at first use when
-/// feature unification enables both of its backends. Installing ours explicitly, before any
-/// verification, means that can never happen. If the application installed a provider first,
-/// that one stays (installation is first-wins).
-pub(crate) fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
-        );
-    });
-}

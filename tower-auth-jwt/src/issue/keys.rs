@@ -1,19 +1,20 @@
-//! Signing keys: generation with aws-lc-rs, signing, and their public JWKs.
+//! Signing keys: generation with aws-lc-rs, signing with jsonwebtoken, and their public JWKs.
 
 use std::fmt;
 use std::time::SystemTime;
 
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
 };
-use aws_lc_rs::{hmac, rsa};
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::EncodingKey;
 use serde_json::json;
 
 use super::IssueError;
+use crate::key::jose_algorithm;
 use crate::{Algorithm, VerifyingKey};
 
 /// The algorithms a [`JwtIssuer`](super::JwtIssuer) signs with.
@@ -137,18 +138,12 @@ impl StoredSigningKey {
     }
 }
 
-enum Pair {
-    Ed25519(Ed25519KeyPair),
-    Ecdsa(EcdsaKeyPair),
-    Rsa(rsa::KeyPair),
-    Hmac(Box<hmac::Key>),
-}
-
-/// A loaded key: signs, and knows its public half.
+/// A loaded key: signs (through jsonwebtoken's aws-lc-rs backend, called directly: no
+/// process-wide provider is installed or read), and knows its public half.
 pub(crate) struct Signer {
     kid: String,
     algorithm: Algorithm,
-    pair: Pair,
+    key: EncodingKey,
     /// The public JWK (`None` for HMAC, which publishes nothing).
     jwk: Option<serde_json::Value>,
     verifying: VerifyingKey,
@@ -168,14 +163,16 @@ impl Signer {
         let bad = |_| IssueError::crypto("stored signing key is invalid");
         let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
         let kid = key.kid.clone();
-        let (pair, jwk) = match key.algorithm {
+        // aws-lc-rs reads each key once here, to check it and derive its public JWK;
+        // jsonwebtoken signs with it.
+        let (encoding, jwk) = match key.algorithm {
             Algorithm::EdDSA => {
                 let pair = Ed25519KeyPair::from_pkcs8(&key.material).map_err(bad)?;
                 let jwk = json!({
                     "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid,
                     "x": b64(pair.public_key().as_ref()),
                 });
-                (Pair::Ed25519(pair), Some(jwk))
+                (EncodingKey::from_ed_der(&key.material), Some(jwk))
             }
             Algorithm::ES256 => {
                 let pair =
@@ -189,7 +186,7 @@ impl Signer {
                     "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
                     "x": b64(&point[1..33]), "y": b64(&point[33..]),
                 });
-                (Pair::Ecdsa(pair), Some(jwk))
+                (EncodingKey::from_ec_der(&key.material), Some(jwk))
             }
             Algorithm::RS256 => {
                 let pair = rsa::KeyPair::from_pkcs8(&key.material).map_err(bad)?;
@@ -199,16 +196,16 @@ impl Signer {
                     "n": b64(public.modulus().big_endian_without_leading_zero()),
                     "e": b64(public.exponent().big_endian_without_leading_zero()),
                 });
-                (Pair::Rsa(pair), Some(jwk))
+                // jsonwebtoken's RSA signer takes PKCS #1; its PEM reader unwraps PKCS #8.
+                let encoding = EncodingKey::from_rsa_pem(pkcs8_pem(&key.material).as_bytes())
+                    .map_err(|_| IssueError::crypto("stored signing key is invalid"))?;
+                (encoding, Some(jwk))
             }
             Algorithm::HS256 => {
                 if key.material.len() < crate::MIN_HMAC_SECRET_LEN {
                     return Err(IssueError::crypto("stored signing key is invalid"));
                 }
-                (
-                    Pair::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, &key.material))),
-                    None,
-                )
+                (EncodingKey::from_secret(&key.material), None)
             }
             _ => return Err(IssueError::crypto("unsupported signing algorithm")),
         };
@@ -222,7 +219,7 @@ impl Signer {
         Ok(Self {
             kid,
             algorithm: key.algorithm,
-            pair,
+            key: encoding,
             jwk,
             verifying,
         })
@@ -246,24 +243,28 @@ impl Signer {
 
     /// The JWS signature of `input`, base64url.
     pub(crate) fn sign(&self, input: &[u8]) -> Result<String, IssueError> {
-        let failed = |_| IssueError::crypto("signing failed");
-        let sig = match &self.pair {
-            Pair::Ed25519(p) => p.sign(input).as_ref().to_vec(),
-            Pair::Ecdsa(p) => p
-                .sign(&SystemRandom::new(), input)
-                .map_err(failed)?
-                .as_ref()
-                .to_vec(),
-            Pair::Rsa(p) => {
-                let mut sig = vec![0; p.public_modulus_len()];
-                p.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input, &mut sig)
-                    .map_err(failed)?;
-                sig
-            }
-            Pair::Hmac(k) => hmac::sign(k, input).as_ref().to_vec(),
-        };
+        let factory = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.signer_factory;
+        let signer = factory(&jose_algorithm(self.algorithm), &self.key)
+            .map_err(|_| IssueError::crypto("signing failed"))?;
+        let sig = signer
+            .try_sign(input)
+            .map_err(|_| IssueError::crypto("signing failed"))?;
         Ok(URL_SAFE_NO_PAD.encode(sig))
     }
+}
+
+/// A PKCS #8 DER private key as PEM text.
+fn pkcs8_pem(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut pem = String::with_capacity(b64.len() + b64.len() / 64 + 64);
+    pem.push_str("-----BEGIN PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        // base64 output is ASCII.
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
 }
 
 /// `N` bytes from the operating system's CSPRNG (through aws-lc-rs).
