@@ -53,8 +53,34 @@ pub(crate) struct Inner {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TypPolicy {
-    Any,
+    /// Any `typ` but one naming another kind of JWT (`*+jwt` other than `at+jwt`).
+    NotOtherJwt,
+    /// `at+jwt` only.
     AccessToken,
+}
+
+impl TypPolicy {
+    /// Whether a header `typ` passes: compared case-insensitively, with or without the
+    /// `application/` prefix (RFC 7515 section 4.1.9).
+    fn admits(self, typ: Option<&str>) -> bool {
+        let Some(typ) = typ else {
+            return self == Self::NotOtherJwt;
+        };
+        let prefix = "application/".len();
+        let media = match typ.get(..prefix) {
+            Some(p) if p.eq_ignore_ascii_case("application/") => &typ[prefix..],
+            _ => typ,
+        };
+        let access_token = media.eq_ignore_ascii_case("at+jwt");
+        let other_jwt = media.len() >= 4
+            && media
+                .get(media.len() - 4..)
+                .is_some_and(|end| end.eq_ignore_ascii_case("+jwt"));
+        match self {
+            Self::AccessToken => access_token,
+            Self::NotOtherJwt => access_token || !other_jwt,
+        }
+    }
 }
 
 pub(crate) struct IssuerState {
@@ -65,6 +91,7 @@ pub(crate) struct IssuerState {
     pub(crate) source: Arc<dyn KeySource>,
     pub(crate) leeway: Duration,
     pub(crate) max_age: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
     pub(crate) require_exp: bool,
     pub(crate) typ: TypPolicy,
     pub(crate) mapping: ClaimsMapping,
@@ -295,13 +322,8 @@ impl Inner {
             .issuers
             .get(iss)
             .ok_or_else(|| AuthError::invalid_token("unknown issuer"))?;
-        if issuer.typ == TypPolicy::AccessToken {
-            let ok = header.typ.as_deref().is_some_and(|t| {
-                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-            });
-            if !ok {
-                return Err(AuthError::invalid_token("wrong token type"));
-            }
+        if !issuer.typ.admits(header.typ.as_deref()) {
+            return Err(AuthError::invalid_token("wrong token type"));
         }
         if !issuer.algorithms.contains(&header.alg) {
             return Err(AuthError::invalid_token("algorithm not allowed"));
@@ -331,6 +353,12 @@ impl Inner {
         claims: &Object,
         now: SystemTime,
     ) -> Result<Checked, AuthError> {
+        // A sender-constrained token (RFC 7800 `cnf`, as DPoP and mTLS bind tokens) proves
+        // nothing without its binding, which this scheme does not check: refused, never taken
+        // as a plain Bearer token.
+        if claims.contains_key("cnf") {
+            return Err(AuthError::invalid_token("sender-constrained token"));
+        }
         let times = check_times(issuer, claims, now)?;
         check_audience(issuer, claims)?;
 
@@ -442,6 +470,13 @@ fn check_times(issuer: &IssuerState, claims: &Object, now: SystemTime) -> Result
         Some(exp) => {
             if beyond(now, exp) {
                 return Err(AuthError::invalid_token("token expired"));
+            }
+            if let Some(max) = issuer.max_lifetime
+                && exp
+                    .duration_since(now)
+                    .is_ok_and(|ahead| ahead > max.saturating_add(leeway))
+            {
+                return Err(AuthError::invalid_token("token lifetime too long"));
             }
             valid_until = exp.checked_add(leeway);
         }

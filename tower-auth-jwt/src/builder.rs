@@ -19,6 +19,9 @@ use crate::{
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// The largest leeway accepted.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(600);
+/// The default longest lifetime of a token: its `exp` at most this far ahead of now
+/// ([`TrustedIssuer::max_lifetime`]).
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Default maximum token size, checked before anything is decoded.
 pub const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
 
@@ -76,6 +79,7 @@ pub struct TrustedIssuer {
     algorithms: Option<Vec<Algorithm>>,
     leeway: Duration,
     max_age: Option<Duration>,
+    max_lifetime: Option<Duration>,
     require_exp: bool,
     typ: TypPolicy,
     mapping: ClaimsMapping,
@@ -94,6 +98,7 @@ impl fmt::Debug for TrustedIssuer {
             .field("algorithms", &self.algorithms)
             .field("leeway", &self.leeway)
             .field("max_age", &self.max_age)
+            .field("max_lifetime", &self.max_lifetime)
             .field("require_exp", &self.require_exp)
             .field("typ", &self.typ)
             .field("mapping", &self.mapping)
@@ -115,8 +120,9 @@ impl TrustedIssuer {
             algorithms: None,
             leeway: DEFAULT_LEEWAY,
             max_age: None,
+            max_lifetime: Some(DEFAULT_MAX_LIFETIME),
             require_exp: true,
-            typ: TypPolicy::Any,
+            typ: TypPolicy::NotOtherJwt,
             mapping: ClaimsMapping::default(),
             service_rule: ServiceRule::Never,
             subject: None,
@@ -198,9 +204,28 @@ impl TrustedIssuer {
         self
     }
 
+    /// Refuses tokens whose `exp` is more than this far ahead of now (plus the leeway).
+    /// Default [`DEFAULT_MAX_LIFETIME`], 7 days: a token that stays valid for years is a
+    /// credential nobody can take back short of revoking it (RFC 8725 section 3.10).
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Accepts an `exp` however far ahead. Dangerous: a leaked long-lived token stays usable
+    /// for as long as its issuer chose.
+    pub fn insecure_allow_unbounded_lifetime(mut self) -> Self {
+        self.max_lifetime = None;
+        self
+    }
+
     /// Requires the RFC 9068 access-token type: header `typ` of `at+jwt` or
     /// `application/at+jwt` (case-insensitive). Stops an ID token or another JWT of the same
     /// issuer from being used as an access token.
+    ///
+    /// Without it, a `typ` naming another kind of JWT (`dpop+jwt`, `logout+jwt`,
+    /// `secevent+jwt`: any `*+jwt` but `at+jwt`) is still refused (RFC 8725 section 3.11),
+    /// while `JWT` or no `typ` passes.
     pub fn require_access_token_type(mut self) -> Self {
         self.typ = TypPolicy::AccessToken;
         self
@@ -258,6 +283,13 @@ impl TrustedIssuer {
                 "leeway",
                 format!("{}s", self.leeway.as_secs()),
                 "must be at most 600s",
+            ));
+        }
+        if self.max_lifetime.is_some_and(|a| a.is_zero()) {
+            return Err(ConfigError::new(
+                "max_lifetime",
+                "0s",
+                "must be greater than zero (insecure_allow_unbounded_lifetime lifts the limit)",
             ));
         }
         if self.max_age.is_some_and(|a| a.is_zero()) {
@@ -370,6 +402,7 @@ impl TrustedIssuer {
             source,
             leeway: self.leeway,
             max_age: self.max_age,
+            max_lifetime: self.max_lifetime,
             require_exp: self.require_exp,
             typ: self.typ,
             mapping: self.mapping,

@@ -289,6 +289,7 @@ impl VerifyingKey {
             let x = decoding
                 .try_get_as_bytes()
                 .map_err(|_| KeyError::new("invalid Ed25519 public key"))?;
+            check_ed25519(x)?;
             return Self::asymmetric(KeyType::Ed25519, x)
                 .map_err(|()| KeyError::new("invalid Ed25519 public key"));
         }
@@ -390,6 +391,7 @@ impl VerifyingKey {
                     return Err(KeyError::new("unsupported OKP curve"));
                 }
                 let x = b64_member(raw.x.as_deref(), "x")?;
+                check_ed25519(&x)?;
                 Self::asymmetric(KeyType::Ed25519, &x)
                     .map_err(|()| KeyError::new("invalid Ed25519 public key"))?
             }
@@ -679,6 +681,54 @@ fn ec_point_type(point: &[u8]) -> Result<KeyType, KeyError> {
     Ok(key_type)
 }
 
+/// Refuses Ed25519 public keys that let one signature verify every message: the points of
+/// small order (the identity, the point of order 2, the two of order 4 and the four of order
+/// 8), and every non-canonical encoding.
+///
+/// With such a key A, the signature (R = identity, S = 0) satisfies `[S]B = R + [k]A` for
+/// every message (a verifier that multiplies by the cofactor accepts more still), so a token
+/// with any claims would pass. An encoding is `y` (255 bits, little-endian) and the sign of
+/// `x` in the top bit. Refused:
+///
+/// - `y >= p` (p = 2^255 - 19): a non-canonical `y`, which some decoders reduce to a small
+///   `y` (`p + 1` reads as 1, the identity), so a list of canonical encodings alone misses it;
+/// - `y` in {0, 1, p - 1} whatever the sign bit: the identity (y = 1), the point of order 2
+///   (y = -1, both with x = 0, so the sign bit set is non-canonical too) and the two points of
+///   order 4 (y = 0);
+/// - the two `y` of the four points of order 8, whatever the sign bit.
+fn check_ed25519(x: &[u8]) -> Result<(), KeyError> {
+    /// The `y` of the points of order 8, little-endian.
+    const ORDER_8: [[u8; 32]; 2] = [
+        [
+            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef,
+            0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88,
+            0x6d, 0x53, 0xfc, 0x05,
+        ],
+        [
+            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
+            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
+            0x92, 0xac, 0x03, 0x7a,
+        ],
+    ];
+    let invalid = || KeyError::new("invalid Ed25519 public key");
+    let weak = || KeyError::new("Ed25519 public key of small order or non-canonical encoding");
+    let Ok(encoded) = <[u8; 32]>::try_from(x) else {
+        return Err(invalid());
+    };
+    let mut y = encoded;
+    y[31] &= 0x7f;
+    // y >= p: the top byte is 0x7f, the 30 below it 0xff, and the lowest at least 0xed.
+    if y[31] == 0x7f && y[1..31].iter().all(|&b| b == 0xff) && y[0] >= 0xed {
+        return Err(weak());
+    }
+    let small = |value: u8| y[0] == value && y[1..].iter().all(|&b| b == 0);
+    let minus_one = y[0] == 0xec && y[1..31].iter().all(|&b| b == 0xff) && y[31] == 0x7f;
+    if small(0) || small(1) || minus_one || ORDER_8.contains(&y) {
+        return Err(weak());
+    }
+    Ok(())
+}
+
 fn trim_leading_zeros(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
     &b[start..]
@@ -857,6 +907,90 @@ mod tests {
         // The error names the key.
         let e = VerifyingKey::from_jwk_value(&with("use", json!("enc"))).unwrap_err();
         assert_eq!(e.to_string(), "key `e1`: `use` is not `sig`");
+    }
+
+    /// Every small-order point and every non-canonical encoding is refused, from a JWK, a PEM
+    /// and in a published set (where the rest of the set is kept); an ordinary key passes.
+    #[test]
+    fn ed25519_small_order_and_non_canonical_keys_are_refused() {
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        let with_low = |low: u8| {
+            let mut y = p;
+            y[0] = low;
+            y
+        };
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let order_8 = [
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        ]
+        .map(|h| {
+            let mut b = [0u8; 32];
+            for (i, byte) in b.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap();
+            }
+            b
+        });
+        let mut weak = vec![
+            identity,       // order 1
+            [0u8; 32],      // y = 0: order 4
+            with_low(0xec), // y = p - 1: order 2
+            p,              // y = p: non-canonical 0
+            with_low(0xee), // y = p + 1: non-canonical 1, the identity
+            with_low(0xff), // y = 2^255 - 1: non-canonical
+            order_8[0],
+            order_8[1],
+        ];
+        // The same with the sign bit of x set.
+        let signed: Vec<[u8; 32]> = weak
+            .iter()
+            .map(|y| {
+                let mut y = *y;
+                y[31] |= 0x80;
+                y
+            })
+            .collect();
+        weak.extend(signed);
+        let jwk =
+            |x: &[u8; 32]| json!({"kty":"OKP","crv":"Ed25519","x": URL_SAFE_NO_PAD.encode(x)});
+        for x in &weak {
+            let e = VerifyingKey::from_jwk_value(&jwk(x)).unwrap_err();
+            assert!(
+                e.reason().contains("small order") || e.reason().contains("invalid Ed25519"),
+                "{x:02x?}: {e}"
+            );
+            // The same key as a PEM (SPKI: the Ed25519 OID, then the 32 bytes).
+            let mut der = vec![
+                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+            ];
+            der.extend_from_slice(x);
+            let pem = format!(
+                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+                base64::engine::general_purpose::STANDARD.encode(&der)
+            );
+            assert!(VerifyingKey::from_pem(pem).is_err(), "{x:02x?}");
+        }
+        // An ordinary key (RFC 8037 appendix A) passes, from a JWK and from the test PEM.
+        let ok =
+            json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        assert!(VerifyingKey::from_jwk_value(&ok).is_ok());
+        assert!(VerifyingKey::from_pem(data("ed25519_public.pem")).is_ok());
+        // In a published set the weak key is skipped and the rest kept.
+        let mut bad = jwk(&identity);
+        bad["kid"] = json!("weak");
+        let mut good = ok;
+        good["kid"] = json!("good");
+        let doc = json!({"keys": [bad, good]}).to_string();
+        let (set, skipped) = KeySet::from_jwks_skipping_invalid(&doc).unwrap();
+        assert_eq!(
+            set.iter().map(|k| k.kid().unwrap()).collect::<Vec<_>>(),
+            ["good"]
+        );
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].kid(), Some("weak"));
     }
 
     #[test]

@@ -133,9 +133,10 @@
 //! | `alg` | exact JWA name, in the issuer's allow-list, and fitting the key: its type (`kty`, `crv`), its JWK `alg`, and for HMAC a secret at least as long as the hash. Never `none` |
 //! | `crit` | any `crit` header is rejected: we implement no JWS extension (RFC 7515 section 4.1.11) |
 //! | `jwk`, `jku`, `x5u`, `x5c` | ignored: keys come from configuration only, nothing is fetched from a token |
-//! | `typ` | with [`TrustedIssuer::require_access_token_type`]: `at+jwt` or `application/at+jwt`, case-insensitive (RFC 9068) |
+//! | `typ` | never another kind of JWT (`dpop+jwt`, `logout+jwt`, `secevent+jwt`: any `*+jwt` but `at+jwt`, RFC 8725 section 3.11); with [`TrustedIssuer::require_access_token_type`]: `at+jwt` only (RFC 9068). Compared case-insensitively, with or without `application/` |
+//! | `cnf` | refused: a sender-constrained token (DPoP, mTLS) is never accepted as a plain Bearer token |
 //! | signature | over the exact bytes received |
-//! | `exp` | required (opt out: [`TrustedIssuer::insecure_allow_missing_exp`]), a NumericDate, `now <= exp + leeway` |
+//! | `exp` | required (opt out: [`TrustedIssuer::insecure_allow_missing_exp`]), a NumericDate, `now <= exp + leeway`, and at most 7 days ahead ([`TrustedIssuer::max_lifetime`]; opt out: [`TrustedIssuer::insecure_allow_unbounded_lifetime`]) |
 //! | `nbf` | when present, a NumericDate, `nbf <= now + leeway` |
 //! | `iat` | when present, a NumericDate not after `now + leeway`; required with [`TrustedIssuer::max_token_age`], then `now <= iat + max_age + leeway` |
 //! | `iss` | a string equal to a configured issuer |
@@ -344,7 +345,8 @@ mod telemetry;
 pub use self::algorithm::{Algorithm, UnknownAlgorithm};
 pub use self::authenticator::{JwtAuthenticator, JwtCredential, JwtFuture};
 pub use self::builder::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_SIZE, JwtAuthenticatorBuilder, MAX_LEEWAY, TrustedIssuer,
+    DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, JwtAuthenticatorBuilder,
+    MAX_LEEWAY, TrustedIssuer,
 };
 pub use self::claims::{ClaimPath, Claims, ClaimsError, ClaimsMapping, ServiceRule};
 pub use self::error::ConfigError;

@@ -387,7 +387,11 @@ mod tests {
             .verified_token_cache(CacheConfig::default())
             .build()
             .unwrap();
-        let far = 4_000_000_000;
+        let far = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
         let good = token(&secret, far);
         let expired = token(&secret, 1_000);
         let counts = Counts::default();

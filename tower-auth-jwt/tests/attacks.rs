@@ -571,18 +571,35 @@ async fn exp_must_be_a_present_numeric_date() {
     send_token(&auth, &mint(&without(claims(), "exp"), &s))
         .await
         .assert_invalid_token("missing expiry");
-    // Dates at the edge of what the platform represents: no overflow, no panic.
+    // Dates at the edge of what the platform represents: no overflow, no panic. A distant
+    // expiry is refused by the lifetime limit; with the limit lifted it is a date like any
+    // other.
+    let unbounded = JwtAuthenticator::builder()
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .hmac_secret(HMAC_SECRET)
+                .insecure_allow_unbounded_lifetime(),
+        )
+        .clock(clock())
+        .build()
+        .unwrap();
     for huge in [
         json!(i64::MAX),
         json!(u64::MAX),
         json!(1e300),
         json!(9_007_199_254_740_993u64),
     ] {
-        let out = send_token(&auth, &mint(&with(claims(), "exp", huge.clone()), &s)).await;
+        let token = mint(&with(claims(), "exp", huge.clone()), &s);
+        let out = send_token(&auth, &token).await;
+        let lifted = send_token(&unbounded, &token).await;
         if huge.as_i64().is_some() {
-            out.assert_ok(); // representable: a (very) distant expiry
+            out.assert_invalid_token("token lifetime too long");
+            lifted.assert_ok(); // representable: a (very) distant expiry
         } else {
-            out.assert_invalid_token("malformed expiry"); // beyond what SystemTime holds
+            // beyond what SystemTime holds
+            out.assert_invalid_token("malformed expiry");
+            lifted.assert_invalid_token("malformed expiry");
         }
         let out = send_token(&auth, &mint(&with(claims(), "nbf", huge.clone()), &s)).await;
         assert_eq!(out.status, http::StatusCode::UNAUTHORIZED, "{huge}");
@@ -856,4 +873,183 @@ async fn subject_rules() {
     send_token(&auth, &mint(&with(claims(), "jti", json!(1)), &s))
         .await
         .assert_invalid_token("malformed token id");
+}
+
+/// The 32 bytes of the test Ed25519 public key: the end of its SPKI DER.
+fn ed25519_public_x() -> Vec<u8> {
+    use base64::Engine as _;
+    let pem = data_str("ed25519_public.pem");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    der[der.len() - 32..].to_vec()
+}
+
+/// The review's probe: a published Ed25519 key at the identity point, with the fixed signature
+/// R = identity, S = 0, which verifies any message under that key. The key is skipped when the
+/// set is read (as every small-order or non-canonical key is, see `key.rs`), so the forged
+/// token finds no key; a configured key of that kind is a build error.
+#[tokio::test]
+async fn a_small_order_ed25519_key_cannot_be_used_to_forge_tokens() {
+    let identity = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let good = Signer::eddsa();
+    let jwks = json!({"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "kid": "weak", "x": identity},
+        {"kty": "OKP", "crv": "Ed25519", "kid": "good", "x": b64(ed25519_public_x())},
+    ]})
+    .to_string();
+    let (set, skipped) = KeySet::from_jwks_skipping_invalid(&jwks).unwrap();
+    assert_eq!(skipped.len(), 1);
+    let auth = JwtAuthenticator::builder()
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .key_source(tower_auth_jwt::StaticKeys::new(set))
+                .algorithms([Algorithm::EdDSA]),
+        )
+        .clock(clock())
+        .build()
+        .unwrap();
+    let mut forged_sig = [0u8; 64];
+    forged_sig[0] = 1;
+    let forged = format!(
+        "{}.{}.{}",
+        b64_json(&json!({"alg": "EdDSA", "kid": "weak"})),
+        b64_json(&with(claims(), "sub", json!("admin"))),
+        b64(forged_sig)
+    );
+    send_token(&auth, &forged)
+        .await
+        .assert_invalid_token("no key for this token");
+    // The rest of the set still works.
+    send_token(&auth, &mint_with(&claims(), &good, &json!({"kid": "good"})))
+        .await
+        .assert_ok();
+    // Configured directly, the key is refused at build time.
+    let built = JwtAuthenticator::builder()
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .jwk(json!({"kty": "OKP", "crv": "Ed25519", "x": identity}).to_string()),
+        )
+        .build();
+    assert!(built.is_err());
+}
+
+/// RFC 8725 section 3.10: by default `exp` is at most 7 days (plus the leeway) ahead; the
+/// review's probe (exp ten years ahead) is refused; the limit is configurable and lifted only
+/// by a setting that says what it does.
+#[tokio::test]
+async fn token_lifetime_is_bounded_by_default() {
+    let s = Signer::hmac(J::HS256, HMAC_SECRET);
+    let week = 7 * 24 * 3600;
+    let exp = |secs: u64| mint(&with(claims(), "exp", json!(NOW + secs)), &s);
+    let auth = hmac_auth();
+    send_token(&auth, &exp(10 * 365 * 24 * 3600))
+        .await
+        .assert_invalid_token("token lifetime too long");
+    send_token(&auth, &exp(week + 61))
+        .await
+        .assert_invalid_token("token lifetime too long");
+    send_token(&auth, &exp(week + 60)).await.assert_ok();
+    let build = |issuer: TrustedIssuer| {
+        JwtAuthenticator::builder()
+            .issuer(issuer.audience(AUD).hmac_secret(HMAC_SECRET))
+            .clock(clock())
+            .build()
+    };
+    let hour = build(TrustedIssuer::new(ISS).max_lifetime(Duration::from_secs(3600))).unwrap();
+    send_token(&hour, &exp(3600 + 61))
+        .await
+        .assert_invalid_token("token lifetime too long");
+    send_token(&hour, &exp(3600)).await.assert_ok();
+    let lifted = build(TrustedIssuer::new(ISS).insecure_allow_unbounded_lifetime()).unwrap();
+    send_token(&lifted, &exp(10 * 365 * 24 * 3600))
+        .await
+        .assert_ok();
+    let e = build(TrustedIssuer::new(ISS).max_lifetime(Duration::ZERO)).unwrap_err();
+    assert!(e.to_string().contains("max_lifetime"), "{e}");
+}
+
+/// RFC 8725 section 3.11: a token typed as another kind of JWT is refused even when `at+jwt`
+/// is not required; plain `JWT`, no `typ`, and `at+jwt` in its spellings pass.
+#[tokio::test]
+async fn other_kinds_of_jwt_are_refused_by_default() {
+    let auth = hmac_auth();
+    let s = Signer::hmac(J::HS256, HMAC_SECRET);
+    for typ in [
+        "dpop+jwt",
+        "logout+jwt",
+        "secevent+jwt",
+        "application/secevent+jwt",
+        "DPoP+JWT",
+        "Application/Logout+Jwt",
+        "id_token+jwt",
+        "+jwt",
+    ] {
+        send_token(&auth, &mint_with(&claims(), &s, &json!({"typ": typ})))
+            .await
+            .assert_invalid_token("wrong token type");
+    }
+    for typ in [
+        "JWT",
+        "jwt",
+        "application/jwt",
+        "at+jwt",
+        "application/AT+JWT",
+        "JOSE",
+    ] {
+        send_token(&auth, &mint_with(&claims(), &s, &json!({"typ": typ})))
+            .await
+            .assert_ok();
+    }
+    send_token(&auth, &sign_raw(&json!({"alg": "HS256"}), &claims(), &s))
+        .await
+        .assert_ok();
+}
+
+/// A sender-constrained token (`cnf`) is never accepted as a plain Bearer token, whatever
+/// the binding it names.
+#[tokio::test]
+async fn sender_constrained_tokens_are_refused_as_bearer() {
+    let auth = hmac_auth();
+    let s = Signer::hmac(J::HS256, HMAC_SECRET);
+    for cnf in [
+        json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+        json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        json!({}),
+        json!(null),
+    ] {
+        send_token(&auth, &mint(&with(claims(), "cnf", cnf), &s))
+            .await
+            .assert_invalid_token("sender-constrained token");
+    }
+}
+
+/// Header and claims are JSON objects with each top-level name once: the review's probes (a
+/// duplicate `sub`, a header that is an array) are refused.
+#[tokio::test]
+async fn duplicate_members_and_array_headers_are_refused() {
+    let auth = hmac_auth();
+    let s = Signer::hmac(J::HS256, HMAC_SECRET);
+    let sign = |header: &str, payload: &str| {
+        let input = format!("{}.{}", b64(header), b64(payload));
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &s.key, s.alg).unwrap();
+        format!("{input}.{sig}")
+    };
+    let valid = serde_json::to_string(&claims()).unwrap();
+    let duplicate_sub = format!(r#"{},"sub":"admin"}}"#, valid.strip_suffix('}').unwrap());
+    send_token(&auth, &sign(r#"{"alg":"HS256"}"#, &duplicate_sub))
+        .await
+        .assert_invalid_token("claims are not a JSON object");
+    send_token(&auth, &sign(r#"["HS256"]"#, &valid))
+        .await
+        .assert_invalid_token("malformed token");
+    send_token(&auth, &sign(r#"{"alg":"none","alg":"HS256"}"#, &valid))
+        .await
+        .assert_invalid_token("malformed token");
+    send_token(&auth, &sign(r#"{"alg":"HS256"}"#, &valid))
+        .await
+        .assert_ok();
 }
