@@ -40,8 +40,8 @@ use envoy_types::pb::google::rpc;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
 use tower_auth_core::{AuthError, Authenticator, GrpcRejection, OnRejection};
 
-use crate::service::{Decision, ForwardBody, Inner};
 use crate::ForwardAuth;
+use crate::service::{Decision, ForwardBody, Inner};
 
 /// The `Check` service of a [`ForwardAuth`]; made by [`ForwardAuth::envoy_grpc`].
 pub struct EnvoyCheck<A, R> {

@@ -140,7 +140,11 @@ mod tests {
         assert_eq!(map["x-auth-roles"], "100%25 has%20space");
         assert_eq!(map["x-auth-tenant"], "t%001");
         for v in map.values() {
-            assert!(v.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b) || *b == b' '));
+            assert!(
+                v.as_bytes()
+                    .iter()
+                    .all(|b| (0x21..=0x7e).contains(b) || *b == b' ')
+            );
         }
         assert_eq!(map.len(), 5);
     }

@@ -123,6 +123,7 @@ impl Rule {
 }
 
 /// A validated rule.
+#[derive(Debug)]
 pub(crate) struct Compiled {
     /// Exact path, or prefix without its trailing `/` (empty for `/`).
     path: RulePath,
@@ -158,7 +159,10 @@ impl Compiled {
     }
 
     /// Checks the principal's scopes, then roles.
-    pub(crate) fn authorize(&self, principal: &tower_auth_core::Principal) -> Result<(), AuthError> {
+    pub(crate) fn authorize(
+        &self,
+        principal: &tower_auth_core::Principal,
+    ) -> Result<(), AuthError> {
         if !principal.scopes().contains_all(self.scopes.iter()) {
             return Err(AuthError::insufficient_scope(&*self.scope_challenge));
         }
@@ -212,7 +216,11 @@ impl Rules {
     /// The rule for a request: the most specific among those covering `path` whose methods
     /// include `method`. A path no rule covers, and a covered path with no rule for this
     /// method, are both 403.
-    pub(crate) fn find(&self, method: &Method, path: &str) -> Result<(usize, &Compiled), AuthError> {
+    pub(crate) fn find(
+        &self,
+        method: &Method,
+        path: &str,
+    ) -> Result<(usize, &Compiled), AuthError> {
         let mut best: Option<(usize, usize)> = None;
         let mut covered = false;
         for (i, rule) in self.rules.iter().enumerate() {
@@ -260,21 +268,34 @@ fn compile(i: usize, rule: Rule) -> Result<Compiled, ConfigError> {
     let methods = match rule.methods {
         None => None,
         Some(list) if list.is_empty() => {
-            return Err(err("methods", &list, "must not be empty (leave it out for any method)"));
+            return Err(err(
+                "methods",
+                &list,
+                "must not be empty (leave it out for any method)",
+            ));
         }
         Some(list) => Some(
             list.iter()
                 .map(|m| {
                     if m.bytes().any(|b| b.is_ascii_lowercase()) {
-                        return Err(err("methods", m, "methods are case-sensitive: write them in upper case"));
+                        return Err(err(
+                            "methods",
+                            m,
+                            "methods are case-sensitive: write them in upper case",
+                        ));
                     }
-                    Method::from_bytes(m.as_bytes()).map_err(|_| err("methods", m, "not an HTTP method"))
+                    Method::from_bytes(m.as_bytes())
+                        .map_err(|_| err("methods", m, "not an HTTP method"))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
     if rule.schemes.as_ref().is_some_and(Vec::is_empty) {
-        return Err(err("schemes", &rule.schemes, "must not be empty (leave it out for every scheme)"));
+        return Err(err(
+            "schemes",
+            &rule.schemes,
+            "must not be empty (leave it out for every scheme)",
+        ));
     }
     for scope in &rule.scopes {
         // RFC 6749 section 3.3 scope-token.
@@ -283,12 +304,20 @@ fn compile(i: usize, rule: Rule) -> Result<Compiled, ConfigError> {
                 .bytes()
                 .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
         if !valid {
-            return Err(err("scopes", scope, "not a scope token (RFC 6749 section 3.3)"));
+            return Err(err(
+                "scopes",
+                scope,
+                "not a scope token (RFC 6749 section 3.3)",
+            ));
         }
     }
     for role in &rule.roles {
         if role.is_empty() || role.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(err("roles", role, "must be non-empty, without spaces or control characters"));
+            return Err(err(
+                "roles",
+                role,
+                "must be non-empty, without spaces or control characters",
+            ));
         }
     }
     if rule.anonymous && !(rule.scopes.is_empty() && rule.roles.is_empty()) {
@@ -331,7 +360,11 @@ mod tests {
                 assert_eq!(find(&r, Method::GET, covered), Ok(0), "{prefix} {covered}");
             }
             for other in ["/apix", "/ap", "/", "/x/api"] {
-                assert_eq!(find(&r, Method::GET, other), Err(AuthErrorKind::Forbidden), "{prefix} {other}");
+                assert_eq!(
+                    find(&r, Method::GET, other),
+                    Err(AuthErrorKind::Forbidden),
+                    "{prefix} {other}"
+                );
             }
         }
         let root = rules(vec![Rule::path_prefix("/")]);
@@ -367,24 +400,58 @@ mod tests {
         let r = rules(vec![Rule::path_prefix("/api/").methods(["GET", "HEAD"])]);
         assert_eq!(find(&r, Method::HEAD, "/api/x"), Ok(0));
         let e = r.find(&Method::DELETE, "/api/x").unwrap_err();
-        assert_eq!((e.kind(), e.description()), (AuthErrorKind::Forbidden, "method not allowed by any rule"));
+        assert_eq!(
+            (e.kind(), e.description()),
+            (AuthErrorKind::Forbidden, "method not allowed by any rule")
+        );
         let e = r.find(&Method::GET, "/other").unwrap_err();
-        assert_eq!((e.kind(), e.description()), (AuthErrorKind::Forbidden, "no rule for this path"));
+        assert_eq!(
+            (e.kind(), e.description()),
+            (AuthErrorKind::Forbidden, "no rule for this path")
+        );
     }
 
     #[test]
     fn bad_rules_name_the_setting_and_value() {
         let cases: Vec<(Rule, &str, &str)> = vec![
             (Rule::path("api"), "path", "\"api\" (rules[0])"),
-            (Rule::path_prefix("/a//b"), "path_prefix", "\"/a//b\" (rules[0])"),
-            (Rule::path("/a").methods(Vec::<String>::new()), "methods", "[] (rules[0])"),
-            (Rule::path("/a").methods(["get"]), "methods", "\"get\" (rules[0])"),
-            (Rule::path("/a").methods(["GE T"]), "methods", "\"GE T\" (rules[0])"),
-            (Rule::path("/a").schemes([]), "schemes", "Some([]) (rules[0])"),
-            (Rule::path("/a").scopes(["a b"]), "scopes", "\"a b\" (rules[0])"),
+            (
+                Rule::path_prefix("/a//b"),
+                "path_prefix",
+                "\"/a//b\" (rules[0])",
+            ),
+            (
+                Rule::path("/a").methods(Vec::<String>::new()),
+                "methods",
+                "[] (rules[0])",
+            ),
+            (
+                Rule::path("/a").methods(["get"]),
+                "methods",
+                "\"get\" (rules[0])",
+            ),
+            (
+                Rule::path("/a").methods(["GE T"]),
+                "methods",
+                "\"GE T\" (rules[0])",
+            ),
+            (
+                Rule::path("/a").schemes([]),
+                "schemes",
+                "Some([]) (rules[0])",
+            ),
+            (
+                Rule::path("/a").scopes(["a b"]),
+                "scopes",
+                "\"a b\" (rules[0])",
+            ),
             (Rule::path("/a").scopes([""]), "scopes", "\"\" (rules[0])"),
             (Rule::path("/a").roles([""]), "roles", "\"\" (rules[0])"),
-            (Rule::path("/a").anonymous(true).scopes(["x"]), "anonymous", "true (rules[0])"),
+            (
+                Rule::path("/a").anonymous(true).scopes(["x"]),
+                "anonymous",
+                "true (rules[0])",
+            ),
         ];
         for (rule, setting, value) in cases {
             let e = Rules::compile(vec![rule]).err().unwrap();

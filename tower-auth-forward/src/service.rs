@@ -13,8 +13,7 @@ use http::{HeaderName, Method, Request, Response, Uri};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_auth_core::{
-    AuthError, Authentication, Authenticator, ConfigError, DefaultRejection, OnRejection,
-    Principal,
+    AuthError, Authentication, Authenticator, ConfigError, DefaultRejection, OnRejection, Principal,
 };
 use tower_service::Service;
 
@@ -222,7 +221,9 @@ impl<A: Authenticator, R> Inner<A, R> {
                 return Ok(None);
             };
             if values.next().is_some() {
-                return Err(AuthError::invalid_request("duplicate forwarded request header"));
+                return Err(AuthError::invalid_request(
+                    "duplicate forwarded request header",
+                ));
             }
             v.to_str()
                 .map(Some)
@@ -262,7 +263,12 @@ impl<A: Authenticator, R> Inner<A, R> {
     /// Picks the rule for the original request and starts checking its credential. `parts` is
     /// rewritten to the original method and target first, so schemes that read them (a query
     /// parameter, a proof bound to the method and URI) see the request the client sent.
-    pub(crate) fn start(&self, parts: &mut Parts, method: Method, target: &str) -> Start<A::Future> {
+    pub(crate) fn start(
+        &self,
+        parts: &mut Parts,
+        method: Method,
+        target: &str,
+    ) -> Start<A::Future> {
         let path = match normalize(target) {
             Ok(path) => path,
             Err(reason) => return Start::Done(Err(AuthError::invalid_request(reason))),
@@ -397,7 +403,9 @@ impl<F, A, R> fmt::Debug for ResponseFuture<F, A, R> {
             State::Ready { .. } => "ready",
             State::Authenticating { .. } => "authenticating",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 
