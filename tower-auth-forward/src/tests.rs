@@ -1,8 +1,5 @@
 //! The forward-authentication endpoint, request by request (`oneshot`, no server).
 
-use std::future::Future;
-use std::pin::Pin;
-
 use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{HeaderName, Request, Response, StatusCode};
@@ -623,7 +620,6 @@ async fn serves_behind_a_proxy_made_of_services() {
     });
     let proxy = |req: Request<()>| {
         let auth = auth.clone();
-        let upstream = upstream.clone();
         async move {
             let mut sub = nginx(req.method().as_str(), &req.uri().to_string(), &[]);
             *sub.headers_mut() = {
@@ -659,7 +655,3 @@ async fn serves_behind_a_proxy_made_of_services() {
     let none = Request::get("/api/x").body(()).unwrap();
     assert_eq!(proxy(none).await, Err(StatusCode::UNAUTHORIZED));
 }
-
-// Keeps the `Future` import used whatever the features.
-#[allow(dead_code)]
-fn _assert_send<F: Future + Send>(_: Pin<&F>) {}
