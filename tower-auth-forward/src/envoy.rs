@@ -139,6 +139,7 @@ fn original(check: CheckRequest) -> Result<(http::request::Parts, Method, String
 
 impl<A, R: OnRejection<ForwardBody>> EnvoyCheck<A, R> {
     fn respond(&self, decision: Decision) -> CheckResponse {
+        crate::telemetry::decided("envoy_grpc", &decision);
         match decision {
             Ok(principal) => {
                 let set = principal

@@ -234,6 +234,8 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
+//! | `tracing` | yes | debug (refusals) and trace (passes) events on the `tower_auth` target: outcome, fixed reason, scheme and subject; never a credential or a path |
+//! | `metrics` | no | `tower_auth_forward_requests_total{api, outcome}` through the `metrics` facade |
 //! | `envoy-grpc` | no | [`envoy`]: `envoy.service.auth.v3.Authorization/Check` with tonic 0.14 and the [`envoy-types`](https://crates.io/crates/envoy-types) crate's generated types |
 //!
 //! # Security notes
@@ -265,6 +267,7 @@ mod identity;
 mod path;
 mod rules;
 mod service;
+mod telemetry;
 
 pub use self::rules::Rule;
 pub use self::service::{ForwardAuth, ForwardAuthBuilder, ForwardBody, ResponseFuture};

@@ -320,6 +320,7 @@ impl<A: Authenticator, R> Inner<A, R> {
 
 impl<A, R: OnRejection<ForwardBody>> Inner<A, R> {
     fn respond(&self, decision: Decision) -> Response<ForwardBody> {
+        crate::telemetry::decided("http", &decision);
         match decision {
             Ok(principal) => {
                 let mut res = Response::new(ForwardBody::default());
