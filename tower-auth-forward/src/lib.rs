@@ -73,7 +73,9 @@
 //! ```
 //!
 //! Serve it like any tower service: with axum, `Router::new().route_service("/forward-auth",
-//! endpoint)`.
+//! endpoint)`. For Envoy's HTTP mode, route the prefix with a wildcard so the endpoint sees the
+//! whole path (`.route_service("/forward-auth/envoy/{*path}", endpoint)`); `nest_service`
+//! would strip the prefix it needs.
 //!
 //! # The original request
 //!
