@@ -114,6 +114,10 @@
 //! - An [anonymous](Rule::anonymous) rule lets requests without any credential through with no
 //!   identity headers; a credential that is present is checked as in optional mode (valid:
 //!   identity headers; bad: 401; store down: 503).
+//! - CORS preflights (`OPTIONS`) carry no credentials: if the upstream answers them, give them
+//!   an anonymous rule (`Rule::path_prefix("/api/").methods(["OPTIONS"]).anonymous(true)`).
+//! - Rules are checked one after the other on each request, which suits the tens to hundreds
+//!   of rules a proxy configuration holds.
 //!
 //! # Answers
 //!
