@@ -1053,3 +1053,61 @@ async fn duplicate_members_and_array_headers_are_refused() {
         .await
         .assert_ok();
 }
+
+/// Hostile `kid` values: path traversal, SQL, 5 and 10 KB, control characters, and values that are
+/// not strings. A `kid` only ever selects among configured keys by equality: none of these
+/// matches one, none is echoed in the response, nothing panics; a non-string `kid` is a
+/// malformed header. The token's own key, named by its own `kid`, still passes.
+#[tokio::test]
+async fn kid_injection_corpus() {
+    let s = Signer::rs256();
+    let auth = JwtAuthenticator::builder()
+        .issuer(
+            TrustedIssuer::new(ISS)
+                .audience(AUD)
+                .jwk(data_str("rsa_public.jwk.json")),
+        )
+        .clock(clock())
+        .build()
+        .unwrap();
+    let long = "k".repeat(5 * 1024);
+    let strings = [
+        "../../../../etc/passwd",
+        "..\\..\\windows\\win.ini",
+        "/dev/null",
+        "' OR '1'='1' --",
+        "test-rsa' UNION SELECT secret FROM keys --",
+        "test-rsa\u{0}",
+        "test-rsa\r\nX-Injected: 1",
+        "\u{1b}[31m",
+        "",
+        " test-rsa",
+        "TEST-RSA",
+        long.as_str(),
+    ];
+    for kid in strings {
+        let token = mint_with(&claims(), &s, &json!({ "kid": kid }));
+        let out = send_token(&auth, &token).await;
+        out.assert_invalid_token("no key for this token");
+        let www = out.www_authenticate.as_deref().unwrap_or_default();
+        assert!(www.len() < 200, "the kid is not echoed: {}", www.len());
+        assert!(!www.contains("passwd") && !www.contains("UNION") && !www.contains("Injected"));
+    }
+    for kid in [
+        json!(7),
+        json!(null),
+        json!(["test-rsa"]),
+        json!({"kid": "test-rsa"}),
+        json!(true),
+    ] {
+        send_token(&auth, &mint_with(&claims(), &s, &json!({ "kid": kid })))
+            .await
+            .assert_invalid_token("malformed token");
+    }
+    send_token(
+        &auth,
+        &mint_with(&claims(), &s, &json!({"kid": "test-rsa"})),
+    )
+    .await
+    .assert_ok();
+}
