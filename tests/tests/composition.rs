@@ -76,6 +76,7 @@ async fn api_key_first_then_introspection() {
     let introspection = IntrospectionAuthenticator::builder(format!("{op}/token/introspection"))
         .client_id(RS_CLIENT.0)
         .client_secret(RS_CLIENT.1)
+        .audiences(["urn:tower-auth:opaque"])
         .http_client(
             HttpClient::builder()
                 .insecure_allow_http(true)

@@ -52,6 +52,7 @@ fn introspection(op: &str) -> IntrospectionAuthenticator {
     IntrospectionAuthenticator::builder(format!("{op}/token/introspection"))
         .client_id(RS_CLIENT.0)
         .client_secret(RS_CLIENT.1)
+        .audiences([OPAQUE, "urn:tower-auth:opaque-short"])
         .insecure_allow_http(true)
         .build()
         .unwrap()

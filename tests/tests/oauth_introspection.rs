@@ -21,6 +21,7 @@ fn introspection(op: &str, ttl: Duration) -> IntrospectionAuthenticator {
         .client_id(RS_CLIENT.0)
         .client_secret(RS_CLIENT.1)
         .issuer(op)
+        .audiences([OPAQUE, "urn:tower-auth:opaque-short"])
         .cache(CacheConfig::builder().ttl(ttl).build().unwrap())
         .insecure_allow_http(true)
         .build()
@@ -71,6 +72,36 @@ async fn opaque_token_is_accepted_through_introspection() {
         call(&auth, "write:items", &token).await.0,
         StatusCode::FORBIDDEN
     );
+}
+
+#[tokio::test]
+#[ignore = "needs the OpenID provider: run scripts/test"]
+async fn an_active_token_for_another_audience_is_refused() {
+    let op = op_url();
+    let token = client_credentials_token(&op, OPAQUE, "read:items").await;
+    // The provider answers active, with `aud` = the opaque resource: another API refuses it.
+    let other = IntrospectionAuthenticator::builder(format!("{op}/token/introspection"))
+        .client_id(RS_CLIENT.0)
+        .client_secret(RS_CLIENT.1)
+        .issuer(&op)
+        .audiences(["urn:tower-auth:rs256"])
+        .insecure_allow_http(true)
+        .build()
+        .unwrap();
+    let svc = AuthenticateLayer::required(other).layer(service_fn(|_: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(()))
+    }));
+    let req = Request::get("/")
+        .header("authorization", format!("Bearer {token}"))
+        .body(())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    // The API it was minted for accepts it.
+    let auth = introspection(&op, Duration::from_secs(30));
+    assert_eq!(call(&auth, "read:items", &token).await.0, StatusCode::OK);
 }
 
 #[tokio::test]

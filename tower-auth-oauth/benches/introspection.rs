@@ -26,6 +26,7 @@ fn bench(c: &mut Criterion) {
             post(move || async move {
                 axum::Json(serde_json::json!({
                     "active": true, "sub": "alice", "client_id": "app", "scope": "read", "exp": exp,
+                    "aud": "api",
                 }))
             }),
         );
@@ -39,6 +40,7 @@ fn bench(c: &mut Criterion) {
     let auth = IntrospectionAuthenticator::builder(endpoint)
         .client_id("rs")
         .client_secret("secret")
+        .audiences(["api"])
         .insecure_allow_http(true)
         .build()
         .expect("config");

@@ -9,12 +9,34 @@
 //! the resource server with `client_secret_basic` (default) or `client_secret_post`, and then:
 //!
 //! - accepts only `"active": true` (the JSON boolean; `"true"` or a missing member is inactive);
-//! - rejects a token whose `exp` has passed, whose `iss` differs from the configured issuer, or
-//!   whose `aud` contains none of the configured audiences (when audiences are configured);
+//! - checks the answer like a JWT: rejects a token whose `exp` has passed, whose `nbf` is still
+//!   ahead (beyond the [leeway](IntrospectionAuthenticatorBuilder::leeway), 60 s by default),
+//!   whose `iss` differs from the configured [issuer](IntrospectionAuthenticatorBuilder::issuer),
+//!   or whose `aud` contains none of the configured
+//!   [audiences](IntrospectionAuthenticatorBuilder::audiences). Audiences are required: a
+//!   resource server that accepts tokens minted for any API accepts tokens stolen from every
+//!   other API of the authorization server, so [`build`](IntrospectionAuthenticatorBuilder::build)
+//!   refuses a configuration without them unless
+//!   [`insecure_accept_any_audience`](IntrospectionAuthenticatorBuilder::insecure_accept_any_audience)
+//!   says so;
+//! - rejects an answer carrying `cnf` (a sender-constrained token, RFC 8705 / RFC 9449): its
+//!   binding is not verified here, and such a token must not be accepted as a plain Bearer
+//!   token;
 //! - maps `sub`, `client_id`, `scope`, `iss` and `exp` onto the [`Principal`]: the subject is
 //!   `sub` (else `client_id`); the kind is [`PrincipalKind::Service`] when there is no `sub` or it
 //!   equals `client_id` (a client-credentials token), [`PrincipalKind::User`] otherwise; the full
 //!   response is attached as [`IntrospectionClaims`].
+//!
+//! # Token scanning
+//!
+//! Every unknown token costs a call to the authorization server, so a flood of random tokens
+//! would be relayed to it without bound. Two limits stop that: a token longer than
+//! [`max_token_length`](IntrospectionAuthenticatorBuilder::max_token_length) (4 KiB by
+//! default) is refused (401 `invalid_token`) without a call, and at most
+//! [`max_in_flight`](IntrospectionAuthenticatorBuilder::max_in_flight) calls (64 by default)
+//! run at once: a request that would start another gets 503 with `Retry-After` at once,
+//! without waiting and without being cached. Requests for one token share one call, and
+//! cached answers need none, so the limit only meets tokens the cache has not seen.
 //!
 //! # Caching
 //!
@@ -36,6 +58,7 @@
 //!     .client_id("my-api")
 //!     .client_secret("s3cret")
 //!     .audiences(["https://api.example.com"])
+//!     .issuer("https://auth.example.com")
 //!     .build()
 //!     .unwrap();
 //!
@@ -71,6 +94,13 @@ use tower_auth_core::{
 
 #[cfg(feature = "tracing")]
 const TARGET: &str = "tower_auth::oauth";
+
+/// Default longest token sent to the endpoint (4 KiB): longer ones are refused without a call.
+pub const DEFAULT_MAX_TOKEN_LENGTH: usize = 4096;
+/// Default most introspection calls running at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Default leeway on `nbf` (60 s), for clock skew between the authorization server and here.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// How the resource server authenticates to the introspection endpoint (RFC 6749 section 2.3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -110,6 +140,9 @@ pub enum IntrospectionError {
     Status(http::StatusCode),
     /// The body is not a JSON object.
     Malformed(serde_json::Error),
+    /// [`max_in_flight`](IntrospectionAuthenticatorBuilder::max_in_flight) calls were already
+    /// running: no call was made.
+    Overloaded,
 }
 
 impl fmt::Display for IntrospectionError {
@@ -118,6 +151,7 @@ impl fmt::Display for IntrospectionError {
             Self::Fetch(e) => write!(f, "introspection call failed: {e}"),
             Self::Status(s) => write!(f, "introspection endpoint answered {s}"),
             Self::Malformed(_) => f.write_str("introspection response is not a JSON object"),
+            Self::Overloaded => f.write_str("too many introspection calls in flight"),
         }
     }
 }
@@ -127,7 +161,7 @@ impl std::error::Error for IntrospectionError {
         match self {
             Self::Fetch(e) => Some(e),
             Self::Malformed(e) => Some(e),
-            Self::Status(_) => None,
+            Self::Status(_) | Self::Overloaded => None,
         }
     }
 }
@@ -152,7 +186,12 @@ struct Inner {
     /// table, SipHash would only add time to every lookup.
     cache: AuthCache<[u8; 32], Verdict, foldhash::fast::RandomState>,
     audiences: Vec<String>,
+    any_audience: bool,
     issuer: Option<String>,
+    leeway: Duration,
+    max_token_length: usize,
+    /// One permit per call allowed in flight.
+    in_flight: tokio::sync::Semaphore,
     clock: Arc<dyn Clock>,
 }
 
@@ -164,7 +203,10 @@ impl fmt::Debug for IntrospectionAuthenticator {
             .field("client_secret", &"<redacted>")
             .field("auth", &self.inner.auth)
             .field("audiences", &self.inner.audiences)
+            .field("insecure_accept_any_audience", &self.inner.any_audience)
             .field("issuer", &self.inner.issuer)
+            .field("leeway", &self.inner.leeway)
+            .field("max_token_length", &self.inner.max_token_length)
             .field("cache", &self.inner.cache.config())
             .finish()
     }
@@ -182,7 +224,11 @@ impl IntrospectionAuthenticator {
             allow_http: false,
             cache: CacheConfig::default(),
             audiences: Vec::new(),
+            any_audience: false,
             issuer: None,
+            leeway: DEFAULT_LEEWAY,
+            max_token_length: DEFAULT_MAX_TOKEN_LENGTH,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             clock: Arc::new(SystemClock),
         }
     }
@@ -209,6 +255,9 @@ impl Authenticator for IntrospectionAuthenticator {
 
     /// A cached verdict answers at once; a miss goes to the endpoint.
     fn authenticate_now(&self, token: String) -> Authentication<BoxAuthFuture> {
+        if let Err(e) = self.inner.check_length(&token) {
+            return Authentication::Ready(Err(e));
+        }
         let key = cache_key(&token);
         match self.inner.cache.get_now(&key) {
             CacheRead::Hit(verdict) => Authentication::Ready(self.inner.decide(Ok(verdict))),
@@ -236,7 +285,17 @@ fn cache_key(token: &str) -> [u8; 32] {
 }
 
 impl Inner {
+    /// Refuses a token longer than the maximum before anything else: no cache entry, no call.
+    fn check_length(&self, token: &str) -> Result<(), AuthError> {
+        if token.len() > self.max_token_length {
+            record("rejected");
+            return Err(AuthError::invalid_token("token too long"));
+        }
+        Ok(())
+    }
+
     async fn authenticate(self: Arc<Self>, token: String) -> Result<Principal, AuthError> {
+        self.check_length(&token)?;
         let key = cache_key(&token);
         let verdict = self
             .cache
@@ -298,6 +357,12 @@ impl Inner {
     }
 
     async fn call(&self, token: &str) -> Result<Map<String, Value>, IntrospectionError> {
+        // Never waits: past the cap the request gets 503 at once, so a flood neither reaches
+        // the authorization server nor queues here. Held until the answer is read.
+        let _permit = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| IntrospectionError::Overloaded)?;
         record_call();
         let req = self
             .request(token)
@@ -357,13 +422,27 @@ impl Inner {
         if exp.is_some_and(|exp| exp <= now) {
             return Err("token expired");
         }
+        if let Some(nbf) = doc.get("nbf") {
+            let nbf = nbf
+                .as_u64()
+                .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
+                .ok_or("token is not active")?;
+            if nbf > now + self.leeway {
+                return Err("token not yet valid");
+            }
+        }
+        // A sender-constrained token (mTLS or DPoP binding) whose binding nobody checked here
+        // must not pass as a plain Bearer token.
+        if doc.contains_key("cnf") {
+            return Err("sender-constrained token not accepted as bearer");
+        }
         let str_member = |name: &str| doc.get(name).and_then(Value::as_str);
         if let Some(expected) = &self.issuer
             && str_member("iss") != Some(expected.as_str())
         {
             return Err("token issuer not accepted");
         }
-        if !self.audiences.is_empty() {
+        if !self.any_audience {
             let ok = match doc.get("aud") {
                 Some(Value::String(a)) => self.audiences.iter().any(|x| x == a),
                 Some(Value::Array(list)) => list
@@ -433,7 +512,11 @@ pub struct IntrospectionAuthenticatorBuilder {
     allow_http: bool,
     cache: CacheConfig,
     audiences: Vec<String>,
+    any_audience: bool,
     issuer: Option<String>,
+    leeway: Duration,
+    max_token_length: usize,
+    max_in_flight: usize,
     clock: Arc<dyn Clock>,
 }
 
@@ -467,8 +550,9 @@ impl IntrospectionAuthenticatorBuilder {
         self
     }
 
-    /// Accept only tokens whose `aud` contains one of these. Empty (the default) skips the check,
-    /// which suits authorization servers that do not put `aud` in introspection responses.
+    /// Accept only tokens whose `aud` (a string, or an array of strings) contains one of these;
+    /// an answer without `aud` is refused. Required, unless
+    /// [`insecure_accept_any_audience`](Self::insecure_accept_any_audience).
     pub fn audiences<I, T>(mut self, audiences: I) -> Self
     where
         I: IntoIterator<Item = T>,
@@ -478,9 +562,41 @@ impl IntrospectionAuthenticatorBuilder {
         self
     }
 
-    /// Accept only tokens whose `iss` is exactly this.
+    /// Accepts tokens for any audience, `aud` unchecked: only for an authorization server
+    /// that puts no `aud` in its introspection answers and mints tokens for this API alone.
+    /// Otherwise a token minted for another API (and stolen from it) is accepted here. Refused
+    /// together with [`audiences`](Self::audiences).
+    pub fn insecure_accept_any_audience(mut self, accept: bool) -> Self {
+        self.any_audience = accept;
+        self
+    }
+
+    /// Accept only tokens whose `iss` is exactly this (an answer without `iss` is refused).
+    /// Without it, `iss` is not checked.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// How far ahead of the clock an answer's `nbf` may be (default 60 s, at most 10 min), for
+    /// clock skew with the authorization server.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The longest token sent to the endpoint (default [4 KiB](DEFAULT_MAX_TOKEN_LENGTH), at
+    /// least 1): a longer one is refused (401 `invalid_token`) without a call or a cache entry.
+    pub fn max_token_length(mut self, bytes: usize) -> Self {
+        self.max_token_length = bytes;
+        self
+    }
+
+    /// The most introspection calls running at once (default [64](DEFAULT_MAX_IN_FLIGHT), at
+    /// least 1): a request needing one more gets 503 with `Retry-After` at once, and nothing is
+    /// cached for it. Requests sharing a token share a call; cache hits make none.
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.max_in_flight = calls;
         self
     }
 
@@ -525,6 +641,51 @@ impl IntrospectionAuthenticatorBuilder {
                 "must not be empty",
             ));
         }
+        match (self.audiences.is_empty(), self.any_audience) {
+            (true, false) => {
+                return Err(ConfigError::new(
+                    "audiences",
+                    "[]",
+                    "required: the audiences this API accepts (or insecure_accept_any_audience)",
+                ));
+            }
+            (false, true) => {
+                return Err(ConfigError::new(
+                    "insecure_accept_any_audience",
+                    "true",
+                    "conflicts with the configured audiences",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(empty) = self.audiences.iter().find(|a| a.is_empty()) {
+            return Err(ConfigError::new(
+                "audiences",
+                format!("{empty:?}"),
+                "must not be empty",
+            ));
+        }
+        if self.leeway > tower_auth_jwt::MAX_LEEWAY {
+            return Err(ConfigError::new(
+                "leeway",
+                format!("{}s", self.leeway.as_secs_f64()),
+                "must be at most 10 minutes",
+            ));
+        }
+        if self.max_token_length == 0 {
+            return Err(ConfigError::new(
+                "max_token_length",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(ConfigError::new(
+                "max_in_flight",
+                self.max_in_flight.to_string(),
+                "must be at least 1 and within tokio's semaphore limit",
+            ));
+        }
         let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
@@ -548,7 +709,11 @@ impl IntrospectionAuthenticatorBuilder {
                     foldhash::fast::RandomState::default(),
                 ),
                 audiences: self.audiences,
+                any_audience: self.any_audience,
                 issuer: self.issuer,
+                leeway: self.leeway,
+                max_token_length: self.max_token_length,
+                in_flight: tokio::sync::Semaphore::new(self.max_in_flight),
                 clock: self.clock,
             }),
         })
@@ -575,6 +740,8 @@ mod tests {
         calls: Arc<AtomicUsize>,
         responses: Arc<HashMap<&'static str, (u16, Value)>>,
         delay: Duration,
+        /// Each answer waits for a permit (one per answer), so a test can hold calls open.
+        hold: Arc<tokio::sync::Semaphore>,
     }
 
     /// A loopback introspection endpoint: checks the client authentication the way an
@@ -585,6 +752,7 @@ mod tests {
         body: String,
     ) -> (http::StatusCode, axum::Json<Value>) {
         op.calls.fetch_add(1, Ordering::SeqCst);
+        op.hold.acquire().await.unwrap().forget();
         tokio::time::sleep(op.delay).await;
         let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
             .into_owned()
@@ -609,6 +777,17 @@ mod tests {
     }
 
     async fn server(delay: Duration) -> (String, Arc<AtomicUsize>) {
+        let hold = Arc::new(tokio::sync::Semaphore::new(
+            tokio::sync::Semaphore::MAX_PERMITS,
+        ));
+        server_held(delay, hold).await
+    }
+
+    /// [`server`] whose answers each wait for a permit of `hold`.
+    async fn server_held(
+        delay: Duration,
+        hold: Arc<tokio::sync::Semaphore>,
+    ) -> (String, Arc<AtomicUsize>) {
         let active = |extra: Value| {
             let mut doc = serde_json::json!({
                 "active": true, "sub": "alice", "client_id": "web", "scope": "read:items write:items",
@@ -642,6 +821,15 @@ mod tests {
                 active(serde_json::json!({"token_type": "refresh_token"})),
             ),
             ("far-exp", active(serde_json::json!({"exp": u64::MAX}))),
+            ("nbf-ahead", active(serde_json::json!({"nbf": NOW + 61}))),
+            ("nbf-leeway", active(serde_json::json!({"nbf": NOW + 60}))),
+            ("nbf-string", active(serde_json::json!({"nbf": "now"}))),
+            ("no-aud", active(serde_json::json!({"aud": null}))),
+            ("no-iss", active(serde_json::json!({"iss": null}))),
+            (
+                "cnf",
+                active(serde_json::json!({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}})),
+            ),
             ("boom", (500, serde_json::json!({"error": "server_error"}))),
         ]
         .into_iter()
@@ -650,6 +838,7 @@ mod tests {
             calls: Arc::new(AtomicUsize::new(0)),
             responses: Arc::new(responses),
             delay,
+            hold,
         };
         let calls = Arc::clone(&op.calls);
         let app = axum::Router::new()
@@ -673,6 +862,23 @@ mod tests {
 
     fn clock() -> ManualClock {
         ManualClock::new(UNIX_EPOCH + Duration::from_secs(NOW))
+    }
+
+    /// The status and the whole response of a request with `token`.
+    async fn call_response(
+        auth: &IntrospectionAuthenticator,
+        token: &str,
+    ) -> (http::StatusCode, http::Response<()>) {
+        let svc =
+            AuthenticateLayer::required(auth.clone()).layer(service_fn(|_: Request<()>| async {
+                Ok::<_, Infallible>(http::Response::new(()))
+            }));
+        let req = Request::get("/")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        (res.status(), res)
     }
 
     async fn call(
@@ -766,27 +972,146 @@ mod tests {
             "string-true",
             "refresh",
             "far-exp",
+            "nbf-ahead",
+            "nbf-string",
+            "no-aud",
+            "no-iss",
+            "cnf",
         ] {
             assert_eq!(call(&auth, token).await.0, 401, "{token}");
             assert_eq!(call(&auth, token).await.0, 401, "{token}");
         }
         // One call per token: the second request was answered from the negative entry.
-        assert_eq!(calls.load(Ordering::SeqCst), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 12);
         assert_eq!(call(&auth, "aud-array").await.0, 200);
     }
 
     #[tokio::test]
-    async fn audience_and_issuer_checks_are_off_unless_configured() {
+    async fn any_audience_only_when_a_named_setting_says_so_and_issuer_only_when_set() {
         let (url, _) = server(Duration::ZERO).await;
-        let auth = IntrospectionAuthenticator::builder(url)
-            .client_id("rs:1")
-            .client_secret("secret&")
-            .insecure_allow_http(true)
-            .clock(clock())
+        let base = || {
+            IntrospectionAuthenticator::builder(url.clone())
+                .client_id("rs:1")
+                .client_secret("secret&")
+                .insecure_allow_http(true)
+                .clock(clock())
+        };
+        let e = base().build().unwrap_err();
+        assert_eq!(e.setting(), "audiences");
+        assert!(
+            e.to_string().contains("insecure_accept_any_audience"),
+            "{e}"
+        );
+        let e = base()
+            .audiences(["https://api.example"])
+            .insecure_accept_any_audience(true)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "insecure_accept_any_audience");
+
+        let any = base().insecure_accept_any_audience(true).build().unwrap();
+        for token in ["aud-other", "no-aud", "iss-other", "no-iss"] {
+            assert_eq!(call(&any, token).await.0, 200, "{token}");
+        }
+        let strict = base().audiences(["https://api.example"]).build().unwrap();
+        assert_eq!(call(&strict, "aud-other").await.0, 401);
+        assert_eq!(call(&strict, "iss-other").await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn nbf_is_checked_with_the_leeway() {
+        let (url, _) = server(Duration::ZERO).await;
+        let auth = builder(&url, &clock()).build().unwrap();
+        assert_eq!(call(&auth, "nbf-leeway").await.0, 200);
+        assert_eq!(call(&auth, "nbf-ahead").await.0, 401);
+        let strict = builder(&url, &clock())
+            .leeway(Duration::ZERO)
             .build()
             .unwrap();
-        assert_eq!(call(&auth, "aud-other").await.0, 200);
-        assert_eq!(call(&auth, "iss-other").await.0, 200);
+        assert_eq!(call(&strict, "nbf-leeway").await.0, 401);
+    }
+
+    #[tokio::test]
+    async fn refusals_say_why_without_echoing_the_token() {
+        let (url, _) = server(Duration::ZERO).await;
+        let auth = builder(&url, &clock()).build().unwrap();
+        for (token, reason) in [
+            ("nbf-ahead", "token not yet valid"),
+            ("cnf", "sender-constrained token not accepted as bearer"),
+            ("aud-other", "token audience not accepted"),
+        ] {
+            let e = auth.authenticate(token.to_owned()).await.unwrap_err();
+            assert_eq!(e.description(), reason, "{token}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_over_the_maximum_length_is_refused_without_a_call() {
+        let (url, calls) = server(Duration::ZERO).await;
+        let auth = builder(&url, &clock()).build().unwrap();
+        let (status, res) = call_response(&auth, &"a".repeat(DEFAULT_MAX_TOKEN_LENGTH + 1)).await;
+        assert_eq!(status, 401);
+        let challenge = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(challenge.contains("invalid_token"), "{challenge}");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        // At the maximum, the endpoint is asked (and says inactive).
+        assert_eq!(
+            call(&auth, &"a".repeat(DEFAULT_MAX_TOKEN_LENGTH)).await.0,
+            401
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let short = builder(&url, &clock()).max_token_length(4).build().unwrap();
+        assert_eq!(call(&short, "service").await.0, 401);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(call(&short, "good").await.0, 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn calls_beyond_the_in_flight_cap_are_503_at_once_and_not_cached() {
+        let hold = Arc::new(tokio::sync::Semaphore::new(0));
+        let (url, calls) = server_held(Duration::ZERO, Arc::clone(&hold)).await;
+        let auth = builder(&url, &clock()).max_in_flight(2).build().unwrap();
+        let held: Vec<_> = ["good", "service"]
+            .into_iter()
+            .map(|token| {
+                let auth = auth.clone();
+                tokio::spawn(async move { call(&auth, token).await.0 })
+            })
+            .collect();
+        // Both calls have reached the endpoint, which holds them.
+        let start = std::time::Instant::now();
+        while calls.load(Ordering::SeqCst) < 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "calls never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // A third token: no call, 503 with Retry-After, nothing cached.
+        let (status, res) = call_response(&auth, "aud-array").await;
+        assert_eq!(status, 503);
+        assert!(res.headers().contains_key("retry-after"));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // The same token as a held call shares it rather than making another.
+        let shared = {
+            let auth = auth.clone();
+            tokio::spawn(async move { call(&auth, "good").await.0 })
+        };
+        hold.add_permits(2);
+        for task in held {
+            assert_eq!(task.await.unwrap(), 200);
+        }
+        assert_eq!(shared.await.unwrap(), 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // The permits came back: the refused token is asked now.
+        hold.add_permits(1);
+        assert_eq!(call(&auth, "aud-array").await.0, 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
@@ -851,6 +1176,25 @@ mod tests {
     }
 
     #[test]
+    fn limits_out_of_range_are_refused_naming_the_setting() {
+        let base = || {
+            IntrospectionAuthenticator::builder("https://as.example/introspect")
+                .client_id("a")
+                .client_secret("b")
+                .audiences(["api"])
+        };
+        let e = base().max_token_length(0).build().unwrap_err();
+        assert_eq!(e.setting(), "max_token_length");
+        let e = base().max_in_flight(0).build().unwrap_err();
+        assert_eq!(e.setting(), "max_in_flight");
+        let e = base().leeway(Duration::from_secs(601)).build().unwrap_err();
+        assert_eq!(e.setting(), "leeway");
+        assert!(e.to_string().contains("601"), "{e}");
+        let e = base().audiences([""]).build().unwrap_err();
+        assert_eq!(e.setting(), "audiences");
+    }
+
+    #[test]
     fn configuration_errors_name_the_setting() {
         let e = IntrospectionAuthenticator::builder("http://as.example/introspect")
             .client_id("a")
@@ -873,7 +1217,8 @@ mod tests {
     fn debug_never_shows_the_secret() {
         let b = IntrospectionAuthenticator::builder("https://as.example/i")
             .client_id("rs")
-            .client_secret("hunter2-very-secret");
+            .client_secret("hunter2-very-secret")
+            .audiences(["api"]);
         assert!(!format!("{b:?}").contains("hunter2"));
         let a = b.build().unwrap();
         assert!(!format!("{a:?}").contains("hunter2"));

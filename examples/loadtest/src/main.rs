@@ -99,6 +99,7 @@ async fn introspection_endpoint() -> Result<String, Error> {
         post(move || async move {
             axum::Json(serde_json::json!({
                 "active": true, "sub": "load", "client_id": "load", "scope": "read:items", "exp": exp,
+                "aud": "loadtest",
             }))
         }),
     );
@@ -123,6 +124,7 @@ async fn main() -> Result<(), Error> {
     let introspection = IntrospectionAuthenticator::builder(introspection_endpoint().await?)
         .client_id("loadtest")
         .client_secret("loadtest-secret")
+        .audiences(["loadtest"])
         .insecure_allow_http(true)
         .build()?;
 

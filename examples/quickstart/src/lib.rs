@@ -206,6 +206,9 @@ fn introspection(config: &Config) -> Result<Option<IntrospectionAuthenticator>, 
             ClientAuth::ClientSecretBasic
         })
         .cache(cache)
+        // Until `[introspection]` gains `audiences` (and `issuer`), any audience is accepted,
+        // as before introspection required audiences.
+        .insecure_accept_any_audience(true)
         .insecure_allow_http(config.insecure_allow_http)
         .build()
         .map_err(|e| {
