@@ -307,7 +307,7 @@ impl JwtIssuer {
             ));
         }
         let state = self.state().await?;
-        let now = secs(i.clock.now());
+        let now = self.issued_at(&request.subject, i.clock.now());
         let ttl = i.access_ttl.as_secs();
         let jti = URL_SAFE_NO_PAD.encode(random_bytes::<16>()?);
         let mut claims = request.claims.clone();
@@ -349,6 +349,38 @@ impl JwtIssuer {
             expires_at: UNIX_EPOCH + Duration::from_secs(now + ttl),
             expires_in: i.access_ttl,
         })
+    }
+
+    /// The `iat` of a token issued to `subject` at `now`: `now` in whole seconds, or the next
+    /// second when the subject was cut off during the current one (by
+    /// [`logout_everywhere`](Self::logout_everywhere), say). Cut-offs are rounded up to a whole
+    /// second and refuse tokens whose `iat` comes before them, so a token issued after the
+    /// cut-off but stamped with the current second would be refused at once; stamping the
+    /// next second (well within any verifier's leeway) keeps `iat` an integer, as verifiers
+    /// expect, and orders it after the cut-off. A token issued before the cut-off still has
+    /// the earlier second and stays refused.
+    fn issued_at(&self, subject: &str, now: SystemTime) -> u64 {
+        let now = secs(now);
+        #[cfg(feature = "tokio")]
+        if let Some(list) = &self.inner.revocations {
+            use crate::{RevocationCheck as _, RevocationStatus, TokenIdentity};
+            let refused_at = |iat: u64| {
+                let token = TokenIdentity::new(
+                    self.inner.issuer.as_str(),
+                    Some(subject.to_owned()),
+                    None,
+                    Some(UNIX_EPOCH + Duration::from_secs(iat)),
+                    None,
+                );
+                list.check(&token) == RevocationStatus::Revoked
+            };
+            if refused_at(now) && !refused_at(now + 1) {
+                return now + 1;
+            }
+        }
+        #[cfg(not(feature = "tokio"))]
+        let _ = subject;
+        now
     }
 
     /// The public JWKS document (RFC 7517 section 5): the active key and every retired key

@@ -57,8 +57,9 @@ impl JwtIssuer {
     ///
     /// The cut-off is taken after the sessions are revoked: a refresh racing this call either
     /// fails (its family is revoked) or yields a token issued before the cut-off. A new login
-    /// afterwards works (in the next second: `iat` has whole seconds, and the cut-off is
-    /// rounded up to one). On an error, retry: both steps can be repeated.
+    /// afterwards works at once, in the same second too: `iat` has whole seconds and the
+    /// cut-off is rounded up to one, so a token issued to a subject cut off during the current
+    /// second is stamped with the next second. On an error, retry: both steps can be repeated.
     ///
     /// Refresh families are not keyed by issuer: when two issuers share one refresh-token
     /// store, this revokes the subject's sessions of both (the cut-off itself is this
