@@ -720,6 +720,20 @@ pub async fn logout_everywhere(store: SharedStore) {
     let iat = |pair: &super::TokenPair| claims(pair.access_token().as_str())["iat"].as_u64();
     assert_eq!(iat(&before), Some(T0 + 3));
     assert_eq!(iat(&again), Some(T0 + 4), "the second after the cut-off");
+
+    // A second log out everywhere in the same second refuses the token issued in between
+    // (stamped with the first cut-off's second), and a login after it works at once again.
+    clock.advance(Duration::from_millis(100));
+    assert_eq!(issuer.logout_everywhere("alice").await.unwrap(), 1);
+    let e = auth
+        .verify(again.access_token().as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(e.description(), "token revoked");
+    clock.advance(Duration::from_millis(100));
+    let again = issuer.login(&login_request()).await.unwrap();
+    auth.verify(again.access_token().as_str()).await.unwrap();
+    assert_eq!(iat(&again), Some(T0 + 5));
     issuer
         .refresh(again.refresh_token().expose_secret())
         .await
