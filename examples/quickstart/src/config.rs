@@ -249,7 +249,7 @@ impl Config {
         let document = toml::Value::Table(table);
         let config: Self = serde_path_to_error::deserialize(document.clone()).map_err(|e| {
             let mut key = e.path().to_string();
-            let mut reason = e.inner().to_string();
+            let mut reason = e.inner().message().trim().to_owned();
             if let Some(field) = reason
                 .strip_prefix("missing field `")
                 .and_then(|r| r.strip_suffix('`'))

@@ -127,12 +127,14 @@ fn fail(e: StartError, global: &Global) -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match configuration(&cli.global) {
-        Ok(c) => c,
-        Err(e) => return fail(e.into(), &cli.global),
-    };
+    // Every command checks the whole configuration first.
+    let (config, prepared) =
+        match configuration(&cli.global).and_then(|c| Prepared::new(&c).map(|p| (c, p))) {
+            Ok(checked) => checked,
+            Err(e) => return fail(e.into(), &cli.global),
+        };
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config).await,
+        Command::Serve => serve(config, prepared).await,
         Command::Tokens(command) => tokens(&config, command).await.map(|line| {
             println!("{line}");
         }),
@@ -217,9 +219,8 @@ fn init_logging() {
         .init();
 }
 
-/// Checks the whole configuration, then binds, then opens the database and serves.
-async fn serve(config: Config) -> Result<(), StartError> {
-    let prepared = Prepared::new(&config)?;
+/// Binds (the configuration is checked), then opens the database and serves.
+async fn serve(config: Config, prepared: Prepared) -> Result<(), StartError> {
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
