@@ -6,6 +6,21 @@
 //! embedded `keys` command (`cargo run -p quickstart -- keys create --owner me --scopes
 //! "read:items"`).
 //!
+//! Command line: `quickstart [serve | keys ... | tokens ...]`, `serve` by default, with three
+//! global options valid before or after any command: `--config FILE` (the TOML file below),
+//! `--listen ADDR` (instead of the file's `listen`) and `--db URL` (instead of its `database`);
+//! also read from `QUICKSTART_CONFIG`, `QUICKSTART_LISTEN` and `QUICKSTART_DB`. Every command
+//! checks the whole configuration first; `serve` then binds its port (a busy port is reported
+//! as such, with the option to choose another), opens the database, prints its address and
+//! the built-in issuer's URL, and serves.
+//!
+//! Each request is logged on stderr by tower-http's trace layer: method, path (never the query
+//! string), status, latency, and the principal's subject and scheme (never a credential),
+//! filtered by `RUST_LOG` (default `info`; `RUST_LOG=debug` adds each rejection's reason, on
+//! the `tower_auth` target). Rejections are RFC 9457 problem documents
+//! (`application/problem+json`, tower-auth-core's `ProblemRejection`), with the response
+//! contract's status and challenge.
+//!
 //! Routes:
 //!
 //! | route | needs |
@@ -22,12 +37,14 @@
 //! values), then opaque tokens through RFC 7662 introspection when `[introspection]` is
 //! configured. Every rejection follows the tower-auth response contract.
 //!
-//! Configuration (`quickstart serve --config FILE`, TOML, every key optional, unknown keys are
-//! errors naming the key and value, exit code 2). `database` is `sqlite://PATH` (relative or
-//! absolute) or a `postgres://` URL, for several instances sharing their keys:
+//! Configuration (`--config FILE`, TOML, every key optional). Errors, unknown keys included,
+//! are reported in one format, `FILE: invalid `KEY` = VALUE: REASON` with the key's path as
+//! written (`issuers[0].claims`), and exit with code 2. `database` is `sqlite://PATH`
+//! (relative or absolute) or a `postgres://` URL, for several instances sharing their keys:
 //!
 //! ```toml
 //! listen = "127.0.0.1:3000"
+//! # public_url = "https://api.example.com"     # the built-in issuer's URL; default http://<listen>
 //! database = "sqlite://quickstart.db"
 //! insecure_allow_http = false        # plain-http issuers (loopback tests only)
 //! api_key_prefix = "sk_test"
@@ -55,8 +72,13 @@
 //! revocation_poll = "5s"                         # SQLite; PostgreSQL pushes revocations
 //! ```
 //!
-//! The built-in issuer (see [`session`]) signs EdDSA access tokens (`iss` = `http://<listen>`,
-//! `aud` = `quickstart`, 15 minutes) for the demo user `demo` / `demo`, keeps its keys and
+//! The `[[issuers]]`' metadata (OIDC discovery) and keys are fetched lazily, at the first token
+//! of each issuer, and kept current in the background: the server starts without any network
+//! call, and an issuer that is down fails only its own tokens (503).
+//!
+//! The built-in issuer (see [`session`]) signs EdDSA access tokens (`iss` = its URL:
+//! `public_url` when configured, else `http://<listen>`, one rule for the server and the
+//! `tokens` commands alike; `aud` = `quickstart`, 15 minutes) for the demo user `demo` / `demo`, keeps its keys and
 //! refresh-token families in the database, and serves `/.well-known/jwks.json`,
 //! `POST /auth/login`, `POST /auth/refresh` and `POST /auth/logout`, which need no other
 //! credential. Its tokens are accepted as `Authorization: Bearer` or in the `access_token`
@@ -72,6 +94,12 @@
 //! quickstart tokens --db sqlite://quickstart.db logout-everywhere --subject demo
 //! quickstart tokens --db sqlite://quickstart.db revoke --jti <jti>
 //! ```
+//!
+//! They write for the built-in issuer's URL by the same rule as the server, so give them the
+//! server's `--config` or `--listen`. With `listen` on port 0 and no `public_url` only the
+//! running server knows its URL: the commands refuse (exit 2) and ask for `--listen` with the
+//! address it printed. A login right after a log out everywhere, in the same second too, gives
+//! a token that is accepted (see tower-auth-jwt's `JwtIssuer::logout_everywhere`).
 //!
 //! A running server applies what the command wrote at its next read of the list
 //! (`cache.revocation_poll`, 5 s) on SQLite, and within milliseconds on PostgreSQL, where every
