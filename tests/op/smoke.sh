@@ -33,6 +33,10 @@ if [[ -z $base ]]; then
   if [[ ! -d $here/node_modules/oidc-provider ]]; then
     (cd "$here" && npm ci --no-audit --no-fund >&2)
   fi
+  # The Node.js 22 the lock file pins for this platform, when there is one (see scripts/test).
+  if [[ -x $here/node_modules/.bin/node ]]; then
+    PATH="$here/node_modules/.bin:$PATH"
+  fi
   log=$(mktemp)
   PORT=0 node "$here/server.mjs" >"$log" 2>&1 &
   server_pid=$!

@@ -24,17 +24,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("axum-routes on http://{addr}");
     println!("KEY={key}");
-    println!("USER={user}");
-    println!("ADMIN={admin}");
+    println!("USER_TOKEN={user}");
+    println!("ADMIN_TOKEN={admin}");
     println!("curl -i -H \"X-API-Key: $KEY\" http://{addr}/reports            # 200 (API key)");
     println!(
-        "curl -i -H \"Authorization: Bearer $USER\" http://{addr}/reports  # 401 (JWTs not accepted here)"
+        "curl -i -H \"Authorization: Bearer $USER_TOKEN\" http://{addr}/reports  # 401 (JWTs not accepted here)"
     );
-    println!("curl -i -H \"Authorization: Bearer $USER\" http://{addr}/profile  # 200 (role user)");
-    println!("curl -i -H \"Authorization: Bearer $USER\" http://{addr}/orders   # 200 (JWT)");
+    println!(
+        "curl -i -H \"Authorization: Bearer $USER_TOKEN\" http://{addr}/profile  # 200 (role user)"
+    );
+    println!("curl -i -H \"Authorization: Bearer $USER_TOKEN\" http://{addr}/orders   # 200 (JWT)");
     println!("curl -i -H \"X-API-Key: $KEY\" http://{addr}/orders             # 200 (API key)");
-    println!("curl -i -H \"Authorization: Bearer $USER\" http://{addr}/admin    # 403 (not admin)");
-    println!("curl -i -H \"Authorization: Bearer $ADMIN\" http://{addr}/admin   # 200");
+    println!(
+        "curl -i -H \"Authorization: Bearer $USER_TOKEN\" http://{addr}/admin    # 403 (not admin)"
+    );
+    println!("curl -i -H \"Authorization: Bearer $ADMIN_TOKEN\" http://{addr}/admin   # 200");
     axum::serve(listener, app(keys, jwt(secret)))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

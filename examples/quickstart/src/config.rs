@@ -2,24 +2,95 @@
 //!
 //! Every key is optional; unknown keys are errors. Durations are humantime strings (`30s`,
 //! `15m`). See the crate docs for the full list.
+//!
+//! Every problem is reported the same way, by [`ConfigError`]: where the value came from (the
+//! file, or a command-line option), the key's path as written in the file
+//! (`issuers[0].claims`, `cache.apikey_ttl`), the value, and the reason; the process exits with
+//! code 2. A new section adds its fields to [`Config`] (serde reports type errors and unknown
+//! keys with their paths) and its own checks to [`Config::validate`], through
+//! [`ConfigError::new`].
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-/// A configuration problem, naming the key and the value; the process exits with code 2.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
+/// A configuration problem: where, which key, which value, why. The process exits with code 2.
+///
+/// Displayed as `FILE: invalid `KEY` = VALUE: REASON` (the value as TOML writes it), or
+/// `FILE: invalid `KEY`: REASON` when the key is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    origin: String,
+    key: String,
+    value: Option<String>,
+    reason: String,
+}
 
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl ConfigError {
+    /// A problem with `key` (its path as written in the file) holding `value` (as TOML writes
+    /// it: `"text"`, `0`, `["a"]`), for `reason`. The origin is the configuration
+    /// ([`Config::ORIGIN`]) until [`in_origin`](Self::in_origin) names the file.
+    pub fn new(key: impl Into<String>, value: Option<String>, reason: impl Into<String>) -> Self {
+        Self {
+            origin: Config::ORIGIN.to_owned(),
+            key: key.into(),
+            value,
+            reason: reason.into(),
+        }
+    }
+
+    /// A problem with a string value, quoted as TOML writes it.
+    pub fn string(key: impl Into<String>, value: &str, reason: impl Into<String>) -> Self {
+        Self::new(key, Some(quote(value)), reason)
+    }
+
+    /// The same problem, found in `origin` (a file path, or a command-line option).
+    #[must_use]
+    pub fn in_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = origin.into();
+        self
+    }
+
+    /// The file or option the value came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The key's path as written in the file, such as `issuers[0].claims`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The value as TOML writes it, when there is one.
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+
+    /// Why the value is refused.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: invalid `{}`", self.origin, self.key)?;
+        if let Some(value) = &self.value {
+            write!(f, " = {value}")?;
+        }
+        write!(f, ": {}", self.reason)
     }
 }
 
 impl std::error::Error for ConfigError {}
+
+/// `value` as a TOML string.
+fn quote(value: &str) -> String {
+    toml::Value::String(value.to_owned()).to_string()
+}
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +99,9 @@ pub struct Config {
     /// Where to listen (default `127.0.0.1:3000`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The URL clients reach this server at (`https://api.example.com`), which is the
+    /// built-in issuer's `iss`. Default: `http://<listen>`.
+    pub public_url: Option<String>,
     /// `sqlite://PATH` (default `sqlite://quickstart.db`) or a `postgres://` URL.
     #[serde(default = "default_database")]
     pub database: String,
@@ -114,11 +188,9 @@ mod opt_duration {
         d: D,
     ) -> Result<Option<Duration>, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Some).map_err(|e| {
-            D::Error::custom(format!(
-                "{s:?} is not a duration ({e}); examples: 30s, 15m, 24h"
-            ))
-        })
+        humantime::parse_duration(&s)
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("not a duration ({e}); examples: 30s, 15m, 24h")))
     }
 }
 
@@ -142,6 +214,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            public_url: None,
             database: default_database(),
             insecure_allow_http: false,
             api_key_prefix: default_prefix(),
@@ -153,53 +226,177 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads and validates `path`.
+    /// The origin of errors in a configuration that did not come from a file.
+    pub const ORIGIN: &'static str = "configuration";
+
+    /// Reads and validates `path`; errors name the file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|ConfigError(e)| ConfigError(format!("{}: {e}", path.display())))
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::string("--config", &origin, format!("cannot read the file: {e}"))
+                .in_origin("command line")
+        })?;
+        Self::parse(&text).map_err(|e| e.in_origin(origin))
     }
 
     /// Parses and validates a TOML document.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let at = e.span().map(|span| line_of(text, span.start));
+            let key = at.map_or_else(|| "(file)".to_owned(), |line| format!("(line {line})"));
+            ConfigError::new(key, None, format!("not valid TOML: {}", e.message()))
+        })?;
+        let document = toml::Value::Table(table);
+        let config: Self = serde_path_to_error::deserialize(document.clone()).map_err(|e| {
+            let mut key = e.path().to_string();
+            let mut reason = e.inner().message().trim().to_owned();
+            if let Some(field) = reason
+                .strip_prefix("missing field `")
+                .and_then(|r| r.strip_suffix('`'))
+            {
+                key = if key == "." {
+                    field.to_owned()
+                } else {
+                    format!("{key}.{field}")
+                };
+                reason = "required, missing".to_owned();
+            } else if reason.starts_with("unknown field") {
+                reason = reason.replacen("unknown field", "unknown key", 1);
+            }
+            let value = value_at(&document, &key).map(|v| v.to_string());
+            ConfigError::new(key, value, reason)
+        })?;
         config.validate()?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, value: &str, why: &str| {
-            Err(ConfigError(format!("invalid `{key}` = {value:?}: {why}")))
-        };
+    /// The checks serde does not make. Every check of a value read from the file belongs here,
+    /// so that the whole file is checked before the server binds its port.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(self.database.starts_with("sqlite://") || self.database.starts_with("postgres://")) {
-            return bad(
+            return Err(ConfigError::string(
                 "database",
                 &self.database,
                 "expected sqlite://PATH or postgres://...",
-            );
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            check_public_url(url)?;
+        }
+        if self.api_key_prefix.is_empty()
+            || !self
+                .api_key_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(ConfigError::string(
+                "api_key_prefix",
+                &self.api_key_prefix,
+                "expected letters, digits and `_`, such as sk_test or sk_live",
+            ));
         }
         if let Some(i) = &self.introspection
             && !matches!(i.auth_method.as_str(), "basic" | "post")
         {
-            return bad(
+            return Err(ConfigError::string(
                 "introspection.auth_method",
                 &i.auth_method,
                 "expected basic or post",
-            );
+            ));
         }
         for (n, issuer) in self.issuers.iter().enumerate() {
+            let key = |k: &str| format!("issuers[{n}].{k}");
+            if issuer.audiences.is_empty() {
+                return Err(ConfigError::new(
+                    key("audiences"),
+                    Some("[]".into()),
+                    "at least one audience is required",
+                ));
+            }
             if let Some(c) = &issuer.claims
                 && !matches!(c.as_str(), "keycloak" | "auth0" | "azure")
             {
-                return bad(
-                    &format!("issuers[{n}].claims"),
+                return Err(ConfigError::string(
+                    key("claims"),
                     c,
                     "expected keycloak, auth0 or azure",
-                );
+                ));
+            }
+            if let Some(t) = &issuer.require_typ
+                && !matches!(t.as_str(), "at+jwt" | "application/at+jwt")
+            {
+                return Err(ConfigError::string(
+                    key("require_typ"),
+                    t,
+                    "only \"at+jwt\" is supported",
+                ));
+            }
+            if let Some(url) = self.built_in_issuer_url()
+                && issuer.issuer == url
+            {
+                return Err(ConfigError::string(
+                    key("issuer"),
+                    &issuer.issuer,
+                    "this is the built-in issuer's URL (public_url, else http://<listen>)",
+                ));
             }
         }
         Ok(())
     }
+
+    /// The built-in issuer's URL, the one rule for the server and its commands alike:
+    /// `public_url` when configured, else `http://<listen>`; `None` when neither names a port
+    /// (`listen` on port 0 without `public_url`), where only the running server knows it.
+    pub fn built_in_issuer_url(&self) -> Option<String> {
+        match &self.public_url {
+            Some(url) => Some(url.clone()),
+            None if self.listen.port() == 0 => None,
+            None => Some(format!("http://{}", self.listen)),
+        }
+    }
+}
+
+/// `public_url`: an absolute http(s) URL without a trailing `/`, query or fragment (it is
+/// compared with `iss` as a string).
+fn check_public_url(url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let reason = match rest {
+        None => "expected an http:// or https:// URL",
+        Some("") => "the URL has no host",
+        Some(_) if url.ends_with('/') => "remove the trailing `/` (it is compared with `iss`)",
+        Some(r) if r.contains(['?', '#', ' ']) => "no query, fragment or space allowed",
+        Some(_) => return Ok(()),
+    };
+    Err(ConfigError::string("public_url", url, reason))
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(0, |t| t.matches('\n').count()) + 1
+}
+
+/// The value at `path` (`a.b[2].c`, as serde_path_to_error writes it) in `document`.
+fn value_at<'a>(document: &'a toml::Value, path: &str) -> Option<&'a toml::Value> {
+    let mut value = document;
+    for part in path.split('.') {
+        let (name, indices) = match part.find('[') {
+            Some(at) => part.split_at(at),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            value = value.get(name)?;
+        }
+        for index in indices
+            .split(['[', ']'])
+            .filter(|s| !s.is_empty())
+            .map(str::parse::<usize>)
+        {
+            value = value.get(index.ok()?)?;
+        }
+    }
+    Some(value)
 }
 
 #[cfg(test)]
@@ -212,29 +409,110 @@ mod tests {
         assert_eq!(c.listen, default_listen());
         assert_eq!(c.database, "sqlite://quickstart.db");
         assert_eq!(c.api_key_prefix, "sk_test");
+        assert_eq!(
+            c.built_in_issuer_url().as_deref(),
+            Some("http://127.0.0.1:3000")
+        );
+    }
+
+    /// Every error: the key's path as written, the value as TOML writes it, the reason.
+    #[test]
+    fn errors_name_the_key_path_and_value() {
+        for (toml, expected) in [
+            (
+                "listen = \"nowhere\"",
+                "configuration: invalid `listen` = \"nowhere\": invalid socket address syntax",
+            ),
+            (
+                "bogus = 1",
+                "configuration: invalid `bogus` = 1: unknown key `bogus`",
+            ),
+            (
+                "[cache]\napikey_ttl = \"soon\"",
+                "configuration: invalid `cache.apikey_ttl` = \"soon\": not a duration",
+            ),
+            (
+                "database = \"mysql://x\"",
+                "configuration: invalid `database` = \"mysql://x\": expected sqlite://PATH",
+            ),
+            (
+                "api_key_prefix = \"sk-live\"",
+                "configuration: invalid `api_key_prefix` = \"sk-live\": expected letters",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\nauth_method = \"jwt\"",
+                "configuration: invalid `introspection.auth_method` = \"jwt\": expected basic or post",
+            ),
+            (
+                "[[issuers]]\nissuer = \"https://a\"\naudiences = [\"x\"]\nclaims = \"okta\"",
+                "configuration: invalid `issuers[0].claims` = \"okta\": expected keycloak",
+            ),
+            (
+                "[[issuers]]\nissuer = \"https://a\"\naudiences = [\"x\"]\n[[issuers]]\nissuer = \"https://b\"\naudiences = \"x\"",
+                "configuration: invalid `issuers[1].audiences` = \"x\": invalid type",
+            ),
+            (
+                "[[issuers]]\nissuer = \"https://a\"",
+                "configuration: invalid `issuers[0].audiences`: required, missing",
+            ),
+            (
+                "[[issuers]]\nissuer = \"https://a\"\naudiences = []",
+                "configuration: invalid `issuers[0].audiences` = []: at least one audience",
+            ),
+            (
+                "[[issuers]]\nissuer = \"http://127.0.0.1:3000\"\naudiences = [\"a\"]",
+                "configuration: invalid `issuers[0].issuer` = \"http://127.0.0.1:3000\": this is the built-in issuer's URL",
+            ),
+            (
+                "public_url = \"https://api.example.com/\"",
+                "configuration: invalid `public_url` = \"https://api.example.com/\": remove the trailing",
+            ),
+            (
+                "listen = \"127.0.0.1:1\"\n[cache\n",
+                "configuration: invalid `(line 2)`: not valid TOML",
+            ),
+        ] {
+            let e = Config::parse(toml).unwrap_err().to_string();
+            assert!(
+                e.starts_with(expected),
+                "{toml}\n got: {e}\nwant: {expected}"
+            );
+        }
     }
 
     #[test]
-    fn errors_name_the_key_and_value() {
-        let e = Config::parse("listen = \"nowhere\"")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("listen"), "{e}");
-        let e = Config::parse("bogus = 1").unwrap_err().to_string();
-        assert!(e.contains("bogus"), "{e}");
-        let e = Config::parse("[cache]\napikey_ttl = \"soon\"")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("apikey_ttl") && e.contains("soon"), "{e}");
-        let e = Config::parse("database = \"mysql://x\"")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("`database`") && e.contains("mysql://x"), "{e}");
-        let e = Config::parse("[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\nauth_method = \"jwt\"")
-            .unwrap_err()
-            .to_string();
+    fn the_built_in_issuer_url_has_one_rule() {
+        let c = Config::parse("public_url = \"https://api.example.com\"").unwrap();
+        assert_eq!(
+            c.built_in_issuer_url().as_deref(),
+            Some("https://api.example.com")
+        );
+        let c = Config::parse("listen = \"127.0.0.1:0\"").unwrap();
+        assert_eq!(c.built_in_issuer_url(), None);
+        let c =
+            Config::parse("listen = \"127.0.0.1:0\"\npublic_url = \"http://x.test:8080\"").unwrap();
+        assert_eq!(
+            c.built_in_issuer_url().as_deref(),
+            Some("http://x.test:8080")
+        );
+    }
+
+    #[test]
+    fn a_file_error_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.toml");
+        std::fs::write(&path, "[cache]\napikey_ttl = \"soon\"").unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert_eq!(e.origin(), path.display().to_string());
+        assert_eq!(e.key(), "cache.apikey_ttl");
+        assert_eq!(e.value(), Some("\"soon\""));
+        let missing = dir.path().join("missing.toml");
+        let e = Config::load(&missing).unwrap_err().to_string();
         assert!(
-            e.contains("introspection.auth_method") && e.contains("jwt"),
+            e.starts_with(&format!(
+                "command line: invalid `--config` = \"{}\": cannot read the file",
+                missing.display()
+            )),
             "{e}"
         );
     }

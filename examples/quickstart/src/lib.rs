@@ -6,6 +6,21 @@
 //! embedded `keys` command (`cargo run -p quickstart -- keys create --owner me --scopes
 //! "read:items"`).
 //!
+//! Command line: `quickstart [serve | keys ... | tokens ...]`, `serve` by default, with three
+//! global options valid before or after any command: `--config FILE` (the TOML file below),
+//! `--listen ADDR` (instead of the file's `listen`) and `--db URL` (instead of its `database`);
+//! also read from `QUICKSTART_CONFIG`, `QUICKSTART_LISTEN` and `QUICKSTART_DB`. Every command
+//! checks the whole configuration first; `serve` then binds its port (a busy port is reported
+//! as such, with the option to choose another), opens the database, prints its address and
+//! the built-in issuer's URL, and serves.
+//!
+//! Each request is logged on stderr by tower-http's trace layer: method, path (never the query
+//! string), status, latency, and the principal's subject and scheme (never a credential),
+//! filtered by `RUST_LOG` (default `info`; `RUST_LOG=debug` adds each rejection's reason, on
+//! the `tower_auth` target). Rejections are RFC 9457 problem documents
+//! (`application/problem+json`, tower-auth-core's `ProblemRejection`), with the response
+//! contract's status and challenge.
+//!
 //! Routes:
 //!
 //! | route | needs |
@@ -22,12 +37,14 @@
 //! values), then opaque tokens through RFC 7662 introspection when `[introspection]` is
 //! configured. Every rejection follows the tower-auth response contract.
 //!
-//! Configuration (`quickstart serve --config FILE`, TOML, every key optional, unknown keys are
-//! errors naming the key and value, exit code 2). `database` is `sqlite://PATH` (relative or
-//! absolute) or a `postgres://` URL, for several instances sharing their keys:
+//! Configuration (`--config FILE`, TOML, every key optional). Errors, unknown keys included,
+//! are reported in one format, `FILE: invalid `KEY` = VALUE: REASON` with the key's path as
+//! written (`issuers[0].claims`), and exit with code 2. `database` is `sqlite://PATH`
+//! (relative or absolute) or a `postgres://` URL, for several instances sharing their keys:
 //!
 //! ```toml
 //! listen = "127.0.0.1:3000"
+//! # public_url = "https://api.example.com"     # the built-in issuer's URL; default http://<listen>
 //! database = "sqlite://quickstart.db"
 //! insecure_allow_http = false        # plain-http issuers (loopback tests only)
 //! api_key_prefix = "sk_test"
@@ -55,8 +72,13 @@
 //! revocation_poll = "5s"                         # SQLite; PostgreSQL pushes revocations
 //! ```
 //!
-//! The built-in issuer (see [`session`]) signs EdDSA access tokens (`iss` = `http://<listen>`,
-//! `aud` = `quickstart`, 15 minutes) for the demo user `demo` / `demo`, keeps its keys and
+//! The `[[issuers]]`' metadata (OIDC discovery) and keys are fetched lazily, at the first token
+//! of each issuer, and kept current in the background: the server starts without any network
+//! call, and an issuer that is down fails only its own tokens (503).
+//!
+//! The built-in issuer (see [`session`]) signs EdDSA access tokens (`iss` = its URL:
+//! `public_url` when configured, else `http://<listen>`, one rule for the server and the
+//! `tokens` commands alike; `aud` = `quickstart`, 15 minutes) for the demo user `demo` / `demo`, keeps its keys and
 //! refresh-token families in the database, and serves `/.well-known/jwks.json`,
 //! `POST /auth/login`, `POST /auth/refresh` and `POST /auth/logout`, which need no other
 //! credential. Its tokens are accepted as `Authorization: Bearer` or in the `access_token`
@@ -73,6 +95,12 @@
 //! quickstart tokens --db sqlite://quickstart.db revoke --jti <jti>
 //! ```
 //!
+//! They write for the built-in issuer's URL by the same rule as the server, so give them the
+//! server's `--config` or `--listen`. With `listen` on port 0 and no `public_url` only the
+//! running server knows its URL: the commands refuse (exit 2) and ask for `--listen` with the
+//! address it printed. A login right after a log out everywhere, in the same second too, gives
+//! a token that is accepted (see tower-auth-jwt's `JwtIssuer::logout_everywhere`).
+//!
 //! A running server applies what the command wrote at its next read of the list
 //! (`cache.revocation_poll`, 5 s) on SQLite, and within milliseconds on PostgreSQL, where every
 //! instance is notified. Tokens of external `[[issuers]]` can be revoked by `jti` too
@@ -83,6 +111,7 @@ pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::handler::Handler;
 use axum::routing::get;
@@ -90,7 +119,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_auth_apikey::{ApiKeyAuthenticator, PostgresStore, SqliteStore};
 use tower_auth_core::{
-    AuthenticateLayer, Authenticator, CacheConfig, Principal, RequireScopesLayer,
+    AuthenticateLayer, Authenticator, CacheConfig, Principal, ProblemRejection, RequireScopesLayer,
 };
 use tower_auth_jwt::issue::{self, JwtIssuer, RefreshTokens};
 use tower_auth_jwt::remote::{Discovery, JwksUrl};
@@ -104,11 +133,13 @@ use tower_auth_oauth::introspection::{ClientAuth, IntrospectionAuthenticator};
 
 use crate::config::{Config, ConfigError};
 
-/// Why the server could not start.
+/// Why the server or a command could not start.
 #[derive(Debug)]
 pub enum StartError {
     /// Bad configuration (exit code 2).
-    Config(String),
+    Config(ConfigError),
+    /// The listening address could not be bound (exit code 1): in use, or not allowed.
+    Listen(String),
     /// The database could not be opened or migrated (exit code 1).
     Database(String),
 }
@@ -116,7 +147,8 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Config(e) | Self::Database(e) => f.write_str(e),
+            Self::Config(e) => e.fmt(f),
+            Self::Listen(e) | Self::Database(e) => f.write_str(e),
         }
     }
 }
@@ -125,29 +157,81 @@ impl std::error::Error for StartError {}
 
 impl From<ConfigError> for StartError {
     fn from(e: ConfigError) -> Self {
-        Self::Config(e.0)
+        Self::Config(e)
     }
 }
 
-impl From<tower_auth_core::ConfigError> for StartError {
-    fn from(e: tower_auth_core::ConfigError) -> Self {
-        Self::Config(e.to_string())
+/// A setting a library builder refused: the core's and the JWT crate's configuration errors.
+trait Refusal {
+    fn setting(&self) -> &str;
+    fn value(&self) -> &str;
+    fn reason(&self) -> &str;
+}
+
+impl Refusal for tower_auth_core::ConfigError {
+    fn setting(&self) -> &str {
+        self.setting()
     }
+    fn value(&self) -> &str {
+        self.value()
+    }
+    fn reason(&self) -> &str {
+        self.reason()
+    }
+}
+
+impl Refusal for tower_auth_jwt::ConfigError {
+    fn setting(&self) -> &str {
+        self.setting()
+    }
+    fn value(&self) -> &str {
+        self.value()
+    }
+    fn reason(&self) -> &str {
+        self.reason()
+    }
+}
+
+/// A library's refusal of a value of the file, reported under the file's `key`, with the value
+/// as the file wrote it when known.
+fn refused(key: impl Into<String>, written: Option<String>, e: &dyn Refusal) -> ConfigError {
+    let value = written.unwrap_or_else(|| format!("{:?}", e.value()));
+    let reason = match e.setting() {
+        // The library names its own setting when it is not the one the file wrote.
+        "url" | "endpoint" | "issuer" | "ttl" | "negative_ttl" | "poll_interval" => {
+            e.reason().to_owned()
+        }
+        other => format!("{other}: {}", e.reason()),
+    };
+    ConfigError::new(key, Some(value), reason)
+}
+
+/// A duration as the file would write it.
+fn written(d: Duration) -> String {
+    format!("{:?}", humantime::format_duration(d).to_string())
+}
+
+fn api_key_cache(config: &Config) -> Result<CacheConfig, ConfigError> {
+    let c = &config.cache;
+    let mut cache = CacheConfig::builder();
+    if let Some(ttl) = c.apikey_ttl {
+        cache = cache.ttl(ttl);
+    }
+    if let Some(ttl) = c.apikey_negative_ttl {
+        cache = cache.negative_ttl(ttl);
+    }
+    cache.build().map_err(|e| {
+        let (key, value) = match e.setting() {
+            "negative_ttl" => ("cache.apikey_negative_ttl", c.apikey_negative_ttl),
+            _ => ("cache.apikey_ttl", c.apikey_ttl),
+        };
+        refused(key, value.map(written), &e)
+    })
 }
 
 /// Opens the API key store named by `config.database` and builds the authenticator.
 pub async fn api_keys(config: &Config) -> Result<ApiKeyAuthenticator, StartError> {
-    let mut cache = CacheConfig::builder();
-    if let Some(ttl) = config.cache.apikey_ttl {
-        cache = cache.ttl(ttl);
-    }
-    if let Some(ttl) = config.cache.apikey_negative_ttl {
-        cache = cache.negative_ttl(ttl);
-    }
-    let cache = cache.build().map_err(|e| {
-        let key = cache_key(e.setting());
-        e.for_setting(key)
-    })?;
+    let cache = api_key_cache(config)?;
     let opened = |e: &dyn std::fmt::Display| {
         StartError::Database(format!("cannot open database {}: {e}", config.database))
     };
@@ -172,21 +256,15 @@ pub async fn api_keys(config: &Config) -> Result<ApiKeyAuthenticator, StartError
                 .map_err(|e| opened(&e))?,
         )
     };
-    Ok(builder
+    builder
         .prefix(&config.api_key_prefix)
         .other_prefixes([other])
         .cache(cache)
-        .build()?)
+        .build()
+        .map_err(|e| refused("api_key_prefix", None, &e).into())
 }
 
-fn cache_key(setting: &str) -> &'static str {
-    match setting {
-        "negative_ttl" => "cache.apikey_negative_ttl",
-        _ => "cache.apikey_ttl",
-    }
-}
-
-fn introspection(config: &Config) -> Result<Option<IntrospectionAuthenticator>, StartError> {
+fn introspection(config: &Config) -> Result<Option<IntrospectionAuthenticator>, ConfigError> {
     let Some(i) = &config.introspection else {
         return Ok(None);
     };
@@ -194,9 +272,13 @@ fn introspection(config: &Config) -> Result<Option<IntrospectionAuthenticator>, 
     if let Some(ttl) = config.cache.introspection_ttl {
         cache = cache.ttl(ttl);
     }
-    let cache = cache
-        .build()
-        .map_err(|e| e.for_setting("cache.introspection_ttl"))?;
+    let cache = cache.build().map_err(|e| {
+        refused(
+            "cache.introspection_ttl",
+            config.cache.introspection_ttl.map(written),
+            &e,
+        )
+    })?;
     let built = IntrospectionAuthenticator::builder(&i.endpoint)
         .client_id(&i.client_id)
         .client_secret(&i.client_secret)
@@ -211,16 +293,122 @@ fn introspection(config: &Config) -> Result<Option<IntrospectionAuthenticator>, 
         .insecure_accept_any_audience(true)
         .insecure_allow_http(config.insecure_allow_http)
         .build()
-        .map_err(|e| {
-            let key = match e.setting() {
-                "endpoint" => "introspection.endpoint",
-                "client_id" => "introspection.client_id",
-                "client_secret" => "introspection.client_secret",
-                _ => "introspection",
-            };
-            e.for_setting(key)
+        .map_err(|e| match e.setting() {
+            "client_id" => refused("introspection.client_id", None, &e),
+            // Never echo the secret.
+            "client_secret" => ConfigError::new(
+                "introspection.client_secret",
+                Some("\"...\"".into()),
+                e.reason(),
+            ),
+            _ => refused(
+                "introspection.endpoint",
+                Some(format!("{:?}", i.endpoint)),
+                &e,
+            ),
         })?;
     Ok(Some(built))
+}
+
+/// The configured `[[issuers]]`, with their key sources (nothing fetched yet: metadata and
+/// keys are fetched at the first token of each issuer).
+fn external_issuers(config: &Config) -> Result<Vec<TrustedIssuer>, ConfigError> {
+    let mut issuers = Vec::with_capacity(config.issuers.len());
+    for (n, i) in config.issuers.iter().enumerate() {
+        let key = |k: &str| format!("issuers[{n}].{k}");
+        // `kind` is `service` for client-credentials tokens (no `sub`, or `sub` = `client_id`).
+        let mut issuer = TrustedIssuer::new(&i.issuer).service_rule(ServiceRule::ClientCredentials);
+        for a in &i.audiences {
+            issuer = issuer.audience(a);
+        }
+        let algorithms = match &i.algorithms {
+            None => Algorithm::ASYMMETRIC.to_vec(),
+            Some(names) => names
+                .iter()
+                .enumerate()
+                .map(|(k, a)| {
+                    a.parse::<Algorithm>().map_err(|e| {
+                        ConfigError::string(
+                            format!("issuers[{n}].algorithms[{k}]"),
+                            a,
+                            e.to_string(),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        issuer = issuer.algorithms(algorithms);
+        if let Some(preset) = &i.claims {
+            issuer = issuer.claims_mapping(match preset.as_str() {
+                "keycloak" => ClaimsMapping::keycloak(),
+                "auth0" => ClaimsMapping::auth0(),
+                _ => ClaimsMapping::azure_ad(),
+            });
+        }
+        if i.require_typ.is_some() {
+            issuer = issuer.require_access_token_type();
+        }
+        macro_rules! tuned {
+            ($b:expr) => {{
+                let mut b = $b.insecure_allow_http(config.insecure_allow_http);
+                if let Some(d) = config.cache.jwks_refresh {
+                    b = b.default_refresh(d);
+                }
+                if let Some(d) = config.cache.jwks_cooldown {
+                    b = b.unknown_kid_cooldown(d);
+                }
+                b
+            }};
+        }
+        let remote = |e: tower_auth_jwt::ConfigError| match e.setting() {
+            "default_refresh" => refused(
+                "cache.jwks_refresh",
+                config.cache.jwks_refresh.map(written),
+                &e,
+            ),
+            "unknown_kid_cooldown" => refused(
+                "cache.jwks_cooldown",
+                config.cache.jwks_cooldown.map(written),
+                &e,
+            ),
+            _ => match &i.jwks_uri {
+                Some(uri) => refused(key("jwks_uri"), Some(format!("{uri:?}")), &e),
+                None => refused(key("issuer"), Some(format!("{:?}", i.issuer)), &e),
+            },
+        };
+        issuer = match &i.jwks_uri {
+            Some(uri) => issuer.key_source(tuned!(JwksUrl::builder(uri)).build().map_err(remote)?),
+            None => issuer.key_source(
+                tuned!(Discovery::builder(&i.issuer))
+                    .build()
+                    .map_err(remote)?,
+            ),
+        };
+        issuers.push(issuer);
+    }
+    Ok(issuers)
+}
+
+/// Everything the configuration decides that can be checked without the database or the
+/// network: built by [`Prepared::new`] before the server binds its port, so that every
+/// configuration error is reported as such, whatever the state of the port.
+#[derive(Debug)]
+pub struct Prepared {
+    issuers: Vec<TrustedIssuer>,
+    introspection: Option<IntrospectionAuthenticator>,
+}
+
+impl Prepared {
+    /// Checks and builds the parts of `config` that need neither the database nor the network.
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        api_key_cache(config)?;
+        // The revocation list's settings, checked on a list that is never loaded.
+        revocation_list(config, tower_auth_jwt::revocation::MemoryRevocationStore::new())?;
+        Ok(Self {
+            issuers: external_issuers(config)?,
+            introspection: introspection(config)?,
+        })
+    }
 }
 
 /// The process-wide Prometheus recorder (installed once).
@@ -241,93 +429,25 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// The JWT authenticator: the built-in issuer (Bearer or the `access_token` cookie) and the
 /// configured `[[issuers]]`, every token checked against `revocations`.
 fn jwt(
-    config: &Config,
+    issuers: Vec<TrustedIssuer>,
     built_in: TrustedIssuer,
     revocations: RevocationList,
-) -> Result<JwtAuthenticator, StartError> {
+) -> Result<JwtAuthenticator, ConfigError> {
     let mut jwt = JwtAuthenticator::builder()
         .cookie(session::ACCESS_COOKIE)
         .revocation(revocations)
         .issuer(built_in);
-    for (n, i) in config.issuers.iter().enumerate() {
-        let key = |k: &str| format!("issuers[{n}].{k}");
-        let bad = |k: &str, v: &str, why: String| {
-            StartError::Config(format!("invalid `{}` = {v:?}: {why}", key(k)))
-        };
-        // `kind` is `service` for client-credentials tokens (no `sub`, or `sub` = `client_id`).
-        let mut issuer = TrustedIssuer::new(&i.issuer).service_rule(ServiceRule::ClientCredentials);
-        if i.audiences.is_empty() {
-            return Err(bad(
-                "audiences",
-                "[]",
-                "at least one audience is required".into(),
-            ));
-        }
-        for a in &i.audiences {
-            issuer = issuer.audience(a);
-        }
-        let algorithms = match &i.algorithms {
-            None => Algorithm::ASYMMETRIC.to_vec(),
-            Some(names) => names
-                .iter()
-                .map(|a| {
-                    a.parse::<Algorithm>()
-                        .map_err(|e| bad("algorithms", a, e.to_string()))
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        issuer = issuer.algorithms(algorithms);
-        if let Some(preset) = &i.claims {
-            issuer = issuer.claims_mapping(match preset.as_str() {
-                "keycloak" => ClaimsMapping::keycloak(),
-                "auth0" => ClaimsMapping::auth0(),
-                _ => ClaimsMapping::azure_ad(),
-            });
-        }
-        match i.require_typ.as_deref() {
-            None => {}
-            Some("at+jwt" | "application/at+jwt") => issuer = issuer.require_access_token_type(),
-            Some(other) => {
-                return Err(bad(
-                    "require_typ",
-                    other,
-                    "only \"at+jwt\" is supported".into(),
-                ));
-            }
-        }
-        let remote =
-            |e: tower_auth_jwt::ConfigError| StartError::Config(format!("[[issuers]] #{n}: {e}"));
-        macro_rules! tuned {
-            ($b:expr) => {{
-                let mut b = $b.insecure_allow_http(config.insecure_allow_http);
-                if let Some(d) = config.cache.jwks_refresh {
-                    b = b.default_refresh(d);
-                }
-                if let Some(d) = config.cache.jwks_cooldown {
-                    b = b.unknown_kid_cooldown(d);
-                }
-                b
-            }};
-        }
-        issuer = match &i.jwks_uri {
-            Some(uri) => issuer.key_source(tuned!(JwksUrl::builder(uri)).build().map_err(remote)?),
-            None => issuer.key_source(
-                tuned!(Discovery::builder(&i.issuer))
-                    .build()
-                    .map_err(remote)?,
-            ),
-        };
+    for issuer in issuers {
         jwt = jwt.issuer(issuer);
     }
-    jwt.build()
-        .map_err(|e| StartError::Config(format!("[[issuers]]: {e}")))
+    jwt.build().map_err(|e| refused("issuers", None, &e))
 }
 
 /// The built-in issuer and the revocation list its tokens (and those of every configured
 /// issuer) are checked against, both kept in the configured database.
 #[derive(Debug, Clone)]
 pub struct BuiltIn {
-    /// The issuer: `iss` = `http://<listen>`, `aud` = `quickstart`.
+    /// The issuer: `iss` = its URL, `aud` = `quickstart`.
     pub issuer: Arc<JwtIssuer>,
     /// The revocation list, loaded and kept current in the background.
     pub revocations: RevocationList,
@@ -337,24 +457,25 @@ pub struct BuiltIn {
 fn revocation_list(
     config: &Config,
     store: impl RevocationStore,
-) -> Result<RevocationList, StartError> {
+) -> Result<RevocationList, ConfigError> {
     let mut list = RevocationList::builder(store);
     if let Some(poll) = config.cache.revocation_poll {
         list = list.poll_interval(poll);
     }
     // Only the poll interval comes from the configuration.
     list.build().map_err(|e| {
-        StartError::Config(format!(
-            "invalid `cache.revocation_poll` = {}: {}",
-            e.value(),
-            e.reason()
-        ))
+        refused(
+            "cache.revocation_poll",
+            config.cache.revocation_poll.map(written),
+            &e,
+        )
     })
 }
 
-/// The built-in issuer: `iss` = `http://<listen>`, `aud` = `quickstart`, EdDSA keys kept in the
-/// database (so restarts keep validating earlier tokens), refresh tokens rotated on every use,
-/// and its revocation list, loaded before this returns.
+/// The built-in issuer: `iss` = `url`, `aud` = `quickstart`, EdDSA keys kept in the database
+/// (so restarts keep validating earlier tokens), refresh tokens rotated on every use, and its
+/// revocation list, loaded before this returns. `url` follows the one rule of
+/// [`Config::built_in_issuer_url`] (`public_url`, else `http://<listen>`).
 pub async fn built_in_issuer(config: &Config, url: &str) -> Result<BuiltIn, StartError> {
     let opened = |e: &dyn std::fmt::Display| {
         StartError::Database(format!("cannot open database {}: {e}", config.database))
@@ -394,7 +515,7 @@ pub async fn built_in_issuer(config: &Config, url: &str) -> Result<BuiltIn, Star
         .client_id("quickstart")
         .revocation_list(revocations.clone())
         .build()
-        .map_err(|e| StartError::Config(e.to_string()))?;
+        .map_err(|e| refused("public_url", Some(format!("{url:?}")), &e))?;
     Ok(BuiltIn {
         issuer: Arc::new(issuer),
         revocations,
@@ -405,15 +526,29 @@ pub async fn built_in_issuer(config: &Config, url: &str) -> Result<BuiltIn, Star
 pub const AUDIENCE: &str = "quickstart";
 
 /// The quickstart's router for a server listening on `addr`, with its authentication configured
-/// from `config`.
+/// from `config`; the built-in issuer's URL is `public_url`, else `http://<addr>`.
 pub async fn app(config: &Config, addr: SocketAddr) -> Result<Router, StartError> {
+    let prepared = Prepared::new(config)?;
+    let url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    app_prepared(config, prepared, &url).await
+}
+
+/// The quickstart's router from a configuration already checked by [`Prepared::new`], with the
+/// built-in issuer at `url`: opens the database, loads the revocation list.
+pub async fn app_prepared(
+    config: &Config,
+    prepared: Prepared,
+    url: &str,
+) -> Result<Router, StartError> {
     let keys = api_keys(config).await?;
-    let url = format!("http://{addr}");
     let BuiltIn {
         issuer,
         revocations,
-    } = built_in_issuer(config, &url).await?;
-    let built_in = TrustedIssuer::new(&url)
+    } = built_in_issuer(config, url).await?;
+    let built_in = TrustedIssuer::new(url)
         .audience(AUDIENCE)
         .algorithms([Algorithm::EdDSA])
         .require_access_token_type()
@@ -421,12 +556,12 @@ pub async fn app(config: &Config, addr: SocketAddr) -> Result<Router, StartError
         .service_rule(ServiceRule::ClientCredentials)
         .key_source(Arc::clone(&issuer));
     let auth = keys
-        .or(jwt(config, built_in, revocations)?)
-        .or(introspection(config)?);
-    Ok(
+        .or(jwt(prepared.issuers, built_in, revocations)?)
+        .or(prepared.introspection);
+    Ok(logged(
         router(auth, session::authenticated_routes(Arc::clone(&issuer)))
             .merge(session::routes(issuer)),
-    )
+    ))
 }
 
 fn router<A>(auth: A, authenticated: Router) -> Router
@@ -435,19 +570,71 @@ where
     A::Future: Send + 'static,
 {
     let metrics = metrics_handle();
-    let read = RequireScopesLayer::all_of(["read:items"]);
-    let write = RequireScopesLayer::all_of(["write:items"]);
+    let read = RequireScopesLayer::all_of(["read:items"]).with_rejection(ProblemRejection::new());
+    let write = RequireScopesLayer::all_of(["write:items"]).with_rejection(ProblemRejection::new());
     let items = get((|| async { Json(serde_json::json!(["apple", "pear"])) }).layer(read))
         .post((|| async { (axum::http::StatusCode::CREATED, "created") }).layer(write));
     let admin = Router::new()
         .route("/admin", get(|| async { "welcome, admin" }))
-        .route_layer(RequireScopesLayer::all_of(["admin"]));
+        .route_layer(RequireScopesLayer::all_of(["admin"]).with_rejection(ProblemRejection::new()));
     Router::new()
         .route("/me", get(|p: Principal| async move { Json(p) }))
         .route("/items", items)
         .merge(admin)
         .merge(authenticated)
-        .route_layer(AuthenticateLayer::required(auth))
+        .route_layer(axum::middleware::from_fn(record_principal))
+        .route_layer(AuthenticateLayer::required(auth).with_rejection(ProblemRejection::new()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(move || async move { metrics.render() }))
+}
+
+/// The tracing target of the request log.
+pub const LOG_TARGET: &str = "quickstart::request";
+
+/// Logs every request of `router` with tower-http's trace layer: one event per response, at
+/// info, in a span with the method, the path (never the query string, which may carry a
+/// credential), and, once authenticated, the principal's subject and scheme; the status and
+/// latency on the event. Rejections log their reason at debug on the `tower_auth` target.
+pub fn logged(router: Router) -> Router {
+    use tower_http::trace::TraceLayer;
+
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+            tracing::info_span!(
+                target: LOG_TARGET,
+                "request",
+                method = %req.method(),
+                path = req.uri().path(),
+                subject = tracing::field::Empty,
+                scheme = tracing::field::Empty,
+            )
+        })
+        .on_request(())
+        .on_response(
+            |res: &axum::http::Response<axum::body::Body>, latency: Duration, _: &tracing::Span| {
+                tracing::info!(
+                    target: LOG_TARGET,
+                    status = res.status().as_u16(),
+                    latency = ?latency,
+                    "response"
+                );
+            },
+        )
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(());
+    router.layer(trace)
+}
+
+/// Records the authenticated principal's subject and scheme on the request's span.
+async fn record_principal(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(p) = req.extensions().get::<Principal>() {
+        let span = tracing::Span::current();
+        span.record("subject", p.subject());
+        span.record("scheme", p.scheme().as_str());
+    }
+    next.run(req).await
 }

@@ -1,49 +1,58 @@
 //! `quickstart`: serve (the default), manage API keys, or revoke tokens. See the library docs.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use quickstart::config::Config;
-use quickstart::{BuiltIn, StartError, api_keys, app, built_in_issuer};
+use quickstart::config::{Config, ConfigError};
+use quickstart::{BuiltIn, Prepared, StartError, api_keys, app_prepared, built_in_issuer};
 use tower_auth_apikey::cli::KeysCommand;
 
 #[derive(Parser)]
-#[command(version, about = "tower-auth quickstart server")]
+#[command(
+    version,
+    about = "tower-auth quickstart server: API keys, JWT and OAuth 2.0 in one axum service",
+    after_help = "The global options go before or after the command: `quickstart --listen \
+                  127.0.0.1:3001`, `quickstart serve --config quickstart.toml`, `quickstart keys \
+                  --db sqlite://other.db list`. Request logs go to stderr; tune them with RUST_LOG \
+                  (default info; RUST_LOG=debug adds each rejection's reason)."
+)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Options of every command.
+#[derive(Args)]
+struct Global {
+    /// TOML configuration file (see the crate docs for its keys).
+    #[arg(long, global = true, value_name = "FILE", env = "QUICKSTART_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on, instead of the file's `listen` (default 127.0.0.1:3000). The
+    /// built-in issuer's URL is `public_url` when configured, else http://<listen>, for the
+    /// server and the `tokens` commands alike.
+    #[arg(long, global = true, value_name = "ADDR", env = "QUICKSTART_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Database URL, instead of the file's `database` (default sqlite://quickstart.db; or
+    /// postgres://...).
+    #[arg(long, global = true, value_name = "URL", env = "QUICKSTART_DB")]
+    db: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API (the default).
-    Serve {
-        /// TOML configuration file.
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    Serve,
     /// Manage API keys.
-    Keys(KeysArgs),
-    /// Revoke access tokens and sessions.
-    Tokens(TokensArgs),
-}
-
-#[derive(Args)]
-struct TokensArgs {
-    /// Database URL (default: the config's, else sqlite://quickstart.db).
-    #[arg(long, global = true)]
-    db: Option<String>,
-    /// TOML configuration file (for the database and the listen address).
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// The built-in issuer's URL, as the running server printed it (default: http://<listen> of
-    /// the configuration; required when that has port 0). Revocations are written for this
-    /// `iss`: it must be the running server's.
-    #[arg(long, global = true)]
-    built_in_issuer: Option<String>,
     #[command(subcommand)]
-    command: TokensCommand,
+    Keys(KeysCommand),
+    /// Revoke access tokens and sessions of the running server's built-in issuer (whose URL
+    /// is `public_url`, else http://<listen>).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
 }
 
 #[derive(Subcommand)]
@@ -67,103 +76,108 @@ enum TokensCommand {
     },
 }
 
-#[derive(Args)]
-struct KeysArgs {
-    /// Database URL (default: the config's, else sqlite://quickstart.db).
-    #[arg(long, global = true)]
-    db: Option<String>,
-    /// TOML configuration file (for the database and the key prefix).
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: KeysCommand,
+/// The configuration: the file (or the defaults), then the command-line options. Every error
+/// names its origin, key and value.
+fn configuration(global: &Global) -> Result<Config, ConfigError> {
+    let (mut config, origin) = match &global.config {
+        Some(path) => (Config::load(path)?, path.display().to_string()),
+        None => (Config::default(), Config::ORIGIN.to_owned()),
+    };
+    if let Some(db) = &global.db {
+        config.database.clone_from(db);
+    }
+    if let Some(listen) = global.listen {
+        config.listen = listen;
+    }
+    // The options may meet the file's other keys (an `[[issuers]]` entry at the built-in URL).
+    config.validate().map_err(|e| e.in_origin(origin))?;
+    Ok(config)
 }
 
-fn load(path: Option<&PathBuf>) -> Result<Config, StartError> {
-    Ok(match path {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    })
+/// Names where a configuration error's value came from: the command-line option that set it,
+/// else the configuration file.
+fn locate(e: ConfigError, global: &Global) -> ConfigError {
+    let option = match e.key() {
+        "listen" if global.listen.is_some() => Some("--listen"),
+        "database" if global.db.is_some() => Some("--db"),
+        _ => None,
+    };
+    match (option, &global.config) {
+        (Some(option), _) => ConfigError::new(option, e.value().map(str::to_owned), e.reason())
+            .in_origin("command line"),
+        (None, Some(path)) if e.origin() == Config::ORIGIN => {
+            e.in_origin(path.display().to_string())
+        }
+        (None, _) => e,
+    }
 }
 
-fn fail(e: &StartError) -> ExitCode {
+fn fail(e: StartError, global: &Global) -> ExitCode {
+    let e = match e {
+        StartError::Config(e) => StartError::Config(locate(e, global)),
+        other => other,
+    };
     eprintln!("quickstart: {e}");
     match e {
         StartError::Config(_) => ExitCode::from(2),
-        StartError::Database(_) => ExitCode::from(1),
+        StartError::Listen(_) | StartError::Database(_) => ExitCode::from(1),
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve { config: None }) {
-        Command::Serve { config } => {
-            let config = match load(config.as_ref()) {
-                Ok(c) => c,
-                Err(e) => return fail(&e),
-            };
-            match serve(config).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&e),
-            }
-        }
-        Command::Tokens(args) => match tokens(args).await {
-            Ok(line) => {
-                println!("{line}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e),
-        },
-        Command::Keys(args) => {
-            let mut config = match load(args.config.as_ref()) {
-                Ok(c) => c,
-                Err(e) => return fail(&e),
-            };
-            if let Some(db) = args.db {
-                config.database = db;
-            }
+    // Every command checks the whole configuration first.
+    let (config, prepared) =
+        match configuration(&cli.global).and_then(|c| Prepared::new(&c).map(|p| (c, p))) {
+            Ok(checked) => checked,
+            Err(e) => return fail(e.into(), &cli.global),
+        };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config, prepared).await,
+        Command::Tokens(command) => tokens(&config, command).await.map(|line| {
+            println!("{line}");
+        }),
+        Command::Keys(command) => {
             let keys = match api_keys(&config).await {
                 Ok(k) => k.admin(),
-                Err(e) => return fail(&e),
+                Err(e) => return fail(e, &cli.global),
             };
             let mut out = std::io::stdout().lock();
-            match args.command.run(&keys, &mut out).await {
+            return match command.run(&keys, &mut out).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("quickstart keys: {e}");
                     ExitCode::from(1)
                 }
-            }
+            };
         }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e, &cli.global),
     }
 }
 
 /// Runs a `tokens` subcommand; returns the line to print.
-async fn tokens(args: TokensArgs) -> Result<String, StartError> {
-    let mut config = load(args.config.as_ref())?;
-    if let Some(db) = args.db {
-        config.database = db;
-    }
-    // The built-in issuer's URL is the address the server listens on: it can only be derived
-    // from the configuration when that names the port.
-    let url = match args.built_in_issuer {
-        Some(url) => url,
-        None if config.listen.port() == 0 => {
-            return Err(StartError::Config(format!(
-                "invalid `listen` = \"{}\": with port 0 the built-in issuer's URL is the one the \
-                 server printed when it started; pass it with --built-in-issuer",
-                config.listen
-            )));
-        }
-        None => format!("http://{}", config.listen),
-    };
+async fn tokens(config: &Config, command: TokensCommand) -> Result<String, StartError> {
+    // One rule for the built-in issuer's URL, as the server applies it. With port 0 and no
+    // `public_url`, only the running server knows its port: refuse rather than write
+    // revocations for an issuer that does not exist.
+    let url = config.built_in_issuer_url().ok_or_else(|| {
+        ConfigError::new(
+            "listen",
+            Some(format!("\"{}\"", config.listen)),
+            "with port 0 the built-in issuer's URL is the one the running server printed: \
+             pass --listen with that address (or set public_url)",
+        )
+    })?;
     let BuiltIn {
         issuer,
         revocations,
-    } = built_in_issuer(&config, &url).await?;
+    } = built_in_issuer(config, &url).await?;
     let failed = |e: &dyn std::fmt::Display| StartError::Database(format!("{e}"));
-    match args.command {
+    match command {
         TokensCommand::Revoke { jti, issuer: None } => {
             issuer
                 .revoke_access_token(&jti, None)
@@ -193,50 +207,82 @@ async fn tokens(args: TokensArgs) -> Result<String, StartError> {
     }
 }
 
-async fn serve(config: Config) -> Result<(), StartError> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| {
-            StartError::Config(format!("invalid `listen` = \"{}\": {e}", config.listen))
-        })?;
+/// Request logs on stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Binds (the configuration is checked), then opens the database and serves.
+async fn serve(config: Config, prepared: Prepared) -> Result<(), StartError> {
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let mut other = config.listen;
+            other.set_port(other.port().wrapping_add(1).max(1));
+            return Err(StartError::Listen(format!(
+                "cannot listen on {}: the address is already in use (another quickstart?). \
+                 Choose another with --listen {other} (or `listen` in the configuration file; \
+                 port 0 picks a free one)",
+                config.listen
+            )));
+        }
+        Err(e) => {
+            return Err(ConfigError::new(
+                "listen",
+                Some(format!("\"{}\"", config.listen)),
+                format!("cannot listen there: {e}"),
+            )
+            .into());
+        }
+    };
     let addr = listener
         .local_addr()
-        .map_err(|e| StartError::Config(e.to_string()))?;
-    let router = app(&config, addr).await?;
-    print_welcome(&addr.to_string(), &config);
+        .map_err(|e| StartError::Listen(format!("cannot read the listening address: {e}")))?;
+    let url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let router = app_prepared(&config, prepared, &url).await?;
+    print_welcome(&addr, &url, &config);
+    init_logging();
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
-        .map_err(|e| StartError::Database(format!("server error: {e}")))
+        .map_err(|e| StartError::Listen(format!("server error: {e}")))
 }
 
-fn print_welcome(addr: &str, config: &Config) {
+fn print_welcome(addr: &SocketAddr, url: &str, config: &Config) {
     let db = &config.database;
-    println!("quickstart listening on http://{addr} (database {db})");
+    println!("quickstart listening on http://{addr} (database {db}; built-in issuer {url})");
+    println!(
+        "  choose the address with --listen ADDR, the database with --db URL, the file with --config FILE"
+    );
+    println!("  (before or after the command); request logs on stderr, tuned by RUST_LOG");
     println!();
-    println!("create an API key (the key is the last line printed):");
+    println!("try it (README.md has the whole session):");
+    println!("  BASE=http://{addr}");
+    let mut options = String::new();
+    if db != "sqlite://quickstart.db" {
+        options.push_str(&format!(" --db {db}"));
+    }
     println!(
-        "  cargo run -p quickstart -- keys --db {db} create --owner me --scopes \"read:items write:items\""
+        "  KEY=$(cargo run -q -p quickstart --{options} keys create --owner me --scopes \"read:items write:items\" | tail -n 1)"
     );
-    println!("  KEY=<paste the key>");
-    println!();
-    println!("or log in as the demo user (the access token is in the JSON answer):");
+    println!("  curl -i -H \"X-API-Key: $KEY\" $BASE/items               # 200");
     println!(
-        "  curl -i -X POST -H 'content-type: application/json' -d '{{\"username\":\"demo\",\"password\":\"demo\"}}' http://{addr}/auth/login"
+        "  curl -i -H \"X-API-Key: $KEY\" $BASE/admin               # 403: the key lacks scope admin"
     );
     println!(
-        "  TOKEN=<paste access_token>; curl -i -H \"Authorization: Bearer $TOKEN\" http://{addr}/me"
+        "  curl -i -X POST -H 'content-type: application/json' -d '{{\"username\":\"demo\",\"password\":\"demo\"}}' $BASE/auth/login"
     );
-    println!();
-    println!("then:");
-    println!("  curl -i http://{addr}/healthz");
-    println!("  curl -i http://{addr}/metrics");
-    println!("  curl -i -H \"Authorization: Bearer $KEY\" http://{addr}/me");
-    println!("  curl -i -H \"X-API-Key: $KEY\" http://{addr}/items");
-    println!("  curl -i -X POST -H \"X-API-Key: $KEY\" http://{addr}/items");
-    println!(
-        "  curl -i -H \"X-API-Key: $KEY\" http://{addr}/admin        # 403: the key lacks scope admin"
-    );
+    println!("  curl -i $BASE/healthz; curl -i $BASE/metrics");
 }

@@ -1,5 +1,8 @@
 //! The built-in issuer: demo login, refresh-token rotation, logout and log out everywhere, with
-//! the access token in the response body or (`?mode=cookie`) in an HttpOnly cookie.
+//! the access token in the response body or (`?mode=cookie`) in an HttpOnly cookie. A session
+//! keeps its mode: a refresh of a cookie-mode session renews the access-token cookie (the mode
+//! travels in the [`MODE_COOKIE`], beside the refresh token). Rejections are RFC 9457 problem
+//! documents (`application/problem+json`).
 //!
 //! The password check is the application's own business; here it is a single demo user
 //! (`demo` / `demo`, scopes `read:items write:items`, role `user`) so the flow can be tried.
@@ -8,20 +11,23 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Query, State};
-use axum::http::header::{SET_COOKIE, WWW_AUTHENTICATE};
+use axum::http::header::{CONTENT_TYPE, SET_COOKIE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tower_auth_core::credential::cookie_value;
-use tower_auth_core::{AuthError, DefaultRejection, OnRejection, Principal, Scheme};
+use tower_auth_core::{AuthError, OnRejection, Principal, ProblemRejection, Scheme};
 use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer, TokenPair, TokenRequest};
 
 /// The access-token cookie (`?mode=cookie`).
 pub const ACCESS_COOKIE: &str = "access_token";
 /// The refresh-token cookie, sent only to `/auth`.
 pub const REFRESH_COOKIE: &str = "refresh_token";
+/// The session's mode (`cookie` when the access token travels in the [`ACCESS_COOKIE`]), sent
+/// only to `/auth` with the refresh token, so a refresh keeps the mode of the login.
+pub const MODE_COOKIE: &str = "session_mode";
 
 /// The login form.
 #[derive(Deserialize)]
@@ -38,15 +44,20 @@ impl std::fmt::Debug for Login {
     }
 }
 
-/// `?mode=cookie` puts the access token in a cookie instead of the body.
+/// `?mode=cookie` puts the access token in a cookie instead of the body (`?mode=body`, the
+/// default at login, puts it in the body).
 #[derive(Debug, Deserialize)]
 pub struct Mode {
     mode: Option<String>,
 }
 
 impl Mode {
-    fn cookie(&self) -> bool {
-        self.mode.as_deref() == Some("cookie")
+    /// The mode asked for, else the session's (its [`MODE_COOKIE`]), else body.
+    fn cookie(&self, headers: &HeaderMap) -> bool {
+        match self.mode.as_deref() {
+            Some(mode) => mode == "cookie",
+            None => matches!(cookie_value(headers, MODE_COOKIE), Ok(Some("cookie"))),
+        }
     }
 }
 
@@ -71,12 +82,36 @@ fn cookie(name: &str, value: &str, path: &str, max_age: Duration) -> HeaderValue
 }
 
 fn rejection(error: &AuthError) -> Response {
-    let res: axum::http::Response<axum::body::Body> = DefaultRejection::new().on_rejection(error);
+    tracing::debug!(target: "quickstart::session", reason = error.description(), "rejected");
+    let res: axum::http::Response<axum::body::Body> = ProblemRejection::new().on_rejection(error);
     res.into_response()
 }
 
-/// The response to a successful login or refresh.
-fn tokens(pair: TokenPair, mode: &Mode) -> Response {
+/// A failed login: 401 with the bare challenge (no token was presented) and a problem
+/// document saying what failed.
+fn login_refused() -> Response {
+    tracing::debug!(target: "quickstart::session", "login refused: invalid username or password");
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "invalid username or password",
+    });
+    let mut res = (StatusCode::UNAUTHORIZED, body.to_string()).into_response();
+    let headers = res.headers_mut();
+    headers.insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"api\""),
+    );
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    res
+}
+
+/// The response to a successful login or refresh, in body or cookie mode.
+fn tokens(pair: TokenPair, cookie_mode: bool) -> Response {
     let (access, refresh) = pair.into_parts();
     let expires_in = access.expires_in().as_secs();
     let refresh_age = refresh
@@ -93,7 +128,9 @@ fn tokens(pair: TokenPair, mode: &Mode) -> Response {
             refresh_age,
         ),
     );
-    let body = if mode.cookie() {
+    let mode = if cookie_mode { "cookie" } else { "body" };
+    headers.append(SET_COOKIE, cookie(MODE_COOKIE, mode, "/auth", refresh_age));
+    let body = if cookie_mode {
         headers.append(
             SET_COOKIE,
             cookie(ACCESS_COOKIE, access.as_str(), "/", access.expires_in()),
@@ -113,16 +150,13 @@ async fn login(
     Json(form): Json<Login>,
 ) -> Response {
     let Some(request) = check_password(&form) else {
-        // Wrong credentials: 401 with the bare challenge, and no cookies.
-        let mut res = StatusCode::UNAUTHORIZED.into_response();
-        res.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"api\""),
-        );
-        return res;
+        // Wrong credentials: 401, and no cookies.
+        return login_refused();
     };
+    // A login starts a new session: its mode is the one asked for, body by default.
+    let cookie_mode = mode.mode.as_deref() == Some("cookie");
     match issuer.login(&request).await {
-        Ok(pair) => tokens(pair, &mode),
+        Ok(pair) => tokens(pair, cookie_mode),
         Err(e) => rejection(&e.to_auth_error()),
     }
 }
@@ -138,7 +172,7 @@ async fn refresh(
         Err(e) => return rejection(&e),
     };
     match issuer.refresh(&token).await {
-        Ok(pair) => tokens(pair, &mode),
+        Ok(pair) => tokens(pair, mode.cookie(&headers)),
         Err(e) => rejection(&e.to_auth_error()),
     }
 }
@@ -163,6 +197,8 @@ fn clear_cookies(res: &mut Response) {
         SET_COOKIE,
         cookie(REFRESH_COOKIE, "", "/auth", Duration::ZERO),
     );
+    res.headers_mut()
+        .append(SET_COOKIE, cookie(MODE_COOKIE, "", "/auth", Duration::ZERO));
 }
 
 /// Ends every session of the caller and every access token issued to it until now, on every

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 
 mod common;
 
-use common::{BIN, claim, serve_with};
+use common::{BIN, claim, serve_logged, serve_with};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -126,37 +126,148 @@ fn keys_cli_create_list_revoke_rotate() {
 }
 
 #[test]
-fn configuration_errors_exit_2_naming_key_and_value() {
+fn configuration_errors_exit_2_naming_file_key_and_value() {
     let dir = tempfile::tempdir().unwrap();
-    for (toml, needle) in [
-        ("listen = \"not-an-address\"", "listen"),
-        ("nonsense = true", "nonsense"),
-        ("[cache]\napikey_ttl = \"whenever\"", "whenever"),
-        ("[cache]\napikey_ttl = \"0s\"", "cache.apikey_ttl"),
+    let path = dir.path().join("bad.toml");
+    let file = path.to_str().unwrap();
+    // Every file but the first listens on port 0: no test binds a fixed port, even when a
+    // check is missing.
+    for (toml, message) in [
+        (
+            "listen = \"not-an-address\"",
+            "invalid `listen` = \"not-an-address\": invalid socket address syntax",
+        ),
+        ("nonsense = true", "invalid `nonsense` = true: unknown key"),
+        (
+            "[cache]\napikey_ttl = \"whenever\"",
+            "invalid `cache.apikey_ttl` = \"whenever\": not a duration",
+        ),
+        (
+            "[cache]\napikey_ttl = \"0s\"",
+            "invalid `cache.apikey_ttl` = \"0s\": must be greater than zero",
+        ),
         (
             "[cache]\nrevocation_poll = \"1ms\"",
-            "invalid `cache.revocation_poll` = 0.001s",
+            "invalid `cache.revocation_poll` = \"1ms\": ",
         ),
-        ("database = \"mysql://db\"", "mysql://db"),
         (
-            "[[issuers]]\nissuer = \"https://idp.test\"\naudiences = [\"a\"]\nalgorithms = [\"none\"]",
-            "issuers[0].algorithms",
+            "database = \"mysql://db\"",
+            "invalid `database` = \"mysql://db\": expected sqlite://PATH",
+        ),
+        (
+            "api_key_prefix = \"sk-test\"",
+            "invalid `api_key_prefix` = \"sk-test\": ",
+        ),
+        (
+            "[[issuers]]\nissuer = \"https://idp.test\"\naudiences = [\"a\"]\nalgorithms = [\"RS256\", \"none\"]",
+            "invalid `issuers[0].algorithms[1]` = \"none\": ",
+        ),
+        (
+            "[[issuers]]\nissuer = \"https://idp.test\"\naudiences = [\"a\"]\nclaims = \"okta\"",
+            "invalid `issuers[0].claims` = \"okta\": expected keycloak, auth0 or azure",
         ),
         (
             "[[issuers]]\nissuer = \"http://idp.test\"\naudiences = [\"a\"]",
-            "http://idp.test",
+            "invalid `issuers[0].issuer` = \"http://idp.test\": ",
         ),
         (
             "[introspection]\nendpoint = \"http://127.0.0.1:1/i\"\nclient_id = \"a\"\nclient_secret = \"b\"",
-            "introspection.endpoint",
+            "invalid `introspection.endpoint` = \"http://127.0.0.1:1/i\": ",
         ),
     ] {
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, toml).unwrap();
-        let o = run(dir.path(), &["serve", "--config", path.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(2), "{toml}: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "{toml}: {}", stderr(&o));
+        let toml = if toml.starts_with("listen") {
+            toml.to_owned()
+        } else {
+            format!("listen = \"127.0.0.1:0\"\n{toml}")
+        };
+        std::fs::write(&path, &toml).unwrap();
+        // The options are global: before or after the command.
+        for args in [
+            &["serve", "--config", file][..],
+            &["--config", file][..],
+            &["--config", file, "keys", "list"][..],
+        ] {
+            let o = run(dir.path(), args);
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{toml}: {err}");
+            assert!(
+                err.starts_with(&format!("quickstart: {file}: {message}")),
+                "{toml}\n got: {err}\nwant: quickstart: {file}: {message}"
+            );
+        }
     }
+
+    // Values from the command line are named by their option.
+    let o = run(dir.path(), &["keys", "--db", "mysql://db", "list"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with(
+            "quickstart: command line: invalid `--db` = \"mysql://db\": expected sqlite://PATH"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(dir.path(), &["--config", "missing.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with(
+            "quickstart: command line: invalid `--config` = \"missing.toml\": cannot read the file"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn the_configuration_is_checked_before_the_port_and_a_busy_port_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that is busy: this test holds it.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[cache]\napikey_ttl = \"0s\"").unwrap();
+    let file = path.to_str().unwrap();
+
+    // A configuration error is reported as such, whatever the state of the port.
+    let o = run(dir.path(), &["--listen", &addr, "--config", file]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "quickstart: {file}: invalid `cache.apikey_ttl` = \"0s\""
+        )),
+        "{}",
+        stderr(&o)
+    );
+
+    // A good configuration on a busy port: the port is named, and how to choose another.
+    let o = run(dir.path(), &["serve", "--listen", &addr]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {addr}: the address is already in use"
+        )) && err.contains("--listen"),
+        "{err}"
+    );
+    drop(busy);
+}
+
+#[test]
+fn help_shows_the_global_options() {
+    let o = run(std::path::Path::new("."), &["--help"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    for option in [
+        "--config <FILE>",
+        "--listen <ADDR>",
+        "--db <URL>",
+        "RUST_LOG",
+    ] {
+        assert!(out.contains(option), "{option} missing from:\n{out}");
+    }
+    // And after a command.
+    let o = run(std::path::Path::new("."), &["tokens", "--help"]);
+    assert!(stdout(&o).contains("--listen <ADDR>"), "{}", stdout(&o));
 }
 
 /// Starts `quickstart serve` on a free port; returns the child and its base URL.
@@ -250,10 +361,22 @@ async fn routes_with_api_keys_over_loopback() {
         request("POST", &format!("{base}/items"), &[("x-api-key", &reader)]).await;
     assert_eq!(status, 403);
     assert!(challenge.unwrap().contains("scope=\"write:items\""));
-    let (status, challenge, _) =
+    let (status, challenge, body) =
         request("GET", &format!("{base}/admin"), &[("x-api-key", &key)]).await;
     assert_eq!(status, 403);
     assert!(challenge.unwrap().contains("scope=\"admin\""));
+    // Rejections carry RFC 9457 problem documents.
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        problem,
+        serde_json::json!({
+            "type": "about:blank", "title": "Forbidden", "status": 403,
+            "detail": "insufficient scope",
+        })
+    );
+    let (_, _, body) = request("GET", &format!("{base}/me"), &[]).await;
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["status"], 401);
 
     // Two credentials in two places: 400.
     let (status, _, _) = request(
@@ -336,6 +459,11 @@ async fn login_refresh_logout_in_both_modes() {
     assert_eq!(res.status(), 401);
     assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
     assert!(res.headers().get("set-cookie").is_none());
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(problem["status"], 401);
+    assert_eq!(problem["detail"], "invalid username or password");
 
     // Body mode: the access token in the JSON, the refresh token in its cookie.
     let (status, cookies, body) = post(&format!("{base}/auth/login"), &json, demo).await;
@@ -414,6 +542,27 @@ async fn login_refresh_logout_in_both_modes() {
         "GET",
         &format!("{base}/me"),
         &[("cookie", &format!("access_token={cookie_access}"))],
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // A refresh keeps the session's mode: the access-token cookie is renewed, the body holds
+    // no token. The mode travels in its own cookie, beside the refresh token.
+    let session = format!(
+        "refresh_token={}; session_mode={}",
+        cookie_value(&cookies, "refresh_token"),
+        cookie_value(&cookies, "session_mode")
+    );
+    let (status, renewed, body) =
+        post(&format!("{base}/auth/refresh"), &[("cookie", &session)], "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("access_token"), "{body}");
+    let renewed_access = cookie_value(&renewed, "access_token");
+    assert_ne!(renewed_access, cookie_access);
+    let (status, _, _) = request(
+        "GET",
+        &format!("{base}/me"),
+        &[("cookie", &format!("access_token={renewed_access}"))],
     )
     .await;
     assert_eq!(status, 200);
@@ -592,8 +741,8 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
             "tokens",
             "--config",
             config_arg,
-            "--built-in-issuer",
-            &base,
+            "--listen",
+            base.trim_start_matches("http://"),
             "revoke",
             "--jti",
             &jti,
@@ -651,13 +800,12 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
         assert_eq!(status, 401, "a session survived log out everywhere");
     }
 
-    // A login after the cut-off works (`iat` has whole seconds: the next second).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A login right after the cut-off, in the same second too, works at once.
     let (c, _) = login().await;
     assert_eq!(me(c.clone()).await, 200);
 
-    // Without --built-in-issuer, a configuration on port 0 cannot name the running server's
-    // issuer: refused (exit 2) rather than revoking tokens of an issuer that does not exist.
+    // Without --listen, a configuration on port 0 cannot name the running server's issuer:
+    // refused (exit 2) rather than revoking tokens of an issuer that does not exist.
     let o = run(
         dir.path(),
         &[
@@ -670,7 +818,12 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
         ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
-    assert!(stderr(&o).contains("--built-in-issuer"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid `listen` = \"127.0.0.1:0\"")
+            && stderr(&o).contains("--listen"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(me(c.clone()).await, 200);
 
     // The CLI's log out everywhere reaches the running server too.
@@ -680,8 +833,8 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
             "tokens",
             "--config",
             config_arg,
-            "--built-in-issuer",
-            &base,
+            "--listen",
+            base.trim_start_matches("http://"),
             "logout-everywhere",
             "--subject",
             "demo",
@@ -735,4 +888,64 @@ async fn the_server_does_not_start_without_its_revocation_list() {
         err.contains("cannot read the revocation list from sqlite://quickstart.db"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn requests_are_logged_with_the_principal_never_the_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_id, key) = create(dir.path(), "read:items");
+    let config = dir.path().join("quickstart.toml");
+    std::fs::write(&config, "listen = \"127.0.0.1:0\"\n").unwrap();
+    let (_child, base, logs) = serve_logged(dir.path(), &config, "info,tower_auth=debug").await;
+
+    assert_eq!(
+        request("GET", &format!("{base}/items"), &[("x-api-key", &key)])
+            .await
+            .0,
+        200
+    );
+    let bogus = "sk_test_0000000000000000000000000000000000";
+    assert_eq!(
+        request(
+            "GET",
+            &format!("{base}/me?api_key={bogus}"),
+            &[("authorization", &format!("Bearer {bogus}"))]
+        )
+        .await
+        .0,
+        401
+    );
+    // The response event follows the response: wait for both lines (at most 10 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (ok, refused) = loop {
+        let lines = logs.lock().unwrap().clone();
+        let find = |path: &str, status: &str| {
+            lines
+                .iter()
+                .find(|l| l.contains(&format!("path=\"{path}\"")) && l.contains(status))
+                .cloned()
+        };
+        if let (Some(ok), Some(refused)) = (find("/items", "status=200"), find("/me", "status=401"))
+        {
+            break (ok, refused);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{lines:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for field in [
+        "method=GET",
+        "subject=\"alice\"",
+        "scheme=\"api_key\"",
+        "latency=",
+    ] {
+        assert!(ok.contains(field), "{field} missing: {ok}");
+    }
+    assert!(!refused.contains("subject="), "{refused}");
+    let lines = logs.lock().unwrap().join("\n");
+    // The rejection's reason at debug, and never a credential or the query string.
+    assert!(
+        lines.contains("DEBUG") && lines.contains("invalid_token"),
+        "{lines}"
+    );
+    assert!(!lines.contains(&key) && !lines.contains(bogus), "{lines}");
 }

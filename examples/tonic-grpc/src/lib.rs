@@ -11,7 +11,9 @@
 //!   provider, point `ClientCredentials` at its token endpoint and the server at its JWKS.
 //!
 //! `cargo run -p tonic-grpc` starts all three on loopback, makes one call without and one with
-//! the layer, and prints the outcomes.
+//! the layer, prints the outcomes, then prints `curl` lines to make the same calls by hand
+//! (curl speaks gRPC over HTTP/2; the status is in the `grpc-status` trailer) and serves until
+//! Ctrl-C.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};

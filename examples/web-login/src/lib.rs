@@ -19,11 +19,13 @@
 //! `/login` needs no credential and stores a pending login: put a per-address rate limit in
 //! front of it in production.
 //!
-//! Run it against the test provider in `tests/op` (panva's oidc-provider, Node.js 20 or later;
-//! its client `tower-auth-web` accepts any login name and password):
+//! Run it against the test provider in `tests/op` (panva's oidc-provider, Node.js 22 or later:
+//! its lock file pins one for Linux; its client `tower-auth-web` accepts any login name and
+//! password). `cargo run -p web-login -- --help` shows the same lines:
 //!
 //! ```text
 //! (cd tests/op && npm ci)
+//! PATH=$PWD/tests/op/node_modules/.bin:$PATH   # the Node.js 22 the lock file pins, on Linux
 //! PORT=9000 WEB_REDIRECT_URIS=http://127.0.0.1:3001/callback node tests/op/server.mjs &
 //! cargo run -p web-login -- --issuer http://127.0.0.1:9000 \
 //!     --client-id tower-auth-web --client-secret tower-auth-web-secret \

@@ -10,6 +10,7 @@ use tower_auth_oauth::login::Login;
 /// login helper.
 // No `Debug`: the arguments hold the client secret.
 #[derive(Parser)]
+#[command(after_help = TEST_PROVIDER)]
 struct Args {
     /// The provider's issuer URL (its OpenID Connect discovery document is read from it).
     #[arg(long, env = "WEB_LOGIN_ISSUER")]
@@ -31,6 +32,22 @@ struct Args {
     #[arg(long)]
     insecure_http: bool,
 }
+
+/// How to try it against the repository's test provider, shown by `--help`.
+const TEST_PROVIDER: &str = "\
+Try it against the repository's test OpenID provider (tests/op: panva's oidc-provider; its
+client tower-auth-web accepts any login name and password). From the repository root:
+
+  (cd tests/op && npm ci)
+  PATH=$PWD/tests/op/node_modules/.bin:$PATH   # the Node.js 22 the lock file pins, on Linux
+  PORT=9000 WEB_REDIRECT_URIS=http://127.0.0.1:3001/callback node tests/op/server.mjs &
+  cargo run -p web-login -- --issuer http://127.0.0.1:9000 \\
+      --client-id tower-auth-web --client-secret tower-auth-web-secret \\
+      --redirect-uri http://127.0.0.1:3001/callback --insecure-http
+  # then open http://127.0.0.1:3001/ and log in with any name and password
+
+Against a real provider, register https://your.app/callback as the redirect URI, drop
+--insecure-http, and serve the app over https.";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

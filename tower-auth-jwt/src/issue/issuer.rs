@@ -306,7 +306,7 @@ impl JwtIssuer {
             ));
         }
         let state = self.state().await?;
-        let now = secs(i.clock.now());
+        let now = self.issued_at(&request.subject, i.clock.now());
         let ttl = i.access_ttl.as_secs();
         let jti = URL_SAFE_NO_PAD.encode(random_bytes::<16>()?);
         let mut claims = request.claims.clone();
@@ -348,6 +348,50 @@ impl JwtIssuer {
             expires_at: UNIX_EPOCH + Duration::from_secs(now + ttl),
             expires_in: i.access_ttl,
         })
+    }
+
+    /// The `iat` of a token issued to `subject` at `now`: `now` in whole seconds, or, when the
+    /// subject has a cut-off after that second (made during the current second by
+    /// [`logout_everywhere`](Self::logout_everywhere), say), the cut-off's second. Cut-offs
+    /// and `iat` are whole seconds and a cut-off refuses the tokens whose `iat` comes before
+    /// it, so a token issued after the cut-off but stamped with the current second would be
+    /// refused at once; stamping the cut-off's second (at most [`DEFAULT_LEEWAY`](crate::DEFAULT_LEEWAY)
+    /// ahead, within verifiers' leeway) keeps `iat` an integer, as verifiers expect, and
+    /// orders it after the cut-off. A token issued before the cut-off keeps its earlier
+    /// second and stays refused.
+    fn issued_at(&self, subject: &str, now: SystemTime) -> u64 {
+        let now = secs(now);
+        #[cfg(feature = "revocation")]
+        if let Some(cut_off) = self.cut_off_after(subject, now) {
+            return cut_off;
+        }
+        #[cfg(not(feature = "revocation"))]
+        let _ = subject;
+        now
+    }
+
+    /// The second of `subject`'s cut-off on this issuer's revocation list when it comes after
+    /// second `after` (so tokens stamped `after` are refused), found by probing the list at
+    /// most [`DEFAULT_LEEWAY`](crate::DEFAULT_LEEWAY) seconds ahead.
+    #[cfg(feature = "revocation")]
+    pub(crate) fn cut_off_after(&self, subject: &str, after: u64) -> Option<u64> {
+        use crate::{RevocationCheck as _, RevocationStatus, TokenIdentity};
+        let list = self.inner.revocations.as_ref()?;
+        let refused_at = |iat: u64| {
+            let token = TokenIdentity::new(
+                self.inner.issuer.as_str(),
+                Some(subject.to_owned()),
+                None,
+                Some(UNIX_EPOCH + Duration::from_secs(iat)),
+                None,
+            );
+            list.check(&token) == RevocationStatus::Revoked
+        };
+        if !refused_at(after) {
+            return None;
+        }
+        let ahead = crate::DEFAULT_LEEWAY.as_secs();
+        (after + 1..=after + ahead).find(|&t| !refused_at(t))
     }
 
     /// The public JWKS document (RFC 7517 section 5): the active key and every retired key

@@ -1,7 +1,7 @@
 //! Revoking access tokens from the issuer: one by `jti`, or every token and session of a
 //! subject ("log out everywhere"), through a [`RevocationList`].
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{IssueError, IssueErrorKind, JwtIssuer, JwtIssuerBuilder};
 use crate::revocation::RevocationList;
@@ -58,8 +58,11 @@ impl JwtIssuer {
     ///
     /// The cut-off is taken after the sessions are revoked: a refresh racing this call either
     /// fails (its family is revoked) or yields a token issued before the cut-off. A new login
-    /// afterwards works (in the next second: `iat` has whole seconds, and the cut-off is
-    /// rounded up to one). On an error, retry: both steps can be repeated.
+    /// afterwards works at once, in the same second too: `iat` has whole seconds and the
+    /// cut-off is rounded up to one, so a token issued to a subject cut off during the current
+    /// second is stamped with the cut-off's second; a second log out everywhere within that
+    /// second cuts off one second later, so it refuses those tokens too. On an error, retry:
+    /// both steps can be repeated.
     ///
     /// Refresh families are not keyed by issuer: when two issuers share one refresh-token
     /// store, this revokes the subject's sessions of both (the cut-off itself is this
@@ -77,8 +80,21 @@ impl JwtIssuer {
             }
             None => 0,
         };
+        // The cut-off is rounded up to a whole second. When the subject already has a cut-off
+        // at that second or later, tokens issued since then were stamped with its second
+        // (see `issued_at`): this cut-off goes one second past it, so it refuses them too.
         let now = self.inner.clock.now();
-        list.cut_off_subject(&self.inner.issuer, subject, now)
+        let second = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        let at = match second
+            .checked_sub(1)
+            .and_then(|before| self.cut_off_after(subject, before))
+        {
+            Some(previous) => UNIX_EPOCH + Duration::from_secs(previous + 1),
+            None => now,
+        };
+        list.cut_off_subject(&self.inner.issuer, subject, at)
             .await
             .map_err(list_error)?;
         super::telemetry::logged_out_everywhere(sessions);

@@ -561,8 +561,9 @@ pub async fn logout_revokes_the_family(store: SharedStore) {
 
 /// "Log out everywhere" with a [`RevocationList`] on `revocations`: every session of the
 /// subject in `store` ends (another subject's lives), every access token issued to it until
-/// now is refused (the verified-token cache included), a token issued a second later is
-/// accepted; a second list loading from the revocation store refuses the same tokens.
+/// now is refused (the verified-token cache included), a token issued after the cut-off is
+/// accepted, in the same second too; a second list loading from the revocation store refuses
+/// the same tokens.
 #[cfg(feature = "revocation")]
 pub async fn logout_everywhere(store: SharedStore, revocations: Arc<dyn RevocationStore>) {
     let clock = clock();
@@ -630,10 +631,37 @@ pub async fn logout_everywhere(store: SharedStore, revocations: Arc<dyn Revocati
     // Nothing left to revoke the second time; the cut-off moves to now.
     assert_eq!(issuer.logout_everywhere("alice").await.unwrap(), 0);
 
-    // A new login, a second later, works.
-    clock.advance(Duration::from_secs(1));
+    // Within one second: a token issued before a cut-off is refused, a login after it works
+    // at once (its `iat` is the next second, the cut-off rounded up).
+    clock.advance(Duration::from_millis(1300));
+    let before = issuer.login(&login_request()).await.unwrap();
+    clock.advance(Duration::from_millis(100));
+    assert_eq!(issuer.logout_everywhere("alice").await.unwrap(), 1);
+    clock.advance(Duration::from_millis(100));
     let again = issuer.login(&login_request()).await.unwrap();
     auth.verify(again.access_token().as_str()).await.unwrap();
+    let e = auth
+        .verify(before.access_token().as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(e.description(), "token revoked");
+    let iat = |pair: &super::TokenPair| claims(pair.access_token().as_str())["iat"].as_u64();
+    assert_eq!(iat(&before), Some(T0 + 3));
+    assert_eq!(iat(&again), Some(T0 + 4), "the second after the cut-off");
+
+    // A second log out everywhere in the same second refuses the token issued in between
+    // (stamped with the first cut-off's second), and a login after it works at once again.
+    clock.advance(Duration::from_millis(100));
+    assert_eq!(issuer.logout_everywhere("alice").await.unwrap(), 1);
+    let e = auth
+        .verify(again.access_token().as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(e.description(), "token revoked");
+    clock.advance(Duration::from_millis(100));
+    let again = issuer.login(&login_request()).await.unwrap();
+    auth.verify(again.access_token().as_str()).await.unwrap();
+    assert_eq!(iat(&again), Some(T0 + 5));
     issuer
         .refresh(again.refresh_token().expose_secret())
         .await
