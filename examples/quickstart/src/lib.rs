@@ -403,7 +403,10 @@ impl Prepared {
     pub fn new(config: &Config) -> Result<Self, ConfigError> {
         api_key_cache(config)?;
         // The revocation list's settings, checked on a list that is never loaded.
-        revocation_list(config, tower_auth_jwt::revocation::MemoryRevocationStore::new())?;
+        revocation_list(
+            config,
+            tower_auth_jwt::revocation::MemoryRevocationStore::new(),
+        )?;
         Ok(Self {
             issuers: external_issuers(config)?,
             introspection: introspection(config)?,
