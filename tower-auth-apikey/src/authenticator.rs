@@ -354,10 +354,7 @@ impl Authenticator for ApiKeyAuthenticator {
                 Authentication::Ready(Err(AuthError::invalid_token(e.description())))
             }
             Credential::Hash(hash) => match self.inner.caches.main.get_now(&hash) {
-                CacheRead::Hit(cached) => {
-                    telemetry::cache("hit");
-                    Authentication::Ready(answer(&self.inner, cached))
-                }
+                CacheRead::Hit(cached) => Authentication::Ready(answer(&self.inner, cached)),
                 CacheRead::Miss(missed) => Authentication::Pending(ApiKeyFuture {
                     state: State::Lookup(Box::pin(lookup(Arc::clone(&self.inner), hash, missed))),
                 }),
@@ -406,18 +403,14 @@ impl Future for ApiKeyFuture {
 
 /// The lookup of a key the cache did not hold when [`ApiKeyAuthenticator::authenticate`] asked.
 async fn lookup(inner: Arc<Inner>, hash: KeyHash, missed: Missed) -> Result<Principal, AuthError> {
-    let mut loaded = false;
     let result = inner
         .caches
         .main
         .load_missed(hash, missed, || {
-            loaded = true;
             // Boxed: allocated on loads only, and it keeps this future small.
             Box::pin(load(&inner, hash))
         })
         .await;
-    // Another request may have loaded the key meanwhile: then this is a hit.
-    telemetry::cache(if loaded { "miss" } else { "hit" });
     match result {
         Ok(cached) => answer(&inner, cached),
         Err(e) => match Box::pin(stale(&inner, &hash)).await {

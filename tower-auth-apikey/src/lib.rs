@@ -221,9 +221,9 @@
 //! | `sqlite` | yes | [`SqliteStore`] (sqlx, SQLite compiled in) |
 //! | `postgres` | no | [`PostgresStore`] (sqlx), with `LISTEN`/`NOTIFY` invalidation |
 //! | `postgres-tls` | no | TLS for Postgres connections (rustls with aws-lc-rs; `sslmode=verify-full` in the URL) |
-//! | `testing` | no | [`store::testing::conformance`], the suite every store passes |
+//! | `testing` | no | `store::testing::conformance`, the suite every store passes |
 //! | `tracing` | yes | events on the `tower_auth::apikey` target: outcome and public key id, never key material |
-//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_cache_requests_total{outcome=hit\|miss}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}`, `tower_auth_apikey_stale_served_total`, `tower_auth_apikey_invalidations_total{kind=key\|all}`, `tower_auth_apikey_listener_failures_total` (and core's `tower_auth_*`) |
+//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}`, `tower_auth_apikey_stale_served_total`, `tower_auth_apikey_invalidations_total{kind=key\|all}`, `tower_auth_apikey_listener_failures_total`, and core's `tower_auth_requests_total` and `tower_auth_cache_requests_total{cache="api_key"}` (key cache lookups); `describe_metrics()` gives them their help texts |
 //! | `cli` | no | `cli::KeysCommand`, a clap subcommand |
 //!
 //! # Security notes
@@ -253,7 +253,10 @@
 //! [RFC 7235]: https://www.rfc-editor.org/rfc/rfc7235
 //! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Where other crates' docs link to this one's when these docs are not built beside them (a
+// fresh `cargo doc --no-deps`, where crates are documented in parallel).
+#![doc(html_root_url = "https://docs.rs/tower-auth-apikey/0.1.0")]
 
 mod admin;
 mod authenticator;
@@ -279,6 +282,25 @@ pub use self::store::{
 };
 #[cfg(feature = "postgres")]
 pub use self::store::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "metrics")]
+pub use self::telemetry::describe_metrics;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod html_root_url_tests {
+    /// The `html_root_url` above names this crate's version, so links from other crates' docs
+    /// land on the right page after a release.
+    #[test]
+    fn html_root_url_names_this_version() {
+        let expected = concat!(
+            "html_root_url = \"https://docs.rs/",
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION"),
+            "\""
+        );
+        assert!(include_str!("lib.rs").contains(expected), "{expected}");
+    }
+}

@@ -49,17 +49,6 @@ pub(crate) fn outcome(outcome: &'static str, key_id: Option<&str>) {
     .increment(1);
 }
 
-/// A lookup answered from the cache (`hit`) or from the store (`miss`).
-pub(crate) fn cache(outcome: &'static str) {
-    #[cfg(feature = "metrics")]
-    outcome_counter!(
-        "tower_auth_apikey_cache_requests_total",
-        outcome,
-        ["hit", "miss"]
-    )
-    .increment(1);
-}
-
 /// A store call (`find_by_hash`, `record_last_used`) is about to be made.
 pub(crate) fn store_query(op: &'static str) {
     #[cfg(feature = "metrics")]
@@ -109,6 +98,52 @@ pub(crate) fn listener_failed(error: &crate::StoreError) {
     tracing::warn!(target: TARGET, error = %error, "api key invalidation listener failed, reconnecting");
     #[cfg(feature = "metrics")]
     metrics::counter!("tower_auth_apikey_listener_failures_total").increment(1);
+}
+
+/// Describes the metrics this crate emits, and tower-auth-core's, to the installed recorder,
+/// with their help texts (Prometheus `# HELP` lines).
+///
+/// Call it once after installing the recorder: a recorder installed later does not see the
+/// descriptions. Key cache lookups are counted by tower-auth-core's
+/// `tower_auth_cache_requests_total{cache="api_key"}` (and `cache="api_key_stale"` for the
+/// stale-if-error copy).
+///
+/// | metric | labels | what |
+/// |---|---|---|
+/// | `tower_auth_apikey_requests_total` | `outcome` | authentication attempts by outcome |
+/// | `tower_auth_apikey_store_queries_total` | `op` | calls to the key store |
+/// | `tower_auth_apikey_store_failures_total` | `op`, `reason` | failed or timed-out store calls |
+/// | `tower_auth_apikey_stale_served_total` | | lookups answered from the stale-if-error copy |
+/// | `tower_auth_apikey_invalidations_total` | `kind` | cache invalidations pushed by the store |
+/// | `tower_auth_apikey_listener_failures_total` | | losses of the store's invalidation feed |
+#[cfg(feature = "metrics")]
+pub fn describe_metrics() {
+    tower_auth_core::describe_metrics();
+    metrics::describe_counter!(
+        "tower_auth_apikey_requests_total",
+        "API key authentication attempts, by outcome: authenticated, malformed, bad_checksum, \
+         other_environment, unknown, revoked, expired or unavailable"
+    );
+    metrics::describe_counter!(
+        "tower_auth_apikey_store_queries_total",
+        "Calls to the API key store, by operation"
+    );
+    metrics::describe_counter!(
+        "tower_auth_apikey_store_failures_total",
+        "API key store calls that failed, by operation and reason (error or timeout)"
+    );
+    metrics::describe_counter!(
+        "tower_auth_apikey_stale_served_total",
+        "API key lookups answered from the stale-if-error copy while the store was unavailable"
+    );
+    metrics::describe_counter!(
+        "tower_auth_apikey_invalidations_total",
+        "API key cache invalidations pushed by the store, by kind (key or all)"
+    );
+    metrics::describe_counter!(
+        "tower_auth_apikey_listener_failures_total",
+        "Connection losses or failures of the key store's invalidation feed"
+    );
 }
 
 #[cfg(all(test, feature = "metrics"))]
@@ -175,23 +210,6 @@ mod tests {
                 1
             )])
         );
-        assert_eq!(
-            counters(|| {
-                super::cache("hit");
-                super::cache("hit");
-                super::cache("miss");
-            }),
-            BTreeMap::from([
-                (
-                    "tower_auth_apikey_cache_requests_total{outcome=hit}".to_owned(),
-                    2
-                ),
-                (
-                    "tower_auth_apikey_cache_requests_total{outcome=miss}".to_owned(),
-                    1
-                ),
-            ])
-        );
     }
 
     /// Runs `f` with the no-op metrics recorder and no tracing subscriber on this thread: another
@@ -222,14 +240,131 @@ mod tests {
                 let info = allocation_counter::measure(|| super::outcome(outcome, Some("key_1")));
                 assert_eq!(info.count_total, 0, "{outcome}: {info:?}");
             }
-            for outcome in ["hit", "miss"] {
-                super::cache(outcome);
-                let info = allocation_counter::measure(|| super::cache(outcome));
-                assert_eq!(info.count_total, 0, "{outcome}: {info:?}");
-            }
             // An outcome without an arm builds its key per call: the measurement is live.
             let info = allocation_counter::measure(|| super::outcome("not_listed", None));
             assert!(info.count_total > 0, "{info:?}");
         });
+    }
+
+    /// A name the scan must find, so that it is known to work.
+    const EMITTED_FOR_SURE: &str = "tower_auth_apikey_requests_total";
+    /// tower-auth-core's metrics, described here too.
+    const DESCRIBED_ELSEWHERE: &[&str] = &[
+        "tower_auth_requests_total",
+        "tower_auth_cache_requests_total",
+    ];
+
+    /// A recorder that keeps the help text of every metric described to it.
+    #[derive(Default)]
+    struct Descriptions(std::sync::Mutex<BTreeMap<String, String>>);
+
+    impl Descriptions {
+        fn keep(&self, name: metrics::KeyName, help: metrics::SharedString) {
+            let mut all = self.0.lock().unwrap();
+            all.insert(name.as_str().to_owned(), help.into_owned());
+        }
+    }
+
+    impl metrics::Recorder for Descriptions {
+        fn describe_counter(
+            &self,
+            name: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            help: metrics::SharedString,
+        ) {
+            self.keep(name, help);
+        }
+        fn describe_gauge(
+            &self,
+            name: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            help: metrics::SharedString,
+        ) {
+            self.keep(name, help);
+        }
+        fn describe_histogram(
+            &self,
+            name: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            help: metrics::SharedString,
+        ) {
+            self.keep(name, help);
+        }
+        fn register_counter(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            metrics::Counter::noop()
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    /// The metric names this crate's sources emit: the string literal that opens a `counter!`,
+    /// `gauge!` or `histogram!` call (or a macro of ours named `*counter!`), or a `NAME`
+    /// constant.
+    fn emitted_names() -> std::collections::BTreeSet<String> {
+        let mut names = std::collections::BTreeSet::new();
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for marker in [
+                    "counter!(",
+                    "gauge!(",
+                    "histogram!(",
+                    "NAME: &'static str =",
+                ] {
+                    for (at, _) in text.match_indices(marker) {
+                        if text[..at].ends_with("describe_") {
+                            continue;
+                        }
+                        let rest = text[at + marker.len()..].trim_start();
+                        if let Some(name) = rest.strip_prefix("\"tower_auth_") {
+                            let end = name.find('"').unwrap();
+                            names.insert(format!("tower_auth_{}", &name[..end]));
+                        }
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    /// `describe_metrics` gives a help text to every metric the crate's code emits.
+    #[test]
+    fn every_emitted_metric_is_described() {
+        let recorder = Descriptions::default();
+        metrics::with_local_recorder(&recorder, crate::describe_metrics);
+        let described = recorder.0.into_inner().unwrap();
+        let emitted = emitted_names();
+        assert!(emitted.contains(EMITTED_FOR_SURE), "{emitted:?}");
+        for name in &emitted {
+            let help = described.get(name);
+            assert!(
+                help.is_some_and(|h| !h.is_empty()),
+                "{name} is not described"
+            );
+        }
+        for name in DESCRIBED_ELSEWHERE {
+            assert!(described.contains_key(*name), "{name} is not described");
+        }
     }
 }

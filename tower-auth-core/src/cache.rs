@@ -115,7 +115,7 @@ impl CacheConfigBuilder {
     /// Validates the settings.
     pub fn build(self) -> Result<CacheConfig, ConfigError> {
         let c = self.config;
-        let show = |d: Duration| humantime::format_duration(d).to_string();
+        let show = |d: Duration| format!("{}s", d.as_secs_f64());
         if c.ttl.is_zero() {
             return Err(ConfigError::new(
                 "ttl",
@@ -124,13 +124,17 @@ impl CacheConfigBuilder {
             ));
         }
         if c.ttl > CacheConfig::MAX_TTL {
-            return Err(ConfigError::new("ttl", show(c.ttl), "must be at most 1day"));
+            return Err(ConfigError::new(
+                "ttl",
+                show(c.ttl),
+                "must be at most 86400s (1 day)",
+            ));
         }
         if c.negative_ttl > CacheConfig::MAX_TTL {
             return Err(ConfigError::new(
                 "negative_ttl",
                 show(c.negative_ttl),
-                "must be at most 1day",
+                "must be at most 86400s (1 day)",
             ));
         }
         if c.max_capacity == 0 {
@@ -459,7 +463,7 @@ where
         let mut round = 0;
         let entry = loop {
             round += 1;
-            let entry = inner
+            let found = inner
                 .cache
                 .try_get_with_by_ref(&key, async {
                     // Re-read the source if an invalidation happened while we were loading, so
@@ -486,7 +490,15 @@ where
                         }
                     }
                 })
-                .await?;
+                .await;
+            let entry = match found {
+                Ok(entry) => entry,
+                Err(e) => {
+                    // A lookup that could not be answered is a miss too.
+                    self.record(false);
+                    return Err(e);
+                }
+            };
             // An entry found rather than loaded may predate an `invalidate_all` (the caller's
             // read said the key was absent or outdated, but the cache changed since): drop it
             // and load once more.
@@ -605,7 +617,7 @@ mod tests {
                 .build()
                 .unwrap_err()
                 .to_string(),
-            "invalid `ttl` = 2days: must be at most 1day"
+            "invalid `ttl` = 172800s: must be at most 86400s (1 day)"
         );
         assert!(
             CacheConfig::builder()
@@ -1010,6 +1022,33 @@ mod metrics_tests {
                 c.get_or_load((*k).to_owned(), found()).await.unwrap();
             }
         });
+    }
+
+    /// A lookup whose load fails is counted as a miss (and the failure is not cached, so the
+    /// next lookup misses again).
+    #[test]
+    fn failed_loads_are_counted_as_misses() {
+        let c: AuthCache<String, u32> = AuthCache::new("api_key", CacheConfig::default());
+        let counts = counters(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    for _ in 0..2 {
+                        let failed = c
+                            .get_or_load("a".to_owned(), || async { Err::<Loaded<u32>, _>("down") })
+                            .await;
+                        assert!(failed.is_err());
+                    }
+                });
+        });
+        assert_eq!(
+            counts,
+            BTreeMap::from([(
+                "tower_auth_cache_requests_total{cache=api_key,outcome=miss}".to_owned(),
+                2
+            )])
+        );
     }
 
     /// The counter is labelled with the cache's name and `hit` / `miss`, and reaches whichever

@@ -47,6 +47,63 @@
 //! # }
 //! ```
 //!
+//! # gRPC (tonic)
+//!
+//! The same layers serve tonic: give each one [`GrpcRejection`], so rejections are gRPC
+//! statuses (`UNAUTHENTICATED`, `PERMISSION_DENIED`, ...) rather than HTTP ones, and add them
+//! to the server with `Server::builder().layer(..)`, or around the routes.
+//!
+//! ```
+//! use http::Request;
+//! use tonic::body::Body;
+//! use tonic::service::Routes;
+//! use tonic::transport::Server;
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_auth_core::credential::{bearer_token, Location};
+//! use tower_auth_core::{
+//!     from_fn, AuthError, AuthenticateLayer, GrpcRejection, Principal, RequireScopesLayer, Scheme,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let auth = from_fn(Location::Authorization, |parts| match bearer_token(&parts.headers)? {
+//!     None => Ok(None),
+//!     Some("svc-token") => Ok(Some(
+//!         Principal::builder("reporting", Scheme::Custom("demo")).scopes(["reports:read"]).build(),
+//!     )),
+//!     Some(_) => Err(AuthError::invalid_token("unknown token")),
+//! });
+//! let (_reporter, health) = tonic_health::server::health_reporter();
+//!
+//! // A server: `.serve(addr)` on this starts it.
+//! let _server = Server::builder()
+//!     .layer(AuthenticateLayer::required(auth.clone()).with_rejection(GrpcRejection::new()))
+//!     .layer(RequireScopesLayer::all_of(["health:read"]).with_rejection(GrpcRejection::new()))
+//!     .add_service(health.clone());
+//!
+//! // The same stack around the routes, called in process.
+//! let svc = ServiceBuilder::new()
+//!     .layer(AuthenticateLayer::required(auth).with_rejection(GrpcRejection::new()))
+//!     .layer(RequireScopesLayer::all_of(["health:read"]).with_rejection(GrpcRejection::new()))
+//!     .service(Routes::new(health));
+//! let call = |token: Option<&str>| {
+//!     let mut req = Request::post("/grpc.health.v1.Health/Check")
+//!         .header("content-type", "application/grpc");
+//!     if let Some(t) = token {
+//!         req = req.header("authorization", format!("Bearer {t}"));
+//!     }
+//!     svc.clone().oneshot(req.body(Body::empty()).unwrap())
+//! };
+//! // No credential: UNAUTHENTICATED (16), in an HTTP 200 as gRPC requires.
+//! let res = call(None).await.unwrap();
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(res.headers()["grpc-status"], "16");
+//! // A service without the `health:read` scope: PERMISSION_DENIED (7).
+//! let res = call(Some("svc-token")).await.unwrap();
+//! assert_eq!(res.headers()["grpc-status"], "7");
+//! # }
+//! ```
+//!
 //! # Response contract
 //!
 //! Every scheme and layer answers the same way (RFC 6750 section 3, RFC 7235):
@@ -109,7 +166,10 @@
 //! [RFC 7235]: https://www.rfc-editor.org/rfc/rfc7235
 //! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// Where other crates' docs link to this one's when these docs are not built beside them (a
+// fresh `cargo doc --no-deps`, where crates are documented in parallel).
+#![doc(html_root_url = "https://docs.rs/tower-auth-core/0.1.0")]
 
 pub mod authenticate;
 mod authenticator;
@@ -141,3 +201,22 @@ pub use self::rejection::{
     DefaultRejection, GrpcRejection, OnRejection, ProblemRejection, RejectionBuilder,
 };
 pub use self::require::{RequireLayer, RequireRolesLayer, RequireScopesLayer};
+#[cfg(feature = "metrics")]
+pub use self::telemetry::describe_metrics;
+
+#[cfg(test)]
+mod html_root_url_tests {
+    /// The `html_root_url` above names this crate's version, so links from other crates' docs
+    /// land on the right page after a release.
+    #[test]
+    fn html_root_url_names_this_version() {
+        let expected = concat!(
+            "html_root_url = \"https://docs.rs/",
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION"),
+            "\""
+        );
+        assert!(include_str!("lib.rs").contains(expected), "{expected}");
+    }
+}

@@ -149,7 +149,7 @@ impl Serialize for Principal {
                 t.duration_since(UNIX_EPOCH)
                     .is_ok_and(|d| d.as_secs() < MAX_RFC3339_SECS)
             })
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+            .map(rfc3339_seconds);
         map.serialize_entry("expires_at", &expires)?;
         map.end()
     }
@@ -157,6 +157,40 @@ impl Serialize for Principal {
 
 /// Seconds from the Unix epoch to 10000-01-01T00:00:00Z, the first instant RFC 3339 cannot write.
 const MAX_RFC3339_SECS: u64 = 253_402_300_800;
+
+/// `t` in RFC 3339, UTC, whole seconds (`2023-11-14T22:13:20Z`). Instants before the epoch are
+/// written as the epoch; the caller keeps `t` before year 10000.
+fn rfc3339_seconds(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let time = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        time / 3600,
+        time % 3600 / 60,
+        time % 60
+    )
+}
+
+/// The proleptic Gregorian date (year, month, day) `days` days after 1970-01-01: Howard
+/// Hinnant's `civil_from_days`, which counts in 400-year eras starting on 0000-03-01.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days from 0000-03-01 to 1970-01-01
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
 
 /// Builds a [`Principal`]. Created by [`Principal::builder`].
 #[must_use]
@@ -713,5 +747,29 @@ mod tests {
         let q = p.clone();
         assert!(Arc::ptr_eq(&p.inner, &q.inner));
         assert_eq!(q.scheme().as_str(), "mine");
+    }
+
+    #[test]
+    fn rfc3339_matches_humantime_from_the_epoch_to_year_9999() {
+        let mut secs = 0;
+        while secs < MAX_RFC3339_SECS {
+            let t = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            assert_eq!(
+                rfc3339_seconds(t),
+                humantime::format_rfc3339_seconds(t).to_string(),
+                "{secs}"
+            );
+            // About 11.6 days and 3 s per step: the day, month and time of day all move.
+            secs += 1_000_003;
+        }
+        for (secs, text) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (4_107_542_400, "2100-03-01T00:00:00Z"),
+            (MAX_RFC3339_SECS - 1, "9999-12-31T23:59:59Z"),
+        ] {
+            let t = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            assert_eq!(rfc3339_seconds(t), text);
+        }
     }
 }

@@ -424,6 +424,9 @@ pub fn metrics_handle() -> PrometheusHandle {
             // Another recorder may already be installed (embedding applications): then ours only
             // renders what it sees, which is nothing, rather than failing to start.
             let _ = metrics::set_global_recorder(recorder);
+            // HELP texts for the `/metrics` page (each also describes tower-auth-core's).
+            tower_auth_apikey::describe_metrics();
+            tower_auth_oauth::describe_metrics();
             handle
         })
         .clone()
