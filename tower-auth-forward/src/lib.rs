@@ -265,7 +265,8 @@
 //! [RFC 3986]: https://www.rfc-editor.org/rfc/rfc3986
 //! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(html_root_url = "https://docs.rs/tower-auth-forward/0.1.0")]
 
 #[cfg(feature = "envoy-grpc")]
 pub mod envoy;
@@ -277,6 +278,25 @@ mod telemetry;
 
 pub use self::rules::Rule;
 pub use self::service::{ForwardAuth, ForwardAuthBuilder, ForwardBody, ResponseFuture};
+#[cfg(feature = "metrics")]
+pub use self::telemetry::describe_metrics;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod html_root_url_tests {
+    /// The `html_root_url` above names this crate's version, so links from other crates' docs
+    /// land on the right page after a release.
+    #[test]
+    fn html_root_url_names_this_version() {
+        let expected = concat!(
+            "html_root_url = \"https://docs.rs/",
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION"),
+            "\""
+        );
+        assert!(include_str!("lib.rs").contains(expected), "{expected}");
+    }
+}

@@ -41,6 +41,21 @@ pub(crate) fn decided(api: &'static str, decision: &Decision) {
         .increment(1);
 }
 
+/// Describes this crate's metric to the installed recorder, with its help text (Prometheus
+/// `# HELP` line). Call it once after installing the recorder.
+///
+/// | metric | labels | what |
+/// |---|---|---|
+/// | `tower_auth_forward_requests_total` | `api` (`http`, `envoy_grpc`), `outcome` | forward-authentication decisions |
+#[cfg(feature = "metrics")]
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "tower_auth_forward_requests_total",
+        "Forward-authentication decisions, by api (http or envoy_grpc) and outcome: allowed, \
+         anonymous or the refusal's kind"
+    );
+}
+
 #[cfg(all(test, feature = "metrics"))]
 mod tests {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
@@ -92,5 +107,63 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// A recorder keeping what is described to it.
+    #[derive(Default)]
+    struct Described(std::sync::Mutex<Vec<(String, String)>>);
+
+    impl metrics::Recorder for Described {
+        fn describe_counter(
+            &self,
+            name: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            help: metrics::SharedString,
+        ) {
+            if let Ok(mut all) = self.0.lock() {
+                all.push((name.as_str().to_owned(), help.into_owned()));
+            }
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            metrics::Counter::noop()
+        }
+        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::noop()
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn the_counter_is_described() {
+        let recorder = Described::default();
+        metrics::with_local_recorder(&recorder, describe_metrics);
+        let described = recorder.0.into_inner().unwrap_or_default();
+        assert_eq!(described.len(), 1);
+        assert_eq!(described[0].0, "tower_auth_forward_requests_total");
+        assert!(!described[0].1.is_empty());
     }
 }

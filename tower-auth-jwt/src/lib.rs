@@ -212,7 +212,7 @@
 //! |---|---|---|
 //! | `tracing` | yes | debug/trace events on the `tower_auth::jwt` target (outcome and fixed reason, never a token); enables core's `tracing` |
 //! | `remote` | yes | [`remote::JwksUrl`], [`remote::Discovery`], [`remote::discover`]: keys and metadata over tower-auth-core's `HttpClient` (hyper-util, hyper-rustls on aws-lc-rs, Mozilla roots); pulls in tokio |
-//! | `metrics` | no | `tower_auth_jwt_verifications_total{outcome=valid\|invalid\|unavailable}`, `tower_auth_jwt_cache_requests_total{outcome=hit\|miss}`; revocation lists (label `list`): `tower_auth_jwt_revocations_applied_total{kind}`, histogram `tower_auth_jwt_revocation_lag_seconds`, gauges `tower_auth_jwt_revoked_tokens`, `tower_auth_jwt_revoked_subjects` and `tower_auth_jwt_revocation_staleness_seconds`, `tower_auth_jwt_revocation_sync_failures_total{operation}`, and for PostgreSQL feeds `tower_auth_jwt_revocation_feed_failures_total{reason}`, `tower_auth_jwt_revocation_notifications_ignored_total` (see [`revocation`]); with `remote`, per source: `tower_auth_jwks_fetches_total`, `tower_auth_jwks_fetch_failures_total`, `tower_auth_jwks_unknown_kid_refetches_total`, `tower_auth_jwks_keys_skipped_total`, gauges `tower_auth_jwks_keys_loaded` and `tower_auth_jwks_staleness_seconds` (label `source`); enables core's `metrics` |
+//! | `metrics` | no | `describe_metrics()` gives each metric its help text; `tower_auth_jwt_verifications_total{outcome=valid\|invalid\|unavailable}`, `tower_auth_jwt_cache_requests_total{outcome=hit\|miss}`; revocation lists (label `list`): `tower_auth_jwt_revocations_applied_total{kind}`, histogram `tower_auth_jwt_revocation_lag_seconds`, gauges `tower_auth_jwt_revoked_tokens`, `tower_auth_jwt_revoked_subjects` and `tower_auth_jwt_revocation_staleness_seconds`, `tower_auth_jwt_revocation_sync_failures_total{operation}`, and for PostgreSQL feeds `tower_auth_jwt_revocation_feed_failures_total{reason}`, `tower_auth_jwt_revocation_notifications_ignored_total` (see [`revocation`]); with `remote`, per source: `tower_auth_jwks_fetches_total`, `tower_auth_jwks_fetch_failures_total`, `tower_auth_jwks_unknown_kid_refetches_total`, `tower_auth_jwks_keys_skipped_total`, gauges `tower_auth_jwks_keys_loaded` and `tower_auth_jwks_staleness_seconds` (label `source`); enables core's `metrics` |
 //! | `revocation` | yes | [`revocation::RevocationList`] (its background tasks run on tokio) and [`revocation::MemoryRevocationStore`]; with `sqlite` / `postgres`, the SQL revocation stores |
 //! | `sqlite` | no | the SQLite stores of what is enabled (sqlx, SQLite compiled in): with `revocation`, [`revocation::SqliteRevocationStore`]; with `issue`, `issue::SqliteStore` (the issuer's signing keys and refresh tokens) |
 //! | `postgres` | no | the PostgreSQL stores of what is enabled (sqlx), for several instances: with `revocation`, [`revocation::PostgresRevocationStore`] (revocations pushed by `LISTEN`/`NOTIFY`); with `issue`, `issue::PostgresStore` (signing keys and sessions shared) |
@@ -330,7 +330,8 @@
 //! [RFC 9111]: https://www.rfc-editor.org/rfc/rfc9111
 //! [OpenID Connect Discovery 1.0]: https://openid.net/specs/openid-connect-discovery-1_0.html
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(html_root_url = "https://docs.rs/tower-auth-jwt/0.1.0")]
 
 mod algorithm;
 mod authenticator;
@@ -338,6 +339,8 @@ mod builder;
 mod cache;
 mod claims;
 mod cross_site;
+#[cfg(feature = "metrics")]
+mod describe;
 mod error;
 #[cfg(feature = "issue")]
 pub mod issue;
@@ -364,6 +367,8 @@ pub use self::builder::{
 };
 pub use self::claims::{ClaimPath, Claims, ClaimsError, ClaimsMapping, ServiceRule};
 pub use self::cross_site::is_cross_site;
+#[cfg(feature = "metrics")]
+pub use self::describe::describe_metrics;
 pub use self::error::ConfigError;
 #[cfg(feature = "issue")]
 pub use self::issue::{JwtIssuer, JwtIssuerBuilder};
@@ -372,3 +377,20 @@ pub use self::revocation::{RevocationCheck, RevocationStatus, TokenIdentity};
 pub use self::source::{KeyLookup, KeySetFuture, KeySource, KeySourceError, StaticKeys};
 #[cfg(any(feature = "revocation", feature = "issue"))]
 pub use self::store::{StoreError, StoreErrorKind, StoreFuture};
+
+#[cfg(test)]
+mod html_root_url_tests {
+    /// The `html_root_url` above names this crate's version, so links from other crates' docs
+    /// land on the right page after a release.
+    #[test]
+    fn html_root_url_names_this_version() {
+        let expected = concat!(
+            "html_root_url = \"https://docs.rs/",
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION"),
+            "\""
+        );
+        assert!(include_str!("lib.rs").contains(expected), "{expected}");
+    }
+}

@@ -427,6 +427,7 @@ pub fn metrics_handle() -> PrometheusHandle {
             // HELP texts for the `/metrics` page (each also describes tower-auth-core's).
             tower_auth_apikey::describe_metrics();
             tower_auth_oauth::describe_metrics();
+            tower_auth_jwt::describe_metrics();
             handle
         })
         .clone()
