@@ -216,7 +216,7 @@ impl Migrator {
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{migrate_sqlite, open_sqlite};
 #[cfg(feature = "sqlite")]
-pub use self::sqlite_changes::{ChangePoller, Changes, prune_change_log};
+pub use self::sqlite_changes::{ChangePoller, Changes, change_log_head, prune_change_log};
 
 #[cfg(feature = "sqlite")]
 mod sqlite {

@@ -104,6 +104,15 @@ impl ChangePoller {
         }
     }
 
+    /// Reads from the entry after `seq` on (from [`change_log_head`], read before anything
+    /// derived from the database was), instead of from wherever the log ends on the first
+    /// poll: [`next`](Self::next) then never returns [`Changes::Started`].
+    #[must_use]
+    pub fn starting_after(mut self, seq: i64) -> Self {
+        self.last_seq = Some(seq);
+        self
+    }
+
     /// Connects and takes the current end of the log as the position to read from, if not
     /// done yet: changes committed from now on will be returned by [`next`](Self::next). Call
     /// it before reading the state the log describes, so that nothing committed in between
@@ -279,6 +288,15 @@ async fn bounds(
     Ok((oldest, head.unwrap_or(0)))
 }
 
+/// The highest sequence number ever given in the change log `table` (0 before the first
+/// entry): a position to read on from with [`ChangePoller::starting_after`].
+pub async fn change_log_head(pool: &SqlitePool, table: &str) -> Result<i64, SqlError> {
+    let mut tx = pool.begin().await.map_err(SqlError::from)?;
+    let (_, head) = bounds(&mut tx, table).await?;
+    tx.commit().await.map_err(SqlError::from)?;
+    Ok(head)
+}
+
 /// Deletes the entries of the change log `table` written before `before` (Unix
 /// milliseconds), always a prefix of the log (up to the newest such entry), so that readers
 /// can tell that they fell behind; returns how many. Run it in the writers' transactions.
@@ -360,6 +378,18 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_poller_starting_after_a_head_reads_everything_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, _) = setup(&url(&dir)).await;
+        write(&pool, "before", 1).await;
+        let head = change_log_head(&pool, "changes").await.unwrap();
+        write(&pool, "a", 2).await;
+        let mut poller = ChangePoller::new(&pool, "changes", "what", Duration::from_millis(10))
+            .starting_after(head);
+        assert_eq!(rows(next(&mut poller).await), ["a"]);
     }
 
     #[tokio::test]
