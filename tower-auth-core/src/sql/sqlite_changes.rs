@@ -46,7 +46,16 @@ pub enum Changes<R> {
 }
 
 /// Reads a change log over a connection of its own whenever `PRAGMA data_version` says that
-/// another connection committed. See the [module docs](self).
+/// another connection committed.
+///
+/// The log must be a table with `seq INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT` and a
+/// `created_at` column in Unix milliseconds. `AUTOINCREMENT` makes sequence numbers increase
+/// for ever (never reused after a deletion, and kept by `VACUUM`), and committed ones are
+/// contiguous. Writers prune it with [`prune_change_log`], always a prefix, so a reader that
+/// finds the oldest row held past the one after its last sequence has missed entries
+/// ([`Changes::FellBehind`]). An idle poll runs `PRAGMA data_version` only, which reads no
+/// table; the log is read when the value moved (another connection, of this process or
+/// another, committed).
 ///
 /// The connection is opened on first use and reopened after a failure (after a backoff of
 /// the interval doubled per failure, up to 5 s); the position in the log is kept meanwhile,
@@ -81,7 +90,7 @@ impl std::fmt::Debug for ChangePoller {
 }
 
 impl ChangePoller {
-    /// A poller of `table` (see the [module docs](self) for its shape) in the database of
+    /// A poller of `table` (see [above](Self) for its shape) in the database of
     /// `pool`, reading `columns` (a select list) of new rows every `interval`. It connects on
     /// first use, with the pool's options (so an in-memory database is the pool's).
     pub fn new(
