@@ -127,9 +127,16 @@ async fn main() -> ExitCode {
                 Ok(k) => k.admin(),
                 Err(e) => return fail(&e),
             };
+            let changes = !matches!(args.command, KeysCommand::List);
             let mut out = std::io::stdout().lock();
             match args.command.run(&keys, &mut out).await {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(()) => {
+                    if changes {
+                        // On stderr: stdout stays what scripts parse (the key on the last line).
+                        eprintln!("{SEEN_BY_SERVERS}");
+                    }
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("quickstart keys: {e}");
                     ExitCode::from(1)
@@ -138,6 +145,10 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+/// When running servers apply a change made by `keys` (their change feed: SQLite's change log
+/// polled every 100 ms, PostgreSQL's notifications).
+const SEEN_BY_SERVERS: &str = "seen by running servers within about 100 ms";
 
 /// Runs a `tokens` subcommand; returns the line to print.
 async fn tokens(args: TokensArgs) -> Result<String, StartError> {

@@ -98,6 +98,12 @@ fn keys_cli_create_list_revoke_rotate() {
     let o = run(dir.path(), &["keys", "revoke", &id]);
     assert!(o.status.success());
     assert_eq!(stdout(&o).trim(), format!("revoked {id}"));
+    assert_eq!(
+        stderr(&o).trim(),
+        "seen by running servers within about 100 ms"
+    );
+    let o = run(dir.path(), &["keys", "list"]);
+    assert!(stderr(&o).is_empty(), "listing changes nothing");
 
     let o = run(dir.path(), &["keys", "revoke", "key_doesnotexist"]);
     assert_eq!(o.status.code(), Some(1));
