@@ -1,12 +1,14 @@
 //! tower-auth-jwt's revocation lists on PostgreSQL: two instances (each its own
-//! `PostgresStore`, pool and `LISTEN` connection) on one database. A revoked `jti` is refused
+//! `PostgresRevocationStore`, pool and `LISTEN` connection, and an issuer on its own
+//! `issue::PostgresStore`) on one database. A revoked `jti` is refused
 //! at once by the instance that revoked it and, through `LISTEN`/`NOTIFY`, by the other one
 //! (the observed delay is printed); a subject cut-off and "log out everywhere" (refresh
 //! families included) reach the other instance; a restart reloads the lists; a lost listening
 //! connection reconnects and reloads, and so does a frozen one (its heartbeat does not come
 //! back); forged or garbage notifications revoke nothing and do not break the feed; another
 //! schema's revocations stay there; a purge by an instance whose clock runs far ahead deletes
-//! nothing live; the store contract and the log-out-everywhere scenario of `issue::testing`;
+//! nothing live; the store contract of `revocation::testing` and the log-out-everywhere
+//! scenario of `issue::testing`;
 //! a heartbeat that cannot be sent (the pool exhausted) keeps the listener; a role without
 //! privileges on the revocations' sequence still loads; a batch revocation reaches the other
 //! instance.
@@ -20,11 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tower_auth_core::clock::ManualClock;
-use tower_auth_jwt::issue::testing::{self, SharedStore};
+use tower_auth_jwt::issue::testing::SharedStore;
 use tower_auth_jwt::issue::{
     IssueErrorKind, JwtIssuer, PostgresStore, RefreshTokens, TokenRequest,
 };
-use tower_auth_jwt::revocation::{Revocation, RevocationList, RevocationStore};
+use tower_auth_jwt::revocation::{
+    PostgresRevocationStore, Revocation, RevocationList, RevocationStore,
+};
 use tower_auth_jwt::{Algorithm, JwtAuthenticator, TrustedIssuer};
 use tower_auth_tests::PgDatabase;
 
@@ -44,9 +48,10 @@ struct Instance {
 }
 
 async fn instance(db: &PgDatabase) -> Instance {
-    let store = PostgresStore::connect(&db.url).await.unwrap();
-    let list = RevocationList::builder(store.clone()).build().unwrap();
+    let revocations = PostgresRevocationStore::connect(&db.url).await.unwrap();
+    let list = RevocationList::builder(revocations).build().unwrap();
     list.load().await.unwrap();
+    let store = PostgresStore::connect(&db.url).await.unwrap();
     let issuer = JwtIssuer::builder(store.clone())
         .issuer(ISS)
         .audience(AUD)
@@ -314,14 +319,16 @@ async fn a_lost_listener_reconnects_and_reloads() {
 #[ignore = "needs PostgreSQL (run scripts/test)"]
 async fn the_store_contract_and_log_out_everywhere_scenario_hold() {
     let db = PgDatabase::create().await;
-    let store = PostgresStore::connect(&db.url).await.unwrap();
-    testing::revocation_store_contract(&store).await;
+    let store = PostgresRevocationStore::connect(&db.url).await.unwrap();
+    tower_auth_jwt::revocation::testing::revocation_store_contract(&store).await;
     store.close().await;
     db.drop_database().await;
 
     let db = PgDatabase::create().await;
     let shared: SharedStore = Arc::new(PostgresStore::connect(&db.url).await.unwrap());
-    testing::logout_everywhere(shared).await;
+    let revocations: Arc<dyn RevocationStore> =
+        Arc::new(PostgresRevocationStore::connect(&db.url).await.unwrap());
+    tower_auth_jwt::issue::testing::logout_everywhere(shared, revocations).await;
     db.drop_database().await;
 }
 
@@ -387,7 +394,7 @@ async fn forged_or_garbage_notifications_revoke_nothing_and_real_ones_still_arri
     }
     // A real revocation by another process, notified after them: once it is applied, the
     // forged ones (delivered first) have been handled.
-    let writer = PostgresStore::connect(&db.url).await.unwrap();
+    let writer = PostgresRevocationStore::connect(&db.url).await.unwrap();
     let start = Instant::now();
     writer
         .add_revocation(&Revocation::token(
@@ -418,7 +425,7 @@ async fn forged_or_garbage_notifications_revoke_nothing_and_real_ones_still_arri
 #[ignore = "needs PostgreSQL (run scripts/test)"]
 async fn a_frozen_listener_misses_its_heartbeat_then_reconnects_and_reloads() {
     let db = PgDatabase::create().await;
-    let store = PostgresStore::builder(&db.url)
+    let store = PostgresRevocationStore::builder(&db.url)
         .revocation_heartbeat(Duration::from_secs(1))
         .connect()
         .await
@@ -502,8 +509,12 @@ async fn another_schemas_revocations_stay_there() {
         let sep = if db.url.contains('?') { '&' } else { '?' };
         format!("{}{sep}options=-c%20search_path%3D{schema}", db.url)
     };
-    let a = PostgresStore::connect(&url("deploy_a")).await.unwrap();
-    let b = PostgresStore::connect(&url("deploy_b")).await.unwrap();
+    let a = PostgresRevocationStore::connect(&url("deploy_a"))
+        .await
+        .unwrap();
+    let b = PostgresRevocationStore::connect(&url("deploy_b"))
+        .await
+        .unwrap();
     let list_b = RevocationList::builder(b.clone()).build().unwrap();
     list_b.load().await.unwrap();
     let later = SystemTime::now() + Duration::from_secs(3600);
@@ -538,7 +549,7 @@ async fn another_schemas_revocations_stay_there() {
 #[ignore = "needs PostgreSQL (run scripts/test)"]
 async fn a_purge_by_an_instance_whose_clock_runs_ahead_deletes_nothing_live() {
     let db = PgDatabase::create().await;
-    let store = PostgresStore::connect(&db.url).await.unwrap();
+    let store = PostgresRevocationStore::connect(&db.url).await.unwrap();
     let now = SystemTime::now();
     let clock = ManualClock::new(now);
     let list = RevocationList::builder(store.clone())
@@ -569,7 +580,7 @@ async fn a_purge_by_an_instance_whose_clock_runs_ahead_deletes_nothing_live() {
     let left = store.revocations(now).await.unwrap();
     assert_eq!(left.entries.len(), 2, "live revocations survive: {left:?}");
     // Another instance, on a correct clock, still refuses the revoked token.
-    let other = RevocationList::builder(PostgresStore::connect(&db.url).await.unwrap())
+    let other = RevocationList::builder(PostgresRevocationStore::connect(&db.url).await.unwrap())
         .build()
         .unwrap();
     other.load().await.unwrap();
@@ -584,7 +595,7 @@ async fn a_purge_by_an_instance_whose_clock_runs_ahead_deletes_nothing_live() {
 async fn a_heartbeat_that_cannot_be_sent_keeps_the_listener_and_the_list_gets_stale() {
     let db = PgDatabase::create().await;
     // One pool connection, which a blocked write will hold.
-    let store = PostgresStore::builder(&db.url)
+    let store = PostgresRevocationStore::builder(&db.url)
         .max_connections(1)
         .revocation_heartbeat(Duration::from_secs(1))
         .connect()
@@ -662,7 +673,7 @@ async fn a_heartbeat_that_cannot_be_sent_keeps_the_listener_and_the_list_gets_st
 async fn a_role_without_privileges_on_the_sequence_still_loads() {
     let db = PgDatabase::create().await;
     // Migrated by the owner.
-    let owner = PostgresStore::connect(&db.url).await.unwrap();
+    let owner = PostgresRevocationStore::connect(&db.url).await.unwrap();
     owner
         .add_revocation(&Revocation::token(
             ISS,
@@ -694,7 +705,7 @@ async fn a_role_without_privileges_on_the_sequence_still_loads() {
     let (scheme, rest) = db.url.split_once("://").unwrap();
     let host = rest.split_once('@').map_or(rest, |(_, h)| h);
     let url = format!("{scheme}://{role}@{host}");
-    let app = PostgresStore::connect(&url).await.unwrap();
+    let app = PostgresRevocationStore::connect(&url).await.unwrap();
     // The privilege really is missing.
     let denied = sqlx::query(
         "SELECT pg_sequence_last_value(\

@@ -56,7 +56,6 @@ const MIGRATORS: &[Migrator] = &[
             "tower_auth_jwt_signing_keys",
             "tower_auth_jwt_refresh_families",
             "tower_auth_jwt_refresh_tokens",
-            "tower_auth_jwt_revocations",
         ],
         sqlite_tables: &[],
         sqlite: |url| {
@@ -71,6 +70,30 @@ const MIGRATORS: &[Migrator] = &[
         postgres: |url| {
             Box::pin(async move {
                 tower_auth_jwt::issue::PostgresStore::connect(&url)
+                    .await
+                    .unwrap()
+                    .close()
+                    .await
+            })
+        },
+    },
+    Migrator {
+        krate: "tower-auth-jwt (revocations)",
+        migrations_table: "tower_auth_jwt_revocation_migrations",
+        tables: &["tower_auth_jwt_revocations"],
+        sqlite_tables: &[],
+        sqlite: |url| {
+            Box::pin(async move {
+                tower_auth_jwt::revocation::SqliteRevocationStore::connect(&url)
+                    .await
+                    .unwrap()
+                    .close()
+                    .await
+            })
+        },
+        postgres: |url| {
+            Box::pin(async move {
+                tower_auth_jwt::revocation::PostgresRevocationStore::connect(&url)
                     .await
                     .unwrap()
                     .close()

@@ -239,7 +239,7 @@ fn revocation_10k<S>(
 ) where
     S: Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone,
 {
-    use tower_auth_jwt::issue::MemoryStore;
+    use tower_auth_jwt::revocation::MemoryRevocationStore as MemoryStore;
     use tower_auth_jwt::revocation::RevocationList;
 
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -202,19 +202,24 @@
 //! | `tracing` | yes | debug/trace events on the `tower_auth::jwt` target (outcome and fixed reason, never a token); enables core's `tracing` |
 //! | `remote` | yes | [`remote::JwksUrl`], [`remote::Discovery`], [`remote::discover`]: keys and metadata over tower-auth-core's `HttpClient` (hyper-util, hyper-rustls on aws-lc-rs, Mozilla roots); pulls in tokio |
 //! | `metrics` | no | `tower_auth_jwt_verifications_total{outcome=valid\|invalid\|unavailable}`, `tower_auth_jwt_cache_requests_total{outcome=hit\|miss}`; revocation lists (label `list`): `tower_auth_jwt_revocations_applied_total{kind}`, histogram `tower_auth_jwt_revocation_lag_seconds`, gauges `tower_auth_jwt_revoked_tokens`, `tower_auth_jwt_revoked_subjects` and `tower_auth_jwt_revocation_staleness_seconds`, `tower_auth_jwt_revocation_sync_failures_total{operation}`, and for PostgreSQL feeds `tower_auth_jwt_revocation_feed_failures_total{reason}`, `tower_auth_jwt_revocation_notifications_ignored_total` (see [`revocation`]); with `remote`, per source: `tower_auth_jwks_fetches_total`, `tower_auth_jwks_fetch_failures_total`, `tower_auth_jwks_unknown_kid_refetches_total`, `tower_auth_jwks_keys_skipped_total`, gauges `tower_auth_jwks_keys_loaded` and `tower_auth_jwks_staleness_seconds` (label `source`); enables core's `metrics` |
-//! | `sqlite` | no | [`issue::SqliteStore`]: the issuer's signing keys, refresh tokens and revocations in SQLite (sqlx, SQLite compiled in); enables `tokio` |
-//! | `postgres` | no | [`issue::PostgresStore`]: the same in PostgreSQL (sqlx), for several instances sharing keys, sessions and revocations (pushed by `LISTEN`/`NOTIFY`); enables `tokio` |
-//! | `tokio` | no (enabled by `remote`, `sqlite`, `postgres`) | [`revocation::RevocationList`] (its background tasks run on tokio); a deadline on every call of the issuer's stores ([`issue::JwtIssuerBuilder::store_timeout`], 2 s) |
+//! | `revocation` | yes | [`revocation::RevocationList`] (its background tasks run on tokio) and [`revocation::MemoryRevocationStore`]; with `sqlite` / `postgres`, the SQL revocation stores |
+//! | `sqlite` | no | the SQLite stores of what is enabled (sqlx, SQLite compiled in): with `revocation`, [`revocation::SqliteRevocationStore`]; with `issue`, `issue::SqliteStore` (the issuer's signing keys and refresh tokens) |
+//! | `postgres` | no | the PostgreSQL stores of what is enabled (sqlx), for several instances: with `revocation`, [`revocation::PostgresRevocationStore`] (revocations pushed by `LISTEN`/`NOTIFY`); with `issue`, `issue::PostgresStore` (signing keys and sessions shared) |
+//! | `issue` | no | the `issue` module: `JwtIssuer` (access tokens, the JWKS that publishes their keys), rotating refresh tokens, signing-key stores, session endpoints, cookies; a deadline on every call of its stores (tokio timer) |
+//! | `testing` | no | (hidden) the scenarios every store is held to: `revocation::testing` with `revocation`, `issue::testing` with `issue` |
 //!
-//! Issuing tokens for your own app (access tokens, the JWKS that publishes their keys,
-//! rotating refresh tokens, cookies and login endpoints) lives in the [`issue`] module.
+//! A default build is the verifier alone: without `issue`, no issuing code is compiled, and no
+//! verifier module depends on it. Issuing tokens for your own app (access tokens, the JWKS
+//! that publishes their keys, rotating refresh tokens, cookies and login endpoints) lives in
+//! the `issue` module. [`is_cross_site`], the check the issuer's session endpoints run, is the
+//! verifier's, for any cookie-authenticated route.
 //!
 //! # Revocation
 //!
-//! [`revocation::RevocationList`] (feature `tokio`, on by default through `remote`) ends
-//! tokens before their `exp`: one token by `jti`, or every token of a subject issued before a
-//! time ("log out everywhere", with [`issue::JwtIssuer::logout_everywhere`], which also
-//! revokes the subject's refresh-token families). The list is held in memory and asked on
+//! [`revocation::RevocationList`] (feature `revocation`, on by default) ends tokens before
+//! their `exp`: one token by `jti`, or every token of a subject issued before a time ("log out
+//! everywhere"; with the `issue` feature, `JwtIssuer::logout_everywhere` also revokes the
+//! subject's refresh-token families). The list is held in memory and asked on
 //! every request, cached tokens included, with no store query and no lock (about 20 ns with
 //! 10,000 entries); background tasks keep it current from its store: at once through
 //! PostgreSQL `LISTEN`/`NOTIFY`, or by polling SQLite every 5 s, with a full reload every
@@ -321,7 +326,9 @@ mod authenticator;
 mod builder;
 mod cache;
 mod claims;
+mod cross_site;
 mod error;
+#[cfg(feature = "issue")]
 pub mod issue;
 mod key;
 mod raw;
@@ -329,6 +336,13 @@ mod raw;
 pub mod remote;
 pub mod revocation;
 mod source;
+#[cfg(all(
+    any(feature = "sqlite", feature = "postgres"),
+    any(feature = "revocation", feature = "issue")
+))]
+mod sql;
+#[cfg(any(feature = "revocation", feature = "issue"))]
+mod store;
 mod telemetry;
 
 pub use self::algorithm::{Algorithm, UnknownAlgorithm};
@@ -337,11 +351,15 @@ pub use self::builder::{
     DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_SIZE, JwtAuthenticatorBuilder, MAX_LEEWAY, TrustedIssuer,
 };
 pub use self::claims::{ClaimPath, Claims, ClaimsError, ClaimsMapping, ServiceRule};
+pub use self::cross_site::is_cross_site;
 pub use self::error::ConfigError;
+#[cfg(feature = "issue")]
 pub use self::issue::{JwtIssuer, JwtIssuerBuilder};
 pub use self::key::{KeyError, KeySet, KeyType, MIN_HMAC_SECRET_LEN, MIN_RSA_BITS, VerifyingKey};
 pub use self::revocation::{RevocationCheck, RevocationStatus, TokenIdentity};
 pub use self::source::{KeyLookup, KeySetFuture, KeySource, KeySourceError, StaticKeys};
+#[cfg(any(feature = "revocation", feature = "issue"))]
+pub use self::store::{StoreError, StoreErrorKind, StoreFuture};
 
 /// Installs jsonwebtoken's aws-lc-rs crypto provider as the process default, once.
 ///

@@ -40,9 +40,9 @@
 
 #![allow(unused_variables)]
 
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 use std::sync::Arc;
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 use std::time::Duration;
 
 use tower_auth_core::AuthError;
@@ -88,7 +88,7 @@ pub(crate) fn cache(hit: bool) {
 
 /// A revocation entry changed a list (`lag`: since it was written, when it came from the
 /// store rather than from this list).
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 pub(crate) fn revocation_applied(
     list: &Arc<str>,
     kind: crate::revocation::RevocationKind,
@@ -110,7 +110,7 @@ pub(crate) fn revocation_applied(
 }
 
 /// The sizes of a list after a change or a purge.
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 pub(crate) fn revocation_sizes(list: &Arc<str>, tokens: usize, subjects: usize) {
     #[cfg(feature = "metrics")]
     {
@@ -122,7 +122,7 @@ pub(crate) fn revocation_sizes(list: &Arc<str>, tokens: usize, subjects: usize) 
 }
 
 /// How long ago a list last synchronized with its store.
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 pub(crate) fn revocation_staleness(list: &Arc<str>, staleness: Duration) {
     #[cfg(feature = "metrics")]
     metrics::gauge!("tower_auth_jwt_revocation_staleness_seconds", "list" => Arc::clone(list))
@@ -132,11 +132,11 @@ pub(crate) fn revocation_staleness(list: &Arc<str>, staleness: Duration) {
 /// A step of a revocation list failed (`operation`: `load`, `poll`, `reload`, `purge`,
 /// `listen`); background steps are retried. The error is a store error: fixed message and
 /// the database's.
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 pub(crate) fn revocation_sync_failed(
     list: &Arc<str>,
     operation: &'static str,
-    error: &crate::issue::StoreError,
+    error: &crate::store::StoreError,
 ) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
@@ -159,8 +159,8 @@ pub(crate) fn revocation_sync_failed(
 /// (`connect`, `lost`, `heartbeat`: it reconnects and the list reloads), could not send a
 /// heartbeat (`heartbeat_send`: the connection is kept, the next one retried) or read
 /// notified rows (`read`: the list reloads).
-#[cfg(feature = "postgres")]
-pub(crate) fn revocation_feed_failed(reason: &'static str, error: &crate::issue::StoreError) {
+#[cfg(all(feature = "revocation", feature = "postgres"))]
+pub(crate) fn revocation_feed_failed(reason: &'static str, error: &crate::store::StoreError) {
     #[cfg(feature = "tracing")]
     tracing::warn!(target: TARGET, reason, error = %error, "revocation feed failed");
     #[cfg(feature = "metrics")]
@@ -170,7 +170,7 @@ pub(crate) fn revocation_feed_failed(reason: &'static str, error: &crate::issue:
 
 /// A revocation feed missed (or could not send) `misses` heartbeats in a row: nothing proves
 /// the list current, and revocations made elsewhere may be going unseen.
-#[cfg(feature = "postgres")]
+#[cfg(all(feature = "revocation", feature = "postgres"))]
 pub(crate) fn revocation_heartbeats_missed(misses: u32) {
     #[cfg(feature = "tracing")]
     tracing::error!(
@@ -184,7 +184,7 @@ pub(crate) fn revocation_heartbeats_missed(misses: u32) {
 
 /// Notified revocation rows were not found, twice (forged, purged, or not visible yet);
 /// `reload`: whether a reload was asked for (at most every 30 s).
-#[cfg(feature = "postgres")]
+#[cfg(all(feature = "revocation", feature = "postgres"))]
 pub(crate) fn revocation_notified_rows_missing(reload: bool) {
     #[cfg(feature = "tracing")]
     tracing::warn!(target: TARGET, reload, "notified revocation rows not found");
@@ -195,8 +195,8 @@ pub(crate) fn revocation_notified_rows_missing(reload: bool) {
 }
 
 /// A revocation row that cannot be read was skipped (`seq` when readable).
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn revocation_row_skipped(seq: Option<u64>, error: &crate::issue::StoreError) {
+#[cfg(all(feature = "revocation", any(feature = "sqlite", feature = "postgres")))]
+pub(crate) fn revocation_row_skipped(seq: Option<u64>, error: &crate::store::StoreError) {
     #[cfg(feature = "tracing")]
     tracing::warn!(target: TARGET, seq, error = %error, "unreadable revocation row skipped");
     #[cfg(feature = "metrics")]
@@ -205,7 +205,7 @@ pub(crate) fn revocation_row_skipped(seq: Option<u64>, error: &crate::issue::Sto
 
 /// A notification on the revocation channel that is not ours to read (not a sequence
 /// number): ignored. Its payload is not logged (anyone who can connect can send one).
-#[cfg(feature = "postgres")]
+#[cfg(all(feature = "revocation", feature = "postgres"))]
 pub(crate) fn revocation_notification_ignored() {
     #[cfg(feature = "tracing")]
     tracing::debug!(target: TARGET, "unreadable revocation notification ignored");

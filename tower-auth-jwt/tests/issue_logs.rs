@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tower_auth_jwt::issue::{JwtIssuer, RefreshTokens, SqliteStore, TokenRequest};
-use tower_auth_jwt::revocation::RevocationList;
+use tower_auth_jwt::revocation::{RevocationList, SqliteRevocationStore};
 
 #[tokio::test]
 async fn refresh_tokens_never_reach_the_logs() {
@@ -36,7 +36,10 @@ async fn refresh_tokens_never_reach_the_logs() {
 
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("app.db")).await.unwrap();
-    let revocations = RevocationList::builder(store.clone())
+    let revocation_store = SqliteRevocationStore::open(dir.path().join("app.db"))
+        .await
+        .unwrap();
+    let revocations = RevocationList::builder(revocation_store.clone())
         .poll_interval(Duration::from_millis(20))
         .build()
         .unwrap();
@@ -68,7 +71,7 @@ async fn refresh_tokens_never_reach_the_logs() {
         .unwrap();
     issuer.logout_everywhere("alice").await.unwrap();
     // The store goes away: the background poll fails, and says so.
-    store.close().await;
+    revocation_store.close().await;
     let start = Instant::now();
     let logs = loop {
         let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();

@@ -1,7 +1,7 @@
 //! Revocation lists on the memory and SQLite stores: a revoked `jti` refused at once by the
 //! revoking process (the verified-token cache included) and by another one after its poll;
 //! subject cut-offs (before / after, missing `iat` and `jti`, other subjects and issuers);
-//! log out everywhere; expiry of entries on an injected clock; reload after a restart;
+//! log out everywhere (with the `issue` feature); expiry of entries on an injected clock; reload after a restart;
 //! failing closed before the first load; no store query on the request path (a store that
 //! counts its calls); background tasks ending with the list. The PostgreSQL side is in the
 //! workspace's `tests/tests/jwt_revocation_postgres.rs`.
@@ -17,11 +17,10 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::json;
 use tower_auth_core::CacheConfig;
 use tower_auth_core::clock::{Clock, ManualClock};
-use tower_auth_jwt::issue::testing::{self, SharedStore};
-use tower_auth_jwt::issue::{MemoryStore, SqliteStore, StoreFuture};
 use tower_auth_jwt::revocation::{
-    Revocation, RevocationBatch, RevocationEvent, RevocationFeed, RevocationFeedFuture,
-    RevocationList, RevocationStore,
+    MemoryRevocationStore as MemoryStore, Revocation, RevocationBatch, RevocationEvent,
+    RevocationFeed, RevocationFeedFuture, RevocationList, RevocationStore,
+    SqliteRevocationStore as SqliteStore, StoreFuture, testing,
 };
 use tower_auth_jwt::{
     JwtAuthenticator, RevocationCheck, RevocationStatus, TokenIdentity, TrustedIssuer,
@@ -477,15 +476,24 @@ async fn background_tasks_end_with_the_list() {
     assert_eq!(store.calls(), after, "no call after the list is gone");
 }
 
+#[cfg(feature = "issue")]
 #[tokio::test]
 async fn log_out_everywhere_on_memory_and_sqlite() {
+    use tower_auth_jwt::issue;
     let dir = tempfile::tempdir().unwrap();
-    let stores: [SharedStore; 2] = [
-        Arc::new(MemoryStore::new()),
-        Arc::new(SqliteStore::open(dir.path().join("app.db")).await.unwrap()),
+    let path = dir.path().join("app.db");
+    let stores: [(issue::testing::SharedStore, Arc<dyn RevocationStore>); 2] = [
+        (
+            Arc::new(issue::MemoryStore::new()),
+            Arc::new(MemoryStore::new()),
+        ),
+        (
+            Arc::new(issue::SqliteStore::open(&path).await.unwrap()),
+            Arc::new(SqliteStore::open(&path).await.unwrap()),
+        ),
     ];
-    for store in stores {
-        testing::logout_everywhere(store).await;
+    for (store, revocations) in stores {
+        issue::testing::logout_everywhere(store, revocations).await;
     }
 }
 
@@ -497,12 +505,13 @@ async fn the_store_contract_holds_on_memory_and_sqlite() {
     testing::revocation_store_contract(&sqlite).await;
 }
 
+#[cfg(feature = "issue")]
 #[tokio::test]
 async fn issuer_revocation_needs_a_list_and_a_long_enough_lifetime() {
     use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer};
     let store = MemoryStore::new();
     let builder = || {
-        JwtIssuer::builder(store.clone())
+        JwtIssuer::builder(tower_auth_jwt::issue::MemoryStore::new())
             .issuer(ISS)
             .audience(AUD)
             .client_id("app")
@@ -613,8 +622,8 @@ impl RevocationStore for Flaky {
         if self.down.load(Ordering::SeqCst) {
             self.failures.fetch_add(1, Ordering::SeqCst);
             return Box::pin(async {
-                Err(tower_auth_jwt::issue::StoreError::new(
-                    tower_auth_jwt::issue::StoreErrorKind::Unavailable,
+                Err(tower_auth_jwt::revocation::StoreError::new(
+                    tower_auth_jwt::revocation::StoreErrorKind::Unavailable,
                     "down",
                 ))
             });
@@ -685,9 +694,9 @@ struct Driven {
 
 type FeedSender = tokio::sync::mpsc::UnboundedSender<Option<RevocationEvent>>;
 
-fn unavailable() -> tower_auth_jwt::issue::StoreError {
-    tower_auth_jwt::issue::StoreError::new(
-        tower_auth_jwt::issue::StoreErrorKind::Unavailable,
+fn unavailable() -> tower_auth_jwt::revocation::StoreError {
+    tower_auth_jwt::revocation::StoreError::new(
+        tower_auth_jwt::revocation::StoreErrorKind::Unavailable,
         "down",
     )
 }
@@ -1078,7 +1087,7 @@ async fn an_unreadable_row_is_skipped_not_blocking() {
 
 #[tokio::test]
 async fn values_longer_than_1_kib_are_refused() {
-    use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer, StoreErrorKind};
+    use tower_auth_jwt::revocation::StoreErrorKind;
     let clock = clock();
     let store = MemoryStore::new();
     let list = loaded(store.clone(), &clock).await;
@@ -1096,18 +1105,22 @@ async fn values_longer_than_1_kib_are_refused() {
     list.cut_off_subject(ISS, &max, at(NOW)).await.unwrap();
     assert_eq!((list.revoked_tokens(), list.revoked_subjects()), (1, 1));
 
-    let issuer = JwtIssuer::builder(store.clone())
-        .issuer(ISS)
-        .audience(AUD)
-        .client_id("app")
-        .clock(clock.clone())
-        .revocation_list(list.clone())
-        .build()
-        .unwrap();
-    let e = issuer.revoke_access_token(&long, None).await.unwrap_err();
-    assert_eq!(e.kind(), IssueErrorKind::InvalidRequest);
-    let e = issuer.logout_everywhere(&long).await.unwrap_err();
-    assert_eq!(e.kind(), IssueErrorKind::InvalidRequest);
+    #[cfg(feature = "issue")]
+    {
+        use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer};
+        let issuer = JwtIssuer::builder(tower_auth_jwt::issue::MemoryStore::new())
+            .issuer(ISS)
+            .audience(AUD)
+            .client_id("app")
+            .clock(clock.clone())
+            .revocation_list(list.clone())
+            .build()
+            .unwrap();
+        let e = issuer.revoke_access_token(&long, None).await.unwrap_err();
+        assert_eq!(e.kind(), IssueErrorKind::InvalidRequest);
+        let e = issuer.logout_everywhere(&long).await.unwrap_err();
+        assert_eq!(e.kind(), IssueErrorKind::InvalidRequest);
+    }
 }
 
 #[tokio::test]

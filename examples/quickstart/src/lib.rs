@@ -95,7 +95,9 @@ use tower_auth_core::{
 };
 use tower_auth_jwt::issue::{self, JwtIssuer, RefreshTokens};
 use tower_auth_jwt::remote::{Discovery, JwksUrl};
-use tower_auth_jwt::revocation::{RevocationList, RevocationStore};
+use tower_auth_jwt::revocation::{
+    PostgresRevocationStore, RevocationList, RevocationStore, SqliteRevocationStore,
+};
 use tower_auth_jwt::{
     Algorithm, ClaimPath, ClaimsMapping, JwtAuthenticator, ServiceRule, TrustedIssuer,
 };
@@ -359,17 +361,23 @@ pub async fn built_in_issuer(config: &Config, url: &str) -> Result<BuiltIn, Star
         let store = issue::PostgresStore::connect(&config.database)
             .await
             .map_err(|e| opened(&e))?;
+        let revocations = PostgresRevocationStore::connect(&config.database)
+            .await
+            .map_err(|e| opened(&e))?;
         (
-            JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store.clone())),
-            revocation_list(config, store)?,
+            JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store)),
+            revocation_list(config, revocations)?,
         )
     } else {
         let store = issue::SqliteStore::connect(&config.database)
             .await
             .map_err(|e| opened(&e))?;
+        let revocations = SqliteRevocationStore::connect(&config.database)
+            .await
+            .map_err(|e| opened(&e))?;
         (
-            JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store.clone())),
-            revocation_list(config, store)?,
+            JwtIssuer::builder(store.clone()).refresh_tokens(RefreshTokens::new(store)),
+            revocation_list(config, revocations)?,
         )
     };
     revocations.load().await.map_err(|e| {

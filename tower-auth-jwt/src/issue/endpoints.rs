@@ -29,9 +29,9 @@ use crate::ConfigError;
 /// | `logout` | 204, both cookies cleared, the family revoked | 503 (cookies cleared all the same) |
 ///
 /// Every method first refuses, before touching any token: a method other than `POST` (405,
-/// `Allow: POST`), and a cross-site request (403): `Sec-Fetch-Site` other than `same-origin`
-/// or `none`, or, without it, an `Origin` whose host differs from `Host`. Requests with
-/// neither header (non-browser clients) pass. This complements `SameSite=Strict`; it does not
+/// `Allow: POST`), and a cross-site request (403, [`is_cross_site`](crate::is_cross_site)):
+/// `Sec-Fetch-Site` other than `same-origin` or `none`, or, without it, an `Origin` whose host
+/// differs from `Host`. Requests with neither header (non-browser clients) pass. This complements `SameSite=Strict`; it does not
 /// replace CSRF protection on your other state-changing routes (see the
 /// [module docs](super#cookies-and-csrf)).
 ///
@@ -177,7 +177,7 @@ impl SessionEndpoints {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return Some(res);
         }
-        if is_cross_site(&parts.headers) {
+        if crate::is_cross_site(&parts.headers) {
             return Some(self.reject(&AuthError::forbidden("cross-site request refused"), false));
         }
         None
@@ -244,23 +244,4 @@ fn refresh_cookie_value(headers: &HeaderMap) -> Result<Option<String>, AuthError
             .filter(|v| !v.is_empty())
             .map(str::to_owned),
     )
-}
-
-/// Fetch metadata first (`Sec-Fetch-Site`), then `Origin` against `Host`.
-fn is_cross_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        return !matches!(site.as_bytes(), b"same-origin" | b"none");
-    }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return false;
-    };
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://").map(|(_, rest)| rest));
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    match (origin_host, host) {
-        (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
-        _ => true,
-    }
 }

@@ -182,12 +182,11 @@ pub(crate) struct Inner {
     retired_grace: Duration,
     key_refresh: Duration,
     jwks_max_age: Duration,
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     store_timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
     keys: Arc<dyn SigningKeyStore>,
     pub(crate) refresh: Option<super::refresh::RefreshTokens>,
-    #[cfg(feature = "tokio")]
+    #[cfg(feature = "revocation")]
     pub(crate) revocations: Option<crate::revocation::RevocationList>,
     state: RwLock<Option<Arc<KeyState>>>,
     unknown_kid_reload: Mutex<Option<SystemTime>>,
@@ -230,7 +229,7 @@ pub struct JwtIssuerBuilder {
     store_timeout: Duration,
     clock: Arc<dyn Clock>,
     refresh: Option<super::refresh::RefreshTokens>,
-    #[cfg(feature = "tokio")]
+    #[cfg(feature = "revocation")]
     pub(crate) revocations: Option<crate::revocation::RevocationList>,
 }
 
@@ -264,7 +263,7 @@ impl JwtIssuer {
             store_timeout: DEFAULT_STORE_TIMEOUT,
             clock: Arc::new(SystemClock),
             refresh: None,
-            #[cfg(feature = "tokio")]
+            #[cfg(feature = "revocation")]
             revocations: None,
         }
     }
@@ -453,7 +452,6 @@ impl JwtIssuer {
     /// A store call under the [store deadline](JwtIssuerBuilder::store_timeout): past it, the
     /// call is dropped and the caller gets [`IssueErrorKind::Unavailable`] (a 503).
     pub(crate) async fn call<T>(&self, call: StoreFuture<'_, T>) -> Result<T, IssueError> {
-        #[cfg(feature = "tokio")]
         let result = tokio::time::timeout(self.inner.store_timeout, call)
             .await
             .map_err(|_| {
@@ -462,8 +460,6 @@ impl JwtIssuer {
                     "issuer store deadline exceeded",
                 )
             })?;
-        #[cfg(not(feature = "tokio"))]
-        let result = call.await;
         result.map_err(IssueError::store)
     }
 
@@ -704,9 +700,7 @@ impl JwtIssuerBuilder {
 
     /// The deadline of each store call (default 2 s): past it the call is abandoned and the
     /// request fails with [`IssueErrorKind::Unavailable`] (a 503), so a stuck database cannot
-    /// hold requests. Needs a tokio runtime with its timer (feature `tokio`, enabled by
-    /// `remote` and `sqlite`).
-    #[cfg(feature = "tokio")]
+    /// hold requests. Needs a tokio runtime with its timer.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
         self
@@ -786,7 +780,7 @@ impl JwtIssuerBuilder {
             .refresh
             .map(super::refresh::RefreshTokens::validate)
             .transpose()?;
-        #[cfg(feature = "tokio")]
+        #[cfg(feature = "revocation")]
         if let Some(list) = &self.revocations
             && list.max_token_lifetime() < self.access_ttl
         {
@@ -810,7 +804,7 @@ impl JwtIssuerBuilder {
                 clock: self.clock,
                 keys: self.keys,
                 refresh,
-                #[cfg(feature = "tokio")]
+                #[cfg(feature = "revocation")]
                 revocations: self.revocations,
                 state: RwLock::new(None),
                 unknown_kid_reload: Mutex::new(None),

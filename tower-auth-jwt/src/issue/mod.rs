@@ -1,6 +1,7 @@
-//! Issuing tokens for your own app: RFC 9068 JWT access tokens signed with keys that are
-//! generated once and kept in a store, the JWKS that publishes them, and rotating refresh
-//! tokens.
+//! Issuing tokens for your own app (feature `issue`): RFC 9068 JWT access tokens signed with
+//! keys that are generated once and kept in a store, the JWKS that publishes them, and
+//! rotating refresh tokens. Nothing of the verifier depends on this module: a build without
+//! `issue` compiles none of it.
 //!
 //! [`JwtIssuer`] mints access tokens (`typ: at+jwt`, `iss`, `aud`, `sub`, `client_id`, `iat`,
 //! `exp`, a random `jti`, `scope`, custom claims) signed with EdDSA (Ed25519) by default, or
@@ -170,9 +171,10 @@
 //! - `SameSite=Strict` keeps the cookies off requests started by another site in current
 //!   browsers; it is the first line, not the only one (older browsers, and sibling
 //!   subdomains count as same-site).
-//! - Check the origin of state-changing requests: tower-http's `csrf` middleware (0.7,
-//!   `Sec-Fetch-Site` and `Origin` against the `Host` or trusted origins) does this for
-//!   every route, or
+//! - Check the origin of state-changing requests: [`is_cross_site`](crate::is_cross_site)
+//!   (the check [`SessionEndpoints`] run, part of the verifier) on each cookie-authenticated
+//!   write, tower-http's `csrf` middleware (0.7, `Sec-Fetch-Site` and `Origin` against the
+//!   `Host` or trusted origins) for every route, or
 //! - require a custom request header on them (`X-Requested-With`, or a header carrying a
 //!   per-session value): a cross-site form cannot set one, and a cross-site `fetch` that does
 //!   is stopped by CORS preflight, as long as your CORS policy does not allow that origin.
@@ -180,22 +182,23 @@
 //!
 //! # Stores
 //!
-//! The traits, [`SigningKeyStore`], [`RefreshTokenStore`] and
-//! [`RevocationStore`](crate::revocation::RevocationStore), return boxed futures
+//! The traits, [`SigningKeyStore`] and [`RefreshTokenStore`], return boxed futures
 //! ([`StoreFuture`]) so they are object safe, and name no database type. [`MemoryStore`],
 //! (feature `sqlite`) [`SqliteStore`] and (feature `postgres`) [`PostgresStore`] implement
-//! all three; one instance can serve every role. The SQL stores keep their tables
+//! both; one instance can serve both roles. Revocations are the verifier's, with stores of
+//! their own ([`revocation`](crate::revocation)): the issuer writes them through its
+//! [revocation list](JwtIssuerBuilder::revocation_list). The SQL stores keep their tables
 //! (`tower_auth_jwt_signing_keys`, `tower_auth_jwt_refresh_families`,
-//! `tower_auth_jwt_refresh_tokens`, `tower_auth_jwt_revocations`) and their migrations table
-//! (`tower_auth_jwt_migrations`)
-//! apart from other crates', so one database serves the whole app; both store times as Unix
+//! `tower_auth_jwt_refresh_tokens`) and their migrations table (`tower_auth_jwt_migrations`)
+//! apart from other crates' and from the revocation stores', so one database serves the whole
+//! app; both store times as Unix
 //! milliseconds. Use [`SqliteStore`] for one instance, [`PostgresStore`] for several sharing
 //! their keys and sessions (tested in the workspace's `tests/tests/jwt_issue_postgres.rs`:
 //! instances starting together create one key, and of two instances refreshing with one
 //! token exactly one wins).
 //!
 //! Every store call has a deadline ([`store_timeout`](JwtIssuerBuilder::store_timeout), 2 s,
-//! with the `tokio` feature that `remote`, `sqlite` and `postgres` enable): a stuck database turns into
+//! on the tokio timer): a stuck database turns into
 //! [`IssueErrorKind::Unavailable`], a 503, rather than requests that hang.
 //!
 //! # Events and metrics
@@ -257,7 +260,7 @@ mod keys;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod refresh;
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 mod revoke;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -283,10 +286,7 @@ pub use self::issuer::{
 };
 pub use self::keys::StoredSigningKey;
 #[cfg(feature = "postgres")]
-pub use self::postgres::{
-    DEFAULT_REVOCATION_HEARTBEAT, MAX_REVOCATION_HEARTBEAT, MIN_REVOCATION_HEARTBEAT,
-    PostgresStore, PostgresStoreBuilder,
-};
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 pub use self::refresh::{
     DEFAULT_FAMILY_LIFETIME, DEFAULT_IDLE_TIMEOUT, MAX_REUSE_INTERVAL, RefreshToken, RefreshTokens,
     TokenPair,
@@ -295,5 +295,6 @@ pub use self::refresh::{
 pub use self::sqlite::SqliteStore;
 pub use self::store::{
     MemoryStore, RefreshFamily, RefreshTokenHash, RefreshTokenRecord, RefreshTokenStore,
-    SigningKeyStore, StoreError, StoreErrorKind, StoreFuture,
+    SigningKeyStore,
 };
+pub use crate::store::{StoreError, StoreErrorKind, StoreFuture};

@@ -3,8 +3,9 @@
 
 use std::time::SystemTime;
 
-use super::{IssueError, IssueErrorKind, JwtIssuer, JwtIssuerBuilder, StoreError, StoreErrorKind};
+use super::{IssueError, IssueErrorKind, JwtIssuer, JwtIssuerBuilder};
 use crate::revocation::RevocationList;
+use crate::store::{StoreError, StoreErrorKind};
 
 impl JwtIssuerBuilder {
     /// The revocation list that [`JwtIssuer::revoke_access_token`] and

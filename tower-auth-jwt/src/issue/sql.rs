@@ -6,62 +6,45 @@
 //! milliseconds (`INTEGER` in SQLite, `BIGINT` in Postgres) and claims JSON text in both.
 
 use std::str::FromStr;
-use std::time::SystemTime;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
-pub(super) use tower_auth_core::sql::{Migration, millis};
-use tower_auth_core::sql::{Migrator, SqlError, SqlErrorKind, from_millis};
+use tower_auth_core::sql::{Migrator, SqlError};
 
-use super::{
-    RefreshFamily, RefreshTokenHash, RefreshTokenRecord, StoreError, StoreErrorKind,
-    StoredSigningKey,
-};
+pub(super) use crate::sql::{Migration, millis};
+use crate::sql::{Role, corrupt, time};
+
+use super::{RefreshFamily, RefreshTokenHash, RefreshTokenRecord, StoreError, StoredSigningKey};
 use crate::Algorithm;
-use crate::revocation::{Revocation, RevocationKind};
 
-/// `migrations` recorded in this crate's migrations table, `tower_auth_jwt_migrations`, in
-/// every backend: each tower-auth crate keeps its own, so all of them can migrate one
-/// database.
+/// The issuer's stores: their migrations table and error messages.
+const ROLE: Role = Role {
+    table: "tower_auth_jwt_migrations",
+    newer: "database was migrated by a newer version of tower-auth-jwt",
+    corrupt: "cannot read issuer record",
+    unavailable: "issuer store unavailable",
+};
+
+/// `migrations` recorded in the issuer's migrations table, `tower_auth_jwt_migrations`, in
+/// every backend: each tower-auth crate (and the revocation stores) keeps its own, so all of
+/// them can migrate one database.
 pub(super) const fn migrator(migrations: &'static [Migration]) -> Migrator {
-    Migrator {
-        table: "tower_auth_jwt_migrations",
-        newer: "database was migrated by a newer version of tower-auth-jwt",
-        migrations,
-    }
+    ROLE.migrator(migrations)
 }
 
-/// This crate's error for a failure of the shared SQL plumbing: setup failures keep their
-/// message; conflicts, corruption and unavailability get this crate's.
+/// This crate's error for a failure of the shared SQL plumbing.
 pub(super) fn store_error(e: SqlError) -> StoreError {
-    let (kind, message) = match e.kind() {
-        SqlErrorKind::Conflict => (StoreErrorKind::Conflict, "row already exists"),
-        SqlErrorKind::Corrupt => (StoreErrorKind::Corrupt, "cannot read issuer record"),
-        SqlErrorKind::Unavailable => (StoreErrorKind::Unavailable, "issuer store unavailable"),
-        SqlErrorKind::Setup => (StoreErrorKind::Setup, e.message()),
-    };
-    let error = StoreError::new(kind, message);
-    match e.into_source() {
-        Some(source) => error.with_source(source),
-        None => error,
-    }
-}
-
-fn time(ms: i64) -> Result<SystemTime, StoreError> {
-    from_millis(ms).ok_or_else(|| corrupt("bad timestamp in issuer store"))
-}
-
-fn opt_time(ms: Option<i64>) -> Result<Option<SystemTime>, StoreError> {
-    ms.map(time).transpose()
-}
-
-fn corrupt(message: &'static str) -> StoreError {
-    StoreError::new(StoreErrorKind::Corrupt, message)
+    ROLE.store_error(e)
 }
 
 /// Maps a sqlx error: unique violations are conflicts, decoding failures corruption, the rest
 /// unavailability.
 pub(super) fn db_error(e: sqlx::Error) -> StoreError {
-    store_error(e.into())
+    ROLE.db_error(e)
+}
+
+/// A stored optional Unix-millisecond time.
+fn opt_time(ms: Option<i64>) -> Result<Option<std::time::SystemTime>, StoreError> {
+    ms.map(time).transpose()
 }
 
 /// The columns [`row_to_key`] reads.
@@ -138,97 +121,21 @@ where
     Ok((token, family))
 }
 
-/// The columns [`row_to_revocation`] reads, from `tower_auth_jwt_revocations`.
-pub(super) const REVOCATION_COLUMNS: &str =
-    "seq, kind, issuer, value, issued_before, expires_at, created_at";
-
-/// A revocation and its sequence number from a row holding [`REVOCATION_COLUMNS`].
-pub(super) fn row_to_revocation<'r, R>(row: &'r R) -> Result<(u64, Revocation), StoreError>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let seq: i64 = row.try_get("seq").map_err(db_error)?;
-    let seq = u64::try_from(seq).map_err(|_| corrupt("negative revocation sequence"))?;
-    let kind: String = row.try_get("kind").map_err(db_error)?;
-    let kind =
-        RevocationKind::from_stored(&kind).ok_or_else(|| corrupt("unknown revocation kind"))?;
-    Ok((
-        seq,
-        Revocation {
-            kind,
-            issuer: row.try_get("issuer").map_err(db_error)?,
-            value: row.try_get("value").map_err(db_error)?,
-            issued_before: time(row.try_get("issued_before").map_err(db_error)?)?,
-            expires_at: time(row.try_get("expires_at").map_err(db_error)?)?,
-            created_at: time(row.try_get("created_at").map_err(db_error)?)?,
-        },
-    ))
-}
-
-/// A batch from rows holding [`REVOCATION_COLUMNS`], oldest first; its cursor is the highest
-/// of `floor` and the rows' sequence numbers. A row that cannot be read (written by hand, or
-/// by another program) is logged and skipped, its sequence number counted: one bad row must
-/// not stop every later revocation from applying.
-pub(super) fn revocation_batch<'r, R>(
-    rows: &'r [R],
-    floor: u64,
-) -> Result<crate::revocation::RevocationBatch, StoreError>
-where
-    R: Row,
-    &'static str: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let mut cursor = floor;
-    let mut entries = Vec::with_capacity(rows.len());
-    for row in rows {
-        match row_to_revocation(row) {
-            Ok((seq, r)) => {
-                cursor = cursor.max(seq);
-                entries.push(r);
-            }
-            Err(e) => {
-                let seq = row
-                    .try_get::<i64, _>("seq")
-                    .ok()
-                    .and_then(|s| u64::try_from(s).ok());
-                if let Some(seq) = seq {
-                    cursor = cursor.max(seq);
-                }
-                crate::telemetry::revocation_row_skipped(seq, &e);
-            }
-        }
-    }
-    Ok(crate::revocation::RevocationBatch::new(entries, cursor))
-}
-
-/// A cursor as the `BIGINT` it is compared with.
-pub(super) fn cursor_param(cursor: u64) -> i64 {
-    i64::try_from(cursor).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;
-    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+    use crate::store::StoreErrorKind;
 
     #[test]
-    fn errors_get_this_crates_kinds_and_messages() {
+    fn errors_get_the_issuers_messages() {
         let e = db_error(sqlx::Error::PoolTimedOut);
         assert_eq!(e.kind(), StoreErrorKind::Unavailable);
         assert!(e.to_string().starts_with("issuer store unavailable"), "{e}");
         assert!(e.source().is_some());
         let e = db_error(sqlx::Error::Decode("bad".into()));
-        assert_eq!(e.kind(), StoreErrorKind::Corrupt);
         assert!(e.to_string().contains("cannot read issuer record"), "{e}");
-        let e = store_error(SqlError::new(SqlErrorKind::Conflict, "x"));
-        assert_eq!(e.kind(), StoreErrorKind::Conflict);
-        assert!(e.to_string().contains("row already exists"), "{e}");
         let newer = migrator(&[]).pending(&[(1, vec![0])]).unwrap_err();
         let e = store_error(newer);
         assert_eq!(e.kind(), StoreErrorKind::Setup);
@@ -236,12 +143,5 @@ mod tests {
             e.to_string().contains("newer version of tower-auth-jwt"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn times_round_trip_and_bad_ones_are_corrupt() {
-        let t = UNIX_EPOCH + Duration::from_millis(1_767_225_600_123);
-        assert_eq!(time(millis(t)).unwrap(), t);
-        assert_eq!(time(-1).unwrap_err().kind(), StoreErrorKind::Corrupt);
     }
 }

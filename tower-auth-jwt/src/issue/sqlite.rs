@@ -7,14 +7,13 @@ use sqlx::sqlite::SqlitePool;
 use tower_auth_core::sql::{Migrator, migrate_sqlite, open_sqlite};
 
 use super::sql::{
-    KEY_COLUMNS, Migration, REVOCATION_COLUMNS, cursor_param, db_error, migrator, millis,
-    refresh_columns, revocation_batch, row_to_key, row_to_refresh, store_error,
+    KEY_COLUMNS, Migration, db_error, migrator, millis, refresh_columns, row_to_key,
+    row_to_refresh, store_error,
 };
 use super::{
     RefreshFamily, RefreshTokenHash, RefreshTokenRecord, RefreshTokenStore, SigningKeyStore,
     StoreError, StoreFuture, StoredSigningKey,
 };
-use crate::revocation::{Revocation, RevocationBatch, RevocationStore};
 
 const MIGRATOR: Migrator = migrator(&[
     Migration {
@@ -27,29 +26,22 @@ const MIGRATOR: Migrator = migrator(&[
         description: "create tower_auth_jwt_refresh_families and tower_auth_jwt_refresh_tokens",
         sql: include_str!("migrations/sqlite/0002_create_refresh_tokens.sql"),
     },
-    Migration {
-        version: 3,
-        description: "create tower_auth_jwt_revocations",
-        sql: include_str!("migrations/sqlite/0003_create_revocations.sql"),
-    },
 ]);
 
-/// The issuer's [`SigningKeyStore`] and [`RefreshTokenStore`], and a [`RevocationStore`], in a
-/// SQLite database (sqlx, SQLite compiled in: nothing to install).
+/// The issuer's [`SigningKeyStore`] and [`RefreshTokenStore`] in a SQLite database (sqlx,
+/// SQLite compiled in: nothing to install).
 ///
-/// [`connect`](Self::connect) creates the database file if it is missing and applies this
-/// crate's migrations, shipped inside the crate. They are recorded in their own table,
+/// [`connect`](Self::connect) creates the database file if it is missing and applies the
+/// issuer's migrations, shipped inside the crate. They are recorded in their own table,
 /// `tower_auth_jwt_migrations`, and every table is prefixed `tower_auth_jwt_`, so one database
-/// can hold the tables of the other tower-auth crates (tower-auth-apikey's key store) and of
-/// your application. Migration runs in a `BEGIN IMMEDIATE` transaction, so processes starting
+/// can hold the tables of the other tower-auth crates (tower-auth-apikey's key store), of this
+/// crate's [`SqliteRevocationStore`](crate::revocation::SqliteRevocationStore) and of your
+/// application. Migration runs in a `BEGIN IMMEDIATE` transaction, so processes starting
 /// together do not race; a migration that changed after it was applied, or a database migrated
 /// by a newer version of this crate, is an error.
 ///
 /// Tables: `tower_auth_jwt_signing_keys`, `tower_auth_jwt_refresh_families`,
-/// `tower_auth_jwt_refresh_tokens` (hashes only), `tower_auth_jwt_revocations` (an
-/// append-only log that [`RevocationList`](crate::revocation::RevocationList)s poll by its
-/// `AUTOINCREMENT` sequence: SQLite serializes writers, so sequence order is commit order and
-/// a poll never skips an entry). [`RefreshTokenStore::consume`] is one
+/// `tower_auth_jwt_refresh_tokens` (hashes only). [`RefreshTokenStore::consume`] is one
 /// conditional `UPDATE ... WHERE token_hash = ? AND consumed_at IS NULL` whose affected-row
 /// count decides the winner, in a `BEGIN IMMEDIATE` transaction with the insert of the next
 /// token.
@@ -372,97 +364,6 @@ impl RefreshTokenStore for SqliteStore {
             .await
             .map_err(db_error)?
             .rows_affected())
-        })
-    }
-}
-
-/// Appends one revocation, on the pool or inside a transaction.
-async fn insert_revocation<'e, E>(executor: E, entry: &Revocation) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    sqlx::query(
-        "INSERT INTO tower_auth_jwt_revocations \
-         (kind, issuer, value, issued_before, expires_at, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(entry.kind.as_str())
-    .bind(&entry.issuer)
-    .bind(&entry.value)
-    .bind(millis(entry.issued_before))
-    .bind(millis(entry.expires_at))
-    .bind(millis(entry.created_at))
-    .execute(executor)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-impl RevocationStore for SqliteStore {
-    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
-        Box::pin(insert_revocation(&self.pool, entry))
-    }
-
-    /// Appends the entries in one transaction.
-    fn add_revocations<'a>(&'a self, entries: &'a [Revocation]) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut tx = self.pool.begin().await.map_err(db_error)?;
-            for entry in entries {
-                insert_revocation(&mut *tx, entry).await?;
-            }
-            tx.commit().await.map_err(db_error)
-        })
-    }
-
-    fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
-        Box::pin(async move {
-            // The cursor first: an entry added in between is read again by the next poll,
-            // which is harmless (applying an entry twice changes nothing). It comes from
-            // AUTOINCREMENT's sqlite_sequence, which never goes back, not from MAX(seq),
-            // which drops when the newest entries are purged.
-            let top: i64 = sqlx::query_scalar(
-                "SELECT COALESCE((SELECT seq FROM sqlite_sequence \
-                 WHERE name = 'tower_auth_jwt_revocations'), 0)",
-            )
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
-            let rows = sqlx::query(&format!(
-                "SELECT {REVOCATION_COLUMNS} FROM tower_auth_jwt_revocations \
-                 WHERE expires_at >= ? ORDER BY seq"
-            ))
-            .bind(millis(now))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-            revocation_batch(&rows, u64::try_from(top).unwrap_or(0))
-        })
-    }
-
-    fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch> {
-        Box::pin(async move {
-            let rows = sqlx::query(&format!(
-                "SELECT {REVOCATION_COLUMNS} FROM tower_auth_jwt_revocations \
-                 WHERE seq > ? ORDER BY seq"
-            ))
-            .bind(cursor_param(cursor))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-            revocation_batch(&rows, cursor)
-        })
-    }
-
-    fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
-        Box::pin(async move {
-            Ok(
-                sqlx::query("DELETE FROM tower_auth_jwt_revocations WHERE expires_at < ?")
-                    .bind(millis(before))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db_error)?
-                    .rows_affected(),
-            )
         })
     }
 }

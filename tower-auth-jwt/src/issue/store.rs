@@ -2,18 +2,12 @@
 //! their records, and [`MemoryStore`].
 
 use std::collections::HashMap;
-use std::error::Error as StdError;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::StoredSigningKey;
-use crate::revocation::{Revocation, RevocationBatch, RevocationStore};
-
-/// The future returned by store methods: boxed, so the traits are object safe.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+use crate::store::{StoreError, StoreErrorKind, StoreFuture};
 
 /// Persistence for signing keys. See the [module docs](super#stores).
 ///
@@ -257,98 +251,17 @@ impl<S: RefreshTokenStore + ?Sized> RefreshTokenStore for Arc<S> {
     }
 }
 
-type BoxError = Box<dyn StdError + Send + Sync>;
-
-/// A store failed. The message is fixed and never contains key or token material; the
-/// [`source`](StdError::source) is the backend's error, for logs.
-#[derive(Clone)]
-pub struct StoreError {
-    kind: StoreErrorKind,
-    message: &'static str,
-    source: Option<Arc<BoxError>>,
-}
-
-/// The class of a [`StoreError`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StoreErrorKind {
-    /// The store cannot be reached, is locked, or failed to answer.
-    Unavailable,
-    /// An insert collided with an existing row.
-    Conflict,
-    /// Stored data could not be read back.
-    Corrupt,
-    /// Opening or migrating the store failed.
-    Setup,
-    /// A value was refused before reaching the store (too long).
-    InvalidInput,
-}
-
-impl StoreError {
-    /// A failure of `kind`; `message` is a fixed, lowercase description.
-    pub fn new(kind: StoreErrorKind, message: &'static str) -> Self {
-        Self {
-            kind,
-            message,
-            source: None,
-        }
-    }
-
-    /// Attaches the underlying cause.
-    #[must_use]
-    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(Arc::new(source.into()));
-        self
-    }
-
-    /// The class of the failure.
-    pub fn kind(&self) -> StoreErrorKind {
-        self.kind
-    }
-}
-
-impl fmt::Debug for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreError")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(s) => write!(f, "{}: {s}", self.message),
-            None => f.write_str(self.message),
-        }
-    }
-}
-
-impl StdError for StoreError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| &**e as &(dyn StdError + 'static))
-    }
-}
-
 #[derive(Default)]
 struct MemoryState {
     keys: Vec<StoredSigningKey>,
     families: HashMap<String, RefreshFamily>,
     tokens: HashMap<RefreshTokenHash, RefreshTokenRecord>,
-    /// The revocation log, with sequence numbers from 1.
-    revocations: Vec<(u64, Revocation)>,
-    revocation_seq: u64,
 }
 
-/// Every store in process memory (signing keys, refresh tokens, revocations): for tests and
-/// single-process apps that accept losing every key, session and revocation on restart
-/// (tokens issued before a restart stop validating). Clones share the same data, so two
-/// [`RevocationList`](crate::revocation::RevocationList)s on clones of one store behave like
-/// two instances on one database (they poll it).
+/// The issuer's stores in process memory (signing keys, refresh tokens): for tests and
+/// single-process apps that accept losing every key and session on restart (tokens issued
+/// before a restart stop validating). Clones share the same data. Revocations have their own
+/// store, [`MemoryRevocationStore`](crate::revocation::MemoryRevocationStore).
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     state: Arc<Mutex<MemoryState>>,
@@ -361,7 +274,6 @@ impl fmt::Debug for MemoryStore {
             .field("signing_keys", &s.keys.len())
             .field("families", &s.families.len())
             .field("refresh_tokens", &s.tokens.len())
-            .field("revocations", &s.revocations.len())
             .finish()
     }
 }
@@ -547,51 +459,5 @@ impl MemoryStore {
             }
         }
         n
-    }
-}
-
-impl RevocationStore for MemoryStore {
-    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
-        let mut s = self.lock();
-        s.revocation_seq += 1;
-        let seq = s.revocation_seq;
-        s.revocations.push((seq, entry.clone()));
-        drop(s);
-        Box::pin(async { Ok(()) })
-    }
-
-    fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
-        let s = self.lock();
-        let entries = s
-            .revocations
-            .iter()
-            .filter(|(_, r)| r.expires_at >= now)
-            .map(|(_, r)| r.clone())
-            .collect();
-        let batch = RevocationBatch::new(entries, s.revocation_seq);
-        drop(s);
-        Box::pin(async move { Ok(batch) })
-    }
-
-    fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch> {
-        let s = self.lock();
-        let entries = s
-            .revocations
-            .iter()
-            .filter(|(seq, _)| *seq > cursor)
-            .map(|(_, r)| r.clone())
-            .collect();
-        let batch = RevocationBatch::new(entries, s.revocation_seq.max(cursor));
-        drop(s);
-        Box::pin(async move { Ok(batch) })
-    }
-
-    fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
-        let mut s = self.lock();
-        let n = s.revocations.len();
-        s.revocations.retain(|(_, r)| r.expires_at >= before);
-        let gone = (n - s.revocations.len()) as u64;
-        drop(s);
-        Box::pin(async move { Ok(gone) })
     }
 }

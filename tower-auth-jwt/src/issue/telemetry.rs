@@ -61,13 +61,13 @@ pub(crate) fn session_revoked(sid: &str) {
     tracing::debug!(target: TARGET, sid, "session revoked");
 }
 
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 pub(crate) fn access_token_revoked() {
     #[cfg(feature = "tracing")]
     tracing::debug!(target: TARGET, "access token revoked");
 }
 
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 pub(crate) fn logged_out_everywhere(sessions: u64) {
     #[cfg(feature = "tracing")]
     tracing::debug!(target: TARGET, sessions, "subject logged out everywhere");

@@ -1,5 +1,5 @@
-//! The scenarios every issuer store is held to (feature `testing`): the
-//! [`SigningKeyStore`] and [`RevocationStore`] contracts, and refresh rotation, reuse
+//! The scenarios every issuer store is held to (features `issue` and `testing`): the
+//! [`SigningKeyStore`] contract, and refresh rotation, reuse
 //! detection, the concurrent-refresh race, expiry, logout and "log out everywhere" driven
 //! through a [`JwtIssuer`] on an injected clock. Public so that
 //! this crate's tests run them on [`MemoryStore`](super::MemoryStore) and SQLite and the
@@ -33,14 +33,17 @@ use super::{
     RefreshTokenStore, RefreshTokens, SigningKeyStore, StoreErrorKind, StoreFuture,
     StoredSigningKey, TokenRequest,
 };
-use crate::revocation::{Revocation, RevocationKind, RevocationList, RevocationStore};
-use crate::{Algorithm, JwtAuthenticator, TrustedIssuer};
+use crate::Algorithm;
+#[cfg(feature = "revocation")]
+use crate::revocation::{RevocationList, RevocationStore};
+#[cfg(feature = "revocation")]
+use crate::{JwtAuthenticator, TrustedIssuer};
 
-/// A store serving every role: signing keys, refresh tokens, revocations.
-pub trait Store: SigningKeyStore + RefreshTokenStore + RevocationStore {}
-impl<T: SigningKeyStore + RefreshTokenStore + RevocationStore> Store for T {}
+/// A store serving both issuer roles: signing keys and refresh tokens.
+pub trait Store: SigningKeyStore + RefreshTokenStore {}
+impl<T: SigningKeyStore + RefreshTokenStore> Store for T {}
 
-/// A shared store serving every role.
+/// A shared store serving both issuer roles.
 pub type SharedStore = Arc<dyn Store>;
 
 /// 2026-01-01T00:00:00Z, where every scenario's clock starts.
@@ -556,90 +559,14 @@ pub async fn logout_revokes_the_family(store: SharedStore) {
         .unwrap();
 }
 
-/// The [`RevocationStore`] contract: entries are appended (the same one twice is two
-/// entries), read in full without the expired ones, polled by cursor (the cursor never goes
-/// back, even when the newest entry is deleted, and an empty poll keeps it; an entry added
-/// after a deletion is seen from the old cursor), and deleted once expired.
-pub async fn revocation_store_contract(store: &dyn RevocationStore) {
-    let empty = store.revocations(t(0)).await.unwrap();
-    assert!(empty.entries.is_empty());
-    let start = empty.cursor;
-    let a = Revocation::token("https://app.example", "jti-a", t(100), t(0));
-    let b = Revocation::subject("https://app.example", "alice", t(5), t(200), t(6));
-    let c = Revocation::token("https://other.example", "jti-c", t(300), t(7));
-    store.add_revocation(&a).await.unwrap();
-    store.add_revocation(&b).await.unwrap();
-    let all = store.revocations(t(0)).await.unwrap();
-    assert_eq!(all.entries, [a.clone(), b.clone()]);
-    assert!(all.cursor > start);
-    let polled = store.revocations_since(start).await.unwrap();
-    assert_eq!(polled.entries, [a.clone(), b.clone()]);
-    assert_eq!(polled.cursor, all.cursor);
-    let nothing = store.revocations_since(all.cursor).await.unwrap();
-    assert!(nothing.entries.is_empty());
-    assert_eq!(nothing.cursor, all.cursor);
-    store.add_revocation(&c).await.unwrap();
-    store.add_revocation(&a).await.unwrap();
-    let more = store.revocations_since(all.cursor).await.unwrap();
-    assert_eq!(more.entries, [c.clone(), a.clone()]);
-    assert!(more.cursor > all.cursor);
-    assert_eq!(more.entries[0].kind, RevocationKind::Token);
-
-    // Expired entries are not read in full, and are deleted.
-    let later = store.revocations(t(150)).await.unwrap();
-    assert_eq!(later.entries, [b.clone(), c.clone()]);
-    assert_eq!(later.cursor, more.cursor);
-    assert_eq!(
-        store
-            .delete_revocations_expired_before(t(150))
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        store
-            .delete_revocations_expired_before(t(150))
-            .await
-            .unwrap(),
-        0
-    );
-    let left = store.revocations(t(0)).await.unwrap();
-    assert_eq!(left.entries, [b.clone(), c.clone()]);
-    // The newest entry (the second `a`) was deleted: the cursor does not move back, and a
-    // poll from it sees nothing old again.
-    assert!(
-        left.cursor >= more.cursor,
-        "{} < {}",
-        left.cursor,
-        more.cursor
-    );
-    assert!(
-        store
-            .revocations_since(more.cursor)
-            .await
-            .unwrap()
-            .entries
-            .is_empty()
-    );
-    // An entry added after the newest one was deleted gets a new position: a poll from the
-    // old cursor sees it (a store reusing the deleted position would hide it for good).
-    let d = Revocation::token("https://app.example", "jti-d", t(400), t(151));
-    store.add_revocation(&d).await.unwrap();
-    let after = store.revocations_since(more.cursor).await.unwrap();
-    assert_eq!(after.entries, std::slice::from_ref(&d));
-    assert!(after.cursor > more.cursor);
-    let all = store.revocations(t(0)).await.unwrap();
-    assert_eq!(all.entries, [b, c, d]);
-    assert!(all.cursor >= after.cursor);
-}
-
-/// "Log out everywhere" with a [`RevocationList`] on `store`: every session of the subject
-/// ends (another subject's lives), every access token issued to it until now is refused (the
-/// verified-token cache included), a token issued a second later is accepted; a second list
-/// loading from the store refuses the same tokens.
-pub async fn logout_everywhere(store: SharedStore) {
+/// "Log out everywhere" with a [`RevocationList`] on `revocations`: every session of the
+/// subject in `store` ends (another subject's lives), every access token issued to it until
+/// now is refused (the verified-token cache included), a token issued a second later is
+/// accepted; a second list loading from the revocation store refuses the same tokens.
+#[cfg(feature = "revocation")]
+pub async fn logout_everywhere(store: SharedStore, revocations: Arc<dyn RevocationStore>) {
     let clock = clock();
-    let list = RevocationList::builder(store.clone())
+    let list = RevocationList::builder(revocations.clone())
         .clock(clock.clone())
         .poll_interval(Duration::from_secs(3600))
         .build()
@@ -713,7 +640,7 @@ pub async fn logout_everywhere(store: SharedStore) {
         .unwrap();
 
     // Another process loading from the store refuses the same tokens.
-    let other = RevocationList::builder(store.clone())
+    let other = RevocationList::builder(revocations)
         .clock(clock.clone())
         .build()
         .unwrap();

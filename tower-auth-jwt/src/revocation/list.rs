@@ -15,7 +15,7 @@ use super::{
     Revocation, RevocationCheck, RevocationEvent, RevocationFeed, RevocationKind, RevocationStatus,
     RevocationStore, TokenIdentity,
 };
-use crate::issue::{StoreError, StoreErrorKind, StoreFuture};
+use crate::store::{StoreError, StoreErrorKind, StoreFuture};
 use crate::{ConfigError, MAX_LEEWAY, telemetry};
 
 /// Default interval at which a list polls a store without notifications (SQLite, memory) for
@@ -26,9 +26,10 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// Default interval of the full reload that backs up notifications and polling (5 min).
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(300);
-/// Default longest lifetime of the tokens a list guards (24 h, the issuer's maximum access
-/// token lifetime): a subject cut-off is kept this long (plus the leeway) after its time.
-pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = crate::issue::MAX_ACCESS_TOKEN_TTL;
+/// Default longest lifetime of the tokens a list guards (24 h, the longest access-token
+/// lifetime the built-in issuer accepts): a subject cut-off is kept this long (plus the
+/// leeway) after its time.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// The largest [`max_token_lifetime`](RevocationListBuilder::max_token_lifetime) accepted
 /// (366 days).
 pub const MAX_TOKEN_LIFETIME_LIMIT: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -1282,7 +1283,7 @@ mod tests {
     }
 
     /// A list whose background tasks stay quiet for an hour: only the test writes to it.
-    fn quiet(store: crate::issue::MemoryStore) -> RevocationListBuilder {
+    fn quiet(store: crate::revocation::MemoryRevocationStore) -> RevocationListBuilder {
         RevocationList::builder(store)
             .poll_interval(Duration::from_secs(3600))
             .purge_interval(Duration::from_secs(3600))
@@ -1296,7 +1297,7 @@ mod tests {
     #[tokio::test]
     async fn writes_that_change_nothing_copy_nothing_and_a_batch_copies_once() {
         let clock = tower_auth_core::clock::ManualClock::new(t(10));
-        let store = crate::issue::MemoryStore::new();
+        let store = crate::revocation::MemoryRevocationStore::new();
         let list = quiet(store.clone()).clock(clock.clone()).build().unwrap();
         list.load().await.unwrap();
         let base = copies(&list);
@@ -1343,7 +1344,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_replaced_snapshot_is_freed_by_the_next_writer_not_by_a_request() {
-        let list = quiet(crate::issue::MemoryStore::new()).build().unwrap();
+        let list = quiet(crate::revocation::MemoryRevocationStore::new())
+            .build()
+            .unwrap();
         list.load().await.unwrap();
         // A request holding the snapshot while a write replaces it.
         let held = list.inner.snapshot.load_full();
@@ -1476,7 +1479,7 @@ mod tests {
         let rec = Rec::default();
         let _recorder = metrics::set_default_local_recorder(&rec);
         let clock = tower_auth_core::clock::ManualClock::new(t(10));
-        let build = |name: &str, store: crate::issue::MemoryStore| {
+        let build = |name: &str, store: crate::revocation::MemoryRevocationStore| {
             RevocationList::builder(store)
                 .name(name)
                 .clock(clock.clone())
@@ -1485,14 +1488,14 @@ mod tests {
                 .build()
                 .unwrap()
         };
-        let store_a = crate::issue::MemoryStore::new();
+        let store_a = crate::revocation::MemoryRevocationStore::new();
         // Written before the first load: old, not late.
         store_a
             .add_revocation(&Revocation::token(ISS, "old", t(900), t(1)))
             .await
             .unwrap();
         let a = build("a", store_a.clone());
-        let b = build("b", crate::issue::MemoryStore::new());
+        let b = build("b", crate::revocation::MemoryRevocationStore::new());
         a.load().await.unwrap();
         b.load().await.unwrap();
         // Revoked here: no lag.

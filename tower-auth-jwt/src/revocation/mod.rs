@@ -1,5 +1,11 @@
-//! Revocation: the per-request [`RevocationCheck`] hook, and [`RevocationList`], a `jti`
-//! blocklist and subject cut-offs held in memory and kept current from a [`RevocationStore`].
+//! Revocation: the per-request [`RevocationCheck`] hook, and (feature `revocation`, on by
+//! default) [`RevocationList`], a `jti` blocklist and subject cut-offs held in memory and kept
+//! current from a [`RevocationStore`]: [`MemoryRevocationStore`], (feature `sqlite`)
+//! [`SqliteRevocationStore`] or (feature `postgres`) [`PostgresRevocationStore`].
+//!
+//! Revocation is part of the verifier: nothing here needs the issuer (feature `issue`),
+//! whose `JwtIssuer::logout_everywhere` and `JwtIssuer::revoke_access_token` write through a
+//! list like any administrator would.
 //!
 //! Short-lived access tokens limit the damage of a stolen one to its lifetime; a revocation
 //! list ends it at once, without a database on the request path. The list answers from
@@ -8,33 +14,25 @@
 //!
 //! ```
 //! use std::convert::Infallible;
+//! use std::time::{Duration, SystemTime, UNIX_EPOCH};
 //! use http::{Request, Response, StatusCode};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //! use tower_auth_core::AuthenticateLayer;
-//! use tower_auth_jwt::issue::{JwtIssuer, MemoryStore, TokenRequest};
-//! use tower_auth_jwt::revocation::RevocationList;
-//! use tower_auth_jwt::{Algorithm, TrustedIssuer, JwtAuthenticator};
+//! use tower_auth_jwt::revocation::{MemoryRevocationStore, RevocationList};
+//! use tower_auth_jwt::{JwtAuthenticator, TrustedIssuer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let store = MemoryStore::new();
+//! let secret = b"a secret of at least 32 bytes, shared with the issuer";
 //! // Loaded in full before serving; kept current in the background.
-//! let revocations = RevocationList::builder(store.clone()).build().unwrap();
+//! let revocations = RevocationList::builder(MemoryRevocationStore::new()).build().unwrap();
 //! revocations.load().await.unwrap();
 //!
-//! let issuer = JwtIssuer::builder(store.clone())
-//!     .issuer("https://app.example")
-//!     .audience("app-api")
-//!     .client_id("app-web")
-//!     .revocation_list(revocations.clone())
-//!     .build()
-//!     .unwrap();
 //! let auth = JwtAuthenticator::builder()
 //!     .issuer(
 //!         TrustedIssuer::new("https://app.example")
 //!             .audience("app-api")
-//!             .key_source(issuer.clone())
-//!             .algorithms([Algorithm::EdDSA]),
+//!             .hmac_secret(secret),
 //!     )
 //!     .revocation(revocations.clone())
 //!     .build()
@@ -44,26 +42,40 @@
 //!     .service(service_fn(|_: Request<()>| async {
 //!         Ok::<_, Infallible>(Response::new(()))
 //!     }));
-//! let call = |token: String| {
+//! let call = |token: &str| {
 //!     let req = Request::get("/orders").header("authorization", format!("Bearer {token}"));
 //!     svc.clone().oneshot(req.body(()).unwrap())
 //! };
 //!
-//! let stolen = issuer.issue(&TokenRequest::new("alice")).await.unwrap();
-//! let other = issuer.issue(&TokenRequest::new("bob")).await.unwrap();
-//! assert_eq!(call(stolen.as_str().into()).await.unwrap().status(), StatusCode::OK);
+//! // Tokens as the issuer would mint them (here with jsonwebtoken), issued a second ago.
+//! let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+//! let mint = |sub: &str, jti: &str| {
+//!     let claims = serde_json::json!({
+//!         "iss": "https://app.example", "aud": "app-api", "sub": sub, "jti": jti,
+//!         "iat": now - 1, "exp": now + 600,
+//!     });
+//!     let key = jsonwebtoken::EncodingKey::from_secret(secret);
+//!     jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+//! };
+//! let stolen = mint("alice", "jti-1");
+//! let other = mint("bob", "jti-2");
+//! assert_eq!(call(&stolen).await.unwrap().status(), StatusCode::OK);
 //!
 //! // One token, by `jti` (kept on the list until its `exp`).
+//! let exp = UNIX_EPOCH + Duration::from_secs(now + 600);
 //! revocations
-//!     .revoke_token("https://app.example", stolen.jti(), Some(stolen.expires_at()))
+//!     .revoke_token("https://app.example", "jti-1", Some(exp))
 //!     .await
 //!     .unwrap();
-//! assert_eq!(call(stolen.into_string()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
-//! assert_eq!(call(other.as_str().into()).await.unwrap().status(), StatusCode::OK);
+//! assert_eq!(call(&stolen).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(call(&other).await.unwrap().status(), StatusCode::OK);
 //!
-//! // Every token of bob issued until now (and, with refresh tokens, all his sessions).
-//! issuer.logout_everywhere("bob").await.unwrap();
-//! assert_eq!(call(other.into_string()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+//! // Every token of bob issued until now ("log out everywhere").
+//! revocations
+//!     .cut_off_subject("https://app.example", "bob", SystemTime::now())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(call(&other).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 //! # }
 //! ```
 //!
@@ -97,14 +109,14 @@
 //!   [`TrustedIssuer`](crate::TrustedIssuer)).
 //! - Values (`iss`, `jti`, `sub`) longer than 1 KiB are refused.
 //!
-//! **Log out everywhere**: [`JwtIssuer::logout_everywhere`](crate::issue::JwtIssuer::logout_everywhere)
-//! revokes every refresh-token family (session) of the subject in the issuer's store, then
-//! cuts the subject off at the current time, so neither its refresh tokens nor its access
-//! tokens work any more; [`JwtIssuer::revoke_access_token`](crate::issue::JwtIssuer::revoke_access_token)
-//! revokes one access token by `jti`. Both need
-//! [`JwtIssuerBuilder::revocation_list`](crate::issue::JwtIssuerBuilder::revocation_list).
-//! Refresh families are not keyed by issuer: two issuers sharing one refresh-token store
-//! revoke each other's sessions of a subject of the same name.
+//! **Log out everywhere** with the built-in issuer (feature `issue`):
+//! `JwtIssuer::logout_everywhere` revokes every refresh-token family (session) of the subject
+//! in the issuer's store, then cuts the subject off at the current time through the list, so
+//! neither its refresh tokens nor its access tokens work any more;
+//! `JwtIssuer::revoke_access_token` revokes one access token by `jti`. Both need
+//! `JwtIssuerBuilder::revocation_list`. Refresh families are not keyed by issuer: two issuers
+//! sharing one refresh-token store revoke each other's sessions of a subject of the same
+//! name.
 //!
 //! # On every request
 //!
@@ -149,7 +161,7 @@
 //! background tasks (which stop when the last clone of the list is dropped; `load` again
 //! restarts any that ended, after a panic or on a runtime that shut down):
 //!
-//! - with a feed ([`PostgresStore`](crate::issue::PostgresStore): `LISTEN`/`NOTIFY`, the
+//! - with a feed ([`PostgresRevocationStore`]: `LISTEN`/`NOTIFY`, the
 //!   notification sent in the transaction that writes the entry and carrying only its `seq`,
 //!   the row then read from the table), each entry is applied as soon as the writer
 //!   commits, typically within milliseconds on every instance. Since `LISTEN` is established
@@ -164,8 +176,7 @@
 //!   collapse into one. A feed that ends is logged and replaced.
 //!   [`poll`](RevocationList::poll) on such a store is a full reload: PostgreSQL takes
 //!   sequence numbers at insert and commits out of order, so a cursor could skip an entry;
-//! - otherwise ([`SqliteStore`](crate::issue::SqliteStore), [`MemoryStore`](crate::issue::MemoryStore))
-//!   the list polls for entries added after the last one it saw every
+//! - otherwise ([`SqliteRevocationStore`], [`MemoryRevocationStore`]) the list polls for entries added after the last one it saw every
 //!   [`poll_interval`](RevocationListBuilder::poll_interval) (5 s): the bound on how long a
 //!   revocation made by another process takes here. The process that revokes applies it at
 //!   once.
@@ -202,12 +213,12 @@
 //! # Stores
 //!
 //! [`RevocationStore`] is an append-only log with a cursor that never goes back, implemented
-//! by [`MemoryStore`](crate::issue::MemoryStore), (feature `sqlite`)
-//! [`SqliteStore`](crate::issue::SqliteStore) and (feature `postgres`)
-//! [`PostgresStore`](crate::issue::PostgresStore), next to their issuer roles: one database
-//! holds keys, sessions and revocations. The SQL stores keep entries in
-//! `tower_auth_jwt_revocations`, created by this crate's migration 3 (in its own migrations
-//! table, `tower_auth_jwt_migrations`). On PostgreSQL, notifications go to the channel
+//! by [`MemoryRevocationStore`], (feature `sqlite`) [`SqliteRevocationStore`] and (feature
+//! `postgres`) [`PostgresRevocationStore`]. They fail with the crate's [`StoreError`], shared
+//! with the issuer's stores. The SQL stores keep entries in `tower_auth_jwt_revocations`,
+//! created by their own migrations (recorded in `tower_auth_jwt_revocation_migrations`, apart
+//! from the issuer's `tower_auth_jwt_migrations`), so one database can hold the revocations,
+//! the issuer's keys and sessions, and every other tower-auth crate's tables. On PostgreSQL, notifications go to the channel
 //! `tower_auth_jwt_revocations.<schema>`, so deployments sharing a database with a schema
 //! each stay apart; a notification is only a hint (anyone who can connect can send one), and
 //! payloads that are not a sequence number are ignored and counted.
@@ -232,21 +243,46 @@
 use std::fmt;
 use std::time::SystemTime;
 
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 mod list;
+#[cfg(feature = "revocation")]
+mod memory;
+#[cfg(all(feature = "revocation", feature = "postgres"))]
+mod postgres;
+#[cfg(all(feature = "revocation", any(feature = "sqlite", feature = "postgres")))]
+mod sql;
+#[cfg(all(feature = "revocation", feature = "sqlite"))]
+mod sqlite;
+#[cfg(feature = "revocation")]
 mod store;
+#[cfg(all(feature = "revocation", feature = "testing"))]
+#[doc(hidden)]
+#[allow(clippy::unwrap_used)]
+pub mod testing;
 
-#[cfg(feature = "tokio")]
+#[cfg(feature = "revocation")]
 pub use self::list::{
     DEFAULT_FULL_READ_TIMEOUT, DEFAULT_MAX_TOKEN_LIFETIME, DEFAULT_POLL_INTERVAL,
     DEFAULT_PURGE_INTERVAL, DEFAULT_RELOAD_INTERVAL, DEFAULT_REVOCATION_LEEWAY,
     DEFAULT_REVOCATION_STORE_TIMEOUT, MAX_REVOCATION_VALUE_LEN, MAX_TOKEN_LIFETIME_LIMIT,
     RevocationList, RevocationListBuilder,
 };
+#[cfg(feature = "revocation")]
+pub use self::memory::MemoryRevocationStore;
+#[cfg(all(feature = "revocation", feature = "postgres"))]
+pub use self::postgres::{
+    DEFAULT_REVOCATION_HEARTBEAT, MAX_REVOCATION_HEARTBEAT, MIN_REVOCATION_HEARTBEAT,
+    PostgresRevocationStore, PostgresRevocationStoreBuilder,
+};
+#[cfg(all(feature = "revocation", feature = "sqlite"))]
+pub use self::sqlite::SqliteRevocationStore;
+#[cfg(feature = "revocation")]
 pub use self::store::{
     Revocation, RevocationBatch, RevocationEvent, RevocationFeed, RevocationFeedFuture,
     RevocationKind, RevocationStore,
 };
+#[cfg(feature = "revocation")]
+pub use crate::store::{StoreError, StoreErrorKind, StoreFuture};
 
 /// What a revocation check sees of a verified token: enough to match a `jti` blocklist or a
 /// "tokens of subject S issued before T" cut-off.

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::issue::StoreFuture;
+use crate::store::StoreFuture;
 
 /// What a [`Revocation`] revokes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,17 +165,18 @@ pub trait RevocationFeed: Send + 'static {
 /// Persistence for revocations, read in full at start and kept current from then on, never
 /// on the request path. See the [module docs](super#stores).
 ///
-/// [`MemoryStore`](crate::issue::MemoryStore), (feature `sqlite`)
-/// [`SqliteStore`](crate::issue::SqliteStore) and (feature `postgres`)
-/// [`PostgresStore`](crate::issue::PostgresStore) implement it, next to their issuer roles.
+/// [`MemoryRevocationStore`](super::MemoryRevocationStore), (feature `sqlite`)
+/// [`SqliteRevocationStore`](super::SqliteRevocationStore) and (feature `postgres`)
+/// [`PostgresRevocationStore`](super::PostgresRevocationStore) implement it.
 pub trait RevocationStore: Send + Sync + 'static {
     /// Appends an entry. A store with a [feed](Self::revocation_feed) notifies it to every
     /// listening process, in the same transaction.
     fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()>;
 
     /// Appends several entries (a mass revocation). The default adds them one by one;
-    /// [`SqliteStore`](crate::issue::SqliteStore) and
-    /// [`PostgresStore`](crate::issue::PostgresStore) write them in one transaction.
+    /// [`SqliteRevocationStore`](super::SqliteRevocationStore) and
+    /// [`PostgresRevocationStore`](super::PostgresRevocationStore) write them in one
+    /// transaction.
     fn add_revocations<'a>(&'a self, entries: &'a [Revocation]) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             for entry in entries {
@@ -196,7 +197,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// Deletes the entries that expired before `before`; returns how many. Lists pass their
     /// clock's time minus their [leeway](super::RevocationListBuilder::leeway); a store
     /// shared by several hosts should not trust one host's clock alone
-    /// ([`PostgresStore`](crate::issue::PostgresStore) also compares with the database's
+    /// ([`PostgresRevocationStore`](super::PostgresRevocationStore) also compares with the database's
     /// clock, minus a margin).
     fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64>;
 
