@@ -111,6 +111,7 @@ async fn main() -> ExitCode {
         Command::Tokens(args) => match tokens(args).await {
             Ok(line) => {
                 println!("{line}");
+                eprintln!("{SEEN_BY_SERVERS}");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),
@@ -146,8 +147,8 @@ async fn main() -> ExitCode {
     }
 }
 
-/// When running servers apply a change made by `keys` (their change feed: SQLite's change log
-/// polled every 100 ms, PostgreSQL's notifications).
+/// When running servers apply a change made by `keys` or `tokens` (their change feeds: SQLite's
+/// logs polled every 100 ms by default, PostgreSQL's notifications).
 const SEEN_BY_SERVERS: &str = "seen by running servers within about 100 ms";
 
 /// Runs a `tokens` subcommand; returns the line to print.

@@ -607,6 +607,10 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), format!("revoked token {jti} of {base}"));
+    assert_eq!(
+        stderr(&o).trim(),
+        "seen by running servers within about 100 ms"
+    );
     assert_eq!(until_me_answers(&base, &a, 401).await, 401);
     assert_eq!(me(b.clone()).await, 200);
 

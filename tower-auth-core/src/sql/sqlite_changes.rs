@@ -174,6 +174,12 @@ impl ChangePoller {
         }
     }
 
+    /// Whether the last poll succeeded (false before the first, and after a failure until a
+    /// poll succeeds again).
+    pub fn is_healthy(&self) -> bool {
+        self.conn.is_some() && self.failures == 0
+    }
+
     fn delay(&self) -> Duration {
         if self.failures == 0 {
             return self.interval;
