@@ -87,6 +87,15 @@ impl Caches {
         }
     }
 
+    /// Drops the negative entry of `hash`, if that is what the cache holds (the stale copy
+    /// holds no negative entries).
+    pub(crate) async fn forget_unknown(&self, hash: &KeyHash) {
+        if let Some(None) = self.main.get(hash).await {
+            // A record loaded in between is dropped too: it is read again.
+            self.main.invalidate(hash).await;
+        }
+    }
+
     /// Drops every entry of both caches.
     pub(crate) fn invalidate_all(&self) {
         self.main.invalidate_all();
@@ -153,6 +162,10 @@ async fn apply_invalidations(mut feed: Box<dyn InvalidationFeed>, caches: Caches
             Invalidation::Key(hash) => {
                 telemetry::invalidation("key");
                 caches.invalidate(&hash).await;
+            }
+            Invalidation::Created(hash) => {
+                telemetry::invalidation("created");
+                caches.forget_unknown(&hash).await;
             }
             Invalidation::All => {
                 telemetry::invalidation("all");
@@ -605,7 +618,8 @@ impl ApiKeyAuthenticatorBuilder {
     }
 
     /// Cache settings (default: TTL 30 s, negative TTL 10 s, 100,000 entries). The TTL bounds
-    /// how long a revocation made by another process takes to be seen here.
+    /// how long a revocation made by another process takes to be seen here when the store's
+    /// change feed misses it (SQLite and Postgres push changes within about 100 ms).
     pub fn cache(mut self, config: CacheConfig) -> Self {
         self.cache = config;
         self

@@ -133,7 +133,10 @@
 //! [`ApiKeys::revoke`] drops the key from the cache of the authenticator it came from
 //! ([`ApiKeyAuthenticator::admin`]) at once; a lookup that was already under way when the
 //! revocation happened re-reads the store rather than caching the old record. Other processes
-//! see it within their positive TTL, or at once on Postgres (see below).
+//! sharing the store see it within about 100 ms on SQLite (its change log, polled) and within
+//! milliseconds on Postgres (`LISTEN`/`NOTIFY`); see below. On a store without a change feed
+//! (such as [`MemoryStore`] shared through an `Arc` with a standalone [`ApiKeys`]), within the
+//! positive TTL.
 //!
 //! [`ApiKeys::rotate`] creates a new key with the same owner, name, scopes and metadata and sets
 //! the old key to expire after a grace period, so clients can switch without downtime.
@@ -154,6 +157,20 @@
 //! instances. The SQL stores ship their migrations in this crate and record them in their own
 //! table (`tower_auth_apikey_migrations`), so one database can hold the tables of every
 //! tower-auth crate and of your application.
+//!
+//! # Other processes on one SQLite file
+//!
+//! A server and the `keys` command next to it, or two servers, may share one SQLite file.
+//! [`SqliteStore`] writes every change (key created, revoked, rotated) to a change log in the
+//! transaction that makes it, and every [`ApiKeyAuthenticator`] on it polls that log over a
+//! connection of its own every 100 ms ([`SqliteStoreBuilder::poll_interval`]), reading a table
+//! only when `PRAGMA data_version` says another connection committed, and drops exactly the
+//! changed keys from its cache: a key revoked by the `keys` command is refused by a running
+//! server within about 100 ms instead of the 30 s TTL. Last-used writes are not changes and
+//! drop nothing. The log is pruned after an hour
+//! ([`SqliteStoreBuilder::change_log_retention`]); a reader that fell further behind clears
+//! its whole cache and counts it in `tower_auth_apikey_feed_behind_total`. See
+//! [`SqliteStore`].
 //!
 //! # Many instances: Postgres
 //!
@@ -187,7 +204,8 @@
 //!
 //! The hook is generic: [`KeyStore::invalidations`] returns an optional
 //! [`InvalidationFeed`] (default `None`), so another shared store (or a message bus in front of
-//! one) can push invalidations the same way.
+//! one) can push invalidations the same way. The SQLite and Postgres stores implement the same
+//! hook, so the layers do not care which one runs.
 //!
 //! # Administration
 //!
@@ -218,12 +236,12 @@
 //!
 //! | feature | default | what |
 //! |---|---|---|
-//! | `sqlite` | yes | [`SqliteStore`] (sqlx, SQLite compiled in) |
+//! | `sqlite` | yes | [`SqliteStore`] (sqlx, SQLite compiled in), with its change-log feed |
 //! | `postgres` | no | [`PostgresStore`] (sqlx), with `LISTEN`/`NOTIFY` invalidation |
 //! | `postgres-tls` | no | TLS for Postgres connections (rustls with aws-lc-rs; `sslmode=verify-full` in the URL) |
 //! | `testing` | no | `store::testing::conformance`, the suite every store passes |
 //! | `tracing` | yes | events on the `tower_auth::apikey` target: outcome and public key id, never key material |
-//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}`, `tower_auth_apikey_stale_served_total`, `tower_auth_apikey_invalidations_total{kind=key\|all}`, `tower_auth_apikey_listener_failures_total`, and core's `tower_auth_requests_total` and `tower_auth_cache_requests_total{cache="api_key"}` (key cache lookups); `describe_metrics()` gives them their help texts |
+//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}`, `tower_auth_apikey_stale_served_total`, `tower_auth_apikey_invalidations_total{kind=key\|created\|all}`, `tower_auth_apikey_listener_failures_total`, `tower_auth_apikey_feed_behind_total`, `tower_auth_apikey_feed_unreadable_total` (SQLite change feed), and core's `tower_auth_requests_total` and `tower_auth_cache_requests_total{cache="api_key"}` (key cache lookups); `describe_metrics()` gives them their help texts |
 //! | `cli` | no | `cli::KeysCommand`, a clap subcommand |
 //!
 //! # Security notes
@@ -274,14 +292,14 @@ pub use self::authenticator::{
 };
 pub use self::key::{KeyHash, PlainKey};
 pub use self::record::{KeyRecord, StoredKey};
-#[cfg(feature = "sqlite")]
-pub use self::store::SqliteStore;
 pub use self::store::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, MemoryStore, StoreError,
     StoreErrorKind, StoreFuture,
 };
 #[cfg(feature = "postgres")]
 pub use self::store::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use self::store::{SqliteStore, SqliteStoreBuilder};
 #[cfg(feature = "metrics")]
 pub use self::telemetry::describe_metrics;
 

@@ -92,7 +92,7 @@ pub(crate) fn listener_connected() {
 }
 
 /// The store's invalidation feed lost its connection or failed to connect; it retries.
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn listener_failed(error: &crate::StoreError) {
     #[cfg(feature = "tracing")]
     tracing::warn!(target: TARGET, error = %error, "api key invalidation listener failed, reconnecting");
@@ -138,12 +138,42 @@ pub fn describe_metrics() {
     );
     metrics::describe_counter!(
         "tower_auth_apikey_invalidations_total",
-        "API key cache invalidations pushed by the store, by kind (key or all)"
+        "API key cache invalidations pushed by the store, by kind (key, created or all)"
     );
     metrics::describe_counter!(
         "tower_auth_apikey_listener_failures_total",
         "Connection losses or failures of the key store's invalidation feed"
     );
+    metrics::describe_counter!(
+        "tower_auth_apikey_feed_behind_total",
+        "Times the SQLite change feed fell behind the pruned change log and cleared the key cache"
+    );
+    metrics::describe_counter!(
+        "tower_auth_apikey_feed_unreadable_total",
+        "Unreadable SQLite change-log entries, each clearing the key cache"
+    );
+}
+
+/// The SQLite change feed fell behind the pruned range of the change log (or found it
+/// reset): the cache is cleared.
+#[cfg(feature = "sqlite")]
+pub(crate) fn feed_behind() {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: TARGET,
+        "api key change log pruned past this reader's position: clearing the cache"
+    );
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_apikey_feed_behind_total").increment(1);
+}
+
+/// The SQLite change feed read entries it could not decode: the cache is cleared.
+#[cfg(feature = "sqlite")]
+pub(crate) fn feed_unreadable(error: &crate::StoreError) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: TARGET, error = %error, "unreadable api key change log entry: clearing the cache");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_apikey_feed_unreadable_total").increment(1);
 }
 
 #[cfg(all(test, feature = "metrics"))]

@@ -13,7 +13,10 @@
 //!   starting together migrate one after the other;
 //! - opening pools (SQLite creating the file when missing, PostgreSQL with a bounded
 //!   `acquire_timeout`);
-//! - Unix-millisecond time conversions and the classification of sqlx errors.
+//! - Unix-millisecond time conversions and the classification of sqlx errors;
+//! - the SQLite change feed ([`ChangePoller`], [`prune_change_log`]): a change-log table
+//!   written in the transaction of each change, read by each process over a connection of its
+//!   own whenever `PRAGMA data_version` says another connection committed.
 //!
 //! Errors are a small [`SqlError`] that each crate converts into its own store error
 //! (`connect_listener` hands sqlx's error to the listener loop that retries it); no sqlx type
@@ -212,6 +215,8 @@ impl Migrator {
 
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{migrate_sqlite, open_sqlite};
+#[cfg(feature = "sqlite")]
+pub use self::sqlite_changes::{ChangePoller, Changes, change_log_head, prune_change_log};
 
 #[cfg(feature = "sqlite")]
 mod sqlite {
@@ -281,6 +286,9 @@ mod sqlite {
         tx.commit().await.map_err(setup)
     }
 }
+
+#[cfg(feature = "sqlite")]
+mod sqlite_changes;
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::{connect_listener, migrate_postgres, open_postgres};

@@ -158,8 +158,9 @@ pub(crate) fn revocation_sync_failed(
 /// The `LISTEN` connection of a revocation feed failed, was lost or missed its heartbeat
 /// (`connect`, `lost`, `heartbeat`: it reconnects and the list reloads), could not send a
 /// heartbeat (`heartbeat_send`: the connection is kept, the next one retried) or read
-/// notified rows (`read`: the list reloads).
-#[cfg(all(feature = "revocation", feature = "postgres"))]
+/// notified rows (`read`: the list reloads); the SQLite change feed's poll failed (`poll`:
+/// retried) or it fell behind the log (`behind`: the list reloads).
+#[cfg(all(feature = "revocation", any(feature = "sqlite", feature = "postgres")))]
 pub(crate) fn revocation_feed_failed(reason: &'static str, error: &crate::store::StoreError) {
     #[cfg(feature = "tracing")]
     tracing::warn!(target: TARGET, reason, error = %error, "revocation feed failed");

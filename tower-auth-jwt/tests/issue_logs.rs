@@ -36,9 +36,14 @@ async fn refresh_tokens_never_reach_the_logs() {
 
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("app.db")).await.unwrap();
-    let revocation_store = SqliteRevocationStore::open(dir.path().join("app.db"))
-        .await
-        .unwrap();
+    // Polled (no change feed, whose connection is its own): closing the pool below fails
+    // the poll.
+    let revocation_store =
+        SqliteRevocationStore::builder(format!("sqlite://{}", dir.path().join("app.db").display()))
+            .without_change_feed()
+            .connect()
+            .await
+            .unwrap();
     let revocations = RevocationList::builder(revocation_store.clone())
         .poll_interval(Duration::from_millis(20))
         .build()

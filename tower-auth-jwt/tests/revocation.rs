@@ -44,6 +44,15 @@ fn list(store: impl RevocationStore, clock: &ManualClock) -> RevocationList {
         .unwrap()
 }
 
+/// A SQLite store without its change feed: lists on it poll by sequence, when the test says.
+async fn polled(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::builder(format!("sqlite://{}", path.display()))
+        .without_change_feed()
+        .connect()
+        .await
+        .unwrap()
+}
+
 async fn loaded(store: impl RevocationStore, clock: &ManualClock) -> RevocationList {
     let l = list(store, clock);
     l.load().await.unwrap();
@@ -312,7 +321,7 @@ async fn another_process_on_sqlite_applies_a_revocation_at_its_next_poll() {
     let path = dir.path().join("app.db");
     let clock = clock();
     let a = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
-    let b = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    let b = loaded(polled(&path).await, &clock).await;
     let (auth_a, auth_b) = (auth(&a, &clock, true), auth(&b, &clock, true));
     let t = token("t-1", "alice", NOW - 10);
     send_token(&auth_b, &t).await.assert_ok();
@@ -345,7 +354,7 @@ async fn the_background_poll_applies_another_process_revocations_within_its_inte
         .build()
         .unwrap();
     a.load().await.unwrap();
-    let b = RevocationList::builder(SqliteStore::open(&path).await.unwrap())
+    let b = RevocationList::builder(polled(&path).await)
         .poll_interval(interval)
         .build()
         .unwrap();
@@ -366,6 +375,150 @@ async fn the_background_poll_applies_another_process_revocations_within_its_inte
         "revocation seen by the polling process after {:?} (poll interval {interval:?})",
         start.elapsed()
     );
+}
+
+/// How long a revocation made by another process may take to apply through the SQLite change
+/// feed (it polls every 100 ms).
+const SEEN_WITHIN: Duration = Duration::from_secs(1);
+
+/// Asks `auth` with `token` until it is refused as revoked, for at most [`SEEN_WITHIN`].
+async fn refused_within_1s(auth: &JwtAuthenticator, token: &str) {
+    let start = Instant::now();
+    loop {
+        let res = send_token(auth, token).await;
+        if res.status == http::StatusCode::UNAUTHORIZED {
+            res.assert_invalid_token("token revoked");
+            return;
+        }
+        assert!(
+            start.elapsed() < SEEN_WITHIN,
+            "still accepted {SEEN_WITHIN:?} after another process revoked it"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn another_process_on_sqlite_is_seen_within_1s_through_the_change_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let clock = clock();
+    // The list's own poll is an hour away: only the feed can bring the change.
+    let server = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    let cli = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    let auth = auth(&server, &clock, true);
+    let t = token("t-1", "alice", NOW - 10);
+    let bob = token("t-2", "bob", NOW - 10);
+    send_token(&auth, &t).await.assert_ok();
+    send_token(&auth, &bob).await.assert_ok();
+
+    // One token, by jti.
+    cli.revoke_token(ISS, "t-1", Some(exp_of_default_claims()))
+        .await
+        .unwrap();
+    refused_within_1s(&auth, &t).await;
+    // Every token of a subject (what logging out everywhere writes).
+    cli.cut_off_subject(ISS, "bob", at(NOW)).await.unwrap();
+    refused_within_1s(&auth, &bob).await;
+    send_token(&auth, &token("t-3", "alice", NOW - 10))
+        .await
+        .assert_ok();
+    assert!(server.staleness().unwrap() < Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn the_change_feed_survives_vacuum_and_writes_to_other_tables_read_nothing() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let clock = clock();
+    let store = CountingSqlite {
+        inner: SqliteStore::open(&path).await.unwrap(),
+        calls: Arc::new(AtomicUsize::new(0)),
+    };
+    let server = loaded(store.clone(), &clock).await;
+    let cli = loaded(polled(&path).await, &clock).await;
+    let auth = auth(&server, &clock, true);
+    let after_load = store.calls();
+
+    // Other tables of the file change (the issuer's refresh tokens, API keys' last-used
+    // times): commits the feed sees, with no revocation to read.
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE other (x INTEGER)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for i in 0..5 {
+        sqlx::query("INSERT INTO other VALUES (?)")
+            .bind(i)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    sqlx::query("VACUUM").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+
+    let t = token("after-vacuum", "alice", NOW - 10);
+    send_token(&auth, &t).await.assert_ok();
+    cli.revoke_token(ISS, "after-vacuum", Some(exp_of_default_claims()))
+        .await
+        .unwrap();
+    refused_within_1s(&auth, &t).await;
+    assert_eq!(
+        store.calls(),
+        after_load,
+        "no reload and no poll of the store: the feed read the entry itself"
+    );
+    assert_eq!(server.revoked_tokens(), 1);
+}
+
+#[tokio::test]
+async fn bad_sqlite_feed_settings_name_the_setting_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = SqliteStore::builder(format!("sqlite://{}", dir.path().join("a.db").display()))
+        .poll_interval(Duration::from_millis(1))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("`poll_interval` = 0.001s"), "{e}");
+}
+
+/// A SQLite store that counts the list's calls to it (its feed reads on its own connection).
+#[derive(Clone)]
+struct CountingSqlite {
+    inner: SqliteStore,
+    calls: Arc<AtomicUsize>,
+}
+
+impl CountingSqlite {
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl RevocationStore for CountingSqlite {
+    fn add_revocation<'a>(&'a self, entry: &'a Revocation) -> StoreFuture<'a, ()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.add_revocation(entry)
+    }
+    fn revocations(&self, now: SystemTime) -> StoreFuture<'_, RevocationBatch> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.revocations(now)
+    }
+    fn revocations_since(&self, cursor: u64) -> StoreFuture<'_, RevocationBatch> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.revocations_since(cursor)
+    }
+    fn delete_revocations_expired_before(&self, before: SystemTime) -> StoreFuture<'_, u64> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete_revocations_expired_before(before)
+    }
+    fn revocation_feed(&self) -> Option<Box<dyn RevocationFeed>> {
+        self.inner.revocation_feed()
+    }
 }
 
 /// A store that counts every call made to it.
@@ -1045,7 +1198,9 @@ async fn an_unreadable_row_is_skipped_not_blocking() {
     let path = dir.path().join("app.db");
     let clock = clock();
     let a = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
-    let b = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
+    let b = loaded(polled(&path).await, &clock).await;
+    // Another process reading through the change feed.
+    let fed = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
     a.revoke_token(ISS, "before", Some(far())).await.unwrap();
     // A row of a kind this version does not know, written by hand (or by a newer version).
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
@@ -1080,6 +1235,16 @@ async fn an_unreadable_row_is_skipped_not_blocking() {
     assert_eq!(b.poll().await.unwrap(), 2);
     assert!(revoked(&b, &jti("before")) && revoked(&b, &jti("after")));
     assert_eq!(b.poll().await.unwrap(), 0);
+    // Through the feed: the same.
+    let start = Instant::now();
+    while !(revoked(&fed, &jti("before")) && revoked(&fed, &jti("after"))) {
+        assert!(
+            start.elapsed() < SEEN_WITHIN,
+            "the feed stopped at the bad row"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(fed.revoked_tokens(), 2);
     // Loaded in full by a new process: the same.
     let c = loaded(SqliteStore::open(&path).await.unwrap(), &clock).await;
     assert_eq!(c.revoked_tokens(), 2);

@@ -173,8 +173,9 @@ pub struct CacheSection {
     /// TTL of cached introspection results.
     #[serde(default, with = "opt_duration")]
     pub introspection_ttl: Option<Duration>,
-    /// How often the revocation list is read again from a SQLite database (PostgreSQL pushes
-    /// revocations at once): the longest a revocation made by another process takes to apply.
+    /// How often the SQLite change feed of the revocation list checks for revocations made by
+    /// another process (default 100 ms; PostgreSQL pushes them at once): about the longest
+    /// such a revocation takes to apply.
     #[serde(default, with = "opt_duration")]
     pub revocation_poll: Option<Duration>,
 }

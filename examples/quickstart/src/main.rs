@@ -137,15 +137,24 @@ async fn main() -> ExitCode {
         Command::Serve => serve(config, prepared).await,
         Command::Tokens(command) => tokens(&config, command).await.map(|line| {
             println!("{line}");
+            // On stderr: stdout stays the line scripts parse.
+            eprintln!("{SEEN_BY_SERVERS}");
         }),
         Command::Keys(command) => {
             let keys = match api_keys(&config).await {
                 Ok(k) => k.admin(),
                 Err(e) => return fail(e, &cli.global),
             };
+            let changes = !matches!(command, KeysCommand::List);
             let mut out = std::io::stdout().lock();
             return match command.run(&keys, &mut out).await {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(()) => {
+                    if changes {
+                        // On stderr: stdout stays what scripts parse (the key on the last line).
+                        eprintln!("{SEEN_BY_SERVERS}");
+                    }
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("quickstart keys: {e}");
                     ExitCode::from(1)
@@ -158,6 +167,10 @@ async fn main() -> ExitCode {
         Err(e) => fail(e, &cli.global),
     }
 }
+
+/// When running servers apply a change made by `keys` or `tokens` (their change feeds: SQLite's
+/// logs polled every 100 ms by default, PostgreSQL's notifications).
+const SEEN_BY_SERVERS: &str = "seen by running servers within about 100 ms";
 
 /// Runs a `tokens` subcommand; returns the line to print.
 async fn tokens(config: &Config, command: TokensCommand) -> Result<String, StartError> {

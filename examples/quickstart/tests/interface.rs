@@ -98,6 +98,12 @@ fn keys_cli_create_list_revoke_rotate() {
     let o = run(dir.path(), &["keys", "revoke", &id]);
     assert!(o.status.success());
     assert_eq!(stdout(&o).trim(), format!("revoked {id}"));
+    assert_eq!(
+        stderr(&o).trim(),
+        "seen by running servers within about 100 ms"
+    );
+    let o = run(dir.path(), &["keys", "list"]);
+    assert!(stderr(&o).is_empty(), "listing changes nothing");
 
     let o = run(dir.path(), &["keys", "revoke", "key_doesnotexist"]);
     assert_eq!(o.status.code(), Some(1));
@@ -750,6 +756,10 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), format!("revoked token {jti} of {base}"));
+    assert_eq!(
+        stderr(&o).trim(),
+        "seen by running servers within about 100 ms"
+    );
     assert_eq!(until_me_answers(&base, &a, 401).await, 401);
     assert_eq!(me(b.clone()).await, 200);
 

@@ -46,19 +46,23 @@
 //! # Invalidation across processes
 //!
 //! A store that several processes share can push changes to every process's cache through
-//! [`KeyStore::invalidations`], an optional hook (default `None`, so [`MemoryStore`], SQLite
-//! and stores of your own need nothing). It returns an [`InvalidationFeed`]: a pull-based
+//! [`KeyStore::invalidations`], an optional hook (default `None`, so [`MemoryStore`] and
+//! stores of your own need nothing). It returns an [`InvalidationFeed`]: a pull-based
 //! feed with boxed futures, like the rest of the trait, so it stays object safe and names no
 //! runtime or database type. Each authenticator asks for its own feed and polls it in a
 //! background task; dropping the authenticator aborts the task and drops the feed, which
 //! closes whatever connection it held. A feed yields [`Invalidation::Key`] for one changed
-//! key, and [`Invalidation::All`] when it may have missed changes (after reconnecting), on
-//! which the authenticator clears its whole cache; the cache TTL stays the upper bound for
-//! anything a feed cannot see.
+//! key, [`Invalidation::Created`] for a new one (dropping only an "unknown key" entry), and
+//! [`Invalidation::All`] when it may have missed changes (after reconnecting, or falling
+//! behind), on which the authenticator clears its whole cache; the cache TTL stays the upper
+//! bound for anything a feed cannot see.
 //!
 //! [`PostgresStore`] (feature `postgres`) implements it with `LISTEN`/`NOTIFY`: revoke and
 //! rotate publish the key's hash on the channel `tower_auth_api_keys` in the transaction that
-//! makes the change, and each feed holds one `LISTEN` connection.
+//! makes the change, and each feed holds one `LISTEN` connection. [`SqliteStore`] (feature
+//! `sqlite`) implements it with a change-log table written in the transaction of each change
+//! (created, revoked, rotated) and read by each feed over a connection of its own every 100 ms,
+//! when `PRAGMA data_version` shows a commit by another connection.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -81,7 +85,7 @@ pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
-pub use self::sqlite::SqliteStore;
+pub use self::sqlite::{SqliteStore, SqliteStoreBuilder};
 
 /// The future returned by [`KeyStore`] methods.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -96,7 +100,11 @@ pub enum Invalidation {
     /// The record of the key with this hash changed (revoked, rotated, its expiry moved): drop
     /// its cache entry.
     Key(KeyHash),
-    /// Changes may have been missed (the feed reconnected): drop every cache entry.
+    /// A key with this hash was created: forget that it was unknown (a negative cache entry),
+    /// and keep a record read since.
+    Created(KeyHash),
+    /// Changes may have been missed (the feed reconnected, or fell behind): drop every cache
+    /// entry.
     All,
 }
 
@@ -157,7 +165,8 @@ pub trait KeyStore: Send + Sync + 'static {
     ///
     /// Every [`ApiKeyAuthenticator`](crate::ApiKeyAuthenticator) built on the store calls this
     /// once and keeps the feed for its lifetime. `PostgresStore` returns a `LISTEN` connection
-    /// of its own; see the [module docs](self#invalidation-across-processes).
+    /// of its own, `SqliteStore` a poller of its change log over a connection of its own; see
+    /// the [module docs](self#invalidation-across-processes).
     fn invalidations(&self) -> Option<Box<dyn InvalidationFeed>> {
         None
     }

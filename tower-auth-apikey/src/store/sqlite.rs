@@ -1,22 +1,58 @@
+use std::collections::VecDeque;
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
-use tower_auth_core::sql::{Migrator, migrate_sqlite, open_sqlite};
+use tower_auth_core::ConfigError;
+use tower_auth_core::sql::{
+    ChangePoller, Changes, Migrator, change_log_head, migrate_sqlite, open_sqlite, prune_change_log,
+};
 
 use super::sql::{Migration, db_error, migrator, millis, row_to_stored, store_error};
-use super::{KeyStore, StoreError, StoreFuture};
-use crate::{KeyHash, KeyRecord, StoredKey};
+use super::{
+    Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
+    StoreFuture,
+};
+use crate::{KeyHash, KeyRecord, StoredKey, telemetry};
 
-const MIGRATOR: Migrator = migrator(&[Migration {
-    version: 1,
-    description: "create tower_auth_api_keys",
-    sql: include_str!("../../migrations/sqlite/0001_create_api_keys.sql"),
-}]);
+const MIGRATOR: Migrator = migrator(&[
+    Migration {
+        version: 1,
+        description: "create tower_auth_api_keys",
+        sql: include_str!("../../migrations/sqlite/0001_create_api_keys.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "create tower_auth_api_key_changes",
+        sql: include_str!("../../migrations/sqlite/0002_create_api_key_changes.sql"),
+    },
+]);
 
 const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at, revoked_at, \
                        last_used_at, metadata";
+
+/// The change log, written in the transaction of each change.
+const CHANGES: &str = "tower_auth_api_key_changes";
+
+/// What a change-log entry says changed; the reader drops the key's cache entry whatever the
+/// kind.
+#[derive(Clone, Copy)]
+enum Change {
+    Created,
+    Revoked,
+    Rotated,
+}
+
+impl Change {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Revoked => "revoked",
+            Self::Rotated => "rotated",
+        }
+    }
+}
 
 /// A [`KeyStore`] in a SQLite database (sqlx, with SQLite compiled in: nothing to install).
 ///
@@ -31,6 +67,32 @@ const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at
 /// The journal mode is left as the database has it (SQLite's default is a rollback journal).
 /// While another connection holds an exclusive lock, lookups wait up to the authenticator's
 /// store deadline and then fail: the request gets a 503.
+///
+/// # Changes made by other processes
+///
+/// Several processes may share the file: a server and the `keys` command next to it, or two
+/// servers. Every change (a key created, revoked or rotated) is written to the change log,
+/// `tower_auth_api_key_changes`, in the transaction that makes it, naming the key's hash, with
+/// a sequence number that only grows. Every
+/// [`ApiKeyAuthenticator`](crate::ApiKeyAuthenticator) built on a `SqliteStore` holds one more
+/// connection of its own that asks SQLite every
+/// [`poll_interval`](SqliteStoreBuilder::poll_interval) (100 ms) whether another connection
+/// committed (`PRAGMA data_version`, which reads no table), and only then reads the log past
+/// the last entry it saw and drops exactly those keys from its cache: a change made by another
+/// process is seen within about 100 ms, like PostgreSQL's notifications. A revoked key is
+/// refused, a rotated key's new expiry applies, and a key created elsewhere is accepted even if
+/// it was presented (and cached as unknown) before. Last-used times are written behind without
+/// an entry, so the server's own bookkeeping drops nothing. The feed reads from where the log
+/// ended when the store was opened, reconnects by itself (with a backoff up to 5 s) without
+/// losing its place, and survives `VACUUM`.
+///
+/// Each change also deletes the entries older than the
+/// [`change_log_retention`](SqliteStoreBuilder::change_log_retention) (1 hour). A reader that
+/// could not poll for longer than that (its connection failing all along, the process
+/// suspended) finds entries it has not seen gone: it clears its whole cache and counts it in
+/// `tower_auth_apikey_feed_behind_total`. Changes made in SQL by hand write no entry: clear
+/// the cache with [`invalidate_cache`](crate::ApiKeyAuthenticator::invalidate_cache) (or wait
+/// for the TTL).
 ///
 /// ```
 /// use tower_auth_apikey::{ApiKeys, NewKey, SqliteStore};
@@ -51,27 +113,30 @@ const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    poll_interval: Duration,
+    retention: Duration,
+    /// The end of the change log when the store was opened: feeds read on from there.
+    head: i64,
 }
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
             .field("connections", &self.pool.size())
+            .field("poll_interval", &self.poll_interval)
+            .field("change_log_retention", &self.retention)
             .finish()
     }
 }
 
 impl SqliteStore {
-    /// Opens (creating it if missing) the database at `url` and migrates it.
+    /// Opens (creating it if missing) the database at `url` with the default settings and
+    /// migrates it.
     ///
     /// `url` is a sqlx SQLite URL: `sqlite://keys.db` (relative to the working directory),
     /// `sqlite:///var/lib/app/keys.db`, or `sqlite::memory:` for a private in-memory database.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = open_sqlite(url).await.map_err(store_error)?;
-        migrate_sqlite(&pool, &MIGRATOR)
-            .await
-            .map_err(store_error)?;
-        Ok(Self { pool })
+        Self::builder(url).connect().await
     }
 
     /// Opens (creating it if missing) the database file at `path` and migrates it.
@@ -80,9 +145,112 @@ impl SqliteStore {
         Self::connect(&url).await
     }
 
-    /// Closes the connections; calls made afterwards fail.
+    /// Starts a builder for the change feed's settings; `url` as for
+    /// [`connect`](Self::connect).
+    pub fn builder(url: impl Into<String>) -> SqliteStoreBuilder {
+        SqliteStoreBuilder {
+            url: url.into(),
+            poll_interval: SqliteStoreBuilder::DEFAULT_POLL_INTERVAL,
+            retention: SqliteStoreBuilder::DEFAULT_CHANGE_LOG_RETENTION,
+        }
+    }
+
+    /// Closes the connections; calls made afterwards fail. The feeds' connections close with
+    /// their authenticators.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Appends `change` of `key` to the change log and prunes it, in `tx`.
+    async fn log(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        change: Change,
+        key: &StoredKey,
+    ) -> Result<(), StoreError> {
+        let now = millis(SystemTime::now());
+        sqlx::query(&format!(
+            "INSERT INTO {CHANGES} (kind, key_id, key_hash, created_at) VALUES (?, ?, ?, ?)"
+        ))
+        .bind(change.as_str())
+        .bind(&key.record.id)
+        .bind(&key.hash.as_bytes()[..])
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        let retention = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        prune_change_log(tx, CHANGES, now.saturating_sub(retention))
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+/// Settings of a [`SqliteStore`]'s change feed. Created by [`SqliteStore::builder`].
+#[must_use]
+#[derive(Debug)]
+pub struct SqliteStoreBuilder {
+    url: String,
+    poll_interval: Duration,
+    retention: Duration,
+}
+
+impl SqliteStoreBuilder {
+    /// Default [`poll_interval`](Self::poll_interval).
+    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+    /// Default [`change_log_retention`](Self::change_log_retention).
+    pub const DEFAULT_CHANGE_LOG_RETENTION: Duration = Duration::from_secs(3600);
+
+    /// How often each authenticator's feed asks whether another connection committed
+    /// (default 100 ms, from 10 ms to 1 min): the bound on how long a change made by another
+    /// process takes to reach this one's cache. An idle poll reads no table.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// How long change-log entries are kept (default 1 hour, from 1 min to 30 days). A feed
+    /// that falls further behind clears its whole cache.
+    pub fn change_log_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Validates the settings, opens (creating it if missing) and migrates the database.
+    pub async fn connect(self) -> Result<SqliteStore, StoreError> {
+        let invalid = |e: ConfigError| {
+            StoreError::new(StoreErrorKind::Setup, "invalid sqlite store setting").with_source(e)
+        };
+        if self.poll_interval < Duration::from_millis(10)
+            || self.poll_interval > Duration::from_secs(60)
+        {
+            return Err(invalid(ConfigError::new(
+                "poll_interval",
+                humantime::format_duration(self.poll_interval),
+                "must be from 10ms to 1m",
+            )));
+        }
+        if self.retention < Duration::from_secs(60)
+            || self.retention > Duration::from_secs(30 * 86_400)
+        {
+            return Err(invalid(ConfigError::new(
+                "change_log_retention",
+                humantime::format_duration(self.retention),
+                "must be from 1m to 30days",
+            )));
+        }
+        let pool = open_sqlite(&self.url).await.map_err(store_error)?;
+        migrate_sqlite(&pool, &MIGRATOR)
+            .await
+            .map_err(store_error)?;
+        let head = change_log_head(&pool, CHANGES).await.map_err(store_error)?;
+        Ok(SqliteStore {
+            pool,
+            poll_interval: self.poll_interval,
+            retention: self.retention,
+            head,
+        })
     }
 }
 
@@ -170,8 +338,14 @@ impl KeyStore for SqliteStore {
 
     fn insert<'a>(&'a self, key: &'a StoredKey) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error)?;
             insert(&mut tx, key).await?;
+            // A key presented before it existed may be cached as unknown.
+            self.log(&mut tx, Change::Created, key).await?;
             tx.commit().await.map_err(db_error)
         })
     }
@@ -192,6 +366,9 @@ impl KeyStore for SqliteStore {
             .await
             .map_err(db_error)?;
             let key = select_by_id(&mut tx, id).await?;
+            if let Some(key) = &key {
+                self.log(&mut tx, Change::Revoked, key).await?;
+            }
             tx.commit().await.map_err(db_error)?;
             Ok(key)
         })
@@ -225,6 +402,10 @@ impl KeyStore for SqliteStore {
             }
             insert(&mut tx, new).await?;
             let old = select_by_id(&mut tx, old_id).await?;
+            if let Some(old) = &old {
+                self.log(&mut tx, Change::Rotated, old).await?;
+            }
+            self.log(&mut tx, Change::Created, new).await?;
             tx.commit().await.map_err(db_error)?;
             Ok(old)
         })
@@ -253,6 +434,69 @@ impl KeyStore for SqliteStore {
             }
             tx.commit().await.map_err(db_error)
         })
+    }
+
+    fn invalidations(&self) -> Option<Box<dyn InvalidationFeed>> {
+        let poller = ChangePoller::new(&self.pool, CHANGES, "kind, key_hash", self.poll_interval)
+            .starting_after(self.head);
+        Some(Box::new(SqliteFeed {
+            poller,
+            pending: VecDeque::new(),
+        }))
+    }
+}
+
+/// The change log read over a connection of its own (see the [store docs](SqliteStore)).
+struct SqliteFeed {
+    poller: ChangePoller,
+    /// Invalidations read and not yet handed out.
+    pending: VecDeque<Invalidation>,
+}
+
+impl InvalidationFeed for SqliteFeed {
+    fn next(&mut self) -> InvalidationFuture<'_> {
+        Box::pin(self.next_invalidation())
+    }
+}
+
+impl SqliteFeed {
+    async fn next_invalidation(&mut self) -> Option<Invalidation> {
+        loop {
+            if let Some(invalidation) = self.pending.pop_front() {
+                return Some(invalidation);
+            }
+            match self.poller.next::<(String, Vec<u8>)>().await {
+                Ok(Changes::Rows(rows)) => {
+                    for (kind, hash) in rows {
+                        let Ok(hash) = <[u8; 32]>::try_from(hash) else {
+                            // Not a key this crate wrote: dropping everything is always safe.
+                            telemetry::feed_unreadable(&super::sql::corrupt(
+                                "key hash of the wrong size in the change log",
+                            ));
+                            self.pending.clear();
+                            return Some(Invalidation::All);
+                        };
+                        let hash = KeyHash::from_bytes(hash);
+                        self.pending.push_back(if kind == Change::Created.as_str() {
+                            Invalidation::Created(hash)
+                        } else {
+                            Invalidation::Key(hash)
+                        });
+                    }
+                }
+                Ok(Changes::Unreadable(e)) => {
+                    telemetry::feed_unreadable(&store_error(e));
+                    return Some(Invalidation::All);
+                }
+                Ok(Changes::FellBehind) => {
+                    telemetry::feed_behind();
+                    return Some(Invalidation::All);
+                }
+                // Not returned by a poller started at a known position; safe anyway.
+                Ok(Changes::Started) => return Some(Invalidation::All),
+                Err(e) => telemetry::listener_failed(&store_error(e)),
+            }
+        }
     }
 }
 

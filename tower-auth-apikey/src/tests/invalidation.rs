@@ -72,6 +72,7 @@ impl KeyStore for FeedStore {
 
 struct Setup {
     auth: ApiKeyAuthenticator,
+    store: Arc<MemoryStore>,
     other_process: ApiKeys,
     tx: mpsc::UnboundedSender<Invalidation>,
     polled: Arc<AtomicBool>,
@@ -95,9 +96,13 @@ fn setup() -> Setup {
         .prefix("sk_test")
         .build()
         .unwrap();
-    let other_process = ApiKeys::builder(inner).prefix("sk_test").build().unwrap();
+    let other_process = ApiKeys::builder(Arc::clone(&inner))
+        .prefix("sk_test")
+        .build()
+        .unwrap();
     Setup {
         auth,
+        store: inner,
         other_process,
         tx,
         polled,
@@ -217,4 +222,49 @@ fn built_outside_a_runtime_it_listens_from_the_first_lookup() {
         s.tx.send(Invalidation::All).unwrap();
         assert!(eventually(&svc, a.key.expose_secret(), StatusCode::UNAUTHORIZED).await);
     });
+}
+
+#[tokio::test]
+async fn a_pushed_creation_drops_an_unknown_entry_and_keeps_a_record() {
+    let s = setup();
+    let (svc, _) = stack(s.auth.clone());
+    // A key the server's store does not hold yet: cached as unknown.
+    let elsewhere = ApiKeys::builder(MemoryStore::new())
+        .prefix("sk_test")
+        .build()
+        .unwrap();
+    let late = elsewhere.create(NewKey::new("late")).await.unwrap();
+    let late_key = late.key.expose_secret();
+    assert_eq!(
+        status(&svc, bearer(late_key)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let hasher = KeyHasher::new(None).unwrap();
+    let stored = StoredKey {
+        record: late.record.clone(),
+        hash: hasher.hash(late_key),
+    };
+    s.store.insert(&stored).await.unwrap();
+    assert_eq!(
+        status(&svc, bearer(late_key)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    s.tx.send(Invalidation::Created(stored.hash)).unwrap();
+    assert!(eventually(&svc, late_key, StatusCode::OK).await);
+
+    // A cached record is kept: a creation says nothing about it.
+    let a = s.other_process.create(NewKey::new("a")).await.unwrap();
+    let b = s.other_process.create(NewKey::new("b")).await.unwrap();
+    let (a_key, b_key) = (a.key.expose_secret(), b.key.expose_secret());
+    for k in [a_key, b_key] {
+        assert_eq!(status(&svc, bearer(k)).await, StatusCode::OK);
+    }
+    s.other_process.revoke(&a.record.id).await.unwrap();
+    s.other_process.revoke(&b.record.id).await.unwrap();
+    s.tx.send(Invalidation::Created(hasher.hash(a_key)))
+        .unwrap();
+    // Once the invalidation sent after it is applied, the creation was too.
+    s.tx.send(Invalidation::Key(hasher.hash(b_key))).unwrap();
+    assert!(eventually(&svc, b_key, StatusCode::UNAUTHORIZED).await);
+    assert_eq!(status(&svc, bearer(a_key)).await, StatusCode::OK);
 }

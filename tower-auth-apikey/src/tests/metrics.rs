@@ -127,3 +127,75 @@ fn counters_move() {
         3
     );
 }
+
+/// Another process revokes a key and the change log is pruned past this reader before it
+/// polls (as when it could not poll for longer than the retention): the reader cannot tell
+/// which keys changed, so it clears its cache, and says so.
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_feed_behind_the_pruned_change_log_clears_the_cache_and_counts_it() {
+    let counts = Counts::default();
+    ::metrics::with_local_recorder(&counts, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+                let store =
+                    TestStore::wrap_listening(crate::SqliteStore::connect(&url).await.unwrap());
+                let auth = builder(&store).build().unwrap();
+                let other =
+                    crate::ApiKeys::builder(crate::SqliteStore::connect(&url).await.unwrap())
+                        .prefix("sk_test")
+                        .build()
+                        .unwrap();
+                let created = other.create(NewKey::new("a")).await.unwrap();
+                let key = created.key.expose_secret();
+                let (svc, _) = stack(auth.clone());
+                assert_eq!(status(&svc, bearer(key)).await, StatusCode::OK);
+
+                let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+                let mut tx = db.begin().await.unwrap();
+                sqlx::query("UPDATE tower_auth_api_keys SET revoked_at = 1 WHERE id = ?")
+                    .bind(&created.record.id)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                sqlx::query(
+                    "INSERT INTO tower_auth_api_key_changes (kind, key_id, key_hash, created_at) \
+                     VALUES ('revoked', ?, ?, 0)",
+                )
+                .bind(&created.record.id)
+                .bind(
+                    &crate::key::KeyHasher::new(None)
+                        .unwrap()
+                        .hash(key)
+                        .as_bytes()[..],
+                )
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                sqlx::query("DELETE FROM tower_auth_api_key_changes")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+                while status(&svc, bearer(key)).await != StatusCode::UNAUTHORIZED {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "still accepted after 1 s"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            });
+    });
+    assert_eq!(counts.get("tower_auth_apikey_feed_behind_total{}"), 1);
+    assert_eq!(
+        counts.get("tower_auth_apikey_invalidations_total{kind=all}"),
+        1
+    );
+}

@@ -41,6 +41,8 @@ pub(crate) struct TestStore {
     finds: Arc<AtomicUsize>,
     mode: Arc<AtomicU8>,
     pause: Arc<Mutex<Option<Pause>>>,
+    /// Whether the inner store's invalidation feed is handed out.
+    listen: bool,
 }
 
 impl TestStore {
@@ -54,6 +56,16 @@ impl TestStore {
             finds: Arc::new(AtomicUsize::new(0)),
             mode: Arc::new(AtomicU8::new(OK)),
             pause: Arc::new(Mutex::new(None)),
+            listen: false,
+        }
+    }
+
+    /// Wraps `inner`, handing out its invalidation feed.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn wrap_listening(inner: impl KeyStore) -> Self {
+        Self {
+            listen: true,
+            ..Self::wrap(inner)
         }
     }
 
@@ -129,6 +141,13 @@ impl KeyStore for TestStore {
     }
     fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()> {
         self.inner.record_last_used(batch)
+    }
+    fn invalidations(&self) -> Option<Box<dyn crate::InvalidationFeed>> {
+        if self.listen {
+            self.inner.invalidations()
+        } else {
+            None
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 //! Short-lived access tokens limit the damage of a stolen one to its lifetime; a revocation
 //! list ends it at once, without a database on the request path. The list answers from
 //! memory; background tasks keep it current from the store (PostgreSQL notifications, or
-//! polling SQLite every few seconds).
+//! SQLite's change feed, polled every 100 ms).
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -161,7 +161,11 @@
 //! background tasks (which stop when the last clone of the list is dropped; `load` again
 //! restarts any that ended, after a panic or on a runtime that shut down):
 //!
-//! - with a feed ([`PostgresRevocationStore`]: `LISTEN`/`NOTIFY`, the
+//! - with a feed ([`SqliteRevocationStore`]: its change feed, a connection of its own that
+//!   reads the entries past the last one it saw whenever `PRAGMA data_version` shows a
+//!   commit by another connection, checked every 100 ms, so entries written by other
+//!   processes apply within about 100 ms; see [its docs](SqliteRevocationStore#change-feed).
+//!   Or [`PostgresRevocationStore`]: `LISTEN`/`NOTIFY`, the
 //!   notification sent in the transaction that writes the entry and carrying only its `seq`,
 //!   the row then read from the table), each entry is applied as soon as the writer
 //!   commits, typically within milliseconds on every instance. Since `LISTEN` is established
@@ -176,7 +180,9 @@
 //!   collapse into one. A feed that ends is logged and replaced.
 //!   [`poll`](RevocationList::poll) on such a store is a full reload: PostgreSQL takes
 //!   sequence numbers at insert and commits out of order, so a cursor could skip an entry;
-//! - otherwise ([`SqliteRevocationStore`], [`MemoryRevocationStore`]) the list polls for entries added after the last one it saw every
+//! - otherwise ([`MemoryRevocationStore`], a [`SqliteRevocationStore`]
+//!   [`without_change_feed`](SqliteRevocationStoreBuilder::without_change_feed)) the list
+//!   polls for entries added after the last one it saw every
 //!   [`poll_interval`](RevocationListBuilder::poll_interval) (5 s): the bound on how long a
 //!   revocation made by another process takes here. The process that revokes applies it at
 //!   once.
@@ -275,7 +281,7 @@ pub use self::postgres::{
     PostgresRevocationStore, PostgresRevocationStoreBuilder,
 };
 #[cfg(all(feature = "revocation", feature = "sqlite"))]
-pub use self::sqlite::SqliteRevocationStore;
+pub use self::sqlite::{SqliteRevocationStore, SqliteRevocationStoreBuilder};
 #[cfg(feature = "revocation")]
 pub use self::store::{
     Revocation, RevocationBatch, RevocationEvent, RevocationFeed, RevocationFeedFuture,
