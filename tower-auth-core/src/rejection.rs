@@ -1,9 +1,7 @@
 //! Turning an [`AuthError`] into a response: the HTTP default (RFC 6750), a gRPC responder, an
 //! RFC 9457 problem document, or a closure of your own.
 
-use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
@@ -31,68 +29,12 @@ where
 /// The challenge settings shared by the built-in responders.
 #[derive(Clone)]
 struct Challenge {
-    /// `Bearer realm="..."`, precomputed.
+    /// `Bearer realm="..."`, built once.
     missing: HeaderValue,
-    /// `Bearer realm="...", error="invalid_token", error_description="..."` is built per error
-    /// because the description varies; the prefix is precomputed.
+    /// `Bearer realm="..."` as text: the start of every challenge that carries an error
+    /// attribute, which is built per rejection because the description varies.
     prefix: String,
     retry_after: HeaderValue,
-    /// Identifies `prefix` in the per-thread cache of built challenges; clones share it.
-    id: u64,
-}
-
-/// The source of [`Challenge::id`]s.
-static NEXT_CHALLENGE_ID: AtomicU64 = AtomicU64::new(0);
-
-/// How many built `WWW-Authenticate` values each thread keeps.
-const CACHED_CHALLENGES: usize = 32;
-
-/// A `WWW-Authenticate` value built once for a realm, an error kind and a fixed description.
-///
-/// Descriptions are `&'static str`, so their address and length identify their text: a static
-/// string is never freed or changed. Each thread keeps its own values, so handing one out is a
-/// reference count on memory no other thread touches.
-struct CachedChallenge {
-    id: u64,
-    kind: AuthErrorKind,
-    description: (usize, usize),
-    value: HeaderValue,
-}
-
-/// The per-thread cache of built challenges: at most [`CACHED_CHALLENGES`] entries, replaced
-/// in turn when full.
-struct ChallengeCache {
-    entries: Vec<CachedChallenge>,
-    next: usize,
-}
-
-impl ChallengeCache {
-    fn get(
-        &self,
-        id: u64,
-        kind: AuthErrorKind,
-        description: (usize, usize),
-    ) -> Option<&HeaderValue> {
-        self.entries
-            .iter()
-            .find(|e| e.id == id && e.kind == kind && e.description == description)
-            .map(|e| &e.value)
-    }
-
-    fn put(&mut self, entry: CachedChallenge) {
-        if self.entries.len() < CACHED_CHALLENGES {
-            self.entries.push(entry);
-        } else {
-            self.entries[self.next] = entry;
-            self.next = (self.next + 1) % CACHED_CHALLENGES;
-        }
-    }
-}
-
-thread_local! {
-    static CHALLENGES: RefCell<ChallengeCache> = const {
-        RefCell::new(ChallengeCache { entries: Vec::new(), next: 0 })
-    };
 }
 
 impl Challenge {
@@ -115,48 +57,11 @@ impl Challenge {
             missing,
             prefix,
             retry_after: HeaderValue::from(retry_after_secs),
-            id: NEXT_CHALLENGE_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
-    /// The `WWW-Authenticate` value for `error`, if its kind carries one. Values without a
-    /// `scope` attribute depend only on the realm, the kind and the fixed description: they are
-    /// built once per thread and reused.
-    fn www_authenticate(&self, error: &AuthError) -> Option<HeaderValue> {
-        let kind = error.kind();
-        if matches!(
-            kind,
-            AuthErrorKind::MissingCredential
-                | AuthErrorKind::Forbidden
-                | AuthErrorKind::Unavailable
-        ) || error.required_scope().is_some()
-        {
-            return self.build_www_authenticate(error);
-        }
-        let description = error.description();
-        let key = (description.as_ptr() as usize, description.len());
-        let cached = CHALLENGES
-            .try_with(|c| c.borrow().get(self.id, kind, key).cloned())
-            .ok()
-            .flatten();
-        if cached.is_some() {
-            return cached;
-        }
-        let value = self.build_www_authenticate(error)?;
-        // Ignored when the thread is being torn down: the value is simply not kept.
-        let _ = CHALLENGES.try_with(|c| {
-            c.borrow_mut().put(CachedChallenge {
-                id: self.id,
-                kind,
-                description: key,
-                value: value.clone(),
-            });
-        });
-        Some(value)
-    }
-
     /// Builds the `WWW-Authenticate` value for `error`, if its kind carries one.
-    fn build_www_authenticate(&self, error: &AuthError) -> Option<HeaderValue> {
+    fn www_authenticate(&self, error: &AuthError) -> Option<HeaderValue> {
         let code = match error.kind() {
             AuthErrorKind::MissingCredential => return Some(self.missing.clone()),
             AuthErrorKind::InvalidRequest => "invalid_request",
@@ -166,19 +71,12 @@ impl Challenge {
         };
         let description = sanitize(error.description());
         let scope = error.required_scope().map(sanitize);
-        let mut v = String::with_capacity(
-            self.prefix.len() + 48 + description.len() + scope.as_ref().map_or(0, |s| s.len() + 10),
+        let mut v = format!(
+            "{}, error=\"{code}\", error_description=\"{description}\"",
+            self.prefix
         );
-        v.push_str(&self.prefix);
-        v.push_str(", error=\"");
-        v.push_str(code);
-        v.push_str("\", error_description=\"");
-        v.push_str(&description);
-        v.push('"');
         if let Some(scope) = scope {
-            v.push_str(", scope=\"");
-            v.push_str(&scope);
-            v.push('"');
+            v.push_str(&format!(", scope=\"{scope}\""));
         }
         HeaderValue::try_from(v).ok()
     }
@@ -472,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn built_challenges_are_reused_per_realm_kind_and_description() {
+    fn challenges_are_exact_per_realm_kind_and_description() {
         static DESCRIPTIONS: [&str; 40] = [
             "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11", "d12", "d13",
             "d14", "d15", "d16", "d17", "d18", "d19", "d20", "d21", "d22", "d23", "d24", "d25",
@@ -482,8 +380,8 @@ mod tests {
         let api = DefaultRejection::new();
         let orders = DefaultRejection::builder().realm("orders").build().unwrap();
         let a_clone = api.clone();
-        // Three rounds over more descriptions than the cache holds: the answers stay exact
-        // whether they were built, reused or built again after an eviction.
+        // Three rounds over many descriptions and realms, clones included: every answer is
+        // exact, whatever was built before it.
         for _ in 0..3 {
             for d in DESCRIPTIONS {
                 for (r, realm) in [(&api, "api"), (&orders, "orders"), (&a_clone, "api")] {
@@ -511,7 +409,7 @@ mod tests {
                 "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"abc\""
             );
         }
-        // Scopes vary per error: never taken from the cache.
+        // Scopes vary per error.
         for scope in ["a", "b"] {
             let res: Response<()> = api.on_rejection(&AuthError::insufficient_scope(scope));
             assert!(www(&res).unwrap().ends_with(&format!("scope=\"{scope}\"")));

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
 use tower_auth_jwt::{Algorithm, KeyLookup, KeySource};
 
 use super::error::LoginError;
@@ -40,14 +41,6 @@ fn seconds(claims: &Map<String, Value>, name: &str) -> Option<SystemTime> {
         return None;
     }
     Some(UNIX_EPOCH + Duration::from_secs_f64(v))
-}
-
-/// Equality that takes the same time wherever the first difference is.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Checks the ID token's signature with `keys` and its claims with `rules`; returns its claims.
@@ -148,7 +141,7 @@ pub(crate) async fn validate(
         }
     }
     match claims.get("nonce").and_then(Value::as_str) {
-        Some(n) if constant_time_eq(n.as_bytes(), rules.nonce.as_bytes()) => {}
+        Some(n) if bool::from(n.as_bytes().ct_eq(rules.nonce.as_bytes())) => {}
         _ => return Err(LoginError::NonceMismatch),
     }
     match claims.get("sub").and_then(Value::as_str) {
