@@ -93,8 +93,9 @@ impl Challenge {
 
     /// The `WWW-Authenticate` values for `error`, in order: `Bearer` first (proxies may pass on
     /// only the first), then `DPoP`. The challenge of the error's
-    /// [scheme](AuthError::challenge_scheme) carries the `error` attributes; when the responder
-    /// does not announce that scheme, a challenge of it is added last.
+    /// [scheme](AuthError::challenge_scheme) carries the `error` attributes (on a DPoP-only
+    /// responder, the `DPoP` challenge carries them all); when the responder does not announce
+    /// that scheme, a challenge of it is added last.
     fn www_authenticate(&self, error: &AuthError) -> Vec<HeaderValue> {
         let code = match error.kind() {
             AuthErrorKind::MissingCredential => None,
@@ -131,7 +132,8 @@ impl Challenge {
         }
         if let Some(dpop) = &self.dpop {
             match &attributes {
-                Some(a) if target.eq_ignore_ascii_case("DPoP") => {
+                // Where DPoP is required, its challenge is the only one: it carries every error.
+                Some(a) if target.eq_ignore_ascii_case("DPoP") || !self.bearer => {
                     placed = true;
                     out.extend(HeaderValue::try_from(format!("DPoP {a}, {}", dpop.algs)).ok());
                 }
@@ -619,6 +621,12 @@ mod tests {
         assert_eq!(
             all_www(&res),
             ["DPoP error=\"invalid_dpop_proof\", error_description=\"bad\", algs=\"ES256\""]
+        );
+        // A Bearer token on such a route: the error goes on the DPoP challenge, no Bearer one.
+        let res: Response<()> = r.on_rejection(&AuthError::invalid_token("unrecognized"));
+        assert_eq!(
+            all_www(&res),
+            ["DPoP error=\"invalid_token\", error_description=\"unrecognized\", algs=\"ES256\""]
         );
     }
 
