@@ -187,6 +187,47 @@ impl DpopAuthenticator {
             .collect()
     }
 
+    /// Checks the proof of a token request (login, refresh: RFC 9449 section 5), which carries
+    /// no access token: `Ok(None)` without a `DPoP` header, else the RFC 7638 thumbprint of the
+    /// proof key, to bind the tokens to (`TokenRequest::dpop_jkt` with feature `issue`). Every
+    /// check of a resource request applies but `ath`, the replay cache included. Errors:
+    /// [`AuthErrorKind::InvalidDpopProof`], [`AuthErrorKind::UseDpopNonce`] (with its
+    /// `DPoP-Nonce` header), `InvalidRequest` for two `DPoP` headers, `Unavailable` when the
+    /// replay cache is full; a token endpoint answers the first two with 400 (RFC 9449
+    /// section 5).
+    pub fn check_token_request(&self, parts: &Parts) -> Result<Option<String>, AuthError> {
+        let inner = &self.inner;
+        let mut proofs = parts.headers.get_all(DPOP).iter();
+        let proof = match (proofs.next(), proofs.next()) {
+            (None, _) => return Ok(None),
+            (Some(p), None) => p,
+            (Some(_), Some(_)) => {
+                return Err(dpop_error(AuthError::invalid_request(
+                    "more than one dpop header",
+                )));
+            }
+        };
+        let url = inner
+            .request_url(parts)
+            .ok_or_else(|| dpop_error(AuthError::invalid_request("request url unknown")))?;
+        let now = inner.clock.now();
+        let expected = Expected {
+            method: parts.method.as_str(),
+            url: &url,
+            token: None,
+        };
+        let checked = proof::check(
+            proof.as_bytes(),
+            &inner.policy,
+            &expected,
+            inner.nonces.as_ref(),
+            now,
+        )?;
+        let bind = Bind::new(checked, inner.policy.leeway);
+        inner.remember(&bind)?;
+        Ok(Some(bind.thumbprint))
+    }
+
     /// The current nonce, when nonces are on: for a `DPoP-Nonce` header on other responses.
     pub fn current_nonce(&self) -> Option<HeaderValue> {
         let now = self.inner.clock.now();
@@ -385,11 +426,18 @@ impl Inner {
                 "dpop proof key does not match the token",
             ));
         }
+        self.remember(bind)?;
+        Ok(principal)
+    }
+
+    /// Records the proof's `jti` in the replay cache: refused when it is there already, 503
+    /// when the cache is full.
+    fn remember(&self, bind: &Bind) -> Result<(), AuthError> {
         match self
             .replay
             .insert(bind.replay_key, bind.expires, self.clock.now())
         {
-            Ok(()) => Ok(principal),
+            Ok(()) => Ok(()),
             Err(Refused::Replayed) => Err(AuthError::invalid_dpop_proof("dpop proof replayed")),
             Err(Refused::Full) => Err(AuthError::unavailable("dpop replay cache full")),
         }
@@ -401,6 +449,22 @@ struct Bind {
     thumbprint: String,
     replay_key: replay::ReplayKey,
     expires: SystemTime,
+}
+
+impl Bind {
+    /// The replay entry of a checked proof: its `jti`, scoped to its key (so one client
+    /// cannot block another's identifiers), kept until its `iat` leaves the window.
+    fn new(checked: proof::Checked, leeway: Duration) -> Self {
+        let mut replay_input = Vec::with_capacity(checked.thumbprint.len() + 1 + checked.jti.len());
+        replay_input.extend_from_slice(checked.thumbprint.as_bytes());
+        replay_input.push(0);
+        replay_input.extend_from_slice(checked.jti.as_bytes());
+        Self {
+            replay_key: crate::cache::hash(&replay_input),
+            expires: checked.iat + leeway,
+            thumbprint: checked.thumbprint,
+        }
+    }
 }
 
 impl Authenticator for DpopAuthenticator {
@@ -480,7 +544,7 @@ impl Authenticator for DpopAuthenticator {
         let expected = Expected {
             method: credential.method.as_str(),
             url: &credential.url,
-            token,
+            token: Some(token),
         };
         let checked = match proof::check(
             credential.proof.as_bytes(),
@@ -498,15 +562,7 @@ impl Authenticator for DpopAuthenticator {
                 "malformed dpop token",
             ))));
         };
-        let mut replay_input = Vec::with_capacity(checked.thumbprint.len() + 1 + checked.jti.len());
-        replay_input.extend_from_slice(checked.thumbprint.as_bytes());
-        replay_input.push(0);
-        replay_input.extend_from_slice(checked.jti.as_bytes());
-        let bind = Bind {
-            replay_key: crate::cache::hash(&replay_input),
-            expires: checked.iat + inner.policy.leeway,
-            thumbprint: checked.thumbprint,
-        };
+        let bind = Bind::new(checked, inner.policy.leeway);
         DpopFuture {
             state: State::Verifying {
                 jwt: inner.jwt.verify_bound(token),

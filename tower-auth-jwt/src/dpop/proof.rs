@@ -39,8 +39,9 @@ pub(crate) struct Expected<'a> {
     pub(crate) method: &'a str,
     /// The request URL, normalized by [`normalize_url`].
     pub(crate) url: &'a str,
-    /// The access token sent with the proof, for `ath`.
-    pub(crate) token: &'a [u8],
+    /// The access token sent with the proof, for `ath`; `None` at a token endpoint, where
+    /// there is none yet.
+    pub(crate) token: Option<&'a [u8]>,
 }
 
 /// A proof that passed every check but the replay check and the token binding.
@@ -127,7 +128,9 @@ pub(crate) fn check(
     if iat > now + policy.leeway || iat + policy.leeway < now {
         return Err(invalid("dpop proof iat outside the accepted window"));
     }
-    if string("ath") != Some(access_token_hash(expected.token).as_str()) {
+    if let Some(token) = expected.token
+        && string("ath") != Some(access_token_hash(token).as_str())
+    {
         return Err(invalid("dpop proof for another access token"));
     }
     let thumbprint = thumbprint(&header).ok_or_else(|| invalid("invalid dpop proof key"))?;
