@@ -267,7 +267,7 @@ impl DpopAuthenticatorBuilder {
         self
     }
 
-    /// How far a proof's `iat` may be from now, either side (default 60 s).
+    /// How far a proof's `iat` may be from now, either side (default 60 s, at most one hour).
     pub fn iat_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -322,6 +322,13 @@ impl DpopAuthenticatorBuilder {
                 "dpop_algorithms",
                 algs(),
                 "DPoP proofs are signed with asymmetric keys only",
+            ));
+        }
+        if self.leeway > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "dpop_iat_leeway",
+                format!("{:?}", self.leeway),
+                "must be at most one hour",
             ));
         }
         if self.max_proof_size == 0 {
@@ -461,7 +468,8 @@ impl Bind {
         replay_input.extend_from_slice(checked.jti.as_bytes());
         Self {
             replay_key: crate::cache::hash(&replay_input),
-            expires: checked.iat + leeway,
+            // `iat` is within the leeway of now: this cannot overflow in practice.
+            expires: checked.iat.checked_add(leeway).unwrap_or(checked.iat),
             thumbprint: checked.thumbprint,
         }
     }

@@ -125,7 +125,14 @@ pub(crate) fn check(
         .get("iat")
         .and_then(numeric_date)
         .ok_or_else(|| invalid("dpop proof without a valid iat"))?;
-    if iat > now + policy.leeway || iat + policy.leeway < now {
+    // Compared with now moved by the leeway, so no arithmetic touches the sender's number.
+    let too_new = now
+        .checked_add(policy.leeway)
+        .is_some_and(|limit| iat > limit);
+    let too_old = now
+        .checked_sub(policy.leeway)
+        .is_some_and(|limit| iat < limit);
+    if too_new || too_old {
         return Err(invalid("dpop proof iat outside the accepted window"));
     }
     if let Some(token) = expected.token

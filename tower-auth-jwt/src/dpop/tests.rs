@@ -635,6 +635,22 @@ async fn proof_claim_rules() {
     )
     .await;
     assert_dpop_error(&res, "invalid_dpop_proof", "dpop proof without a valid iat");
+    // An iat at the end of time or at the epoch is refused.
+    for iat in [json!(i64::MAX as u64 - 10), json!(u64::MAX), json!(0)] {
+        let mut c = claims(&key, &t);
+        c["iat"] = iat;
+        let res = send(
+            auth.clone(),
+            request(
+                "GET",
+                "/orders",
+                &format!("DPoP {t}"),
+                &[&key.sign(&c).unwrap()],
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
     for p in ["a.b", "a.b.c.d", "!!.!!.!!"] {
         let res = send(
             auth.clone(),
@@ -781,6 +797,10 @@ fn bad_settings_are_named() {
         (dpop(&s).algorithms([]), "dpop_algorithms"),
         (dpop(&s).algorithms([Algorithm::HS256]), "dpop_algorithms"),
         (dpop(&s).max_proof_size(0), "dpop_max_proof_size"),
+        (
+            dpop(&s).iat_leeway(Duration::from_secs(3601)),
+            "dpop_iat_leeway",
+        ),
         (
             dpop(&s).replay_cache_capacity(0),
             "dpop_replay_cache_capacity",
