@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use http::StatusCode;
+use http::{HeaderName, HeaderValue, StatusCode};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -26,6 +26,8 @@ pub struct AuthError {
 struct Extra {
     scope: Option<String>,
     source: Option<BoxError>,
+    challenge: Option<&'static str>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The class of an [`AuthError`], which fixes the response.
@@ -45,13 +47,27 @@ pub enum AuthErrorKind {
     Forbidden,
     /// A dependency (key store, JWKS, introspection endpoint) failed or missed its deadline: 503.
     Unavailable,
+    /// A bad DPoP proof (RFC 9449 section 7.1): 401 with `error="invalid_dpop_proof"` on the
+    /// `DPoP` challenge.
+    InvalidDpopProof,
+    /// The DPoP proof lacks a current server nonce (RFC 9449 section 9): 401 with
+    /// `error="use_dpop_nonce"` on the `DPoP` challenge and the nonce in a `DPoP-Nonce` header
+    /// carried by the error.
+    UseDpopNonce,
+    /// A rate limit or a usage quota is exhausted: 429, no challenge; the error carries its
+    /// `Retry-After` and `RateLimit` headers.
+    TooManyRequests,
 }
 
 impl AuthErrorKind {
     /// The HTTP status this kind maps to.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::MissingCredential | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::MissingCredential
+            | Self::InvalidToken
+            | Self::InvalidDpopProof
+            | Self::UseDpopNonce => StatusCode::UNAUTHORIZED,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::InsufficientScope | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,6 +83,9 @@ impl AuthErrorKind {
             Self::InsufficientScope => "insufficient_scope",
             Self::Forbidden => "forbidden",
             Self::Unavailable => "unavailable",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
+            Self::TooManyRequests => "too_many_requests",
         }
     }
 }
@@ -117,6 +136,64 @@ impl AuthError {
         Self::new(AuthErrorKind::Unavailable, description)
     }
 
+    /// The DPoP proof is bad (RFC 9449). `description` must be a fixed string.
+    pub fn invalid_dpop_proof(description: &'static str) -> Self {
+        Self::new(AuthErrorKind::InvalidDpopProof, description).with_challenge("DPoP")
+    }
+
+    /// The DPoP proof must carry the server nonce `nonce` (RFC 9449 section 9), sent back in a
+    /// `DPoP-Nonce` header.
+    pub fn use_dpop_nonce(nonce: HeaderValue) -> Self {
+        Self::new(
+            AuthErrorKind::UseDpopNonce,
+            "authorization server requires nonce in dpop proof",
+        )
+        .with_challenge("DPoP")
+        .with_header(HeaderName::from_static("dpop-nonce"), nonce)
+    }
+
+    /// A rate limit or quota is exhausted (429). Add `Retry-After` and the `RateLimit` headers
+    /// with [`with_header`](Self::with_header). `description` must be a fixed string.
+    pub fn too_many_requests(description: &'static str) -> Self {
+        Self::new(AuthErrorKind::TooManyRequests, description)
+    }
+
+    /// Names the authentication scheme whose `WWW-Authenticate` challenge carries this error's
+    /// `error` attributes (default `Bearer`): `DPoP` for a failure of a request sent with the
+    /// `DPoP` scheme (RFC 9449 section 7.1). Must be a fixed token.
+    #[must_use]
+    pub fn with_challenge(mut self, scheme: &'static str) -> Self {
+        self.extra_mut().challenge = Some(scheme);
+        self
+    }
+
+    /// Adds a response header (`DPoP-Nonce`, `Retry-After`, `RateLimit-Policy`, `RateLimit`),
+    /// written by every built-in responder after its own headers; a `Retry-After` here replaces
+    /// the responder's default. Never put a credential in it.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.extra_mut().headers.push((name, value));
+        self
+    }
+
+    /// The scheme whose challenge carries the error attributes: `Bearer` unless
+    /// [`with_challenge`](Self::with_challenge) said otherwise.
+    pub fn challenge_scheme(&self) -> &'static str {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.challenge)
+            .unwrap_or("Bearer")
+    }
+
+    /// The headers added with [`with_header`](Self::with_header), in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.extra
+            .as_ref()
+            .map_or(&[][..], |e| e.headers.as_slice())
+            .iter()
+            .map(|(n, v)| (n, v))
+    }
+
     /// Attaches the underlying cause, for logs. It is never sent to the client.
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
@@ -151,6 +228,11 @@ impl fmt::Debug for AuthError {
             .field("kind", &self.kind)
             .field("description", &self.description)
             .field("scope", &self.extra.as_ref().and_then(|e| e.scope.as_ref()))
+            .field("challenge", &self.challenge_scheme())
+            .field(
+                "headers",
+                &self.headers().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
             .field(
                 "source",
                 &self.extra.as_ref().and_then(|e| e.source.as_ref()),
@@ -244,6 +326,19 @@ mod tests {
         assert_eq!(AuthError::insufficient_scope("a").status(), 403);
         assert_eq!(AuthError::forbidden("x").status(), 403);
         assert_eq!(AuthError::unavailable("x").status(), 503);
+        assert_eq!(AuthError::invalid_dpop_proof("x").status(), 401);
+        let nonce = AuthError::use_dpop_nonce(HeaderValue::from_static("n1"));
+        assert_eq!(nonce.status(), 401);
+        assert_eq!(nonce.challenge_scheme(), "DPoP");
+        assert_eq!(
+            nonce
+                .headers()
+                .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+                .collect::<Vec<_>>(),
+            [("dpop-nonce", "n1")]
+        );
+        assert_eq!(AuthError::too_many_requests("x").status(), 429);
+        assert_eq!(AuthError::invalid_token("x").challenge_scheme(), "Bearer");
     }
 
     #[test]

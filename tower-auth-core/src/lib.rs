@@ -116,6 +116,9 @@
 //! | authenticated but missing scope | 403 | `Bearer ..., error="insufficient_scope", scope="..."` |
 //! | authenticated but missing role / failed predicate | 403 | none |
 //! | key store, JWKS or introspection unavailable or late | 503 + `Retry-After: 5` | none |
+//! | bad DPoP proof (RFC 9449) | 401 | `DPoP error="invalid_dpop_proof", algs="..."` after `Bearer ...` |
+//! | DPoP nonce required | 401 + `DPoP-Nonce` | `DPoP error="use_dpop_nonce", algs="..."` after `Bearer ...` |
+//! | rate limit or quota exhausted | 429 + `Retry-After`, `RateLimit` headers | none |
 //!
 //! On every rejection the inner service is not called and no `Principal` is inserted; error
 //! descriptions are fixed strings that never echo the request. Bodies are empty by default

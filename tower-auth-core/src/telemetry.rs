@@ -40,6 +40,9 @@ macro_rules! rejected_total {
             AuthErrorKind::InsufficientScope => requests_total!($scheme, "insufficient_scope"),
             AuthErrorKind::Forbidden => requests_total!($scheme, "forbidden"),
             AuthErrorKind::Unavailable => requests_total!($scheme, "unavailable"),
+            AuthErrorKind::InvalidDpopProof => requests_total!($scheme, "invalid_dpop_proof"),
+            AuthErrorKind::UseDpopNonce => requests_total!($scheme, "use_dpop_nonce"),
+            AuthErrorKind::TooManyRequests => requests_total!($scheme, "too_many_requests"),
         }
     };
 }

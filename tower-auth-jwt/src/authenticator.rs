@@ -128,7 +128,19 @@ impl JwtAuthenticator {
             return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
         }
         match Segments::split(token.as_bytes()) {
-            Some(segments) => self.start(segments),
+            Some(segments) => self.start(segments, Binding::Bearer),
+            None => JwtFuture::ready(reject(malformed())),
+        }
+    }
+
+    /// Verifies a token presented with the DPoP scheme: as [`verify`](Self::verify), but the
+    /// token must be bound (`cnf.jkt`), which the caller then compares with its proof key.
+    pub(crate) fn verify_bound(&self, token: &str) -> JwtFuture {
+        if token.len() > self.inner.max_token_size {
+            return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
+        }
+        match Segments::split(token.as_bytes()) {
+            Some(segments) => self.start(segments, Binding::Dpop),
             None => JwtFuture::ready(reject(malformed())),
         }
     }
@@ -148,7 +160,7 @@ impl JwtAuthenticator {
 
     /// Verifies a token whose size the caller has checked ([`verify`](Self::verify) and
     /// `authenticate` both do, before splitting it).
-    fn start(&self, token: Segments<'_>) -> JwtFuture {
+    fn start(&self, token: Segments<'_>, binding: Binding) -> JwtFuture {
         let inner = &self.inner;
         // The cache is keyed by the SHA-256 of the signature segment, and an entry also holds
         // the signing input (header and claims, which the principal holds decoded anyway): a
@@ -164,7 +176,7 @@ impl JwtAuthenticator {
             match hit {
                 // The key that verified it is still published: serve from cache.
                 Some(hit) if hit.key.strong_count() > 0 => {
-                    return JwtFuture::ready(inner.cached(&hit));
+                    return JwtFuture::ready(inner.cached(&hit, binding));
                 }
                 // Its key left every key set: verify again (and fail if it is gone for good).
                 Some(_) => cache.remove(&key),
@@ -172,7 +184,7 @@ impl JwtAuthenticator {
             }
             hash = Some(key);
         }
-        match inner.verify(token, None, hash) {
+        match inner.verify(token, None, hash, binding) {
             Ok(Verdict::Principal(p)) => JwtFuture::ready(Ok(p)),
             Err(e) => JwtFuture::ready(reject(e)),
             Ok(Verdict::FetchKeys(fut)) => {
@@ -185,7 +197,7 @@ impl JwtAuthenticator {
                         )
                     })?;
                     let token = Segments::at(&token, first, last).ok_or_else(malformed)?;
-                    match inner.verify(token, Some(&keys), hash) {
+                    match inner.verify(token, Some(&keys), hash, binding) {
                         Ok(Verdict::Principal(p)) => Ok(p),
                         Err(e) => reject(e),
                         // Keys were given: nothing is fetched again.
@@ -195,6 +207,29 @@ impl JwtAuthenticator {
                     }
                 }))
             }
+        }
+    }
+}
+
+/// How a token was presented, which decides what its `cnf` claim (RFC 7800) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Binding {
+    /// As a Bearer token (or cookie): a sender-constrained token (one with `cnf`) is refused.
+    Bearer,
+    /// With the DPoP scheme: the token must carry `cnf.jkt`, which the DPoP layer compares
+    /// with its proof key.
+    Dpop,
+}
+
+impl Binding {
+    /// The error for a token whose `cnf` does not fit how it was presented.
+    fn check(self, bound: bool) -> Result<(), AuthError> {
+        match (self, bound) {
+            (Self::Bearer, true) => Err(AuthError::invalid_token("sender-constrained token")),
+            (Self::Dpop, false) => {
+                Err(AuthError::invalid_token("token not bound to a key").with_challenge("DPoP"))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -249,6 +284,7 @@ impl Inner {
         token: Segments<'_>,
         keys: Option<&KeySet>,
         hash: Option<TokenHash>,
+        binding: Binding,
     ) -> Result<Verdict, AuthError> {
         let (signing_input, signature) = (token.signing_input(), token.signature());
         if signature.is_empty() {
@@ -288,24 +324,23 @@ impl Inner {
             .ok_or_else(|| AuthError::invalid_token("invalid signature"))?;
 
         let now = self.clock.now();
-        let checked = self.check_claims(issuer, &claims, now)?;
+        let checked = self.check_claims(issuer, &claims, now, binding)?;
         let principal = checked
             .builder
             .extension(Claims::from_verified(payload, claims))
             .build();
         if let (Some(cache), Some(hash), Some(identity)) = (&self.cache, hash, checked.identity) {
-            cache.insert(
-                hash,
-                CachedToken::new(
-                    principal.clone(),
-                    identity,
-                    signing_input.into(),
-                    Arc::downgrade(verified_by),
-                    checked.valid_until,
-                    now,
-                    cache.ttl,
-                ),
+            let mut entry = CachedToken::new(
+                principal.clone(),
+                identity,
+                signing_input.into(),
+                Arc::downgrade(verified_by),
+                checked.valid_until,
+                now,
+                cache.ttl,
             );
+            entry.bound = binding == Binding::Dpop;
+            cache.insert(hash, entry);
         }
         telemetry::verified(false);
         Ok(Verdict::Principal(principal))
@@ -331,7 +366,11 @@ impl Inner {
         Ok(issuer)
     }
 
-    fn cached(&self, hit: &CachedToken) -> Result<Principal, AuthError> {
+    fn cached(&self, hit: &CachedToken, binding: Binding) -> Result<Principal, AuthError> {
+        // A token verified for the DPoP scheme is in the cache too: never served as Bearer.
+        if let Err(e) = binding.check(hit.bound) {
+            return reject(e);
+        }
         let now = self.clock.now();
         if hit.valid_until.is_some_and(|t| now > t) {
             return reject(AuthError::invalid_token("token expired"));
@@ -352,12 +391,21 @@ impl Inner {
         issuer: &IssuerState,
         claims: &Object,
         now: SystemTime,
+        binding: Binding,
     ) -> Result<Checked, AuthError> {
         // A sender-constrained token (RFC 7800 `cnf`, as DPoP and mTLS bind tokens) proves
-        // nothing without its binding, which this scheme does not check: refused, never taken
-        // as a plain Bearer token.
-        if claims.contains_key("cnf") {
-            return Err(AuthError::invalid_token("sender-constrained token"));
+        // nothing without its binding: refused as a plain Bearer token; with the DPoP scheme it
+        // must name a key thumbprint (`cnf.jkt`, RFC 9449 section 6), which the DPoP layer
+        // checks against its proof.
+        binding.check(claims.contains_key("cnf"))?;
+        if binding == Binding::Dpop
+            && json::path(claims, &["cnf", "jkt"])
+                .and_then(Value::as_str)
+                .is_none()
+        {
+            return Err(
+                AuthError::invalid_token("unsupported confirmation method").with_challenge("DPoP")
+            );
         }
         let times = check_times(issuer, claims, now)?;
         check_audience(issuer, claims)?;
@@ -715,7 +763,7 @@ impl Authenticator for JwtAuthenticator {
             None => Segments::split(token),
         };
         match segments {
-            Some(segments) => self.start(segments),
+            Some(segments) => self.start(segments, Binding::Bearer),
             None => JwtFuture::ready(reject(malformed())),
         }
     }
@@ -750,6 +798,14 @@ impl JwtFuture {
     fn boxed(fut: BoxAuthFuture) -> Self {
         Self {
             state: FutureState::Boxed(fut),
+        }
+    }
+
+    /// The decision, when it was made without waiting.
+    pub(crate) fn take_ready(&mut self) -> Option<Result<Principal, AuthError>> {
+        match &mut self.state {
+            FutureState::Ready(result) => result.take(),
+            FutureState::Boxed(_) => None,
         }
     }
 }

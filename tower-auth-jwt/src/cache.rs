@@ -29,6 +29,9 @@ pub(crate) struct CachedToken {
     /// The instant after which the token fails its time checks (`exp` + leeway, or
     /// `iat` + max age + leeway), by the authenticator's clock.
     pub(crate) valid_until: Option<SystemTime>,
+    /// Whether the token is sender-constrained (carries `cnf`): served only to the DPoP scheme,
+    /// never as a Bearer token.
+    pub(crate) bound: bool,
     /// How long moka keeps the entry.
     ttl: Duration,
 }
@@ -50,6 +53,7 @@ impl CachedToken {
             signing_input,
             key,
             valid_until,
+            bound: false,
             ttl: left.min(max_ttl),
         }
     }

@@ -317,6 +317,23 @@ impl VerifyingKey {
         Self::from_raw_jwk(raw, true)
     }
 
+    /// The public key of a DPoP proof's `jwk` header (RFC 9449 section 4.2): an asymmetric key
+    /// only, without any private member (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`, `k`), checked
+    /// as strictly as a configured JWK.
+    pub(crate) fn from_proof_jwk(value: &serde_json::Value) -> Result<Self, KeyError> {
+        let object = value
+            .as_object()
+            .ok_or_else(|| KeyError::new("not a JWK JSON object"))?;
+        if ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
+            .iter()
+            .any(|m| object.contains_key(*m))
+        {
+            return Err(private_member());
+        }
+        let raw = RawJwk::deserialize(value).map_err(|_| KeyError::new("not a JWK JSON object"))?;
+        Self::from_raw_jwk(raw, false)
+    }
+
     fn from_raw_jwk(raw: RawJwk, allow_oct: bool) -> Result<Self, KeyError> {
         let kid = raw.kid.clone();
         Self::from_raw_jwk_inner(raw, allow_oct).map_err(|e| e.with_kid(kid.as_deref()))

@@ -134,7 +134,7 @@
 //! | `crit` | any `crit` header is rejected: we implement no JWS extension (RFC 7515 section 4.1.11) |
 //! | `jwk`, `jku`, `x5u`, `x5c` | ignored: keys come from configuration only, nothing is fetched from a token |
 //! | `typ` | never another kind of JWT (`dpop+jwt`, `logout+jwt`, `secevent+jwt`: any `*+jwt` but `at+jwt`, RFC 8725 section 3.11); with [`TrustedIssuer::require_access_token_type`]: `at+jwt` only (RFC 9068). Compared case-insensitively, with or without `application/` |
-//! | `cnf` | refused: a sender-constrained token (DPoP, mTLS) is never accepted as a plain Bearer token |
+//! | `cnf` | refused: a sender-constrained token (DPoP, mTLS) is never accepted as a plain Bearer token, from the verified-token cache either; [`dpop::DpopAuthenticator`] accepts a `cnf.jkt` token with a proof by that key |
 //! | signature | over the exact bytes received |
 //! | `exp` | required (opt out: [`TrustedIssuer::insecure_allow_missing_exp`]), a NumericDate, `now <= exp + leeway`, and at most 7 days ahead ([`TrustedIssuer::max_lifetime`]; opt out: [`TrustedIssuer::insecure_allow_unbounded_lifetime`]) |
 //! | `nbf` | when present, a NumericDate, `nbf <= now + leeway` |
@@ -205,6 +205,14 @@
 //! compact JWS (three dot-separated segments), so it composes with API keys and opaque tokens
 //! through [`Authenticator::or`](tower_auth_core::Authenticator::or). A named cookie, when
 //! configured ([`JwtAuthenticatorBuilder::cookie`]); a request with both is malformed (400).
+//!
+//! # DPoP
+//!
+//! [`dpop::DpopAuthenticator`] wraps a [`JwtAuthenticator`] for `Authorization: DPoP` requests
+//! with a `DPoP` proof ([RFC 9449]): every check of its sections 4.3 and 7, a bounded replay
+//! cache, optional stateless server nonces ([`dpop::DpopNonces`]). Compose it with the Bearer
+//! authenticator with `or`, or use it alone on routes that require DPoP; [`dpop::DpopKey`] is
+//! the client side (keys generated with aws-lc-rs, proofs signed through jsonwebtoken).
 //!
 //! # Feature flags
 //!
@@ -311,7 +319,7 @@
 //!
 //! [RFC 7519] (JWT), [RFC 7515] (JWS), [RFC 7517] (JWK), [RFC 7518] (JWA), [RFC 8725] (JWT
 //! best current practices), [RFC 9068] (JWT access tokens), [RFC 6750] (Bearer tokens),
-//! [RFC 7235] (HTTP authentication), [RFC 9700] (OAuth 2.0 security best current practice),
+//! [RFC 7235] (HTTP authentication), [RFC 9449] (DPoP), [RFC 7638] (JWK thumbprint), [RFC 9700] (OAuth 2.0 security best current practice),
 //! [RFC 8414] (authorization server metadata), [OpenID Connect Discovery 1.0], [RFC 9111]
 //! (HTTP caching, `Cache-Control`).
 //!
@@ -325,6 +333,8 @@
 //! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
 //! [RFC 7235]: https://www.rfc-editor.org/rfc/rfc7235
 //! [RFC 9700]: https://www.rfc-editor.org/rfc/rfc9700
+//! [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
+//! [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
 //! [RFC 7517]: https://www.rfc-editor.org/rfc/rfc7517
 //! [RFC 8414]: https://www.rfc-editor.org/rfc/rfc8414
 //! [RFC 9111]: https://www.rfc-editor.org/rfc/rfc9111
@@ -341,6 +351,7 @@ mod claims;
 mod cross_site;
 #[cfg(feature = "metrics")]
 mod describe;
+pub mod dpop;
 mod error;
 #[cfg(feature = "issue")]
 pub mod issue;

@@ -29,7 +29,9 @@ use crate::ConfigError;
 /// | `logout` | 204, both cookies cleared, the family revoked | 503 (cookies cleared all the same) |
 ///
 /// Every method first refuses, before touching any token: a method other than `POST` (405,
-/// `Allow: POST`), and a cross-site request (403, [`is_cross_site`](crate::is_cross_site)):
+/// `Allow: POST`), a request with a `DPoP` proof (400: cookies and DPoP do not mix; a bound
+/// session uses [`JwtIssuer::login`] with [`TokenRequest::dpop_jkt`] and
+/// [`JwtIssuer::refresh_dpop`] on a token route of your own), and a cross-site request (403, [`is_cross_site`](crate::is_cross_site)):
 /// `Sec-Fetch-Site` other than `same-origin` or `none`, or, without it, an `Origin` whose host
 /// differs from `Host`. Requests with neither header (non-browser clients) pass. This complements `SameSite=Strict`; it does not
 /// replace CSRF protection on your other state-changing routes (see the
@@ -168,7 +170,9 @@ impl SessionEndpoints {
         res
     }
 
-    /// 405 for a method other than POST, 403 for a cross-site request.
+    /// 405 for a method other than POST, 403 for a cross-site request, 400 for a DPoP proof
+    /// (session cookies and DPoP do not mix: a cookie is sent by the browser whoever holds the
+    /// key, so binding it proves nothing).
     fn check(&self, parts: &Parts) -> Option<Response<String>> {
         if parts.method != Method::POST {
             let mut res = Response::new(String::new());
@@ -179,6 +183,12 @@ impl SessionEndpoints {
         }
         if crate::is_cross_site(&parts.headers) {
             return Some(self.reject(&AuthError::forbidden("cross-site request refused"), false));
+        }
+        if parts.headers.contains_key(crate::dpop::DPOP) {
+            return Some(self.reject(
+                &AuthError::invalid_request("dpop proofs are not accepted with session cookies"),
+                false,
+            ));
         }
         None
     }

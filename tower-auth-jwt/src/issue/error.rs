@@ -38,6 +38,10 @@ pub enum IssueErrorKind {
     InvalidRequest,
     /// Key generation, loading or signing failed.
     Crypto,
+    /// The refresh token's session is bound to a DPoP key and the request carried no proof by
+    /// that key (RFC 9449 section 5): nothing was consumed or revoked. A token endpoint answers
+    /// 400 `invalid_dpop_proof`.
+    InvalidDpopProof,
 }
 
 impl IssueError {
@@ -67,13 +71,15 @@ impl IssueError {
     }
 
     /// The failure as a request-time [`AuthError`]: 401 `invalid_token` for an unusable or
-    /// reused refresh token, and 503 otherwise (a store outage, or an issuer that cannot serve
+    /// reused refresh token, `invalid_dpop_proof` for a missing or foreign DPoP proof, and 503
+    /// otherwise (a store outage, or an issuer that cannot serve
     /// the request: fail closed).
     pub fn to_auth_error(&self) -> AuthError {
         match self.kind {
             IssueErrorKind::InvalidToken | IssueErrorKind::TokenReused => {
                 AuthError::invalid_token(self.message)
             }
+            IssueErrorKind::InvalidDpopProof => AuthError::invalid_dpop_proof(self.message),
             IssueErrorKind::Unavailable
             | IssueErrorKind::InvalidRequest
             | IssueErrorKind::Crypto => AuthError::unavailable(self.message),

@@ -33,7 +33,7 @@ pub const DEFAULT_RETIRED_KEY_GRACE: Duration = Duration::from_secs(60);
 pub const UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(5);
 
 /// Claims the issuer sets itself; a [`TokenRequest`] cannot set them as custom claims.
-pub const REGISTERED_CLAIMS: [&str; 10] = [
+pub const REGISTERED_CLAIMS: [&str; 11] = [
     "iss",
     "sub",
     "aud",
@@ -44,6 +44,7 @@ pub const REGISTERED_CLAIMS: [&str; 10] = [
     "client_id",
     "scope",
     "sid",
+    "cnf",
 ];
 
 /// What to put in an access token: the subject, scopes, and custom claims.
@@ -63,6 +64,8 @@ pub struct TokenRequest {
     pub(crate) scopes: Vec<String>,
     pub(crate) client_id: Option<String>,
     pub(crate) claims: Map<String, Value>,
+    /// The RFC 7638 thumbprint of the DPoP key the token is bound to (`cnf.jkt`).
+    pub(crate) jkt: Option<String>,
 }
 
 impl TokenRequest {
@@ -73,6 +76,7 @@ impl TokenRequest {
             scopes: Vec::new(),
             client_id: None,
             claims: Map::new(),
+            jkt: None,
         }
     }
 
@@ -95,6 +99,16 @@ impl TokenRequest {
         self
     }
 
+    /// Binds the token to a DPoP key (RFC 9449 section 6): `cnf.jkt` is set to `jkt`, the
+    /// RFC 7638 thumbprint that
+    /// [`DpopAuthenticator::check_token_request`](crate::dpop::DpopAuthenticator::check_token_request)
+    /// returns for the request's proof, and the token's type is `DPoP`. With
+    /// [`JwtIssuer::login`], the session's refresh tokens are bound to the key too.
+    pub fn dpop_jkt(mut self, jkt: impl Into<String>) -> Self {
+        self.jkt = Some(jkt.into());
+        self
+    }
+
     pub(crate) fn scope_string(&self) -> String {
         self.scopes.join(" ")
     }
@@ -108,6 +122,7 @@ pub struct AccessToken {
     kid: String,
     expires_at: SystemTime,
     expires_in: Duration,
+    bound: bool,
 }
 
 impl fmt::Debug for AccessToken {
@@ -117,11 +132,18 @@ impl fmt::Debug for AccessToken {
             .field("jti", &self.jti)
             .field("kid", &self.kid)
             .field("expires_at", &self.expires_at)
+            .field("token_type", &self.token_type())
             .finish()
     }
 }
 
 impl AccessToken {
+    /// The OAuth `token_type` of the answer: `DPoP` for a token bound to a DPoP key
+    /// ([`TokenRequest::dpop_jkt`]), else `Bearer`.
+    pub fn token_type(&self) -> &'static str {
+        if self.bound { "DPoP" } else { "Bearer" }
+    }
+
     /// The compact JWS, for an `Authorization: Bearer` header or a cookie.
     pub fn as_str(&self) -> &str {
         &self.token
@@ -332,6 +354,9 @@ impl JwtIssuer {
         if let Some(sid) = sid {
             claims.insert("sid".into(), json!(sid));
         }
+        if let Some(jkt) = &request.jkt {
+            claims.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
         let signer = &state.active;
         let header =
             json!({"alg": signer.algorithm().as_str(), "typ": "at+jwt", "kid": signer.kid()});
@@ -347,6 +372,7 @@ impl JwtIssuer {
             kid: signer.kid().to_owned(),
             expires_at: UNIX_EPOCH + Duration::from_secs(now + ttl),
             expires_in: i.access_ttl,
+            bound: request.jkt.is_some(),
         })
     }
 

@@ -208,7 +208,7 @@
 //! and a consumed refresh token presented again (warn, with the session id: a stolen token, or
 //! a client that lost a response). They carry `kid`s and session ids, never a token or a key
 //! (tested in `tests/issue_logs.rs`). With `metrics`: `tower_auth_jwt_tokens_issued_total`,
-//! `tower_auth_jwt_refreshes_total{outcome=rotated|invalid|reused|unavailable}` and
+//! `tower_auth_jwt_refreshes_total{outcome=rotated|invalid|invalid_dpop_proof|reused|unavailable}` and
 //! `tower_auth_jwt_signing_key_rotations_total`.
 //!
 //! # Security notes

@@ -232,6 +232,12 @@ impl JwtIssuer {
         let now = self.inner.clock.now();
         let family_id = URL_SAFE_NO_PAD.encode(random_bytes::<16>()?);
         let access_token = self.issue_with_session(request, Some(&family_id)).await?;
+        // A DPoP binding is kept with the session's claims, as the `cnf` the refreshed
+        // access tokens carry (a request cannot set `cnf` itself: it is a registered claim).
+        let mut claims = request.claims.clone();
+        if let Some(jkt) = &request.jkt {
+            claims.insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
+        }
         let family = RefreshFamily::new(
             family_id.clone(),
             request.subject.clone(),
@@ -240,7 +246,7 @@ impl JwtIssuer {
                 .clone()
                 .unwrap_or_else(|| self.inner.client_id.clone()),
             request.scope_string(),
-            Value::Object(request.claims.clone()),
+            Value::Object(claims),
             now,
             now + settings.family_lifetime,
             None,
@@ -265,9 +271,29 @@ impl JwtIssuer {
     /// consumed, so it was stolen or replayed, and the whole family is now revoked (RFC 9700
     /// section 4.14.2): the newest token of the family stops working too. Of two concurrent
     /// refreshes with one token, exactly one succeeds.
+    ///
+    /// A session bound to a DPoP key (logged in with [`TokenRequest::dpop_jkt`]) is refused
+    /// here with [`IssueErrorKind::InvalidDpopProof`]: use [`refresh_dpop`](Self::refresh_dpop).
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, IssueError> {
+        self.refresh_dpop(refresh_token, None).await
+    }
+
+    /// [`refresh`](Self::refresh) for a request that may carry a DPoP proof, with the
+    /// thumbprint of its key (from
+    /// [`DpopAuthenticator::check_token_request`](crate::dpop::DpopAuthenticator::check_token_request)).
+    ///
+    /// A session bound to a key refreshes only with a proof by that key: otherwise
+    /// [`IssueErrorKind::InvalidDpopProof`], and the refresh token is neither consumed nor
+    /// its family revoked (whoever lacks the key cannot end the session by replaying it). Its
+    /// new tokens are bound to the same key. A session that started unbound stays unbound,
+    /// proof or not.
+    pub async fn refresh_dpop(
+        &self,
+        refresh_token: &str,
+        proof_jkt: Option<&str>,
+    ) -> Result<TokenPair, IssueError> {
         let mut sid = None;
-        let result = self.refresh_inner(refresh_token, &mut sid).await;
+        let result = self.refresh_inner(refresh_token, proof_jkt, &mut sid).await;
         match &result {
             Ok(pair) => super::telemetry::refreshed(pair.session_id()),
             Err(e) => super::telemetry::refresh_refused(e, sid.as_deref()),
@@ -278,6 +304,7 @@ impl JwtIssuer {
     async fn refresh_inner(
         &self,
         refresh_token: &str,
+        proof_jkt: Option<&str>,
         sid: &mut Option<String>,
     ) -> Result<TokenPair, IssueError> {
         let settings = self.refresh_settings()?;
@@ -293,6 +320,16 @@ impl JwtIssuer {
         if family.revoked_at.is_some() {
             return Err(invalid("refresh token revoked"));
         }
+        // Before anything is consumed or revoked: without the key, nothing happens.
+        let request = family_request(&family);
+        if let Some(bound) = &request.jkt
+            && proof_jkt != Some(bound.as_str())
+        {
+            return Err(IssueError::new(
+                IssueErrorKind::InvalidDpopProof,
+                "refresh token bound to a dpop key; proof by that key required",
+            ));
+        }
         if let Some(consumed_at) = record.consumed_at {
             return Err(self.reused(settings, &family, consumed_at, now).await);
         }
@@ -300,7 +337,6 @@ impl JwtIssuer {
             return Err(invalid("refresh token expired"));
         }
         // Sign first: once the old token is consumed, the new pair must reach the client.
-        let request = family_request(&family);
         let access_token = self.issue_with_session(&request, Some(&family.id)).await?;
         let (refresh_token, next) = self.new_token(settings, &family.id, family.expires_at, now)?;
         if !self.call(settings.store.consume(&hash, now, &next)).await? {
@@ -409,6 +445,16 @@ fn family_request(family: &RefreshFamily) -> TokenRequest {
         .client_id(family.client_id.clone());
     if let Value::Object(claims) = &family.claims {
         request.claims = claims.clone();
+        // The session's DPoP binding, stored as the claim its access tokens carry. A `cnf`
+        // without a readable `jkt` stays bound, to a key no proof matches: fail closed.
+        if let Some(cnf) = request.claims.remove("cnf") {
+            request.jkt = Some(
+                cnf.get("jkt")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
     }
     request
 }

@@ -3,7 +3,8 @@
 //!
 //! Counters:
 //! - `tower_auth_jwt_tokens_issued_total`: access tokens signed;
-//! - `tower_auth_jwt_refreshes_total{outcome}`: `rotated`, `invalid`, `reused` (family
+//! - `tower_auth_jwt_refreshes_total{outcome}`: `rotated`, `invalid`,
+//!   `invalid_dpop_proof` (a bound session without its key's proof), `reused` (family
 //!   revoked), `unavailable`;
 //! - `tower_auth_jwt_signing_key_rotations_total`: keys generated (the first one included).
 
@@ -40,6 +41,7 @@ pub(crate) fn refresh_refused(error: &IssueError, sid: Option<&str>) {
     let outcome = match error.kind() {
         IssueErrorKind::TokenReused => "reused",
         IssueErrorKind::InvalidToken => "invalid",
+        IssueErrorKind::InvalidDpopProof => "invalid_dpop_proof",
         _ => "unavailable",
     };
     #[cfg(feature = "tracing")]
