@@ -59,7 +59,8 @@
 //! let res = svc.clone().oneshot(get(None)).await.unwrap();
 //! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 //! assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
-//! let tampered = format!("{}x", &key[..key.len() - 1]);
+//! let last = if key.ends_with('x') { 'y' } else { 'x' };
+//! let tampered = format!("{}{last}", &key[..key.len() - 1]);
 //! let res = svc.clone().oneshot(get(Some(("x-api-key", tampered)))).await.unwrap();
 //! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 //! assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));

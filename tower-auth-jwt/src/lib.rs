@@ -89,7 +89,8 @@
 //! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 //! // A tampered token: 401 invalid_token.
 //! let token = mint("orders:write");
-//! let tampered = format!("{}x", &token[..token.len() - 1]);
+//! let last = if token.ends_with('x') { 'y' } else { 'x' };
+//! let tampered = format!("{}{last}", &token[..token.len() - 1]);
 //! let res = call(Some(tampered)).await.unwrap();
 //! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 //! assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
