@@ -152,6 +152,15 @@ pub struct IntrospectionConfig {
     /// `basic` (default) or `post`.
     #[serde(default = "default_auth_method")]
     pub auth_method: String,
+    /// The audiences this API accepts: an active answer whose `aud` names none of them (or
+    /// that has no `aud`) is refused. Required, unless `insecure_accept_any_audience`.
+    pub audiences: Option<Vec<String>>,
+    /// Accept answers for any audience, `aud` unchecked: only for an authorization server that
+    /// puts no `aud` in its answers and mints tokens for this API alone.
+    #[serde(default)]
+    pub insecure_accept_any_audience: bool,
+    /// When set, an active answer must carry exactly this `iss`.
+    pub issuer: Option<String>,
 }
 
 /// `[cache]`.
@@ -295,14 +304,8 @@ impl Config {
                 "expected letters, digits and `_`, such as sk_test or sk_live",
             ));
         }
-        if let Some(i) = &self.introspection
-            && !matches!(i.auth_method.as_str(), "basic" | "post")
-        {
-            return Err(ConfigError::string(
-                "introspection.auth_method",
-                &i.auth_method,
-                "expected basic or post",
-            ));
+        if let Some(i) = &self.introspection {
+            i.validate()?;
         }
         for (n, issuer) in self.issuers.iter().enumerate() {
             let key = |k: &str| format!("issuers[{n}].{k}");
@@ -353,6 +356,62 @@ impl Config {
             None if self.listen.port() == 0 => None,
             None => Some(format!("http://{}", self.listen)),
         }
+    }
+}
+
+impl IntrospectionConfig {
+    /// `auth_method`, and the audience rule: `audiences` (not empty, no empty entry) or
+    /// `insecure_accept_any_audience = true`, not both; `issuer` not empty.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.auth_method.as_str(), "basic" | "post") {
+            return Err(ConfigError::string(
+                "introspection.auth_method",
+                &self.auth_method,
+                "expected basic or post",
+            ));
+        }
+        match (&self.audiences, self.insecure_accept_any_audience) {
+            (None, false) => {
+                return Err(ConfigError::new(
+                    "introspection.audiences",
+                    None,
+                    "required, missing: the audiences this API accepts, such as [\"my-api\"] \
+                     (or insecure_accept_any_audience = true)",
+                ));
+            }
+            (Some(_), true) => {
+                return Err(ConfigError::new(
+                    "introspection.insecure_accept_any_audience",
+                    Some("true".into()),
+                    "conflicts with `introspection.audiences`: keep one of them",
+                ));
+            }
+            (Some(audiences), false) if audiences.is_empty() => {
+                return Err(ConfigError::new(
+                    "introspection.audiences",
+                    Some("[]".into()),
+                    "at least one audience is required",
+                ));
+            }
+            (Some(audiences), false) => {
+                if let Some(n) = audiences.iter().position(String::is_empty) {
+                    return Err(ConfigError::string(
+                        format!("introspection.audiences[{n}]"),
+                        "",
+                        "must not be empty",
+                    ));
+                }
+            }
+            (None, true) => {}
+        }
+        if self.issuer.as_deref() == Some("") {
+            return Err(ConfigError::string(
+                "introspection.issuer",
+                "",
+                "must not be empty (remove the key to leave `iss` unchecked)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -440,8 +499,28 @@ mod tests {
                 "configuration: invalid `api_key_prefix` = \"sk-live\": expected letters",
             ),
             (
-                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\nauth_method = \"jwt\"",
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\naudiences = [\"x\"]\nauth_method = \"jwt\"",
                 "configuration: invalid `introspection.auth_method` = \"jwt\": expected basic or post",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"",
+                "configuration: invalid `introspection.audiences`: required, missing",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\naudiences = []",
+                "configuration: invalid `introspection.audiences` = []: at least one audience",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\naudiences = [\"x\", \"\"]",
+                "configuration: invalid `introspection.audiences[1]` = \"\": must not be empty",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\naudiences = [\"x\"]\ninsecure_accept_any_audience = true",
+                "configuration: invalid `introspection.insecure_accept_any_audience` = true: conflicts",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\ninsecure_accept_any_audience = true\nissuer = \"\"",
+                "configuration: invalid `introspection.issuer` = \"\": must not be empty",
             ),
             (
                 "[[issuers]]\nissuer = \"https://a\"\naudiences = [\"x\"]\nclaims = \"okta\"",

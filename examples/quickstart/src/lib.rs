@@ -61,6 +61,9 @@
 //! endpoint = "https://idp.example.com/token/introspection"
 //! client_id = "quickstart"
 //! client_secret = "..."
+//! audiences = ["https://api.example.com"]      # required: an answer for another API is refused
+//! # insecure_accept_any_audience = true          # instead of `audiences`: `aud` unchecked
+//! # issuer = "https://idp.example.com"           # when set, the answer's `iss` must match
 //! # auth_method = "post"                         # default "basic"
 //!
 //! [cache]
@@ -288,25 +291,37 @@ fn introspection(config: &Config) -> Result<Option<IntrospectionAuthenticator>, 
             ClientAuth::ClientSecretBasic
         })
         .cache(cache)
-        // Until `[introspection]` gains `audiences` (and `issuer`), any audience is accepted,
-        // as before introspection required audiences.
-        .insecure_accept_any_audience(true)
-        .insecure_allow_http(config.insecure_allow_http)
-        .build()
-        .map_err(|e| match e.setting() {
-            "client_id" => refused("introspection.client_id", None, &e),
-            // Never echo the secret.
-            "client_secret" => ConfigError::new(
-                "introspection.client_secret",
-                Some("\"...\"".into()),
-                e.reason(),
-            ),
-            _ => refused(
-                "introspection.endpoint",
-                Some(format!("{:?}", i.endpoint)),
-                &e,
-            ),
-        })?;
+        .audiences(i.audiences.iter().flatten())
+        .insecure_accept_any_audience(i.insecure_accept_any_audience)
+        .insecure_allow_http(config.insecure_allow_http);
+    let built = match &i.issuer {
+        Some(issuer) => built.issuer(issuer),
+        None => built,
+    };
+    let built = built.build().map_err(|e| match e.setting() {
+        "client_id" => refused("introspection.client_id", None, &e),
+        "audiences" => refused(
+            "introspection.audiences",
+            i.audiences
+                .as_ref()
+                .map(|a| toml::Value::from(a.clone()).to_string()),
+            &e,
+        ),
+        "insecure_accept_any_audience" => {
+            refused("introspection.insecure_accept_any_audience", None, &e)
+        }
+        // Never echo the secret.
+        "client_secret" => ConfigError::new(
+            "introspection.client_secret",
+            Some("\"...\"".into()),
+            e.reason(),
+        ),
+        _ => refused(
+            "introspection.endpoint",
+            Some(format!("{:?}", i.endpoint)),
+            &e,
+        ),
+    })?;
     Ok(Some(built))
 }
 

@@ -171,8 +171,12 @@ fn configuration_errors_exit_2_naming_file_key_and_value() {
             "invalid `issuers[0].issuer` = \"http://idp.test\": ",
         ),
         (
-            "[introspection]\nendpoint = \"http://127.0.0.1:1/i\"\nclient_id = \"a\"\nclient_secret = \"b\"",
+            "[introspection]\nendpoint = \"http://127.0.0.1:1/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\naudiences = [\"a\"]",
             "invalid `introspection.endpoint` = \"http://127.0.0.1:1/i\": ",
+        ),
+        (
+            "[introspection]\nendpoint = \"https://idp.test/i\"\nclient_id = \"a\"\nclient_secret = \"b\"",
+            "invalid `introspection.audiences`: required, missing",
         ),
     ] {
         let toml = if toml.starts_with("listen") {
@@ -671,7 +675,8 @@ async fn introspection_stub(iss: std::sync::Arc<std::sync::Mutex<String>>) -> St
             let iss = iss.lock().unwrap().clone();
             async move {
                 axum::Json(serde_json::json!({
-                    "active": true, "sub": "demo", "iss": iss, "scope": "read:items",
+                    "active": true, "sub": "demo", "iss": iss, "aud": "qs-api",
+                    "scope": "read:items",
                 }))
             }
         }),
@@ -693,7 +698,8 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
         format!(
             "listen = \"127.0.0.1:0\"\ninsecure_allow_http = true\n\
              [cache]\nrevocation_poll = \"100ms\"\n\
-             [introspection]\nendpoint = \"{endpoint}\"\nclient_id = \"qs\"\nclient_secret = \"s\"\n"
+             [introspection]\nendpoint = \"{endpoint}\"\nclient_id = \"qs\"\nclient_secret = \"s\"\n\
+             audiences = [\"qs-api\"]\n"
         ),
     )
     .unwrap();
