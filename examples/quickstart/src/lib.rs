@@ -84,8 +84,15 @@
 //! `tokens` commands alike; `aud` = `quickstart`, 15 minutes) for the demo user `demo` / `demo`, keeps its keys and
 //! refresh-token families in the database, and serves `/.well-known/jwks.json`,
 //! `POST /auth/login`, `POST /auth/refresh` and `POST /auth/logout`, which need no other
-//! credential. Its tokens are accepted as `Authorization: Bearer` or in the `access_token`
-//! cookie.
+//! credential. Its tokens are accepted as `Authorization: Bearer` or in the
+//! `__Host-access_token` cookie (`?mode=cookie`). The refresh token travels in the
+//! `__Secure-refresh_token` cookie, sent only to `/auth`. Browsers keep prefixed cookies only
+//! when they were set `Secure` from a secure origin: `https://`, or `http://127.0.0.1` and
+//! `http://localhost`, which browsers treat as secure, so the cookies work on a loopback
+//! quickstart over plain http; on another plain-http host a browser drops them. `curl` sends
+//! them over plain http too. `/auth/refresh`, `/auth/logout` and every state-changing route
+//! called with the access-token cookie refuse cross-site requests (`Sec-Fetch-Site` other than
+//! `same-origin`/`none`, or an `Origin` of another host) with 403.
 //!
 //! Revocation: every JWT is checked against a revocation list kept in memory and read from the
 //! database at start (the server does not start without it). `POST /auth/logout-everywhere`,
@@ -602,6 +609,9 @@ where
         .merge(authenticated)
         .route_layer(axum::middleware::from_fn(record_principal))
         .route_layer(AuthenticateLayer::required(auth).with_rejection(ProblemRejection::new()))
+        .route_layer(axum::middleware::from_fn(
+            session::refuse_cross_site_cookie_writes,
+        ))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(move || async move { metrics.render() }))
 }

@@ -478,7 +478,7 @@ async fn login_refresh_logout_in_both_modes() {
     let access = answer["access_token"].as_str().unwrap().to_owned();
     let refresh_cookie = cookies
         .iter()
-        .find(|c| c.starts_with("refresh_token="))
+        .find(|c| c.starts_with("__Secure-refresh_token="))
         .unwrap();
     let (attributes, max_age) = refresh_cookie.rsplit_once("; Max-Age=").unwrap();
     assert!(
@@ -486,8 +486,12 @@ async fn login_refresh_logout_in_both_modes() {
         "{refresh_cookie}"
     );
     assert!(max_age.parse::<u64>().unwrap() > 0, "{refresh_cookie}");
-    assert!(cookies.iter().all(|c| !c.starts_with("access_token=")));
-    let refresh1 = cookie_value(&cookies, "refresh_token").to_owned();
+    assert!(
+        cookies
+            .iter()
+            .all(|c| !c.starts_with("__Host-access_token="))
+    );
+    let refresh1 = cookie_value(&cookies, "__Secure-refresh_token").to_owned();
 
     let (status, _, body) = request(
         "GET",
@@ -535,17 +539,17 @@ async fn login_refresh_logout_in_both_modes() {
     assert!(!body.contains("access_token"), "{body}");
     let access_cookie = cookies
         .iter()
-        .find(|c| c.starts_with("access_token="))
+        .find(|c| c.starts_with("__Host-access_token="))
         .unwrap();
     assert!(
         access_cookie.ends_with("; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=900"),
         "{access_cookie}"
     );
-    let cookie_access = cookie_value(&cookies, "access_token").to_owned();
+    let cookie_access = cookie_value(&cookies, "__Host-access_token").to_owned();
     let (status, _, _) = request(
         "GET",
         &format!("{base}/me"),
-        &[("cookie", &format!("access_token={cookie_access}"))],
+        &[("cookie", &format!("__Host-access_token={cookie_access}"))],
     )
     .await;
     assert_eq!(status, 200);
@@ -553,33 +557,71 @@ async fn login_refresh_logout_in_both_modes() {
     // A refresh keeps the session's mode: the access-token cookie is renewed, the body holds
     // no token. The mode travels in its own cookie, beside the refresh token.
     let session = format!(
-        "refresh_token={}; session_mode={}",
-        cookie_value(&cookies, "refresh_token"),
-        cookie_value(&cookies, "session_mode")
+        "__Secure-refresh_token={}; __Secure-session_mode={}",
+        cookie_value(&cookies, "__Secure-refresh_token"),
+        cookie_value(&cookies, "__Secure-session_mode")
     );
     let (status, renewed, body) =
         post(&format!("{base}/auth/refresh"), &[("cookie", &session)], "").await;
     assert_eq!(status, 200, "{body}");
     assert!(!body.contains("access_token"), "{body}");
-    let renewed_access = cookie_value(&renewed, "access_token");
+    let renewed_access = cookie_value(&renewed, "__Host-access_token");
     assert_ne!(renewed_access, cookie_access);
     let (status, _, _) = request(
         "GET",
         &format!("{base}/me"),
-        &[("cookie", &format!("access_token={renewed_access}"))],
+        &[("cookie", &format!("__Host-access_token={renewed_access}"))],
     )
     .await;
     assert_eq!(status, 200);
 
-    // Refresh rotates the refresh cookie.
+    // Cookie-authenticated writes and the session routes refuse cross-site requests (403),
+    // before touching the cookie: the refresh token below is still unused afterwards.
+    for cross in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let refresh = format!("__Secure-refresh_token={refresh1}");
+        let refresh = [cross, ("cookie", refresh.as_str())];
+        let (status, cookies, body) = post(&format!("{base}/auth/refresh"), &refresh, "").await;
+        assert_eq!((status, cookies.len()), (403, 0), "{cross:?}: {body}");
+        let (status, _, _) = post(&format!("{base}/auth/logout"), &refresh, "").await;
+        assert_eq!(status, 403, "{cross:?}");
+        let access = format!("__Host-access_token={renewed_access}");
+        let access = [cross, ("cookie", access.as_str())];
+        let (status, _, _) = post(&format!("{base}/items"), &access, "").await;
+        assert_eq!(status, 403, "{cross:?}");
+        let (status, _, _) = post(&format!("{base}/auth/logout-everywhere"), &access, "").await;
+        assert_eq!(status, 403, "{cross:?}");
+    }
+    // The same write from the same origin (fetch metadata, or an Origin naming this host).
+    let origin = base.clone();
+    for same in [
+        ("sec-fetch-site", "same-origin"),
+        ("origin", origin.as_str()),
+    ] {
+        let cookie = format!("__Host-access_token={renewed_access}");
+        let (status, _, body) = post(
+            &format!("{base}/items"),
+            &[same, ("cookie", cookie.as_str())],
+            "",
+        )
+        .await;
+        assert_eq!(status, 201, "{same:?}: {body}");
+    }
+
+    // Refresh rotates the refresh cookie (a same-origin request passes the cross-site check).
     let (status, cookies, body) = post(
         &format!("{base}/auth/refresh"),
-        &[("cookie", &format!("refresh_token={refresh1}"))],
+        &[
+            ("cookie", &format!("__Secure-refresh_token={refresh1}")),
+            ("origin", &base),
+        ],
         "",
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let refresh2 = cookie_value(&cookies, "refresh_token").to_owned();
+    let refresh2 = cookie_value(&cookies, "__Secure-refresh_token").to_owned();
     assert_ne!(refresh1, refresh2);
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(answer["access_token"].is_string());
@@ -587,14 +629,14 @@ async fn login_refresh_logout_in_both_modes() {
     // The consumed token again: 401 invalid_token, and its family is over.
     let (status, _, _) = post(
         &format!("{base}/auth/refresh"),
-        &[("cookie", &format!("refresh_token={refresh1}"))],
+        &[("cookie", &format!("__Secure-refresh_token={refresh1}"))],
         "",
     )
     .await;
     assert_eq!(status, 401);
     let (status, _, _) = post(
         &format!("{base}/auth/refresh"),
-        &[("cookie", &format!("refresh_token={refresh2}"))],
+        &[("cookie", &format!("__Secure-refresh_token={refresh2}"))],
         "",
     )
     .await;
@@ -607,10 +649,10 @@ async fn login_refresh_logout_in_both_modes() {
 
     // Logout: 204, both cookies cleared, the family revoked.
     let (_, cookies, _) = post(&format!("{base}/auth/login"), &json, demo).await;
-    let refresh3 = cookie_value(&cookies, "refresh_token").to_owned();
+    let refresh3 = cookie_value(&cookies, "__Secure-refresh_token").to_owned();
     let (status, cookies, _) = post(
         &format!("{base}/auth/logout"),
-        &[("cookie", &format!("refresh_token={refresh3}"))],
+        &[("cookie", &format!("__Secure-refresh_token={refresh3}"))],
         "",
     )
     .await;
@@ -618,18 +660,18 @@ async fn login_refresh_logout_in_both_modes() {
     assert!(
         cookies
             .iter()
-            .any(|c| c.starts_with("access_token=;") && c.contains("Max-Age=0")),
+            .any(|c| c.starts_with("__Host-access_token=;") && c.contains("Max-Age=0")),
         "{cookies:?}"
     );
     assert!(
         cookies
             .iter()
-            .any(|c| c.starts_with("refresh_token=;") && c.contains("Max-Age=0")),
+            .any(|c| c.starts_with("__Secure-refresh_token=;") && c.contains("Max-Age=0")),
         "{cookies:?}"
     );
     let (status, _, _) = post(
         &format!("{base}/auth/refresh"),
-        &[("cookie", &format!("refresh_token={refresh3}"))],
+        &[("cookie", &format!("__Secure-refresh_token={refresh3}"))],
         "",
     )
     .await;
@@ -715,7 +757,7 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
         let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
         (
             answer["access_token"].as_str().unwrap().to_owned(),
-            cookie_value(&cookies, "refresh_token").to_owned(),
+            cookie_value(&cookies, "__Secure-refresh_token").to_owned(),
         )
     };
     let me = |token: String| {
@@ -788,18 +830,22 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
         serde_json::json!({"sessions_revoked": 2})
     );
     assert!(
-        cookies.iter().any(|c| c.starts_with("access_token=;")),
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-access_token=;")),
         "{cookies:?}"
     );
     assert!(
-        cookies.iter().any(|c| c.starts_with("refresh_token=;")),
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Secure-refresh_token=;")),
         "{cookies:?}"
     );
     assert_eq!(me(b.clone()).await, 401);
     for refresh in [&refresh_a, &refresh_b] {
         let (status, _, _) = post(
             &format!("{base}/auth/refresh"),
-            &[("cookie", &format!("refresh_token={refresh}"))],
+            &[("cookie", &format!("__Secure-refresh_token={refresh}"))],
             "",
         )
         .await;
