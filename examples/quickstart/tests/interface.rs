@@ -178,6 +178,19 @@ fn configuration_errors_exit_2_naming_file_key_and_value() {
             "[introspection]\nendpoint = \"https://idp.test/i\"\nclient_id = \"a\"\nclient_secret = \"b\"",
             "invalid `introspection.audiences`: required, missing",
         ),
+        // `[forward_auth]` settings the library refuses, under the file's keys.
+        (
+            "[forward_auth]\n[[forward_auth.rules]]\npath = \"/x\"\nmethods = [\"get\"]",
+            "invalid `forward_auth.rules[0].methods` = \"get\": methods are case-sensitive",
+        ),
+        (
+            "[forward_auth]\n[[forward_auth.rules]]\npath_prefix = \"/api\"\n[[forward_auth.rules]]\npath_prefix = \"/api/\"",
+            "invalid `forward_auth.rules` = rules[0] and rules[1]: two rules for the same path",
+        ),
+        (
+            "[forward_auth]\npath = \"/check\"",
+            "invalid `forward_auth.rules` = []: at least one rule is needed",
+        ),
     ] {
         let toml = if toml.starts_with("listen") {
             toml.to_owned()
