@@ -379,3 +379,44 @@ async fn envoy_grpc_check_allows_and_denies() {
     let forbidden = check("POST", "/api/items", &[("x-api-key", &reader)]).await;
     assert_eq!(outcome(&forbidden), (7, 403));
 }
+
+/// A Postgres-backed quickstart whose own cluster is stopped: a key it has not cached yet gets
+/// 503 with `Retry-After` at the endpoint (fail closed), never a pass.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run scripts/test"]
+async fn store_down_is_503_at_the_endpoint() {
+    let pg = tower_auth_tests::OwnPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let create = |owner: &str| {
+        let o = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["keys", "--db", &pg.url, "create", "--owner", owner])
+            .args(["--scopes", "read:items"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_owned()
+    };
+    let (seen, unseen) = (create("billing"), create("reports"));
+    let config = format!("database = \"{}\"\n{CONFIG}", pg.url);
+    let (_child, at, _) = serve(dir.path(), &config).await;
+    let ask = |key: String| async move {
+        let h = [
+            ("x-original-method", "GET"),
+            ("x-original-uri", "/api/items"),
+            ("x-api-key", key.as_str()),
+        ];
+        send(at, "GET", "/forward-auth", &h).await
+    };
+    assert_eq!(ask(seen.clone()).await.status, 200);
+    pg.stop();
+    let res = ask(unseen).await;
+    assert_eq!(res.status, 503, "{}", res.body);
+    assert!(res.headers.contains_key("retry-after"));
+    assert!(!res.headers.contains_key("x-auth-subject"));
+}
