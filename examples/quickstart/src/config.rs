@@ -119,6 +119,50 @@ pub struct Config {
     /// Cache settings.
     #[serde(default)]
     pub cache: CacheSection,
+    /// Forward authentication for a proxy in front of other services.
+    pub forward_auth: Option<ForwardAuthConfig>,
+}
+
+/// `[forward_auth]`: the endpoint a proxy (nginx `auth_request`, Traefik ForwardAuth, Envoy
+/// `ext_authz`) asks about each request, served by tower-auth-forward's `ForwardAuth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthConfig {
+    /// The endpoint's path (default `/forward-auth`); it answers every method.
+    #[serde(default = "default_forward_path")]
+    pub path: String,
+    /// Where to serve Envoy's gRPC `Authorization/Check` API, when set.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Envoy's HTTP mode sends the original method and path under this prefix (default
+    /// `/forward-auth/envoy`).
+    #[serde(default = "default_envoy_prefix")]
+    pub envoy_prefix: String,
+    /// The rules (`[[forward_auth.rules]]`); a request no rule covers is denied.
+    #[serde(default)]
+    pub rules: Vec<ForwardRuleConfig>,
+}
+
+/// `[[forward_auth.rules]]`: which requests a rule covers and what it requires.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRuleConfig {
+    /// A path prefix of whole segments (`/api/` covers `/api/x`, not `/apix`).
+    pub path_prefix: Option<String>,
+    /// An exact path (instead of `path_prefix`).
+    pub path: Option<String>,
+    /// The methods covered (default any).
+    pub methods: Option<Vec<String>>,
+    /// The schemes accepted: `api_key`, `jwt`, `introspection` (default every configured one).
+    pub schemes: Option<Vec<String>>,
+    /// Scopes, all required.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Roles, all required.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Let requests without any credential through (a credential present is still checked).
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 /// An external JWT issuer (`[[issuers]]`).
@@ -152,6 +196,15 @@ pub struct IntrospectionConfig {
     /// `basic` (default) or `post`.
     #[serde(default = "default_auth_method")]
     pub auth_method: String,
+    /// The audiences this API accepts: an active answer whose `aud` names none of them (or
+    /// that has no `aud`) is refused. Required, unless `insecure_accept_any_audience`.
+    pub audiences: Option<Vec<String>>,
+    /// Accept answers for any audience, `aud` unchecked: only for an authorization server that
+    /// puts no `aud` in its answers and mints tokens for this API alone.
+    #[serde(default)]
+    pub insecure_accept_any_audience: bool,
+    /// When set, an active answer must carry exactly this `iss`.
+    pub issuer: Option<String>,
 }
 
 /// `[cache]`.
@@ -207,6 +260,14 @@ fn default_prefix() -> String {
     "sk_test".to_owned()
 }
 
+fn default_forward_path() -> String {
+    "/forward-auth".to_owned()
+}
+
+fn default_envoy_prefix() -> String {
+    "/forward-auth/envoy".to_owned()
+}
+
 fn default_auth_method() -> String {
     "basic".to_owned()
 }
@@ -222,6 +283,7 @@ impl Default for Config {
             issuers: Vec::new(),
             introspection: None,
             cache: CacheSection::default(),
+            forward_auth: None,
         }
     }
 }
@@ -296,14 +358,11 @@ impl Config {
                 "expected letters, digits and `_`, such as sk_test or sk_live",
             ));
         }
-        if let Some(i) = &self.introspection
-            && !matches!(i.auth_method.as_str(), "basic" | "post")
-        {
-            return Err(ConfigError::string(
-                "introspection.auth_method",
-                &i.auth_method,
-                "expected basic or post",
-            ));
+        if let Some(i) = &self.introspection {
+            i.validate()?;
+        }
+        if let Some(f) = &self.forward_auth {
+            f.validate(self)?;
         }
         for (n, issuer) in self.issuers.iter().enumerate() {
             let key = |k: &str| format!("issuers[{n}].{k}");
@@ -354,6 +413,161 @@ impl Config {
             None if self.listen.port() == 0 => None,
             None => Some(format!("http://{}", self.listen)),
         }
+    }
+}
+
+impl IntrospectionConfig {
+    /// `auth_method`, and the audience rule: `audiences` (not empty, no empty entry) or
+    /// `insecure_accept_any_audience = true`, not both; `issuer` not empty.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.auth_method.as_str(), "basic" | "post") {
+            return Err(ConfigError::string(
+                "introspection.auth_method",
+                &self.auth_method,
+                "expected basic or post",
+            ));
+        }
+        match (&self.audiences, self.insecure_accept_any_audience) {
+            (None, false) => {
+                return Err(ConfigError::new(
+                    "introspection.audiences",
+                    None,
+                    "required, missing: the audiences this API accepts, such as [\"my-api\"] \
+                     (or insecure_accept_any_audience = true)",
+                ));
+            }
+            (Some(_), true) => {
+                return Err(ConfigError::new(
+                    "introspection.insecure_accept_any_audience",
+                    Some("true".into()),
+                    "conflicts with `introspection.audiences`: keep one of them",
+                ));
+            }
+            (Some(audiences), false) if audiences.is_empty() => {
+                return Err(ConfigError::new(
+                    "introspection.audiences",
+                    Some("[]".into()),
+                    "at least one audience is required",
+                ));
+            }
+            (Some(audiences), false) => {
+                if let Some(n) = audiences.iter().position(String::is_empty) {
+                    return Err(ConfigError::string(
+                        format!("introspection.audiences[{n}]"),
+                        "",
+                        "must not be empty",
+                    ));
+                }
+            }
+            (None, true) => {}
+        }
+        if self.issuer.as_deref() == Some("") {
+            return Err(ConfigError::string(
+                "introspection.issuer",
+                "",
+                "must not be empty (remove the key to leave `iss` unchecked)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The quickstart's own routes, which the forward-auth endpoint must not take.
+const OWN_ROUTES: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/me",
+    "/items",
+    "/admin",
+    "/.well-known/jwks.json",
+    "/auth",
+];
+
+impl ForwardAuthConfig {
+    /// The endpoint's path and prefix, `grpc_listen` and each rule's own settings; the rest
+    /// (overlapping rules, methods, scopes) is checked by the library, in `forward::check`.
+    fn validate(&self, config: &Config) -> Result<(), ConfigError> {
+        for (key, path) in [
+            ("forward_auth.path", &self.path),
+            ("forward_auth.envoy_prefix", &self.envoy_prefix),
+        ] {
+            let plain = path.len() > 1
+                && path.starts_with('/')
+                && !path.ends_with('/')
+                && !path.contains("//")
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~/".contains(c));
+            if !plain {
+                return Err(ConfigError::string(
+                    key,
+                    path,
+                    "expected a path such as /forward-auth: `/`, letters, digits, `-._~`, \
+                     no trailing `/`",
+                ));
+            }
+            if let Some(own) = OWN_ROUTES
+                .iter()
+                .find(|own| path == *own || path.starts_with(&format!("{own}/")))
+            {
+                return Err(ConfigError::string(
+                    key,
+                    path,
+                    format!("{own} is one of the quickstart's own routes"),
+                ));
+            }
+        }
+        if self.path == self.envoy_prefix {
+            return Err(ConfigError::string(
+                "forward_auth.envoy_prefix",
+                &self.envoy_prefix,
+                "must differ from `forward_auth.path`",
+            ));
+        }
+        if let Some(grpc) = self.grpc_listen
+            && grpc.port() != 0
+            && grpc == config.listen
+        {
+            return Err(ConfigError::string(
+                "forward_auth.grpc_listen",
+                &grpc.to_string(),
+                "is also `listen`: choose another port",
+            ));
+        }
+        for (n, rule) in self.rules.iter().enumerate() {
+            let key = |k: &str| format!("forward_auth.rules[{n}].{k}");
+            match (&rule.path, &rule.path_prefix) {
+                (Some(_), Some(p)) => {
+                    return Err(ConfigError::string(
+                        key("path_prefix"),
+                        p,
+                        "give either `path` or `path_prefix`, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(ConfigError::new(
+                        key("path_prefix"),
+                        None,
+                        "required, missing: `path_prefix = \"/api/\"` or `path = \"/exact\"`",
+                    ));
+                }
+                _ => {}
+            }
+            for (k, scheme) in rule.schemes.iter().flatten().enumerate() {
+                let reason = match scheme.as_str() {
+                    "api_key" | "jwt" => continue,
+                    "introspection" if config.introspection.is_some() => continue,
+                    "introspection" => "`[introspection]` is not configured",
+                    _ => "expected api_key, jwt or introspection",
+                };
+                return Err(ConfigError::string(
+                    format!("forward_auth.rules[{n}].schemes[{k}]"),
+                    scheme,
+                    reason,
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -441,8 +655,28 @@ mod tests {
                 "configuration: invalid `api_key_prefix` = \"sk-live\": expected letters",
             ),
             (
-                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\nauth_method = \"jwt\"",
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\naudiences = [\"x\"]\nauth_method = \"jwt\"",
                 "configuration: invalid `introspection.auth_method` = \"jwt\": expected basic or post",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"",
+                "configuration: invalid `introspection.audiences`: required, missing",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\naudiences = []",
+                "configuration: invalid `introspection.audiences` = []: at least one audience",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\naudiences = [\"x\", \"\"]",
+                "configuration: invalid `introspection.audiences[1]` = \"\": must not be empty",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\naudiences = [\"x\"]\ninsecure_accept_any_audience = true",
+                "configuration: invalid `introspection.insecure_accept_any_audience` = true: conflicts",
+            ),
+            (
+                "[introspection]\nendpoint = \"https://a/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\ninsecure_accept_any_audience = true\nissuer = \"\"",
+                "configuration: invalid `introspection.issuer` = \"\": must not be empty",
             ),
             (
                 "[[issuers]]\nissuer = \"https://a\"\naudiences = [\"x\"]\nclaims = \"okta\"",
@@ -463,6 +697,38 @@ mod tests {
             (
                 "[[issuers]]\nissuer = \"http://127.0.0.1:3000\"\naudiences = [\"a\"]",
                 "configuration: invalid `issuers[0].issuer` = \"http://127.0.0.1:3000\": this is the built-in issuer's URL",
+            ),
+            (
+                "[forward_auth]\npath = \"/auth/check\"\n[[forward_auth.rules]]\npath = \"/x\"",
+                "configuration: invalid `forward_auth.path` = \"/auth/check\": /auth is one of the quickstart's own routes",
+            ),
+            (
+                "[forward_auth]\nenvoy_prefix = \"envoy\"\n[[forward_auth.rules]]\npath = \"/x\"",
+                "configuration: invalid `forward_auth.envoy_prefix` = \"envoy\": expected a path",
+            ),
+            (
+                "[forward_auth]\ngrpc_listen = \"127.0.0.1:3000\"\n[[forward_auth.rules]]\npath = \"/x\"",
+                "configuration: invalid `forward_auth.grpc_listen` = \"127.0.0.1:3000\": is also `listen`",
+            ),
+            (
+                "[forward_auth]\n[[forward_auth.rules]]\npath = \"/x\"\n[[forward_auth.rules]]\nmethods = [\"GET\"]",
+                "configuration: invalid `forward_auth.rules[1].path_prefix`: required, missing",
+            ),
+            (
+                "[forward_auth]\n[[forward_auth.rules]]\npath = \"/x\"\npath_prefix = \"/y\"",
+                "configuration: invalid `forward_auth.rules[0].path_prefix` = \"/y\": give either",
+            ),
+            (
+                "[forward_auth]\n[[forward_auth.rules]]\npath = \"/x\"\nschemes = [\"jwt\", \"basic\"]",
+                "configuration: invalid `forward_auth.rules[0].schemes[1]` = \"basic\": expected api_key, jwt or introspection",
+            ),
+            (
+                "[forward_auth]\n[[forward_auth.rules]]\npath = \"/x\"\nschemes = [\"introspection\"]",
+                "configuration: invalid `forward_auth.rules[0].schemes[0]` = \"introspection\": `[introspection]` is not configured",
+            ),
+            (
+                "[forward_auth]\n[[forward_auth.rules]]\npath = \"/x\"\nanonymous = \"yes\"",
+                "configuration: invalid `forward_auth.rules[0].anonymous` = \"yes\": invalid type",
             ),
             (
                 "public_url = \"https://api.example.com/\"",

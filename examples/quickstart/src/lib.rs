@@ -32,6 +32,7 @@
 //! | `GET /items` | scope `read:items` |
 //! | `POST /items` | scope `write:items` |
 //! | `GET /admin` | scope `admin` |
+//! | `forward_auth.path` (default `/forward-auth`), `forward_auth.envoy_prefix/...` | the `[forward_auth]` rules (below) |
 //!
 //! Credentials, in composition order (most specific first): API keys (`Authorization: Bearer
 //! sk_...` or `X-API-Key`), then JWTs of the configured `[[issuers]]` (three-segment Bearer
@@ -62,6 +63,9 @@
 //! endpoint = "https://idp.example.com/token/introspection"
 //! client_id = "quickstart"
 //! client_secret = "..."
+//! audiences = ["https://api.example.com"]      # required: an answer for another API is refused
+//! # insecure_accept_any_audience = true          # instead of `audiences`: `aud` unchecked
+//! # issuer = "https://idp.example.com"           # when set, the answer's `iss` must match
 //! # auth_method = "post"                         # default "basic"
 //!
 //! [cache]
@@ -71,6 +75,19 @@
 //! jwks_cooldown = "30s"
 //! introspection_ttl = "30s"
 //! revocation_poll = "100ms"                      # SQLite's change feed; PostgreSQL pushes
+//!
+//! [forward_auth]                                 # see "Forward authentication" below
+//! path = "/forward-auth"                         # default; answers every method
+//! # grpc_listen = "127.0.0.1:50051"              # optional: the Envoy gRPC Check API
+//! envoy_prefix = "/forward-auth/envoy"           # default: Envoy's HTTP mode (`path_prefix`)
+//!
+//! [[forward_auth.rules]]
+//! path_prefix = "/api/"                          # or: path = "/exact"
+//! methods = ["GET", "HEAD"]                      # optional, default any
+//! schemes = ["api_key", "jwt"]                   # optional, default every configured scheme
+//! scopes = ["read:items"]                        # optional, all required
+//! # roles = ["admin"]                            # optional, all required
+//! # anonymous = false                            # let requests without any credential through
 //! ```
 //!
 //! The `[[issuers]]`' metadata (OIDC discovery) and keys are fetched lazily, at the first token
@@ -82,8 +99,15 @@
 //! `tokens` commands alike; `aud` = `quickstart`, 15 minutes) for the demo user `demo` / `demo`, keeps its keys and
 //! refresh-token families in the database, and serves `/.well-known/jwks.json`,
 //! `POST /auth/login`, `POST /auth/refresh` and `POST /auth/logout`, which need no other
-//! credential. Its tokens are accepted as `Authorization: Bearer` or in the `access_token`
-//! cookie.
+//! credential. Its tokens are accepted as `Authorization: Bearer` or in the
+//! `__Host-access_token` cookie (`?mode=cookie`). The refresh token travels in the
+//! `__Secure-refresh_token` cookie, sent only to `/auth`. Browsers keep prefixed cookies only
+//! when they were set `Secure` from a secure origin: `https://`, or `http://127.0.0.1` and
+//! `http://localhost`, which browsers treat as secure, so the cookies work on a loopback
+//! quickstart over plain http; on another plain-http host a browser drops them. `curl` sends
+//! them over plain http too. `/auth/refresh`, `/auth/logout` and every state-changing route
+//! called with the access-token cookie refuse cross-site requests (`Sec-Fetch-Site` other than
+//! `same-origin`/`none`, or an `Origin` of another host) with 403.
 //!
 //! Revocation: every JWT is checked against a revocation list kept in memory and read from the
 //! database at start (the server does not start without it). `POST /auth/logout-everywhere`,
@@ -106,8 +130,81 @@
 //! feed, `cache.revocation_poll`), and within milliseconds on PostgreSQL, where every instance
 //! is notified; the command says so. Tokens of external `[[issuers]]` can be revoked by `jti` too
 //! (`--issuer`).
+//!
+//! # Forward authentication
+//!
+//! With `[forward_auth]`, services in any language behind a proxy use the same API keys,
+//! tokens and caches: the proxy asks `forward_auth.path` about each request (tower-auth-forward's
+//! `ForwardAuth`; see that crate's docs for the rules and every answer). Allowed: 200, an empty
+//! body and the identity headers `X-Auth-Subject`, `X-Auth-Scheme` (`api_key`, `jwt`,
+//! `introspection`), `X-Auth-Scopes` and `X-Auth-Roles` (space separated, left out when
+//! empty) and `X-Auth-Tenant` (when the principal has one); none on an anonymous pass. Refused:
+//! the response contract's status and `WWW-Authenticate`. A path no rule covers is 403. Rules
+//! match the decoded, normalised path; an ambiguous path (`%2F`, `//`, `;`, a NUL) is 400.
+//!
+//! nginx (`auth_request`, in Debian's package), in front of an upstream on `127.0.0.1:8080`,
+//! with the quickstart on `127.0.0.1:3000`; this server block is tested against a real nginx
+//! (`tests/forward.rs`). It maps 400, 429 and 503 through (`auth_request` alone turns them into
+//! 500) and overwrites any identity header a client sends:
+//!
+//! ```nginx
+#![doc = include_str!("../../../tower-auth-forward/proxy/nginx.conf")]
+//! ```
+//!
+//! Traefik (untested: Traefik is not available from the package registries this project
+//! tests with):
+//!
+//! ```yaml
+//! http:
+//!   middlewares:
+//!     tower-auth:
+//!       forwardAuth:
+//!         address: "http://127.0.0.1:3000/forward-auth"
+//!         trustForwardHeader: false
+//!         authResponseHeaders:
+//!           [X-Auth-Subject, X-Auth-Scheme, X-Auth-Scopes, X-Auth-Roles, X-Auth-Tenant]
+//! ```
+//!
+//! Strip `X-Auth-*` from client requests with a `headers` middleware before this one: an
+//! answer that leaves a header out may not remove the client's.
+//!
+//! Envoy (untested: not available from the registries either), gRPC mode with
+//! `grpc_listen = "127.0.0.1:50051"` (its `Check` is tested with a tonic client):
+//!
+//! ```yaml
+//! http_filters:
+//!   - name: envoy.filters.http.ext_authz
+//!     typed_config:
+//!       "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+//!       transport_api_version: V3
+//!       failure_mode_allow: false
+//!       grpc_service:
+//!         envoy_grpc:
+//!           cluster_name: quickstart_grpc   # a cluster pointing at 127.0.0.1:50051 (HTTP/2)
+//!         timeout: 2s
+//! ```
+//!
+//! or HTTP mode on `envoy_prefix`:
+//!
+//! ```yaml
+//!       http_service:
+//!         server_uri: { uri: "http://127.0.0.1:3000", cluster: quickstart, timeout: 2s }
+//!         path_prefix: /forward-auth/envoy
+//!         authorization_request:
+//!           allowed_headers:
+//!             patterns: [{ exact: authorization }, { exact: x-api-key }, { exact: cookie }]
+//!         authorization_response:
+//!           allowed_upstream_headers: { patterns: [{ prefix: x-auth- }] }
+//!           allowed_client_headers:
+//!             patterns: [{ exact: www-authenticate }, { exact: retry-after }]
+//! ```
+//!
+//! In HTTP mode, remove client `X-Auth-*` headers on the route (`request_headers_to_remove`);
+//! the gRPC answer removes them itself. The endpoint must be reachable only by the proxy, and
+//! the upstream only through the proxy.
 
 pub mod config;
+pub mod forward;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -289,25 +386,37 @@ fn introspection(config: &Config) -> Result<Option<IntrospectionAuthenticator>, 
             ClientAuth::ClientSecretBasic
         })
         .cache(cache)
-        // Until `[introspection]` gains `audiences` (and `issuer`), any audience is accepted,
-        // as before introspection required audiences.
-        .insecure_accept_any_audience(true)
-        .insecure_allow_http(config.insecure_allow_http)
-        .build()
-        .map_err(|e| match e.setting() {
-            "client_id" => refused("introspection.client_id", None, &e),
-            // Never echo the secret.
-            "client_secret" => ConfigError::new(
-                "introspection.client_secret",
-                Some("\"...\"".into()),
-                e.reason(),
-            ),
-            _ => refused(
-                "introspection.endpoint",
-                Some(format!("{:?}", i.endpoint)),
-                &e,
-            ),
-        })?;
+        .audiences(i.audiences.iter().flatten())
+        .insecure_accept_any_audience(i.insecure_accept_any_audience)
+        .insecure_allow_http(config.insecure_allow_http);
+    let built = match &i.issuer {
+        Some(issuer) => built.issuer(issuer),
+        None => built,
+    };
+    let built = built.build().map_err(|e| match e.setting() {
+        "client_id" => refused("introspection.client_id", None, &e),
+        "audiences" => refused(
+            "introspection.audiences",
+            i.audiences
+                .as_ref()
+                .map(|a| toml::Value::from(a.clone()).to_string()),
+            &e,
+        ),
+        "insecure_accept_any_audience" => {
+            refused("introspection.insecure_accept_any_audience", None, &e)
+        }
+        // Never echo the secret.
+        "client_secret" => ConfigError::new(
+            "introspection.client_secret",
+            Some("\"...\"".into()),
+            e.reason(),
+        ),
+        _ => refused(
+            "introspection.endpoint",
+            Some(format!("{:?}", i.endpoint)),
+            &e,
+        ),
+    })?;
     Ok(Some(built))
 }
 
@@ -408,6 +517,7 @@ impl Prepared {
             config,
             tower_auth_jwt::revocation::MemoryRevocationStore::new(),
         )?;
+        forward::check(config)?;
         Ok(Self {
             issuers: external_issuers(config)?,
             introspection: introspection(config)?,
@@ -565,6 +675,17 @@ pub async fn app_prepared(
     prepared: Prepared,
     url: &str,
 ) -> Result<Router, StartError> {
+    app_serving(config, prepared, url, None).await
+}
+
+/// [`app_prepared`], and Envoy's gRPC `Authorization/Check` API (`[forward_auth]`) served on
+/// `grpc`, bound by the caller at `forward_auth.grpc_listen`, in a background task.
+pub async fn app_serving(
+    config: &Config,
+    prepared: Prepared,
+    url: &str,
+    grpc: Option<tokio::net::TcpListener>,
+) -> Result<Router, StartError> {
     let keys = api_keys(config).await?;
     let BuiltIn {
         issuer,
@@ -580,10 +701,27 @@ pub async fn app_prepared(
     let auth = keys
         .or(jwt(prepared.issuers, built_in, revocations)?)
         .or(prepared.introspection);
-    Ok(logged(
-        router(auth, session::authenticated_routes(Arc::clone(&issuer)))
-            .merge(session::routes(issuer)),
-    ))
+    let mut app = router(
+        auth.clone(),
+        session::authenticated_routes(Arc::clone(&issuer)),
+    )
+    .merge(session::routes(issuer));
+    if let Some(f) = &config.forward_auth {
+        let endpoint = forward::endpoint(auth, f)?;
+        if let Some(listener) = grpc {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let check = tonic::transport::Server::builder()
+                .add_service(endpoint.envoy_grpc())
+                .serve_with_incoming(incoming);
+            tokio::spawn(async move {
+                if let Err(e) = check.await {
+                    tracing::error!(target: LOG_TARGET, error = %e, "gRPC Check API stopped");
+                }
+            });
+        }
+        app = app.merge(forward::routes(endpoint, f));
+    }
+    Ok(logged(app))
 }
 
 fn router<A>(auth: A, authenticated: Router) -> Router
@@ -606,6 +744,9 @@ where
         .merge(authenticated)
         .route_layer(axum::middleware::from_fn(record_principal))
         .route_layer(AuthenticateLayer::required(auth).with_rejection(ProblemRejection::new()))
+        .route_layer(axum::middleware::from_fn(
+            session::refuse_cross_site_cookie_writes,
+        ))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(move || async move { metrics.render() }))
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use quickstart::config::{Config, ConfigError};
-use quickstart::{BuiltIn, Prepared, StartError, api_keys, app_prepared, built_in_issuer};
+use quickstart::{BuiltIn, Prepared, StartError, api_keys, app_serving, built_in_issuer};
 use tower_auth_apikey::cli::KeysCommand;
 
 #[derive(Parser)]
@@ -262,8 +262,26 @@ async fn serve(config: Config, prepared: Prepared) -> Result<(), StartError> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let router = app_prepared(&config, prepared, &url).await?;
+    let grpc = match config.forward_auth.as_ref().and_then(|f| f.grpc_listen) {
+        None => None,
+        Some(at) => Some(tokio::net::TcpListener::bind(at).await.map_err(|e| {
+            ConfigError::new(
+                "forward_auth.grpc_listen",
+                Some(format!("\"{at}\"")),
+                format!("cannot listen there: {e}"),
+            )
+        })?),
+    };
+    let grpc_addr = grpc.as_ref().and_then(|g| g.local_addr().ok());
+    let router = app_serving(&config, prepared, &url, grpc).await?;
     print_welcome(&addr, &url, &config);
+    if let Some(f) = &config.forward_auth {
+        println!();
+        println!("forward authentication on http://{addr}{}", f.path);
+        if let Some(at) = grpc_addr {
+            println!("Envoy gRPC Check API on {at}");
+        }
+    }
     init_logging();
     axum::serve(listener, router)
         .with_graceful_shutdown(async {

@@ -4,6 +4,13 @@
 //! travels in the [`MODE_COOKIE`], beside the refresh token). Rejections are RFC 9457 problem
 //! documents (`application/problem+json`).
 //!
+//! The cookies are `__Host-access_token` (`Path=/`), `__Secure-refresh_token` and
+//! `__Secure-session_mode` (`Path=/auth`), all `HttpOnly; Secure; SameSite=Strict`. `/auth/refresh`
+//! and `/auth/logout` refuse cross-site requests (`Sec-Fetch-Site: cross-site` or
+//! `same-site`, or an `Origin` of another host) with 403, using tower-auth-jwt's
+//! [`is_cross_site`]; so do the state-changing routes called with the access-token cookie (see
+//! [`refuse_cross_site_cookie_writes`]).
+//!
 //! The password check is the application's own business; here it is a single demo user
 //! (`demo` / `demo`, scopes `read:items write:items`, role `user`) so the flow can be tried.
 
@@ -19,15 +26,20 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use tower_auth_core::credential::cookie_value;
 use tower_auth_core::{AuthError, OnRejection, Principal, ProblemRejection, Scheme};
+use tower_auth_jwt::is_cross_site;
 use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer, TokenPair, TokenRequest};
 
-/// The access-token cookie (`?mode=cookie`).
-pub const ACCESS_COOKIE: &str = "access_token";
-/// The refresh-token cookie, sent only to `/auth`.
-pub const REFRESH_COOKIE: &str = "refresh_token";
+/// The access-token cookie (`?mode=cookie`). The `__Host-` prefix makes a browser keep it only
+/// when it was set `Secure`, with `Path=/` and no `Domain`, by this very host: a sibling
+/// subdomain cannot plant one (which would turn the user's Bearer calls into 400s, a request
+/// with both being malformed).
+pub const ACCESS_COOKIE: &str = "__Host-access_token";
+/// The refresh-token cookie, sent only to `/auth`. The `__Secure-` prefix (`__Host-` needs
+/// `Path=/`) makes a browser keep it only when it was set `Secure` over a secure connection.
+pub const REFRESH_COOKIE: &str = "__Secure-refresh_token";
 /// The session's mode (`cookie` when the access token travels in the [`ACCESS_COOKIE`]), sent
 /// only to `/auth` with the refresh token, so a refresh keeps the mode of the login.
-pub const MODE_COOKIE: &str = "session_mode";
+pub const MODE_COOKIE: &str = "__Secure-session_mode";
 
 /// The login form.
 #[derive(Deserialize)]
@@ -161,11 +173,23 @@ async fn login(
     }
 }
 
+/// 403 for a request a browser sent on behalf of another site ([`is_cross_site`]): the routes
+/// that act on the session's cookies, which the browser attaches on its own, refuse it before
+/// reading any cookie.
+pub fn cross_site_refused() -> Response {
+    rejection(&AuthError::forbidden(
+        "cross-site request refused on a cookie-authenticated route",
+    ))
+}
+
 async fn refresh(
     State(issuer): State<Arc<JwtIssuer>>,
     Query(mode): Query<Mode>,
     headers: HeaderMap,
 ) -> Response {
+    if is_cross_site(&headers) {
+        return cross_site_refused();
+    }
     let token = match cookie_value(&headers, REFRESH_COOKIE) {
         Ok(Some(t)) => t.to_owned(),
         Ok(None) => return rejection(&AuthError::invalid_token("no refresh cookie")),
@@ -178,6 +202,9 @@ async fn refresh(
 }
 
 async fn logout(State(issuer): State<Arc<JwtIssuer>>, headers: HeaderMap) -> Response {
+    if is_cross_site(&headers) {
+        return cross_site_refused();
+    }
     if let Ok(Some(token)) = cookie_value(&headers, REFRESH_COOKIE)
         && let Err(e) = issuer.logout(token).await
         && e.kind() == IssueErrorKind::Unavailable
@@ -242,4 +269,20 @@ pub fn authenticated_routes(issuer: Arc<JwtIssuer>) -> Router {
     Router::new()
         .route("/auth/logout-everywhere", post(logout_everywhere))
         .with_state(issuer)
+}
+
+/// Refuses (403) a state-changing request (any method but `GET`, `HEAD`, `OPTIONS`, `TRACE`)
+/// that carries the [`ACCESS_COOKIE`] and that a browser sent on behalf of another site
+/// ([`is_cross_site`]), before it is authenticated: the browser attaches the cookie on its own.
+/// `SameSite=Strict` already keeps the cookie off most such requests; this covers the browsers
+/// and the sibling subdomains it does not. Requests without the cookie (Bearer, API key) pass.
+pub async fn refuse_cross_site_cookie_writes(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let with_cookie = !matches!(cookie_value(req.headers(), ACCESS_COOKIE), Ok(None));
+    if with_cookie && !req.method().is_safe() && is_cross_site(req.headers()) {
+        return cross_site_refused();
+    }
+    next.run(req).await
 }

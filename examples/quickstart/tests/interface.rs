@@ -177,8 +177,25 @@ fn configuration_errors_exit_2_naming_file_key_and_value() {
             "invalid `issuers[0].issuer` = \"http://idp.test\": ",
         ),
         (
-            "[introspection]\nendpoint = \"http://127.0.0.1:1/i\"\nclient_id = \"a\"\nclient_secret = \"b\"",
+            "[introspection]\nendpoint = \"http://127.0.0.1:1/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\naudiences = [\"a\"]",
             "invalid `introspection.endpoint` = \"http://127.0.0.1:1/i\": ",
+        ),
+        (
+            "[introspection]\nendpoint = \"https://idp.test/i\"\nclient_id = \"a\"\nclient_secret = \"b\"",
+            "invalid `introspection.audiences`: required, missing",
+        ),
+        // `[forward_auth]` settings the library refuses, under the file's keys.
+        (
+            "[forward_auth]\n[[forward_auth.rules]]\npath = \"/x\"\nmethods = [\"get\"]",
+            "invalid `forward_auth.rules[0].methods` = \"get\": methods are case-sensitive",
+        ),
+        (
+            "[forward_auth]\n[[forward_auth.rules]]\npath_prefix = \"/api\"\n[[forward_auth.rules]]\npath_prefix = \"/api/\"",
+            "invalid `forward_auth.rules` = rules[0] and rules[1]: two rules for the same path",
+        ),
+        (
+            "[forward_auth]\npath = \"/check\"",
+            "invalid `forward_auth.rules` = []: at least one rule is needed",
         ),
     ] {
         let toml = if toml.starts_with("listen") {
@@ -480,7 +497,7 @@ async fn login_refresh_logout_in_both_modes() {
     let access = answer["access_token"].as_str().unwrap().to_owned();
     let refresh_cookie = cookies
         .iter()
-        .find(|c| c.starts_with("refresh_token="))
+        .find(|c| c.starts_with("__Secure-refresh_token="))
         .unwrap();
     let (attributes, max_age) = refresh_cookie.rsplit_once("; Max-Age=").unwrap();
     assert!(
@@ -488,8 +505,12 @@ async fn login_refresh_logout_in_both_modes() {
         "{refresh_cookie}"
     );
     assert!(max_age.parse::<u64>().unwrap() > 0, "{refresh_cookie}");
-    assert!(cookies.iter().all(|c| !c.starts_with("access_token=")));
-    let refresh1 = cookie_value(&cookies, "refresh_token").to_owned();
+    assert!(
+        cookies
+            .iter()
+            .all(|c| !c.starts_with("__Host-access_token="))
+    );
+    let refresh1 = cookie_value(&cookies, "__Secure-refresh_token").to_owned();
 
     let (status, _, body) = request(
         "GET",
@@ -537,17 +558,17 @@ async fn login_refresh_logout_in_both_modes() {
     assert!(!body.contains("access_token"), "{body}");
     let access_cookie = cookies
         .iter()
-        .find(|c| c.starts_with("access_token="))
+        .find(|c| c.starts_with("__Host-access_token="))
         .unwrap();
     assert!(
         access_cookie.ends_with("; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=900"),
         "{access_cookie}"
     );
-    let cookie_access = cookie_value(&cookies, "access_token").to_owned();
+    let cookie_access = cookie_value(&cookies, "__Host-access_token").to_owned();
     let (status, _, _) = request(
         "GET",
         &format!("{base}/me"),
-        &[("cookie", &format!("access_token={cookie_access}"))],
+        &[("cookie", &format!("__Host-access_token={cookie_access}"))],
     )
     .await;
     assert_eq!(status, 200);
@@ -555,33 +576,71 @@ async fn login_refresh_logout_in_both_modes() {
     // A refresh keeps the session's mode: the access-token cookie is renewed, the body holds
     // no token. The mode travels in its own cookie, beside the refresh token.
     let session = format!(
-        "refresh_token={}; session_mode={}",
-        cookie_value(&cookies, "refresh_token"),
-        cookie_value(&cookies, "session_mode")
+        "__Secure-refresh_token={}; __Secure-session_mode={}",
+        cookie_value(&cookies, "__Secure-refresh_token"),
+        cookie_value(&cookies, "__Secure-session_mode")
     );
     let (status, renewed, body) =
         post(&format!("{base}/auth/refresh"), &[("cookie", &session)], "").await;
     assert_eq!(status, 200, "{body}");
     assert!(!body.contains("access_token"), "{body}");
-    let renewed_access = cookie_value(&renewed, "access_token");
+    let renewed_access = cookie_value(&renewed, "__Host-access_token");
     assert_ne!(renewed_access, cookie_access);
     let (status, _, _) = request(
         "GET",
         &format!("{base}/me"),
-        &[("cookie", &format!("access_token={renewed_access}"))],
+        &[("cookie", &format!("__Host-access_token={renewed_access}"))],
     )
     .await;
     assert_eq!(status, 200);
 
-    // Refresh rotates the refresh cookie.
+    // Cookie-authenticated writes and the session routes refuse cross-site requests (403),
+    // before touching the cookie: the refresh token below is still unused afterwards.
+    for cross in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let refresh = format!("__Secure-refresh_token={refresh1}");
+        let refresh = [cross, ("cookie", refresh.as_str())];
+        let (status, cookies, body) = post(&format!("{base}/auth/refresh"), &refresh, "").await;
+        assert_eq!((status, cookies.len()), (403, 0), "{cross:?}: {body}");
+        let (status, _, _) = post(&format!("{base}/auth/logout"), &refresh, "").await;
+        assert_eq!(status, 403, "{cross:?}");
+        let access = format!("__Host-access_token={renewed_access}");
+        let access = [cross, ("cookie", access.as_str())];
+        let (status, _, _) = post(&format!("{base}/items"), &access, "").await;
+        assert_eq!(status, 403, "{cross:?}");
+        let (status, _, _) = post(&format!("{base}/auth/logout-everywhere"), &access, "").await;
+        assert_eq!(status, 403, "{cross:?}");
+    }
+    // The same write from the same origin (fetch metadata, or an Origin naming this host).
+    let origin = base.clone();
+    for same in [
+        ("sec-fetch-site", "same-origin"),
+        ("origin", origin.as_str()),
+    ] {
+        let cookie = format!("__Host-access_token={renewed_access}");
+        let (status, _, body) = post(
+            &format!("{base}/items"),
+            &[same, ("cookie", cookie.as_str())],
+            "",
+        )
+        .await;
+        assert_eq!(status, 201, "{same:?}: {body}");
+    }
+
+    // Refresh rotates the refresh cookie (a same-origin request passes the cross-site check).
     let (status, cookies, body) = post(
         &format!("{base}/auth/refresh"),
-        &[("cookie", &format!("refresh_token={refresh1}"))],
+        &[
+            ("cookie", &format!("__Secure-refresh_token={refresh1}")),
+            ("origin", &base),
+        ],
         "",
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let refresh2 = cookie_value(&cookies, "refresh_token").to_owned();
+    let refresh2 = cookie_value(&cookies, "__Secure-refresh_token").to_owned();
     assert_ne!(refresh1, refresh2);
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(answer["access_token"].is_string());
@@ -589,14 +648,14 @@ async fn login_refresh_logout_in_both_modes() {
     // The consumed token again: 401 invalid_token, and its family is over.
     let (status, _, _) = post(
         &format!("{base}/auth/refresh"),
-        &[("cookie", &format!("refresh_token={refresh1}"))],
+        &[("cookie", &format!("__Secure-refresh_token={refresh1}"))],
         "",
     )
     .await;
     assert_eq!(status, 401);
     let (status, _, _) = post(
         &format!("{base}/auth/refresh"),
-        &[("cookie", &format!("refresh_token={refresh2}"))],
+        &[("cookie", &format!("__Secure-refresh_token={refresh2}"))],
         "",
     )
     .await;
@@ -609,10 +668,10 @@ async fn login_refresh_logout_in_both_modes() {
 
     // Logout: 204, both cookies cleared, the family revoked.
     let (_, cookies, _) = post(&format!("{base}/auth/login"), &json, demo).await;
-    let refresh3 = cookie_value(&cookies, "refresh_token").to_owned();
+    let refresh3 = cookie_value(&cookies, "__Secure-refresh_token").to_owned();
     let (status, cookies, _) = post(
         &format!("{base}/auth/logout"),
-        &[("cookie", &format!("refresh_token={refresh3}"))],
+        &[("cookie", &format!("__Secure-refresh_token={refresh3}"))],
         "",
     )
     .await;
@@ -620,18 +679,18 @@ async fn login_refresh_logout_in_both_modes() {
     assert!(
         cookies
             .iter()
-            .any(|c| c.starts_with("access_token=;") && c.contains("Max-Age=0")),
+            .any(|c| c.starts_with("__Host-access_token=;") && c.contains("Max-Age=0")),
         "{cookies:?}"
     );
     assert!(
         cookies
             .iter()
-            .any(|c| c.starts_with("refresh_token=;") && c.contains("Max-Age=0")),
+            .any(|c| c.starts_with("__Secure-refresh_token=;") && c.contains("Max-Age=0")),
         "{cookies:?}"
     );
     let (status, _, _) = post(
         &format!("{base}/auth/refresh"),
-        &[("cookie", &format!("refresh_token={refresh3}"))],
+        &[("cookie", &format!("__Secure-refresh_token={refresh3}"))],
         "",
     )
     .await;
@@ -677,7 +736,8 @@ async fn introspection_stub(iss: std::sync::Arc<std::sync::Mutex<String>>) -> St
             let iss = iss.lock().unwrap().clone();
             async move {
                 axum::Json(serde_json::json!({
-                    "active": true, "sub": "demo", "iss": iss, "scope": "read:items",
+                    "active": true, "sub": "demo", "iss": iss, "aud": "qs-api",
+                    "scope": "read:items",
                 }))
             }
         }),
@@ -699,7 +759,8 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
         format!(
             "listen = \"127.0.0.1:0\"\ninsecure_allow_http = true\n\
              [cache]\nrevocation_poll = \"100ms\"\n\
-             [introspection]\nendpoint = \"{endpoint}\"\nclient_id = \"qs\"\nclient_secret = \"s\"\n"
+             [introspection]\nendpoint = \"{endpoint}\"\nclient_id = \"qs\"\nclient_secret = \"s\"\n\
+             audiences = [\"qs-api\"]\n"
         ),
     )
     .unwrap();
@@ -715,7 +776,7 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
         let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
         (
             answer["access_token"].as_str().unwrap().to_owned(),
-            cookie_value(&cookies, "refresh_token").to_owned(),
+            cookie_value(&cookies, "__Secure-refresh_token").to_owned(),
         )
     };
     let me = |token: String| {
@@ -792,18 +853,22 @@ async fn tokens_revoked_by_the_cli_and_logout_everywhere() {
         serde_json::json!({"sessions_revoked": 2})
     );
     assert!(
-        cookies.iter().any(|c| c.starts_with("access_token=;")),
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-access_token=;")),
         "{cookies:?}"
     );
     assert!(
-        cookies.iter().any(|c| c.starts_with("refresh_token=;")),
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Secure-refresh_token=;")),
         "{cookies:?}"
     );
     assert_eq!(me(b.clone()).await, 401);
     for refresh in [&refresh_a, &refresh_b] {
         let (status, _, _) = post(
             &format!("{base}/auth/refresh"),
-            &[("cookie", &format!("refresh_token={refresh}"))],
+            &[("cookie", &format!("__Secure-refresh_token={refresh}"))],
             "",
         )
         .await;

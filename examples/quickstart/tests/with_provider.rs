@@ -50,6 +50,8 @@ require_typ = "at+jwt"
 endpoint = "{op}/token/introspection"
 client_id = "tower-auth-rs"
 client_secret = "tower-auth-rs-secret"
+audiences = ["urn:tower-auth:opaque"]
+issuer = "{op}"
 "#
         ),
     )
