@@ -269,6 +269,9 @@
 
 #[cfg(feature = "envoy-grpc")]
 pub mod envoy;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 mod path;
 mod rules;

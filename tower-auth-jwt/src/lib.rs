@@ -339,6 +339,9 @@ mod cache;
 mod claims;
 mod cross_site;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "issue")]
 pub mod issue;
 mod json;

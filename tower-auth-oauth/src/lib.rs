@@ -37,6 +37,9 @@
 //!   9700 (OAuth 2.0 security best current practice).
 
 pub mod client_credentials;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod introspection;
 #[cfg(feature = "login")]
 pub mod login;
