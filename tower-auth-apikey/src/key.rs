@@ -244,13 +244,21 @@ impl KeyFormat {
 
     /// A new key of this deployment's environment, from the OS random number generator.
     pub(crate) fn generate(&self) -> Result<PlainKey, getrandom::Error> {
-        let mut key = String::with_capacity(self.prefix.len() + 1 + BODY_LEN);
+        let mut random = String::with_capacity(RANDOM_LEN);
+        push_random_base62(&mut random, RANDOM_LEN)?;
+        Ok(self.key_with_random(&random))
+    }
+
+    /// The key of this environment whose random part is `random` (base62 characters):
+    /// `{prefix}_{random}{checksum}`.
+    pub(crate) fn key_with_random(&self, random: &str) -> PlainKey {
+        let mut key = String::with_capacity(self.prefix.len() + 1 + random.len() + CHECKSUM_LEN);
         key.push_str(&self.prefix);
         key.push('_');
-        push_random_base62(&mut key, RANDOM_LEN)?;
+        key.push_str(random);
         let sum = checksum(key.as_bytes());
         key.extend(sum.iter().map(|&b| char::from(b)));
-        Ok(PlainKey(key))
+        PlainKey(key)
     }
 }
 
@@ -347,6 +355,14 @@ mod tests {
         assert!(f.claims(s));
         assert_eq!(k.prefix(), "sk_live");
         assert_ne!(f.generate().unwrap(), k, "keys are random");
+    }
+
+    #[test]
+    fn a_key_is_its_random_part_with_prefix_and_checksum() {
+        let f = live();
+        let k = f.generate().unwrap();
+        let random = &k.expose_secret()["sk_live_".len()..][..RANDOM_LEN];
+        assert_eq!(f.key_with_random(random), k);
     }
 
     #[test]

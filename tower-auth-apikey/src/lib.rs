@@ -281,6 +281,9 @@ mod admin;
 mod authenticator;
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod key;
 mod last_used;
 mod record;

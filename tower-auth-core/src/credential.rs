@@ -186,7 +186,9 @@ pub fn header_value<'a>(
 /// The value of the cookie `name`, across every `Cookie` header (HTTP/2 may split them).
 ///
 /// `Ok(None)` when absent; the same cookie name twice is a malformed request (which of the two
-/// is meant cannot be known); an empty value is a bad credential.
+/// is meant cannot be known); an empty value, or one that is not an RFC 6265 `cookie-value`
+/// (cookie octets, optionally inside one pair of double quotes, which are removed), is a bad
+/// credential.
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
     let mut found = None;
     for value in headers.get_all(COOKIE) {
@@ -200,14 +202,28 @@ pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a
                 if found.is_some() {
                     return Err(AuthError::invalid_request("duplicate credential cookie"));
                 }
-                found = Some(v.trim_matches('"'));
+                found = Some(v);
             }
         }
     }
-    match found {
-        Some("") => Err(AuthError::invalid_token("empty credential")),
-        other => Ok(other),
+    match found.map(cookie_octets) {
+        None => Ok(None),
+        Some(None) => Err(AuthError::invalid_token("malformed credential")),
+        Some(Some("")) => Err(AuthError::invalid_token("empty credential")),
+        Some(value) => Ok(value),
     }
+}
+
+/// RFC 6265 section 4.1.1 `cookie-value = *cookie-octet / ( DQUOTE *cookie-octet DQUOTE )`:
+/// the octets without their quotes, or `None`.
+fn cookie_octets(value: &str) -> Option<&str> {
+    let inner = match value.strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"')?,
+        None => value,
+    };
+    // Visible ASCII but `"`, `,`, `;` and `\`.
+    let octet = |b: u8| matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e);
+    inner.bytes().all(octet).then_some(inner)
 }
 
 /// The raw (not percent-decoded) value of query parameter `name`.
@@ -359,6 +375,53 @@ mod tests {
         h.append(COOKIE, HeaderValue::from_static("session="));
         assert_eq!(
             cookie_value(&h, "session").unwrap_err().kind(),
+            AuthErrorKind::InvalidToken
+        );
+    }
+
+    /// Found by the `credentials` fuzz target: a quoted value with spaces inside came back with
+    /// a trailing space, and an unbalanced quote was silently dropped.
+    #[test]
+    fn cookie_values_are_rfc6265_cookie_values() {
+        let cookie = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.append(COOKIE, HeaderValue::from_static(v));
+            h
+        };
+        assert_eq!(
+            cookie_value(&cookie("a=1; session=\"abc\"; b"), "session").unwrap(),
+            Some("abc")
+        );
+        assert_eq!(
+            cookie_value(
+                &cookie("session=a=b.c-d_~!#$%&'()*+/:<=>?@[]^`{|}"),
+                "session"
+            )
+            .unwrap(),
+            Some("a=b.c-d_~!#$%&'()*+/:<=>?@[]^`{|}")
+        );
+        for bad in [
+            "session=e: 3 x \"",
+            "session=a b",
+            "session=\"abc",
+            "session=abc\"",
+            "session=\"",
+            "session=\"a\"b\"",
+            "session=a\\b",
+            "session=a,b",
+        ] {
+            let mut h = HeaderMap::new();
+            h.append(COOKIE, HeaderValue::from_str(bad).unwrap());
+            assert_eq!(
+                cookie_value(&h, "session").unwrap_err().kind(),
+                AuthErrorKind::InvalidToken,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            cookie_value(&cookie("session=\"\""), "session")
+                .unwrap_err()
+                .kind(),
             AuthErrorKind::InvalidToken
         );
     }

@@ -270,6 +270,9 @@
 
 #[cfg(feature = "envoy-grpc")]
 pub mod envoy;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 mod path;
 mod rules;

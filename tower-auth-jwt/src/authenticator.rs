@@ -253,6 +253,20 @@ fn revocation_error(status: RevocationStatus) -> Option<AuthError> {
     }
 }
 
+/// The header, the claims as sent (UTF-8) and the claims object of a token split at its dots:
+/// everything read before the signature check. The signature segment must not be empty.
+pub(crate) fn read(token: Segments<'_>) -> Result<(Header, String, Object), AuthError> {
+    if token.signature().is_empty() {
+        return Err(AuthError::invalid_token("missing signature"));
+    }
+    let header = Header::read(token.header())?;
+    let payload = String::from_utf8(decode_segment(token.payload())?)
+        .map_err(|_| AuthError::invalid_token("claims are not a JSON object"))?;
+    let claims = json::object(payload.as_bytes())
+        .ok_or_else(|| AuthError::invalid_token("claims are not a JSON object"))?;
+    Ok((header, payload, claims))
+}
+
 fn reject(e: AuthError) -> Result<Principal, AuthError> {
     Err(reject_err(e))
 }
@@ -268,7 +282,7 @@ fn malformed() -> AuthError {
 
 /// base64url without padding, canonical (no stray bits), as JWS requires: `base64`'s
 /// `URL_SAFE_NO_PAD` engine refuses padding and non-zero trailing bits.
-fn decode_segment(segment: &[u8]) -> Result<Vec<u8>, AuthError> {
+pub(crate) fn decode_segment(segment: &[u8]) -> Result<Vec<u8>, AuthError> {
     URL_SAFE_NO_PAD.decode(segment).map_err(|_| malformed())
 }
 
@@ -287,14 +301,8 @@ impl Inner {
         binding: Binding,
     ) -> Result<Verdict, AuthError> {
         let (signing_input, signature) = (token.signing_input(), token.signature());
-        if signature.is_empty() {
-            return Err(AuthError::invalid_token("missing signature"));
-        }
-        let header = &Header::read(token.header())?;
-        let payload = String::from_utf8(decode_segment(token.payload())?)
-            .map_err(|_| AuthError::invalid_token("claims are not a JSON object"))?;
-        let claims = json::object(payload.as_bytes())
-            .ok_or_else(|| AuthError::invalid_token("claims are not a JSON object"))?;
+        let (header, payload, claims) = read(token)?;
+        let header = &header;
         let issuer = self.select_issuer(header, &claims)?;
 
         let fetched;
@@ -594,10 +602,10 @@ fn scopes(claims: &Object) -> Scopes {
 
 /// The JOSE header members we act on. Everything else is ignored, in particular `jwk`, `jku`,
 /// `x5u`, `x5c` and `x5t`: keys are never taken from the token.
-struct Header {
-    alg: Algorithm,
-    kid: Option<Box<str>>,
-    typ: Option<Box<str>>,
+pub(crate) struct Header {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<Box<str>>,
+    pub(crate) typ: Option<Box<str>>,
 }
 
 impl Header {
@@ -660,7 +668,7 @@ impl JwtCredential {
 /// check it), and each segment is checked where it is base64url-decoded, so the token is not
 /// validated as UTF-8 again.
 #[derive(Clone, Copy)]
-struct Segments<'t> {
+pub(crate) struct Segments<'t> {
     token: &'t [u8],
     first: usize,
     last: usize,
@@ -669,7 +677,7 @@ struct Segments<'t> {
 impl<'t> Segments<'t> {
     /// Exactly three segments (the middle one may be empty only if the token is malformed
     /// anyway); `None` for any other shape.
-    fn split(token: &'t [u8]) -> Option<Self> {
+    pub(crate) fn split(token: &'t [u8]) -> Option<Self> {
         let (first, last) = two_dots(token)?;
         Some(Self { token, first, last })
     }
@@ -680,11 +688,11 @@ impl<'t> Segments<'t> {
             .then_some(Self { token, first, last })
     }
 
-    fn header(&self) -> &'t [u8] {
+    pub(crate) fn header(&self) -> &'t [u8] {
         &self.token[..self.first]
     }
 
-    fn payload(&self) -> &'t [u8] {
+    pub(crate) fn payload(&self) -> &'t [u8] {
         &self.token[self.first + 1..self.last]
     }
 
@@ -692,7 +700,7 @@ impl<'t> Segments<'t> {
         &self.token[..self.last]
     }
 
-    fn signature(&self) -> &'t [u8] {
+    pub(crate) fn signature(&self) -> &'t [u8] {
         &self.token[self.last + 1..]
     }
 }

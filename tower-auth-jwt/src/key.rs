@@ -300,9 +300,9 @@ impl VerifyingKey {
 
     /// A JWK (RFC 7517) as JSON text. See [`from_jwk_value`](Self::from_jwk_value).
     pub fn from_jwk(json: &str) -> Result<Self, KeyError> {
-        let raw: RawJwk =
-            serde_json::from_str(json).map_err(|_| KeyError::new("not a JWK JSON object"))?;
-        Self::from_raw_jwk(raw, true)
+        let object = crate::json::object(json.as_bytes())
+            .ok_or_else(|| KeyError::new("not a JWK JSON object"))?;
+        Self::from_jwk_value(&serde_json::Value::Object(object))
     }
 
     /// A JWK (RFC 7517) as a JSON value.
@@ -313,7 +313,7 @@ impl VerifyingKey {
     /// without `verify`, private key members (`d`, ...), unsupported curves, non-canonical
     /// base64url.
     pub fn from_jwk_value(value: &serde_json::Value) -> Result<Self, KeyError> {
-        let raw = RawJwk::deserialize(value).map_err(|_| KeyError::new("not a JWK JSON object"))?;
+        let raw = raw_jwk(value).ok_or_else(|| KeyError::new("not a JWK JSON object"))?;
         Self::from_raw_jwk(raw, true)
     }
 
@@ -559,10 +559,7 @@ impl KeySet {
     /// A JWKS document (RFC 7517 section 5), strictly: every key must be valid (see
     /// [`VerifyingKey::from_jwk_value`]). For configuration you control.
     pub fn from_jwks(json: &str) -> Result<Self, KeyError> {
-        let doc: RawJwks =
-            serde_json::from_str(json).map_err(|_| KeyError::new("not a JWKS document"))?;
-        let keys = doc
-            .keys
+        let keys = jwks_keys(json.as_bytes())?
             .into_iter()
             .map(|raw| Self::parse_value(raw, true))
             .collect::<Result<Vec<_>, _>>()?;
@@ -586,8 +583,8 @@ impl KeySet {
 
     fn parse_value(value: serde_json::Value, allow_oct: bool) -> Result<VerifyingKey, KeyError> {
         let kid = value.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
-        let raw = RawJwk::deserialize(&value)
-            .map_err(|_| KeyError::new("not a JWK JSON object").with_kid(kid.as_deref()))?;
+        let raw = raw_jwk(&value)
+            .ok_or_else(|| KeyError::new("not a JWK JSON object").with_kid(kid.as_deref()))?;
         VerifyingKey::from_raw_jwk(raw, allow_oct)
     }
 
@@ -642,11 +639,9 @@ pub(crate) type PublishedKey = (serde_json::Value, VerifyingKey);
 pub(crate) fn parse_published_jwks(
     json: &[u8],
 ) -> Result<(Vec<PublishedKey>, Vec<KeyError>), KeyError> {
-    let doc: RawJwks =
-        serde_json::from_slice(json).map_err(|_| KeyError::new("not a JWKS document"))?;
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
-    for raw in doc.keys {
+    for raw in jwks_keys(json)? {
         match KeySet::parse_value(raw.clone(), false) {
             Ok(k) => keys.push((raw, k)),
             Err(e) => skipped.push(e),
@@ -762,9 +757,23 @@ fn b64_member(value: Option<&str>, name: &'static str) -> Result<Vec<u8>, KeyErr
         .map_err(|_| KeyError::new(format!("`{name}` is not canonical base64url")))
 }
 
-#[derive(Deserialize)]
-struct RawJwks {
-    keys: Vec<serde_json::Value>,
+/// The `keys` of a JWKS document (RFC 7517 section 5): a JSON object without duplicate member
+/// names whose `keys` is an array. A derived struct would also read the array `[[...]]`
+/// positionally as a document.
+fn jwks_keys(json: &[u8]) -> Result<Vec<serde_json::Value>, KeyError> {
+    match crate::json::object(json).and_then(|mut doc| doc.remove("keys")) {
+        Some(serde_json::Value::Array(keys)) => Ok(keys),
+        _ => Err(KeyError::new("not a JWKS document")),
+    }
+}
+
+/// The members of a JWK, which must be a JSON object: a derived struct would also read an
+/// array positionally.
+fn raw_jwk(value: &serde_json::Value) -> Option<RawJwk> {
+    if !value.is_object() {
+        return None;
+    }
+    RawJwk::deserialize(value).ok()
 }
 
 #[derive(Deserialize)]
@@ -1046,6 +1055,7 @@ mod tests {
             2
         );
         assert!(KeySet::from_jwks("[]").is_err());
+        assert!(KeySet::from_jwks(r#"{"keys":{}}"#).is_err());
 
         let (set, skipped) =
             KeySet::from_jwks_skipping_invalid(&doc(vec![good, dup, enc, oct, odd, other]))
@@ -1062,6 +1072,42 @@ mod tests {
             .collect();
         kids.sort();
         assert_eq!(kids, ["e1", "e1", "r1", "s1", "x1"]);
+    }
+
+    /// Found by the `jwks` fuzz target: `[[]]` was read as a JWKS, since a derived struct reads
+    /// an array positionally. A document and each of its keys must be JSON objects, and a
+    /// document without duplicate member names.
+    #[test]
+    fn documents_and_keys_are_json_objects() {
+        for doc in [
+            "[[]]",
+            "[[{\"kty\":\"oct\"}]]",
+            r#"{"keys":[],"keys":[]}"#,
+            "[]",
+            "{}",
+        ] {
+            assert!(KeySet::from_jwks(doc).is_err(), "{doc}");
+            assert!(KeySet::from_jwks_skipping_invalid(doc).is_err(), "{doc}");
+        }
+        let jwk = ec_jwk();
+        // RawJwk's fields in order: kty kid alg use key_ops crv n e x y k d p q.
+        let positional = json!([
+            jwk["kty"], jwk["kid"], null, null, null, jwk["crv"], null, null, jwk["x"], jwk["y"],
+            null, null, null, null
+        ]);
+        assert_eq!(
+            VerifyingKey::from_jwk_value(&positional)
+                .unwrap_err()
+                .reason(),
+            "not a JWK JSON object"
+        );
+        assert!(VerifyingKey::from_jwk(&positional.to_string()).is_err());
+        let (set, skipped) =
+            KeySet::from_jwks_skipping_invalid(&json!({ "keys": [positional, jwk] }).to_string())
+                .unwrap();
+        assert_eq!((set.len(), skipped.len()), (1, 1));
+        let doubled = r#"{"kty":"EC","kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+        assert!(VerifyingKey::from_jwk(doubled).is_err());
     }
 
     #[test]

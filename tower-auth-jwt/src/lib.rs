@@ -354,6 +354,9 @@ mod cross_site;
 mod describe;
 pub mod dpop;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "issue")]
 pub mod issue;
 mod json;

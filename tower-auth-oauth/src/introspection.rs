@@ -279,6 +279,23 @@ impl Authenticator for IntrospectionAuthenticator {
     }
 }
 
+/// An introspection response body: a JSON object.
+fn parse_response(body: &[u8]) -> Result<Map<String, Value>, IntrospectionError> {
+    serde_json::from_slice(body).map_err(IntrospectionError::Malformed)
+}
+
+#[cfg(fuzzing)]
+impl IntrospectionAuthenticator {
+    /// The verdict on a response body read at `now`: what an endpoint answering 200 decides.
+    pub(crate) fn judge_response(
+        &self,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Result<Principal, &'static str>, IntrospectionError> {
+        Ok(self.inner.judge(parse_response(body)?, now))
+    }
+}
+
 /// The cache key of a token: its SHA-256 (the token itself is never kept).
 fn cache_key(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -375,7 +392,7 @@ impl Inner {
         if res.status != http::StatusCode::OK {
             return Err(IntrospectionError::Status(res.status));
         }
-        serde_json::from_slice(&res.body).map_err(IntrospectionError::Malformed)
+        parse_response(&res.body)
     }
 
     fn request(&self, token: &str) -> Result<Request<Full<Bytes>>, http::Error> {

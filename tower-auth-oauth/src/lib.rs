@@ -103,6 +103,9 @@
 #![doc(html_root_url = "https://docs.rs/tower-auth-oauth/0.1.0")]
 
 pub mod client_credentials;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod introspection;
 #[cfg(feature = "login")]
 pub mod login;

@@ -124,8 +124,8 @@
 //! the maximum staleness (2 h with the defaults), then requests get 503 until keys can be
 //! fetched again.
 
-mod discovery;
-mod engine;
+pub(crate) mod discovery;
+pub(crate) mod engine;
 
 use std::fmt;
 use std::sync::Arc;
