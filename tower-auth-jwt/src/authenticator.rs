@@ -66,6 +66,12 @@ impl TypPolicy {
         let Some(typ) = typ else {
             return self == Self::NotOtherJwt;
         };
+        // The media type without its parameters (`dpop+jwt; v=1` is still `dpop+jwt`).
+        let typ = typ
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim_matches(|c: char| c.is_ascii_whitespace());
         let prefix = "application/".len();
         let media = match typ.get(..prefix) {
             Some(p) if p.eq_ignore_ascii_case("application/") => &typ[prefix..],

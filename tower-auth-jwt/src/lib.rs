@@ -134,7 +134,7 @@
 //! | `alg` | exact JWA name, in the issuer's allow-list, and fitting the key: its type (`kty`, `crv`), its JWK `alg`, and for HMAC a secret at least as long as the hash. Never `none` |
 //! | `crit` | any `crit` header is rejected: we implement no JWS extension (RFC 7515 section 4.1.11) |
 //! | `jwk`, `jku`, `x5u`, `x5c` | ignored: keys come from configuration only, nothing is fetched from a token |
-//! | `typ` | never another kind of JWT (`dpop+jwt`, `logout+jwt`, `secevent+jwt`: any `*+jwt` but `at+jwt`, RFC 8725 section 3.11); with [`TrustedIssuer::require_access_token_type`]: `at+jwt` only (RFC 9068). Compared case-insensitively, with or without `application/` |
+//! | `typ` | never another kind of JWT (`dpop+jwt`, `logout+jwt`, `secevent+jwt`: any `*+jwt` but `at+jwt`, RFC 8725 section 3.11); with [`TrustedIssuer::require_access_token_type`]: `at+jwt` only (RFC 9068). Compared case-insensitively, with or without `application/`, without media-type parameters |
 //! | `cnf` | refused: a sender-constrained token (DPoP, mTLS) is never accepted as a plain Bearer token, from the verified-token cache either; [`dpop::DpopAuthenticator`] accepts a `cnf.jkt` token with a proof by that key |
 //! | signature | over the exact bytes received |
 //! | `exp` | required (opt out: [`TrustedIssuer::insecure_allow_missing_exp`]), a NumericDate, `now <= exp + leeway`, and at most 7 days ahead ([`TrustedIssuer::max_lifetime`]; opt out: [`TrustedIssuer::insecure_allow_unbounded_lifetime`]) |

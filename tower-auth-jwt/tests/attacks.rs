@@ -987,6 +987,9 @@ async fn other_kinds_of_jwt_are_refused_by_default() {
         "Application/Logout+Jwt",
         "id_token+jwt",
         "+jwt",
+        "dpop+jwt; v=1",
+        "logout+jwt ",
+        " application/secevent+jwt;charset=utf-8",
     ] {
         send_token(&auth, &mint_with(&claims(), &s, &json!({"typ": typ})))
             .await
