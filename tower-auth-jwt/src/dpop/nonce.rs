@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+// HMAC and the constant-time compare from aws-lc-rs: already this crate's crypto library (key
+// validation and generation), so no second HMAC implementation is pulled in; none of it is JOSE.
 use aws_lc_rs::{constant_time, hmac};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

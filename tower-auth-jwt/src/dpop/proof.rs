@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+// SHA-256 for `ath` and RFC 7638 thumbprints from aws-lc-rs, this crate's crypto library (the
+// verified-token cache hashes with it too); jsonwebtoken's thumbprint uses its global provider.
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
