@@ -126,28 +126,28 @@
 //! [`RevocationStatus`]: revoked is 401 `invalid_token`, unavailable is 503 with
 //! `Retry-After` (the inner service is not called).
 //!
-//! The list answers from memory, without a lock: the lists are an immutable snapshot behind
-//! an atomic pointer ([`arc-swap`](https://docs.rs/arc-swap)), so a request does one
-//! pointer load (no shared counter is written, no cache line bounces between cores) and at
-//! most two hash-map lookups that borrow the token's strings; no allocation and never a
-//! store query (tested with a store that counts its calls). Writers (a revocation here, a
-//! batch of notified entries, a reload, a purge) copy the snapshot, change the copy off the
-//! request path and swap it in; keys, values and issuer names are reference counted, so a
-//! copy allocates the hash tables only. With 10,000 revoked tokens the check costs about
-//! 20 ns (benchmarks `jwt_verify/revocation_check_10k` and
-//! `jwt_verify/layer_cached_revocation_10k/RS256`).
+//! The list answers from memory, without a lock: its entries are in two concurrent hash maps
+//! ([`papaya`](https://docs.rs/papaya)), whose reads take no lock and write no shared
+//! counter, so no cache line bounces between cores; a request does at most two hash-map
+//! lookups that borrow the token's strings, no allocation and never a store query (tested
+//! with a store that counts its calls). The check of a `jti` not on the list costs one hash
+//! and the probe of one table group: with a million entries, about one cache miss.
 //!
-//! **Write cost**: each write that changes the lists copies them once (their size: the hash
-//! tables of every entry held), so revoking `n` tokens one by one costs `n` copies, quadratic
-//! in a mass revocation. Use [`RevocationList::revoke_tokens`] for many tokens at once (one
-//! copy, and one store transaction on SQLite and PostgreSQL); notified entries that arrive
-//! together are applied in one copy too. Writes that change nothing copy nothing: they are
-//! checked against the current snapshot first (a process's own notification coming back, a
-//! reload or poll with nothing new, a purge with nothing expired). The snapshot a write
-//! replaces is kept until the next write, which frees it, so a request never pays for
-//! freeing a large list (memory: up to two copies of the tables). The maps hash with foldhash, several
-//! times faster than SipHash on 36-byte `jti`s; only administrators and the issuer choose
-//! keys, so hash flooding is out of reach of token holders.
+//! **Write cost**: a write (a revocation here, notified or polled entries, a reload, a purge)
+//! changes the entries it concerns in place, one writer at a time, while requests keep
+//! reading: revoking `n` tokens one by one costs `n` entry writes, not `n` copies of the
+//! list. Each entry is visible to requests as soon as it is applied (revocations only add,
+//! so a request sees a batch partly applied at worst, never a list with fewer revocations
+//! than it had). A replaced or purged entry is freed once no request still reads it
+//! (epoch-based reclamation), an entry at a time, so no request pays for freeing a large
+//! list. Why papaya: reads dominate and must not wait for writers (`dashmap` takes a
+//! read lock on a shard, a shared atomic, for every read); a persistent map behind an
+//! atomic pointer (`imbl`) would walk several nodes per lookup (several cache misses at a
+//! million entries); papaya grows its table incrementally, so no write stalls on copying
+//! the whole table either. Memory: about 200 bytes per revoked `jti` of 36 bytes (see
+//! BENCHMARKS.md, "Scale"). The maps hash with foldhash, several times faster than SipHash on
+//! 36-byte `jti`s; only administrators and the issuer choose keys, so hash flooding is out of
+//! reach of token holders.
 //!
 //! Until its first [`load`](RevocationList::load) succeeds, a list answers **unavailable**
 //! (503) for every token, so a process that could not read its revocations does not accept
