@@ -24,9 +24,19 @@ pub(super) struct Cutoff {
 /// flooding attacks on the table are out of reach of token holders.
 type Map<V> = papaya::HashMap<Box<str>, Box<[(Arc<str>, V)]>, foldhash::fast::RandomState>;
 
+/// A map that grows in one step: the write that fills the table copies it whole (a few
+/// milliseconds at a million entries, on the writer), so a lookup never searches two tables,
+/// as it would during papaya's default incremental resize, which a single writer may leave
+/// half done for a long time.
+fn map<V>() -> Map<V> {
+    papaya::HashMap::builder()
+        .hasher(foldhash::fast::RandomState::default())
+        .resize_mode(papaya::ResizeMode::Blocking)
+        .build()
+}
+
 /// The lists. Reads ([`is_revoked`](Self::is_revoked), the sizes) take no lock; writes go
 /// through a [`Writer`], one at a time.
-#[derive(Default)]
 pub(super) struct Lists {
     tokens: Map<SystemTime>,
     subjects: Map<Cutoff>,
@@ -106,6 +116,18 @@ fn retain<V: Copy>(map: &Map<V>, keep: impl Fn(&V) -> bool) -> usize {
         }
     }
     dropped
+}
+
+impl Default for Lists {
+    fn default() -> Self {
+        Self {
+            tokens: map(),
+            subjects: map(),
+            token_count: AtomicUsize::new(0),
+            subject_count: AtomicUsize::new(0),
+            issuers: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl Lists {
