@@ -121,7 +121,7 @@ impl RevocationBatch {
 pub enum RevocationEvent {
     /// An entry was added (by this process or another).
     Added(Revocation),
-    /// Entries were added: applied together, in one copy of the lists.
+    /// Entries were added: applied together, under one hold of the list's writer lock.
     Batch(Vec<Revocation>),
     /// Entries may have been missed (the feed reconnected, or a notified entry could not be
     /// read): the list reloads everything from the store.
