@@ -279,6 +279,7 @@
 
 mod admin;
 mod authenticator;
+mod filter;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(fuzzing)]

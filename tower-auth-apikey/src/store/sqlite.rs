@@ -9,7 +9,9 @@ use tower_auth_core::sql::{
     ChangePoller, Changes, Migrator, change_log_head, migrate_sqlite, open_sqlite, prune_change_log,
 };
 
-use super::sql::{Migration, db_error, migrator, millis, row_to_stored, store_error};
+use super::sql::{
+    Migration, db_error, key_hashes, migrator, millis, row_to_stored, store_error,
+};
 use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
     StoreFuture,
@@ -433,6 +435,16 @@ impl KeyStore for SqliteStore {
                 .map_err(db_error)?;
             }
             tx.commit().await.map_err(db_error)
+        })
+    }
+
+    fn key_hashes(&self) -> StoreFuture<'_, Option<Vec<KeyHash>>> {
+        Box::pin(async move {
+            let rows = sqlx::query_scalar("SELECT key_hash FROM tower_auth_api_keys")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+            key_hashes(rows)
         })
     }
 
