@@ -164,8 +164,7 @@ impl Listener {
         *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
         if let (Some(filter), Some(store)) = (&caches.filter, &self.store) {
             let task = handle.spawn(Arc::clone(filter).maintain(Arc::clone(store)));
-            *self.filter_task.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(task.abort_handle());
+            *self.filter_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
         }
     }
 }

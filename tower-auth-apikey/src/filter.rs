@@ -318,7 +318,12 @@ mod tests {
     #[tokio::test]
     async fn reset_turns_the_filter_off_and_a_stale_rebuild_is_not_installed() {
         let filter = Arc::new(KeyFilter::new(Duration::from_secs(60)));
-        assert!(filter.rebuild(&HashesStore::new(vec![hash(1)], None)).await.unwrap());
+        assert!(
+            filter
+                .rebuild(&HashesStore::new(vec![hash(1)], None))
+                .await
+                .unwrap()
+        );
         assert!(filter.is_loaded());
         assert!(filter.may_contain(&hash(1)));
         assert!(!filter.may_contain(&hash(2)));

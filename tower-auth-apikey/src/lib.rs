@@ -279,9 +279,9 @@
 
 mod admin;
 mod authenticator;
-mod filter;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod filter;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -6,9 +6,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
 use sqlx::{Postgres, Transaction};
 use tower_auth_core::sql::{Migrator, connect_listener, migrate_postgres, open_postgres};
 
-use super::sql::{
-    Migration, db_error, key_hashes, migrator, millis, row_to_stored, store_error,
-};
+use super::sql::{Migration, db_error, key_hashes, migrator, millis, row_to_stored, store_error};
 use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
     StoreFuture,

@@ -9,9 +9,7 @@ use tower_auth_core::sql::{
     ChangePoller, Changes, Migrator, change_log_head, migrate_sqlite, open_sqlite, prune_change_log,
 };
 
-use super::sql::{
-    Migration, db_error, key_hashes, migrator, millis, row_to_stored, store_error,
-};
+use super::sql::{Migration, db_error, key_hashes, migrator, millis, row_to_stored, store_error};
 use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
     StoreFuture,
