@@ -73,6 +73,8 @@ use std::time::SystemTime;
 
 use crate::{KeyHash, KeyRecord, StoredKey};
 
+#[cfg(any(test, feature = "testing"))]
+mod bulk;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -330,6 +332,8 @@ pub mod testing {
 
     use super::*;
     use tower_auth_core::Scopes;
+
+    pub use super::bulk::numbered_key;
 
     /// A record with id `id` whose hash is 32 times `byte`.
     pub fn stored(id: &str, byte: u8) -> StoredKey {

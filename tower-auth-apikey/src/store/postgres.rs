@@ -20,7 +20,7 @@ const MIGRATOR: Migrator = migrator(&[Migration {
 }]);
 
 /// The `NOTIFY` channel: the payload is the changed key's hash in lowercase hex.
-const CHANNEL: &str = "tower_auth_api_keys";
+pub(super) const CHANNEL: &str = "tower_auth_api_keys";
 /// The transaction-level advisory lock serializing this crate's migrations (`ta_apike`).
 const MIGRATION_LOCK: i64 = 0x7461_5f61_7069_6b65;
 /// The `application_name` of the `LISTEN` connections, to tell them apart in
@@ -102,6 +102,12 @@ impl fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// The connection pool (for the bulk loader).
+    #[cfg(any(test, feature = "testing"))]
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`, any
     /// libpq-style parameters sqlx accepts) with the default pool settings, and migrates it.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {

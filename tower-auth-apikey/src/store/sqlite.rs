@@ -81,7 +81,10 @@ impl Change {
 /// the last entry it saw and drops exactly those keys from its cache: a change made by another
 /// process is seen within about 100 ms, like PostgreSQL's notifications. A revoked key is
 /// refused, a rotated key's new expiry applies, and a key created elsewhere is accepted even if
-/// it was presented (and cached as unknown) before. Last-used times are written behind without
+/// it was presented (and cached as unknown) before, and from then on passes the authenticator's
+/// [filter of known keys](crate::ApiKeyAuthenticatorBuilder::key_filter) (a key inserted with
+/// plain SQL, without a log entry, passes it after its next
+/// [refresh](crate::ApiKeyAuthenticatorBuilder::key_filter_refresh)). Last-used times are written behind without
 /// an entry, so the server's own bookkeeping drops nothing. The feed reads from where the log
 /// ended when the store was opened, reconnects by itself (with a backoff up to 5 s) without
 /// losing its place, and survives `VACUUM`.
@@ -130,6 +133,12 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// The connection pool (for the bulk loader).
+    #[cfg(any(test, feature = "testing"))]
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Opens (creating it if missing) the database at `url` with the default settings and
     /// migrates it.
     ///

@@ -229,3 +229,46 @@ async fn a_filter_that_cannot_load_lets_every_key_through_to_the_store() {
         "filter loaded after the store recovered"
     );
 }
+
+#[tokio::test]
+async fn bulk_loaded_keys_are_found_and_pass_the_filter() {
+    use crate::store::testing::numbered_key;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::connect(&url(&dir)).await.unwrap();
+    sqlite
+        .bulk_insert((0..2_500).map(|n| numbered_key("sk_test", n).1))
+        .await
+        .unwrap();
+    // Same number, same key; each in the store under its own id.
+    assert_eq!(numbered_key("sk_test", 7), numbered_key("sk_test", 7));
+    let (key, stored) = numbered_key("sk_test", 2_499);
+    assert_eq!(
+        sqlite.find_by_hash(&stored.hash).await.unwrap(),
+        Some(stored.record)
+    );
+    // A duplicate rolls the whole load back.
+    let err = sqlite
+        .bulk_insert(
+            (2_500..2_600)
+                .chain([0])
+                .map(|n| numbered_key("sk_test", n).1),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), crate::StoreErrorKind::Conflict);
+    assert_eq!(sqlite.key_hashes().await.unwrap().unwrap().len(), 2_500);
+
+    let store = TestStore::wrap_filtered(sqlite);
+    let auth = builder(&store).build().unwrap();
+    assert!(loaded(&auth).await, "filter loaded");
+    let (svc, _) = stack(auth);
+    assert_eq!(status(&svc, bearer(&key)).await, StatusCode::OK);
+    let (first, _) = numbered_key("sk_test", 0);
+    assert_eq!(status(&svc, bearer(&first)).await, StatusCode::OK);
+    let (never_loaded, _) = numbered_key("sk_test", 2_500);
+    assert_eq!(
+        status(&svc, bearer(&never_loaded)).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
