@@ -116,7 +116,7 @@ impl super::PostgresStore {
 
 /// Key number `n` under `prefix`, the same every time: the plain key (well-formed, with a
 /// valid checksum, hashed with plain SHA-256 as without a pepper) and a record (id
-/// `key_{n}`, owner `owner_{n}`, scope `read`) to store. For loading many keys and presenting
+/// `key_{n}`, owner `owner_{n}`, scope `read`, no name, expiry or metadata) to store. For loading many keys and presenting
 /// some of them later without keeping them all; never for real keys, which must be random.
 ///
 /// # Panics
@@ -139,7 +139,9 @@ pub fn numbered_key(prefix: &str, n: u64) -> (String, StoredKey) {
     let mut stored = super::testing::stored(&format!("key_{n}"), 0);
     stored.hash = hash;
     stored.record.owner = format!("owner_{n}");
+    stored.record.name = None;
     stored.record.scopes = tower_auth_core::Scopes::new(["read"]);
     stored.record.expires_at = None;
+    stored.record.metadata = serde_json::json!({});
     (key.expose_secret().to_owned(), stored)
 }
