@@ -136,12 +136,17 @@ impl ApiKeys {
         loop {
             let key = self.inner.format.generate().map_err(AdminError::random)?;
             record.id = key::generate_id().map_err(AdminError::random)?;
+            let hash = self.inner.hasher.hash(key.expose_secret());
             let stored = StoredKey {
-                hash: self.inner.hasher.hash(key.expose_secret()),
+                hash,
                 record: record.clone(),
             };
             match insert(stored).await {
                 Ok(t) => {
+                    // Usable here at once, whatever the store's feed.
+                    if let Some(cache) = &self.inner.cache {
+                        cache.known(&hash);
+                    }
                     return Ok((
                         CreatedKey {
                             key,

@@ -19,6 +19,7 @@ use tower_auth_core::{
     PrincipalKind, Scheme,
 };
 
+use crate::filter::KeyFilter;
 use crate::key::{FormatError, KeyFormat, KeyHasher};
 use crate::last_used::LastUsed;
 use crate::{
@@ -76,6 +77,8 @@ type KeyCache = AuthCache<KeyHash, Arc<Cached>, foldhash::fast::RandomState>;
 pub(crate) struct Caches {
     main: KeyCache,
     stale: Option<KeyCache>,
+    /// The filter of known keys, on a store that lists its hashes and reports creations.
+    filter: Option<Arc<KeyFilter>>,
 }
 
 impl Caches {
@@ -96,11 +99,22 @@ impl Caches {
         }
     }
 
-    /// Drops every entry of both caches.
+    /// Drops every entry of both caches, and the filter of known keys until it is rebuilt.
     pub(crate) fn invalidate_all(&self) {
+        if let Some(filter) = &self.filter {
+            filter.reset();
+        }
         self.main.invalidate_all();
         if let Some(stale) = &self.stale {
             stale.invalidate_all();
+        }
+    }
+
+    /// Notes that the store holds `hash` (a key created, or one the store reports changed), so
+    /// the filter of known keys lets it through.
+    pub(crate) fn known(&self, hash: &KeyHash) {
+        if let Some(filter) = &self.filter {
+            filter.insert(hash);
         }
     }
 }
@@ -109,20 +123,28 @@ impl Caches {
 /// caches. It is spawned at build time, or on the first lookup when built outside a tokio
 /// runtime, and aborted when the authenticator is dropped, which drops the feed and closes its
 /// connection.
+///
+/// With the filter of known keys on, a second task keeps it current (see
+/// [`KeyFilter::maintain`]); it starts and stops with the first.
 struct Listener {
     /// The feed, until the task takes it.
     feed: Mutex<Option<Box<dyn InvalidationFeed>>>,
     /// Whether a feed waits for a runtime to run on (the fast check on the miss path).
     waiting: AtomicBool,
     task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// The store the filter is read from, with the filter on.
+    store: Option<Arc<dyn KeyStore>>,
+    filter_task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Listener {
-    fn new(feed: Option<Box<dyn InvalidationFeed>>) -> Self {
+    fn new(feed: Option<Box<dyn InvalidationFeed>>, store: Option<Arc<dyn KeyStore>>) -> Self {
         Self {
             waiting: AtomicBool::new(feed.is_some()),
             feed: Mutex::new(feed),
             task: Mutex::new(None),
+            store,
+            filter_task: Mutex::new(None),
         }
     }
 
@@ -140,18 +162,19 @@ impl Listener {
         self.waiting.store(false, Ordering::Release);
         let task = handle.spawn(apply_invalidations(feed, caches.clone()));
         *self.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+        if let (Some(filter), Some(store)) = (&caches.filter, &self.store) {
+            let task = handle.spawn(Arc::clone(filter).maintain(Arc::clone(store)));
+            *self.filter_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+        }
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Some(task) = self
-            .task
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            task.abort();
+        for task in [&mut self.task, &mut self.filter_task] {
+            if let Some(task) = task.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+                task.abort();
+            }
         }
     }
 }
@@ -161,10 +184,13 @@ async fn apply_invalidations(mut feed: Box<dyn InvalidationFeed>, caches: Caches
         match invalidation {
             Invalidation::Key(hash) => {
                 telemetry::invalidation("key");
+                // Only stored keys change; Postgres also reports creations this way.
+                caches.known(&hash);
                 caches.invalidate(&hash).await;
             }
             Invalidation::Created(hash) => {
                 telemetry::invalidation("created");
+                caches.known(&hash);
                 caches.forget_unknown(&hash).await;
             }
             Invalidation::All => {
@@ -218,6 +244,7 @@ impl fmt::Debug for ApiKeyAuthenticator {
                 &i.caches.stale.as_ref().map(|s| s.config().ttl()),
             )
             .field("store_timeout", &i.store_timeout)
+            .field("key_filter", &i.caches.filter.is_some())
             .field(
                 "listens",
                 &(i.listener.waiting.load(Ordering::Relaxed)
@@ -247,6 +274,8 @@ impl ApiKeyAuthenticator {
             store_timeout: ApiKeyAuthenticatorBuilder::DEFAULT_STORE_TIMEOUT,
             clock: Arc::new(SystemClock),
             last_used_interval: ApiKeyAuthenticatorBuilder::DEFAULT_LAST_USED_INTERVAL,
+            key_filter: true,
+            key_filter_refresh: ApiKeyAuthenticatorBuilder::DEFAULT_KEY_FILTER_REFRESH,
         }
     }
 
@@ -285,9 +314,20 @@ impl ApiKeyAuthenticator {
         self.inner.caches.main.get(&hash).await.is_some()
     }
 
+    /// Whether the filter of known keys is loaded, so that keys it rules out are refused
+    /// without a store query (see [`key_filter`](ApiKeyAuthenticatorBuilder::key_filter)).
+    /// False while it loads, after a failed load and when it is off.
+    pub fn key_filter_loaded(&self) -> bool {
+        self.inner
+            .caches
+            .filter
+            .as_ref()
+            .is_some_and(|f| f.is_loaded())
+    }
+
     /// Drops every cached entry, for example after bulk changes made by another process. Entries
     /// loaded before the call are never served after it, and a lookup in flight re-reads the
-    /// store.
+    /// store. The filter of known keys is rebuilt too (every key goes to the store meanwhile).
     pub fn invalidate_cache(&self) {
         self.inner.caches.invalidate_all();
     }
@@ -368,6 +408,17 @@ impl Authenticator for ApiKeyAuthenticator {
             }
             Credential::Hash(hash) => match self.inner.caches.main.get_now(&hash) {
                 CacheRead::Hit(cached) => Authentication::Ready(answer(&self.inner, cached)),
+                // Ruled out by the filter of known keys: no store query, no cache entry.
+                CacheRead::Miss(_)
+                    if self
+                        .inner
+                        .caches
+                        .filter
+                        .as_ref()
+                        .is_some_and(|f| !f.may_contain(&hash)) =>
+                {
+                    Authentication::Ready(answer(&self.inner, None))
+                }
                 CacheRead::Miss(missed) => Authentication::Pending(ApiKeyFuture {
                     state: State::Lookup(Box::pin(lookup(Arc::clone(&self.inner), hash, missed))),
                 }),
@@ -534,6 +585,8 @@ pub struct ApiKeyAuthenticatorBuilder {
     store_timeout: Duration,
     clock: Arc<dyn Clock>,
     last_used_interval: Duration,
+    key_filter: bool,
+    key_filter_refresh: Duration,
 }
 
 impl fmt::Debug for ApiKeyAuthenticatorBuilder {
@@ -549,6 +602,8 @@ impl fmt::Debug for ApiKeyAuthenticatorBuilder {
             .field("stale_if_error", &self.stale_if_error)
             .field("store_timeout", &self.store_timeout)
             .field("last_used_interval", &self.last_used_interval)
+            .field("key_filter", &self.key_filter)
+            .field("key_filter_refresh", &self.key_filter_refresh)
             .finish_non_exhaustive()
     }
 }
@@ -558,6 +613,8 @@ impl ApiKeyAuthenticatorBuilder {
     pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
     /// Default interval of the last-used write-behind.
     pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::from_secs(10);
+    /// Default [`key_filter_refresh`](Self::key_filter_refresh).
+    pub const DEFAULT_KEY_FILTER_REFRESH: Duration = Duration::from_secs(300);
 
     /// The prefix of this deployment's keys, naming its environment (default `sk_live`). Keys
     /// are created with it and only keys with it are accepted. 1 to 32 ASCII letters, digits
@@ -658,6 +715,42 @@ impl ApiKeyAuthenticatorBuilder {
         self
     }
 
+    /// Whether to keep an in-memory filter of the stored keys (default true), so that a
+    /// well-formed key the store does not hold is refused (401) without a store query or a
+    /// cache entry: a flood of distinct unknown keys then costs neither the store nor the
+    /// cache of real keys.
+    ///
+    /// Only on a store that lists its key hashes and reports every creation through its
+    /// change feed ([`KeyStore::key_hashes`]): `SqliteStore` and `PostgresStore`, not
+    /// `MemoryStore`. The filter is a Bloom filter (crate `fastbloom`) of every stored key's
+    /// hash, sized at each load for twice the keys found (at least 32,768) at a 0.1 %
+    /// false-positive rate: 1.8 bytes per key of that capacity, so 1.8 to 3.6 bytes per stored
+    /// key (about 3.6 MB at a million keys); the 0.1 % of unknown keys it lets through are
+    /// looked up as before. Keys never leave a store (revoked ones stay), so the filter only
+    /// grows between loads; it is loaded from the store when the authenticator starts, again
+    /// every [`key_filter_refresh`](Self::key_filter_refresh), once it holds more keys than
+    /// it was sized for, and whenever the change feed may have missed changes.
+    ///
+    /// A key created by another process is admitted once the store's feed reports it: within
+    /// about 100 ms on SQLite (its change-log poll) and Postgres (`NOTIFY` on create). A key
+    /// created through this authenticator's [`admin`](ApiKeyAuthenticator::admin) is
+    /// admitted at once. The filter fails open: until it is loaded, after a failed load, and
+    /// while it reloads after the feed may have missed changes, every well-formed key is
+    /// looked up in the store as with the filter off.
+    pub fn key_filter(mut self, enabled: bool) -> Self {
+        self.key_filter = enabled;
+        self
+    }
+
+    /// How often the [filter of known keys](Self::key_filter) is reloaded from the store
+    /// (default 5 min, from 1 s to 1 day): the bound on how long a key created by another
+    /// process whose notification was lost (a change made in SQL by hand, without `NOTIFY`)
+    /// stays refused. Each load reads every key hash from the store.
+    pub fn key_filter_refresh(mut self, interval: Duration) -> Self {
+        self.key_filter_refresh = interval;
+        self
+    }
+
     /// Validates the settings.
     pub fn build(self) -> Result<ApiKeyAuthenticator, ConfigError> {
         let format = KeyFormat::new(&self.prefix, self.other_prefixes.as_deref())?;
@@ -742,6 +835,19 @@ impl ApiKeyAuthenticatorBuilder {
             self.last_used_interval,
             self.store_timeout.max(Duration::from_secs(5)),
         ));
+        if self.key_filter_refresh < Duration::from_secs(1)
+            || self.key_filter_refresh > Duration::from_secs(86_400)
+        {
+            return Err(ConfigError::new(
+                "key_filter_refresh",
+                humantime::format_duration(self.key_filter_refresh),
+                "must be from 1s to 1day",
+            ));
+        }
+        let feed = self.store.invalidations();
+        // Only a store with a feed tells of keys created elsewhere.
+        let filter = (self.key_filter && feed.is_some())
+            .then(|| Arc::new(KeyFilter::new(self.key_filter_refresh)));
         let caches = Caches {
             main: AuthCache::with_hasher(
                 CACHE_NAME,
@@ -749,8 +855,10 @@ impl ApiKeyAuthenticatorBuilder {
                 foldhash::fast::RandomState::default(),
             ),
             stale,
+            filter,
         };
-        let listener = Listener::new(self.store.invalidations());
+        let filter_store = caches.filter.is_some().then(|| Arc::clone(&self.store));
+        let listener = Listener::new(feed, filter_store);
         listener.start(&caches);
         Ok(ApiKeyAuthenticator {
             inner: Arc::new(Inner {

@@ -117,6 +117,16 @@
 //! record and rejected on every request: expiry is checked per request against the configured
 //! [`Clock`](tower_auth_core::clock::Clock), cached or not.
 //!
+//! On a store with a change feed that lists its key hashes ([`SqliteStore`], [`PostgresStore`]),
+//! a [filter of known keys](ApiKeyAuthenticatorBuilder::key_filter) comes first on a cache
+//! miss: an in-memory Bloom filter of every stored key's hash (about 3.6 MB at a million keys)
+//! refuses a key the store does not hold without a query or a cache entry, so a flood of
+//! distinct unknown well-formed keys reaches neither the store (but for about 0.1 % false
+//! positives) nor the cache of real keys. It is kept current by the change feed and reloaded
+//! from the store periodically; until it is loaded, or when it cannot be, every key is looked
+//! up (it fails open, never refusing a stored key). A key created by another process is
+//! accepted once the feed reports it, within about 100 ms.
+//!
 //! Each store lookup has a deadline ([`store_timeout`](ApiKeyAuthenticatorBuilder::store_timeout),
 //! default 2 s). A store error or a missed deadline answers 503 with `Retry-After`: fail closed,
 //! never cached, so the next request tries the store again.
@@ -240,9 +250,9 @@
 //! | `sqlite` | yes | [`SqliteStore`] (sqlx, SQLite compiled in), with its change-log feed |
 //! | `postgres` | no | [`PostgresStore`] (sqlx), with `LISTEN`/`NOTIFY` invalidation |
 //! | `postgres-tls` | no | TLS for Postgres connections (rustls with aws-lc-rs; `sslmode=verify-full` in the URL) |
-//! | `testing` | no | `store::testing::conformance`, the suite every store passes |
+//! | `testing` | no | `store::testing::conformance`, the suite every store passes; `bulk_insert` on the SQL stores and `store::testing::numbered_key`, to load many keys for benchmarks and tests |
 //! | `tracing` | yes | events on the `tower_auth::apikey` target: outcome and public key id, never key material |
-//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}`, `tower_auth_apikey_stale_served_total`, `tower_auth_apikey_invalidations_total{kind=key\|created\|all}`, `tower_auth_apikey_listener_failures_total`, `tower_auth_apikey_feed_behind_total`, `tower_auth_apikey_feed_unreadable_total` (SQLite change feed), and core's `tower_auth_requests_total` and `tower_auth_cache_requests_total{cache="api_key"}` (key cache lookups); `describe_metrics()` gives them their help texts |
+//! | `metrics` | no | counters `tower_auth_apikey_requests_total{outcome}`, `tower_auth_apikey_store_queries_total{op}`, `tower_auth_apikey_store_failures_total{op,reason}`, `tower_auth_apikey_stale_served_total`, `tower_auth_apikey_invalidations_total{kind=key\|created\|all}`, `tower_auth_apikey_listener_failures_total`, `tower_auth_apikey_feed_behind_total`, `tower_auth_apikey_feed_unreadable_total` (SQLite change feed), `tower_auth_apikey_filter_loads_total`, and core's `tower_auth_requests_total` and `tower_auth_cache_requests_total{cache="api_key"}` (key cache lookups); `describe_metrics()` gives them their help texts |
 //! | `cli` | no | `cli::KeysCommand`, a clap subcommand |
 //!
 //! # Security notes
@@ -281,6 +291,7 @@ mod admin;
 mod authenticator;
 #[cfg(feature = "cli")]
 pub mod cli;
+mod filter;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;

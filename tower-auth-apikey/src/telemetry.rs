@@ -84,6 +84,16 @@ pub(crate) fn invalidation(kind: &'static str) {
     metrics::counter!("tower_auth_apikey_invalidations_total", "kind" => kind).increment(1);
 }
 
+/// The filter of known keys was (re)built with `keys` hashes.
+pub(crate) fn filter_loaded(keys: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: TARGET, keys, "api key filter loaded");
+    #[cfg(not(feature = "tracing"))]
+    let _ = keys;
+    #[cfg(feature = "metrics")]
+    metrics::counter!("tower_auth_apikey_filter_loads_total").increment(1);
+}
+
 /// The store's invalidation feed is (again) listening.
 #[cfg(feature = "postgres")]
 pub(crate) fn listener_connected() {
@@ -116,6 +126,7 @@ pub(crate) fn listener_failed(error: &crate::StoreError) {
 /// | `tower_auth_apikey_stale_served_total` | | lookups answered from the stale-if-error copy |
 /// | `tower_auth_apikey_invalidations_total` | `kind` | cache invalidations pushed by the store |
 /// | `tower_auth_apikey_listener_failures_total` | | losses of the store's invalidation feed |
+/// | `tower_auth_apikey_filter_loads_total` | | rebuilds of the filter of known keys |
 #[cfg(feature = "metrics")]
 pub fn describe_metrics() {
     tower_auth_core::describe_metrics();
@@ -143,6 +154,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         "tower_auth_apikey_listener_failures_total",
         "Connection losses or failures of the key store's invalidation feed"
+    );
+    metrics::describe_counter!(
+        "tower_auth_apikey_filter_loads_total",
+        "Rebuilds of the in-memory filter of known API key hashes from the store"
     );
     metrics::describe_counter!(
         "tower_auth_apikey_feed_behind_total",

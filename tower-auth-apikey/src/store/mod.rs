@@ -73,6 +73,8 @@ use std::time::SystemTime;
 
 use crate::{KeyHash, KeyRecord, StoredKey};
 
+#[cfg(any(test, feature = "testing"))]
+mod bulk;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -170,6 +172,20 @@ pub trait KeyStore: Send + Sync + 'static {
     fn invalidations(&self) -> Option<Box<dyn InvalidationFeed>> {
         None
     }
+
+    /// Every stored key's hash (revoked and expired keys included), for the authenticator's
+    /// [filter of known keys](crate::ApiKeyAuthenticatorBuilder::key_filter), which answers
+    /// unknown keys without a store query. `Ok(None)` (the default): the store does not list
+    /// them, and the authenticator looks every well-formed key up.
+    ///
+    /// Return `Some` only from a store whose [`invalidations`](Self::invalidations) feed
+    /// reports every key created by any process (as [`Invalidation::Created`] or
+    /// [`Invalidation::Key`]): a key created elsewhere is refused until the feed reports it.
+    /// `SqliteStore` and `PostgresStore` do; [`MemoryStore`] does not (another
+    /// [`ApiKeys`](crate::ApiKeys) sharing it could add keys unseen).
+    fn key_hashes(&self) -> StoreFuture<'_, Option<Vec<KeyHash>>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }
 
 impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
@@ -201,6 +217,9 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn invalidations(&self) -> Option<Box<dyn InvalidationFeed>> {
         (**self).invalidations()
+    }
+    fn key_hashes(&self) -> StoreFuture<'_, Option<Vec<KeyHash>>> {
+        (**self).key_hashes()
     }
 }
 
@@ -313,6 +332,8 @@ pub mod testing {
 
     use super::*;
     use tower_auth_core::Scopes;
+
+    pub use super::bulk::numbered_key;
 
     /// A record with id `id` whose hash is 32 times `byte`.
     pub fn stored(id: &str, byte: u8) -> StoredKey {

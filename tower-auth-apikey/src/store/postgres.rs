@@ -6,7 +6,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
 use sqlx::{Postgres, Transaction};
 use tower_auth_core::sql::{Migrator, connect_listener, migrate_postgres, open_postgres};
 
-use super::sql::{Migration, db_error, migrator, millis, row_to_stored, store_error};
+use super::sql::{Migration, db_error, key_hashes, migrator, millis, row_to_stored, store_error};
 use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
     StoreFuture,
@@ -20,7 +20,7 @@ const MIGRATOR: Migrator = migrator(&[Migration {
 }]);
 
 /// The `NOTIFY` channel: the payload is the changed key's hash in lowercase hex.
-const CHANNEL: &str = "tower_auth_api_keys";
+pub(super) const CHANNEL: &str = "tower_auth_api_keys";
 /// The transaction-level advisory lock serializing this crate's migrations (`ta_apike`).
 const MIGRATION_LOCK: i64 = 0x7461_5f61_7069_6b65;
 /// The `application_name` of the `LISTEN` connections, to tell them apart in
@@ -50,9 +50,12 @@ const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at
 ///
 /// # Invalidation
 ///
-/// [`ApiKeys::revoke`](crate::ApiKeys::revoke) and [`rotate`](crate::ApiKeys::rotate) (which
-/// moves the old key's expiry) run `NOTIFY tower_auth_api_keys, '<hash in hex>'` in the
-/// transaction that makes the change, whichever process makes it (a server, the CLI). Every
+/// [`ApiKeys::create`](crate::ApiKeys::create), [`revoke`](crate::ApiKeys::revoke) and
+/// [`rotate`](crate::ApiKeys::rotate) (which moves the old key's expiry and creates a new one)
+/// run `NOTIFY tower_auth_api_keys, '<hash in hex>'` for each key they create or change, in the
+/// transaction that makes the change, whichever process makes it (a server, the CLI): a
+/// creation lets the new key through the authenticators'
+/// [filter of known keys](crate::ApiKeyAuthenticatorBuilder::key_filter). Every
 /// [`ApiKeyAuthenticator`](crate::ApiKeyAuthenticator) built on a `PostgresStore` holds one
 /// extra connection (`application_name` `tower-auth-apikey-listener`) that `LISTEN`s on the
 /// channel and drops the key's cache entry as soon as the notification arrives (in
@@ -63,7 +66,8 @@ const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at
 /// [`listener_heartbeat`](PostgresStoreBuilder::listener_heartbeat) (30 s) without a
 /// notification the listener sends `SELECT 1`, and reconnects when no answer comes in time.
 /// Changes made in SQL by hand send no notification: run the same `NOTIFY` (or wait for the
-/// TTL).
+/// TTL, and for a key inserted by hand, the filter's
+/// [refresh](crate::ApiKeyAuthenticatorBuilder::key_filter_refresh)).
 ///
 /// # Outages
 ///
@@ -98,6 +102,12 @@ impl fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// The connection pool (for the bulk loader).
+    #[cfg(any(test, feature = "testing"))]
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`, any
     /// libpq-style parameters sqlx accepts) with the default pool settings, and migrates it.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -274,6 +284,8 @@ impl KeyStore for PostgresStore {
         Box::pin(async move {
             let mut tx = self.pool.begin().await.map_err(db_error)?;
             insert(&mut tx, key).await?;
+            // Filters of known keys admit it once notified.
+            notify(&mut tx, &key.hash).await?;
             tx.commit().await.map_err(db_error)
         })
     }
@@ -327,6 +339,7 @@ impl KeyStore for PostgresStore {
             };
             insert(&mut tx, new).await?;
             notify(&mut tx, &old.hash).await?;
+            notify(&mut tx, &new.hash).await?;
             tx.commit().await.map_err(db_error)?;
             Ok(Some(old))
         })
@@ -356,6 +369,16 @@ impl KeyStore for PostgresStore {
             .await
             .map_err(db_error)?;
             Ok(())
+        })
+    }
+
+    fn key_hashes(&self) -> StoreFuture<'_, Option<Vec<KeyHash>>> {
+        Box::pin(async move {
+            let rows = sqlx::query_scalar("SELECT key_hash FROM tower_auth_api_keys")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+            key_hashes(rows)
         })
     }
 

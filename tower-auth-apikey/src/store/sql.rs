@@ -60,6 +60,23 @@ pub(super) fn corrupt(message: &'static str) -> StoreError {
 
 /// A key record from a row holding [`COLUMN_NAMES`], with the metadata as JSON text and times
 /// as Unix milliseconds, whatever the backend.
+/// A stored key hash, read back.
+pub(super) fn key_hash(bytes: Vec<u8>) -> Result<KeyHash, StoreError> {
+    let hash: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| corrupt("key hash of the wrong size in key store"))?;
+    Ok(KeyHash::from_bytes(hash))
+}
+
+/// Every key hash of `rows` (from `SELECT key_hash`), for [`KeyStore::key_hashes`](
+/// super::KeyStore::key_hashes).
+pub(super) fn key_hashes(rows: Vec<Vec<u8>>) -> Result<Option<Vec<KeyHash>>, StoreError> {
+    rows.into_iter()
+        .map(key_hash)
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 pub(super) fn row_to_stored<'r, R>(row: &'r R) -> Result<StoredKey, StoreError>
 where
     R: Row,
@@ -68,10 +85,7 @@ where
     Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let hash: Vec<u8> = row.try_get("key_hash").map_err(db_error)?;
-    let hash: [u8; 32] = hash
-        .try_into()
-        .map_err(|_| corrupt("key hash of the wrong size in key store"))?;
+    let hash = key_hash(row.try_get("key_hash").map_err(db_error)?)?;
     let scopes: String = row.try_get("scopes").map_err(db_error)?;
     let metadata: String = row.try_get("metadata").map_err(db_error)?;
     let metadata = serde_json::from_str(&metadata)
@@ -88,7 +102,7 @@ where
             last_used_at: opt_time(row.try_get("last_used_at").map_err(db_error)?)?,
             metadata,
         },
-        hash: KeyHash::from_bytes(hash),
+        hash,
     })
 }
 

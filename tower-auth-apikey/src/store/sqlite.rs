@@ -9,7 +9,7 @@ use tower_auth_core::sql::{
     ChangePoller, Changes, Migrator, change_log_head, migrate_sqlite, open_sqlite, prune_change_log,
 };
 
-use super::sql::{Migration, db_error, migrator, millis, row_to_stored, store_error};
+use super::sql::{Migration, db_error, key_hashes, migrator, millis, row_to_stored, store_error};
 use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
     StoreFuture,
@@ -81,7 +81,10 @@ impl Change {
 /// the last entry it saw and drops exactly those keys from its cache: a change made by another
 /// process is seen within about 100 ms, like PostgreSQL's notifications. A revoked key is
 /// refused, a rotated key's new expiry applies, and a key created elsewhere is accepted even if
-/// it was presented (and cached as unknown) before. Last-used times are written behind without
+/// it was presented (and cached as unknown) before, and from then on passes the authenticator's
+/// [filter of known keys](crate::ApiKeyAuthenticatorBuilder::key_filter) (a key inserted with
+/// plain SQL, without a log entry, passes it after its next
+/// [refresh](crate::ApiKeyAuthenticatorBuilder::key_filter_refresh)). Last-used times are written behind without
 /// an entry, so the server's own bookkeeping drops nothing. The feed reads from where the log
 /// ended when the store was opened, reconnects by itself (with a backoff up to 5 s) without
 /// losing its place, and survives `VACUUM`.
@@ -130,6 +133,12 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// The connection pool (for the bulk loader).
+    #[cfg(any(test, feature = "testing"))]
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Opens (creating it if missing) the database at `url` with the default settings and
     /// migrates it.
     ///
@@ -433,6 +442,16 @@ impl KeyStore for SqliteStore {
                 .map_err(db_error)?;
             }
             tx.commit().await.map_err(db_error)
+        })
+    }
+
+    fn key_hashes(&self) -> StoreFuture<'_, Option<Vec<KeyHash>>> {
+        Box::pin(async move {
+            let rows = sqlx::query_scalar("SELECT key_hash FROM tower_auth_api_keys")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+            key_hashes(rows)
         })
     }
 

@@ -20,6 +20,8 @@ use crate::{
 mod cache;
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "sqlite")]
+mod filter;
 mod invalidation;
 mod layer;
 mod lookup;
@@ -44,6 +46,10 @@ pub(crate) struct TestStore {
     pause: Arc<Mutex<Option<Pause>>>,
     /// Whether the inner store's invalidation feed is handed out.
     listen: bool,
+    /// Whether the inner store's key hashes are handed out (for the filter of known keys).
+    hashes: bool,
+    /// Whether listing the key hashes fails.
+    hashes_fail: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TestStore {
@@ -58,7 +64,26 @@ impl TestStore {
             mode: Arc::new(AtomicU8::new(OK)),
             pause: Arc::new(Mutex::new(None)),
             listen: false,
+            hashes: false,
+            hashes_fail: Arc::default(),
         }
+    }
+
+    /// Wraps `inner`, handing out its invalidation feed and its key hashes, so that the
+    /// authenticator keeps a filter of known keys.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn wrap_filtered(inner: impl KeyStore) -> Self {
+        Self {
+            listen: true,
+            hashes: true,
+            ..Self::wrap(inner)
+        }
+    }
+
+    /// Makes listing the key hashes fail (`true`) or work again.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn fail_hashes(&self, fail: bool) {
+        self.hashes_fail.store(fail, Ordering::SeqCst);
     }
 
     /// Wraps `inner`, handing out its invalidation feed.
@@ -142,6 +167,17 @@ impl KeyStore for TestStore {
     }
     fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()> {
         self.inner.record_last_used(batch)
+    }
+    fn key_hashes(&self) -> StoreFuture<'_, Option<Vec<KeyHash>>> {
+        if !self.hashes {
+            return Box::pin(std::future::ready(Ok(None)));
+        }
+        if self.hashes_fail.load(Ordering::SeqCst) {
+            return Box::pin(std::future::ready(Err(StoreError::unavailable(
+                std::io::Error::other("connection refused"),
+            ))));
+        }
+        self.inner.key_hashes()
     }
     fn invalidations(&self) -> Option<Box<dyn crate::InvalidationFeed>> {
         if self.listen {
