@@ -286,6 +286,7 @@ pub mod cli;
 pub mod fuzzing;
 mod key;
 mod last_used;
+pub mod limit;
 mod record;
 pub mod store;
 mod telemetry;
