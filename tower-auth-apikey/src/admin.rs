@@ -252,8 +252,9 @@ impl ApiKeys {
     /// Changes the rate limit and credits of the key `id` (see [`LimitsUpdate`]) and returns
     /// the updated record. Like a revocation, the change reaches this process's authenticator
     /// at once and the others through the store's change feed; a new rate limit starts with
-    /// a full burst, and `credits(n)` replaces the remaining count (spending not yet written
-    /// back by a running server is forgotten).
+    /// a full burst, and `credits(n)` replaces the remaining count in the store (requests a
+    /// running server served before and has not yet written back, at most one write-back
+    /// interval's worth, are still subtracted).
     pub async fn update_limits(
         &self,
         id: &str,

@@ -43,12 +43,16 @@ impl fmt::Display for InvalidLimit {
 impl std::error::Error for InvalidLimit {}
 
 impl Rate {
-    /// `count` per `period`; `None` when the count is zero or the period is not a whole number
-    /// of milliseconds from 1 ms to 366 days.
+    /// `count` per `period`; `None` when the count is zero, the period is not a whole number
+    /// of milliseconds from 1 ms to 366 days, or the count exceeds one per microsecond.
     pub fn new(count: u32, period: Duration) -> Option<Self> {
-        let whole_ms = period.subsec_nanos() % 1_000_000 == 0;
-        (count > 0 && whole_ms && period >= Duration::from_millis(1) && period <= MAX_PERIOD)
-            .then_some(Self { count, period })
+        let whole_ms = period.subsec_nanos().is_multiple_of(1_000_000);
+        (count > 0
+            && whole_ms
+            && period >= Duration::from_millis(1)
+            && period <= MAX_PERIOD
+            && period.as_micros() >= u128::from(count))
+        .then_some(Self { count, period })
     }
 
     /// How many per period.
@@ -62,11 +66,13 @@ impl Rate {
     }
 
     /// The period in milliseconds (how stores keep it).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn period_ms(&self) -> i64 {
         i64::try_from(self.period.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// From stored columns; `None` when they make no valid rate.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn from_parts(count: i64, period_ms: i64) -> Option<Self> {
         let count = u32::try_from(count).ok()?;
         let period = Duration::from_millis(u64::try_from(period_ms).ok()?);
@@ -84,7 +90,8 @@ impl FromStr for Rate {
         let count: u32 = count.trim().parse().map_err(|_| EXPECTED)?;
         let period = humantime::parse_duration(period.trim()).map_err(|_| EXPECTED)?;
         Self::new(count, period).ok_or(InvalidLimit(
-            "the count must be at least 1 and the period whole milliseconds from 1ms to 366days",
+            "the count must be from 1 to one per microsecond, the period whole milliseconds from \
+             1ms to 366days",
         ))
     }
 }
@@ -336,6 +343,7 @@ mod tests {
         assert_eq!("10000/30days".parse::<Rate>().unwrap(), r);
         for bad in [
             "", "100", "100/", "/1s", "x/1s", "0/1s", "-1/1s", "1/0s", "1/1ns", "1/400d",
+            "2000/1ms",
         ] {
             assert!(bad.parse::<Rate>().is_err(), "{bad:?}");
         }

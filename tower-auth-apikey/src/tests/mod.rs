@@ -22,6 +22,7 @@ mod cache;
 mod cli;
 mod invalidation;
 mod layer;
+mod limits;
 mod lookup;
 #[cfg(feature = "metrics")]
 mod metrics;
