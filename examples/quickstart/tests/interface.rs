@@ -70,7 +70,9 @@ fn keys_cli_create_list_revoke_rotate() {
     let mut lines = out.lines();
     assert_eq!(
         lines.next().unwrap().split('\t').collect::<Vec<_>>(),
-        ["id", "owner", "scopes", "created", "expires", "revoked", "limits"]
+        [
+            "id", "owner", "scopes", "created", "expires", "revoked", "limits"
+        ]
     );
     let row: Vec<&str> = lines.next().unwrap().split('\t').collect();
     assert_eq!(row[0], id);
