@@ -24,6 +24,8 @@ struct Migrator {
     tables: &'static [&'static str],
     /// The SQLite change logs, which Postgres does without (it notifies).
     sqlite_tables: &'static [&'static str],
+    /// Columns added by later migrations, as `(table, column)`: they must all be there.
+    columns: &'static [(&'static str, &'static str)],
     sqlite: Migrate,
     postgres: Migrate,
 }
@@ -34,6 +36,15 @@ const MIGRATORS: &[Migrator] = &[
         migrations_table: "tower_auth_apikey_migrations",
         tables: &["tower_auth_api_keys"],
         sqlite_tables: &["tower_auth_api_key_changes"],
+        columns: &[
+            ("tower_auth_api_keys", "rate_count"),
+            ("tower_auth_api_keys", "rate_period_ms"),
+            ("tower_auth_api_keys", "rate_burst"),
+            ("tower_auth_api_keys", "credits_remaining"),
+            ("tower_auth_api_keys", "credits_updated_at"),
+            ("tower_auth_api_keys", "credits_refill_count"),
+            ("tower_auth_api_keys", "credits_refill_period_ms"),
+        ],
         sqlite: |url| {
             Box::pin(async move {
                 let s = tower_auth_apikey::SqliteStore::connect(&url).await.unwrap();
@@ -58,6 +69,7 @@ const MIGRATORS: &[Migrator] = &[
             "tower_auth_jwt_refresh_tokens",
         ],
         sqlite_tables: &[],
+        columns: &[],
         sqlite: |url| {
             Box::pin(async move {
                 tower_auth_jwt::issue::SqliteStore::connect(&url)
@@ -82,6 +94,7 @@ const MIGRATORS: &[Migrator] = &[
         migrations_table: "tower_auth_jwt_revocation_migrations",
         tables: &["tower_auth_jwt_revocations"],
         sqlite_tables: &[],
+        columns: &[],
         sqlite: |url| {
             Box::pin(async move {
                 tower_auth_jwt::revocation::SqliteRevocationStore::connect(&url)
@@ -125,6 +138,12 @@ async fn check(sqlite: bool, pool: &AnyPool) -> Vec<(String, i64)> {
                 .fetch_one(pool)
                 .await
                 .unwrap_or_else(|e| panic!("{}: table {table} missing: {e}", m.krate));
+        }
+        for (table, column) in m.columns {
+            sqlx::query(&format!("SELECT COUNT({column}) FROM {table}"))
+                .fetch_one(pool)
+                .await
+                .unwrap_or_else(|e| panic!("{}: column {table}.{column} missing: {e}", m.krate));
         }
     }
     let app: i64 = sqlx::query("SELECT COUNT(*) FROM _sqlx_migrations")

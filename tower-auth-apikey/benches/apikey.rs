@@ -3,6 +3,10 @@
 //! - `verify_cached`: a valid key whose record is cached (the steady state).
 //! - `verify_cached_header`: the same, with the key in `X-API-Key` (as the load test sends it).
 //! - `verify_cached_peppered`: `verify_cached` with keys hashed by HMAC-SHA256 under a pepper.
+//! - `verify_cached_limited`: `verify_cached` for a key with a rate limit and credits that are
+//!   never reached: the difference is the cost of the limit check.
+//! - `verify_cached_limited_headers`: the same with `RateLimitHeadersLayer`, which formats the
+//!   `RateLimit-Policy` and `RateLimit` values of every allowed response.
 //! - `reject_checksum`: a key with a bad checksum, rejected before any lookup.
 //! - `verify_uncached_sqlite`: a cache miss answered by a SQLite file, for reference.
 //! - `verify_uncached_postgres`: a cache miss answered by PostgreSQL over loopback, for
@@ -25,6 +29,7 @@ use std::task::{Context, Poll, Waker};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_auth_apikey::limit::{RateLimit, RateLimitHeadersLayer};
 use tower_auth_apikey::{ApiKeyAuthenticator, MemoryStore, NewKey, SqliteStore};
 use tower_auth_core::credential::{Location, bearer_token};
 use tower_auth_core::{AuthError, AuthenticateLayer, Authenticator, CacheConfig, from_fn};
@@ -119,6 +124,32 @@ fn bench(c: &mut Criterion) {
         StatusCode::OK
     );
 
+    // A limit never reached: one request a microsecond, a burst of four billion, credits for
+    // ages (spending is counted in memory and written back in the background).
+    let unreached = RateLimit::new("1000000/1s".parse().unwrap(), Some(4_000_000_000)).unwrap();
+    let limited_key = rt
+        .block_on(
+            auth.admin().create(
+                NewKey::new("bench")
+                    .scopes(["read"])
+                    .rate_limit(unreached)
+                    .credits(1 << 50),
+            ),
+        )
+        .unwrap()
+        .key
+        .expose_secret()
+        .to_owned();
+    let mut headers_svc = AuthenticateLayer::required(auth.clone())
+        .layer(RateLimitHeadersLayer::new().layer(inner()));
+    let res = one(&rt, &mut headers_svc, request(&limited_key));
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().contains_key("ratelimit"));
+    assert_eq!(
+        one(&rt, &mut svc, request(&limited_key)).status(),
+        StatusCode::OK
+    );
+
     let mut bad = key.clone().into_bytes();
     let last = bad.len() - 1;
     bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
@@ -141,6 +172,20 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || request(&key),
             |req| one(&rt, &mut svc, req),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("verify_cached_limited", |b| {
+        b.iter_batched(
+            || request(&limited_key),
+            |req| one(&rt, &mut svc, req),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("verify_cached_limited_headers", |b| {
+        b.iter_batched(
+            || request(&limited_key),
+            |req| one(&rt, &mut headers_svc, req),
             BatchSize::SmallInput,
         )
     });

@@ -10,6 +10,7 @@ use tower_auth_core::{ConfigError, Scopes};
 
 use crate::authenticator::Caches;
 use crate::key::{self, KeyFormat, KeyHasher};
+use crate::limit::{Credits, KeyLimits, LimitsUpdate, Rate, RateLimit};
 use crate::{KeyRecord, KeyStore, PlainKey, StoreError, StoreErrorKind, StoredKey};
 
 /// Key administration: create (the plain key is returned once), list, get, revoke, rotate.
@@ -102,6 +103,16 @@ impl ApiKeys {
             (None, Some(d)) => Some(now + d),
             (None, None) => None,
         };
+        let limits = KeyLimits {
+            rate: new.rate,
+            credits: (new.credits.is_some() || new.refill.is_some()).then(|| Credits {
+                remaining: new
+                    .credits
+                    .unwrap_or_else(|| new.refill.map_or(0, |r| u64::from(r.count()))),
+                refill: new.refill,
+                updated_at: now,
+            }),
+        };
         let record = KeyRecord {
             id: String::new(),
             owner: new.owner,
@@ -112,6 +123,7 @@ impl ApiKeys {
             revoked_at: None,
             last_used_at: None,
             metadata: new.metadata,
+            limits,
         };
         self.insert_new(record, |stored| {
             let store = Arc::clone(&self.inner.store);
@@ -226,6 +238,7 @@ impl ApiKeys {
             revoked_at: None,
             last_used_at: None,
             metadata: old.metadata.clone(),
+            limits: old.limits,
         };
         let (created, updated) = self
             .insert_new(record, |stored| {
@@ -239,6 +252,30 @@ impl ApiKeys {
             cache.invalidate(&updated.hash).await;
         }
         Ok(created)
+    }
+
+    /// Changes the rate limit and credits of the key `id` (see [`LimitsUpdate`]) and returns
+    /// the updated record. Like a revocation, the change reaches this process's authenticator
+    /// at once and the others through the store's change feed; a new rate limit starts with
+    /// a full burst, and `credits(n)` replaces the remaining count in the store (requests a
+    /// running server served before and has not yet written back, at most one write-back
+    /// interval's worth, are still subtracted).
+    pub async fn update_limits(
+        &self,
+        id: &str,
+        update: LimitsUpdate,
+    ) -> Result<KeyRecord, AdminError> {
+        let now = self.inner.clock.now();
+        let stored = self
+            .inner
+            .store
+            .update_limits(id, &update, now)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(id.to_owned()))?;
+        if let Some(cache) = &self.inner.cache {
+            cache.invalidate(&stored.hash).await;
+        }
+        Ok(stored.record)
     }
 }
 
@@ -302,6 +339,9 @@ pub struct NewKey {
     expires_in: Option<Duration>,
     expires_at: Option<SystemTime>,
     metadata: serde_json::Value,
+    rate: Option<RateLimit>,
+    credits: Option<u64>,
+    refill: Option<Rate>,
 }
 
 impl NewKey {
@@ -315,7 +355,29 @@ impl NewKey {
             expires_in: None,
             expires_at: None,
             metadata: serde_json::Value::Object(serde_json::Map::new()),
+            rate: None,
+            credits: None,
+            refill: None,
         }
+    }
+
+    /// A rate limit (none by default).
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate = Some(limit);
+        self
+    }
+
+    /// Usage credits: how many requests the key may make (no limit by default).
+    pub fn credits(mut self, remaining: u64) -> Self {
+        self.credits = Some(remaining);
+        self
+    }
+
+    /// Resets the credits to the refill's count at each of its periods, counted from the key's
+    /// creation; without [`credits`](Self::credits), the key starts with that count.
+    pub fn refill(mut self, refill: Rate) -> Self {
+        self.refill = Some(refill);
+        self
     }
 
     /// A human-readable label.

@@ -22,6 +22,7 @@ use tower_auth_core::{
 use crate::filter::KeyFilter;
 use crate::key::{FormatError, KeyFormat, KeyHasher};
 use crate::last_used::LastUsed;
+use crate::limit::{KeyUsage, Limiters};
 use crate::{
     ApiKeys, Invalidation, InvalidationFeed, KeyHash, KeyRecord, KeyStore, StoreError, telemetry,
 };
@@ -44,25 +45,32 @@ pub(crate) struct Cached {
     revoked: bool,
     /// Whole seconds of the last use noted for write-behind; limits noting to once a second.
     noted_secs: AtomicU64,
+    /// The key's limiter, if it has limits: kept by key id in [`Limiters`], so it outlives
+    /// this cache entry.
+    usage: Option<KeyUsage>,
 }
 
 impl Cached {
-    fn new(record: KeyRecord) -> Self {
+    fn new(record: KeyRecord, limiters: &Arc<Limiters>) -> Self {
         let id: Arc<str> = record.id.as_str().into();
         let expires_at = record.expires_at;
         let revoked = record.is_revoked();
-        let principal = Principal::builder(record.owner.clone(), Scheme::ApiKey)
+        let usage = limiters.for_record(&record).map(KeyUsage);
+        let mut principal = Principal::builder(record.owner.clone(), Scheme::ApiKey)
             .kind(PrincipalKind::Application)
             .scope_set(record.scopes.clone())
             .maybe_expires_at(expires_at)
-            .extension(record)
-            .build();
+            .extension(record);
+        if let Some(usage) = &usage {
+            principal = principal.extension(usage.clone());
+        }
         Self {
-            principal,
+            principal: principal.build(),
             id,
             expires_at,
             revoked,
             noted_secs: AtomicU64::new(0),
+            usage,
         }
     }
 }
@@ -222,6 +230,7 @@ struct Inner {
     header: Option<HeaderName>,
     query: Option<Arc<str>>,
     last_used: Arc<LastUsed>,
+    limiters: Arc<Limiters>,
     listener: Listener,
 }
 
@@ -299,6 +308,13 @@ impl ApiKeyAuthenticator {
     /// shutdown to lose none.
     pub async fn flush_last_used(&self) -> Result<(), StoreError> {
         self.inner.last_used.flush().await
+    }
+
+    /// Writes the credits spent and not yet written now (the background task does it every
+    /// [`last_used_interval`](ApiKeyAuthenticatorBuilder::last_used_interval)). Call it on
+    /// shutdown to lose none.
+    pub async fn flush_credits(&self) -> Result<(), StoreError> {
+        self.inner.limiters.flush().await
     }
 
     /// The number of cached entries (positive and negative), after applying pending evictions.
@@ -511,6 +527,9 @@ fn accept(inner: &Inner, cached: &Cached) -> Result<Principal, AuthError> {
         telemetry::outcome("expired", Some(&cached.id));
         return Err(AuthError::invalid_token(EXPIRED));
     }
+    if let Some(usage) = &cached.usage {
+        crate::limit::check(usage, now, &cached.id)?;
+    }
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if cached.noted_secs.load(Ordering::Relaxed) < secs
         && cached.noted_secs.swap(secs, Ordering::Relaxed) < secs
@@ -548,7 +567,7 @@ async fn load(inner: &Inner, hash: KeyHash) -> Result<Loaded<Arc<Cached>>, Store
     telemetry::store_query("find_by_hash");
     match tokio::time::timeout(inner.store_timeout, inner.store.find_by_hash(&hash)).await {
         Ok(Ok(Some(record))) => {
-            let value = Arc::new(Cached::new(record));
+            let value = Arc::new(Cached::new(record, &inner.limiters));
             if let Some(stale) = &inner.caches.stale {
                 Box::pin(keep_stale_copy(stale, hash, Arc::clone(&value))).await;
             }
@@ -709,7 +728,8 @@ impl ApiKeyAuthenticatorBuilder {
         self
     }
 
-    /// How often last-used times are written to the store (default 10 s, at least 10 ms).
+    /// How often last-used times and spent credits are written to the store (default 10 s, at
+    /// least 10 ms).
     pub fn last_used_interval(mut self, interval: Duration) -> Self {
         self.last_used_interval = interval;
         self
@@ -848,6 +868,12 @@ impl ApiKeyAuthenticatorBuilder {
         // Only a store with a feed tells of keys created elsewhere.
         let filter = (self.key_filter && feed.is_some())
             .then(|| Arc::new(KeyFilter::new(self.key_filter_refresh)));
+        let limiters = Arc::new(Limiters::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.clock),
+            self.last_used_interval,
+            self.store_timeout.max(Duration::from_secs(5)),
+        ));
         let caches = Caches {
             main: AuthCache::with_hasher(
                 CACHE_NAME,
@@ -872,6 +898,7 @@ impl ApiKeyAuthenticatorBuilder {
                 header,
                 query,
                 last_used,
+                limiters,
                 listener,
             }),
         })

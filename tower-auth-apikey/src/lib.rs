@@ -160,6 +160,19 @@
 //! request path never writes to the store. Call [`ApiKeyAuthenticator::flush_last_used`] on
 //! shutdown to write what is pending.
 //!
+//! # Rate limits and credits
+//!
+//! A key may carry a rate limit (requests per period, with a burst) and usage credits (a
+//! remaining count, optionally refilled every period from the key's creation), set by
+//! [`NewKey::rate_limit`] / [`NewKey::credits`] / [`NewKey::refill`] or
+//! [`ApiKeys::update_limits`] (`keys create --rate 100/1s --burst 200 --credits 10000`,
+//! `keys update KEY_ID ...`). The authenticator checks them after authenticating the key:
+//! over a limit, 429 with `Retry-After` and the IETF `RateLimit-Policy` / `RateLimit`
+//! headers, charged to neither limit. Rates are kept in memory per process; credits are
+//! written back in batches like last-used times ([`ApiKeyAuthenticator::flush_credits`]).
+//! See [`limit`] for the headers, the state kept and what several processes share (leases
+//! through Postgres are not implemented yet).
+//!
 //! # Stores
 //!
 //! [`KeyStore`] is an object-safe trait with boxed futures; see the [`store`] module.
@@ -220,7 +233,8 @@
 //!
 //! # Administration
 //!
-//! [`ApiKeys`] creates, lists, gets, revokes and rotates keys from Rust. The [`cli`] module
+//! [`ApiKeys`] creates, lists, gets, revokes, rotates keys and changes their limits from
+//! Rust. The [`cli`] module
 //! (feature `cli`) wraps it in a clap subcommand, `KeysCommand`, for your application's command
 //! line.
 //!
@@ -297,6 +311,7 @@ mod filter;
 pub mod fuzzing;
 mod key;
 mod last_used;
+pub mod limit;
 mod record;
 pub mod store;
 mod telemetry;

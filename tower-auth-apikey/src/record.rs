@@ -6,6 +6,7 @@ use serde::{Serialize, Serializer};
 use tower_auth_core::Scopes;
 
 use crate::KeyHash;
+use crate::limit::KeyLimits;
 
 /// An API key's record: everything about a key except the key, which is never stored.
 ///
@@ -36,6 +37,10 @@ pub struct KeyRecord {
     pub last_used_at: Option<SystemTime>,
     /// Free-form JSON of your own (an object by default).
     pub metadata: serde_json::Value,
+    /// The key's rate limit and usage credits (none by default), enforced by the
+    /// authenticator: see [`limit`](crate::limit). The credits are those the store held when
+    /// the record was read.
+    pub limits: KeyLimits,
 }
 
 impl KeyRecord {
@@ -64,7 +69,7 @@ pub(crate) fn format_time(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_time(*t))
 }
 
@@ -92,6 +97,7 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             metadata: serde_json::json!({"team": "x"}),
+            limits: KeyLimits::default(),
         };
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["created_at"], "1970-01-02T00:00:00Z");
@@ -99,6 +105,10 @@ mod tests {
         assert_eq!(v["scopes"], serde_json::json!(["a", "b"]));
         assert_eq!(v["metadata"]["team"], "x");
         assert!(v.get("hash").is_none());
+        assert_eq!(
+            v["limits"],
+            serde_json::json!({"rate": null, "credits": null})
+        );
         assert!(!r.is_expired_at(UNIX_EPOCH));
     }
 }

@@ -49,6 +49,18 @@ pub(crate) fn outcome(outcome: &'static str, key_id: Option<&str>) {
     .increment(1);
 }
 
+/// A request refused by a key's limits (`reason` = `rate` or `credits`).
+pub(crate) fn limited(reason: &'static str, key_id: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: TARGET, reason, key_id, "api key over its limits");
+    #[cfg(feature = "metrics")]
+    match reason {
+        "rate" => metrics::counter!("tower_auth_apikey_limited_total", "reason" => "rate"),
+        _ => metrics::counter!("tower_auth_apikey_limited_total", "reason" => "credits"),
+    }
+    .increment(1);
+}
+
 /// A store call (`find_by_hash`, `record_last_used`) is about to be made.
 pub(crate) fn store_query(op: &'static str) {
     #[cfg(feature = "metrics")]
@@ -127,6 +139,7 @@ pub(crate) fn listener_failed(error: &crate::StoreError) {
 /// | `tower_auth_apikey_invalidations_total` | `kind` | cache invalidations pushed by the store |
 /// | `tower_auth_apikey_listener_failures_total` | | losses of the store's invalidation feed |
 /// | `tower_auth_apikey_filter_loads_total` | | rebuilds of the filter of known keys |
+/// | `tower_auth_apikey_limited_total` | `reason` | requests refused by a key's limits (`rate`, `credits`) |
 #[cfg(feature = "metrics")]
 pub fn describe_metrics() {
     tower_auth_core::describe_metrics();
@@ -158,6 +171,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         "tower_auth_apikey_filter_loads_total",
         "Rebuilds of the in-memory filter of known API key hashes from the store"
+    );
+    metrics::describe_counter!(
+        "tower_auth_apikey_limited_total",
+        "Requests refused (429) by an API key's limits, by reason: rate or credits"
     );
     metrics::describe_counter!(
         "tower_auth_apikey_feed_behind_total",

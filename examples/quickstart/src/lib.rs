@@ -22,6 +22,14 @@
 //! (`application/problem+json`, tower-auth-core's `ProblemRejection`), with the response
 //! contract's status and challenge.
 //!
+//! API keys' limits apply with no configuration: a key created with
+//! `keys create ... --rate 100/1s --burst 200 --credits 10000 --refill 10000/30d` (or changed
+//! with `keys update KEY_ID ...`, seen by running servers like a revocation) gets 429, a
+//! problem document with `Retry-After` and the `RateLimit-Policy` / `RateLimit` headers, once
+//! over them, on every route and at the forward-authentication endpoint alike (its requests
+//! count like any other). Allowed API responses carry the same headers with what remains (see
+//! tower-auth-apikey's `limit` module).
+//!
 //! Routes:
 //!
 //! | route | needs |
@@ -743,6 +751,8 @@ where
         .merge(admin)
         .merge(authenticated)
         .route_layer(axum::middleware::from_fn(record_principal))
+        // What remains of an API key's limits, on allowed responses (refusals carry it anyway).
+        .route_layer(tower_auth_apikey::limit::RateLimitHeadersLayer::new())
         .route_layer(AuthenticateLayer::required(auth).with_rejection(ProblemRejection::new()))
         .route_layer(axum::middleware::from_fn(
             session::refuse_cross_site_cookie_writes,

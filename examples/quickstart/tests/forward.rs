@@ -420,3 +420,86 @@ async fn store_down_is_503_at_the_endpoint() {
     assert!(res.headers.contains_key("retry-after"));
     assert!(!res.headers.contains_key("x-auth-subject"));
 }
+
+/// A key's limits hold on the API and at the forward-auth endpoint alike, with no
+/// configuration: the 429 is a problem document with the RateLimit headers, and a change made
+/// by `keys update` in another process reaches the running server.
+#[tokio::test]
+async fn key_limits_count_requests_to_the_api_and_the_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "keys",
+            "create",
+            "--owner",
+            "metered",
+            "--scopes",
+            "read:items",
+            "--rate",
+            "1/1h",
+            "--burst",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let id = out
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("id ")
+        .unwrap()
+        .to_owned();
+    let key = out.lines().last().unwrap().to_owned();
+    let (_child, at, _) = serve(dir.path(), CONFIG).await;
+    let api = || {
+        let key = key.clone();
+        async move { send(at, "GET", "/items", &[("x-api-key", key.as_str())]).await }
+    };
+    let endpoint = || {
+        let key = key.clone();
+        async move {
+            let headers = [
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/api/items"),
+                ("x-api-key", key.as_str()),
+            ];
+            send(at, "GET", "/forward-auth", &headers).await
+        }
+    };
+
+    let res = api().await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.headers["ratelimit-policy"], "\"rate\";q=1;w=3600");
+    assert_eq!(res.headers["ratelimit"], "\"rate\";r=2;t=3600");
+    assert_eq!(endpoint().await.status, 200);
+    assert_eq!(api().await.status, 200);
+    for res in [endpoint().await, api().await] {
+        assert_eq!(res.status, 429, "{}", res.body);
+        assert_eq!(res.headers["content-type"], "application/problem+json");
+        let body: serde_json::Value = serde_json::from_str(&res.body).unwrap();
+        assert_eq!(body["status"], 429);
+        assert_eq!(res.headers["retry-after"], "3600");
+        assert_eq!(res.headers["ratelimit"], "\"rate\";r=0;t=10800");
+        assert!(res.headers.get("www-authenticate").is_none());
+    }
+
+    // Lifted by another process: the server sees it through the SQLite change feed.
+    let o = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["keys", "update", &id, "--rate", "none"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut status = 0;
+    for _ in 0..50 {
+        status = api().await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the update reached the server");
+}

@@ -70,14 +70,16 @@ fn keys_cli_create_list_revoke_rotate() {
     let mut lines = out.lines();
     assert_eq!(
         lines.next().unwrap().split('\t').collect::<Vec<_>>(),
-        ["id", "owner", "scopes", "created", "expires", "revoked"]
+        [
+            "id", "owner", "scopes", "created", "expires", "revoked", "limits"
+        ]
     );
     let row: Vec<&str> = lines.next().unwrap().split('\t').collect();
     assert_eq!(row[0], id);
     assert_eq!(row[1], "alice");
     assert_eq!(row[2], "read:items write:items");
     assert!(row[3].ends_with('Z'), "RFC 3339: {}", row[3]);
-    assert_eq!(&row[4..], ["-", "-"]);
+    assert_eq!(&row[4..], ["-", "-", "-"]);
     assert!(!out.contains(&key), "list never shows a key");
 
     let o = run(dir.path(), &["keys", "rotate", &id, "--grace", "1h"]);

@@ -4,6 +4,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use super::{KeyStore, StoreError, StoreErrorKind, StoreFuture};
+use crate::limit::LimitsUpdate;
 use crate::{KeyHash, KeyRecord, StoredKey};
 
 /// A [`KeyStore`] in process memory: for tests, examples and single-process tools. Keys are
@@ -156,6 +157,33 @@ impl KeyStore for MemoryStore {
                 let last = k.record.last_used_at.get_or_insert(*at);
                 if *last < *at {
                     *last = *at;
+                }
+            }
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn update_limits<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a LimitsUpdate,
+        at: SystemTime,
+    ) -> StoreFuture<'a, Option<StoredKey>> {
+        let mut inner = self.write();
+        let found = inner.by_id_mut(id).map(|k| {
+            k.record.limits = update.apply(&k.record.limits, k.record.created_at, at);
+            k.clone()
+        });
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn spend_credits<'a>(&'a self, batch: &'a [(String, u64, SystemTime)]) -> StoreFuture<'a, ()> {
+        let mut inner = self.write();
+        for (id, spent, at) in batch {
+            if let Some(k) = inner.by_id_mut(id) {
+                let created = k.record.created_at;
+                if let Some(c) = &mut k.record.limits.credits {
+                    c.spend(created, *spent, *at);
                 }
             }
         }

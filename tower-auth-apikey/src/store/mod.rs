@@ -57,11 +57,11 @@
 //! behind), on which the authenticator clears its whole cache; the cache TTL stays the upper
 //! bound for anything a feed cannot see.
 //!
-//! [`PostgresStore`] (feature `postgres`) implements it with `LISTEN`/`NOTIFY`: revoke and
-//! rotate publish the key's hash on the channel `tower_auth_api_keys` in the transaction that
+//! [`PostgresStore`] (feature `postgres`) implements it with `LISTEN`/`NOTIFY`: revoke,
+//! rotate and update_limits publish the key's hash on the channel `tower_auth_api_keys` in the transaction that
 //! makes the change, and each feed holds one `LISTEN` connection. [`SqliteStore`] (feature
 //! `sqlite`) implements it with a change-log table written in the transaction of each change
-//! (created, revoked, rotated) and read by each feed over a connection of its own every 100 ms,
+//! (created, revoked, rotated, limits updated) and read by each feed over a connection of its own every 100 ms,
 //! when `PRAGMA data_version` shows a commit by another connection.
 
 use std::error::Error as StdError;
@@ -71,6 +71,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::limit::LimitsUpdate;
 use crate::{KeyHash, KeyRecord, StoredKey};
 
 #[cfg(any(test, feature = "testing"))]
@@ -159,6 +160,39 @@ pub trait KeyStore: Send + Sync + 'static {
     /// and the given time. Unknown ids are ignored.
     fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()>;
 
+    /// Applies `update` to the limits of the key `id` at `at` (see [`LimitsUpdate::apply`]) and
+    /// returns the key as updated, with its hash so caches can drop it; `None` if there is no
+    /// such key. Atomic with [`spend_credits`](Self::spend_credits), and published on the
+    /// store's change feed like a revocation.
+    ///
+    /// The default refuses ([`StoreErrorKind::Unsupported`]): a store of your own written
+    /// before limits existed keeps compiling.
+    fn update_limits<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a LimitsUpdate,
+        at: SystemTime,
+    ) -> StoreFuture<'a, Option<StoredKey>> {
+        let _ = (id, update, at);
+        Box::pin(std::future::ready(Err(StoreError::new(
+            StoreErrorKind::Unsupported,
+            "this key store cannot change limits",
+        ))))
+    }
+
+    /// Writes a batch of spent credits, each `(key id, credits spent, time of the last one)`:
+    /// the key's remaining credits at that time (after any refill, see
+    /// [`Credits::remaining_at`](crate::limit::Credits::remaining_at)) less those spent,
+    /// never below zero. Keys without credits and unknown ids are ignored. Not a change for
+    /// the change feed (like last-used times): the authenticator that spent them already
+    /// counts them.
+    ///
+    /// The default does nothing (a store that cannot keep credits only keeps them in memory).
+    fn spend_credits<'a>(&'a self, batch: &'a [(String, u64, SystemTime)]) -> StoreFuture<'a, ()> {
+        let _ = batch;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// A new feed of the changes made to this store by any process, for a store that several
     /// processes share; `None` (the default) for a store that only this process writes to,
     /// where [`ApiKeys`](crate::ApiKeys) from
@@ -215,6 +249,17 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()> {
         (**self).record_last_used(batch)
     }
+    fn update_limits<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a LimitsUpdate,
+        at: SystemTime,
+    ) -> StoreFuture<'a, Option<StoredKey>> {
+        (**self).update_limits(id, update, at)
+    }
+    fn spend_credits<'a>(&'a self, batch: &'a [(String, u64, SystemTime)]) -> StoreFuture<'a, ()> {
+        (**self).spend_credits(batch)
+    }
     fn invalidations(&self) -> Option<Box<dyn InvalidationFeed>> {
         (**self).invalidations()
     }
@@ -250,6 +295,8 @@ pub enum StoreErrorKind {
     Corrupt,
     /// Setting up the store (opening, migrating) failed.
     Setup,
+    /// The store does not implement this operation.
+    Unsupported,
 }
 
 impl StoreError {
@@ -348,6 +395,7 @@ pub mod testing {
                 revoked_at: None,
                 last_used_at: None,
                 metadata: serde_json::json!({"team": "platform", "n": 1}),
+                limits: crate::limit::KeyLimits::default(),
             },
             hash: KeyHash::from_bytes([byte; 32]),
         }
@@ -469,6 +517,117 @@ pub mod testing {
             None
         );
         assert_eq!(store.get("key_m").await.unwrap(), None);
+
+        limits(store).await;
+    }
+
+    /// Limits: stored on insert, changed by `update_limits`, spent by `spend_credits`.
+    async fn limits(store: &dyn KeyStore) {
+        use crate::limit::{Credits, KeyLimits, LimitsUpdate, RateLimit};
+
+        let mut l = stored("key_l", 6);
+        let created = l.record.created_at;
+        let rate = RateLimit::new("100/1s".parse().unwrap(), Some(200)).unwrap();
+        l.record.limits = KeyLimits {
+            rate: Some(rate),
+            credits: Some(Credits {
+                remaining: 10,
+                refill: Some("10/1h".parse().unwrap()),
+                updated_at: created,
+            }),
+        };
+        store.insert(&l).await.unwrap();
+        assert_eq!(store.get("key_l").await.unwrap().as_ref(), Some(&l.record));
+
+        // Spending: subtracted, never below zero; a refill period turned first resets.
+        let t = created + Duration::from_secs(60);
+        store
+            .spend_credits(&[("key_l".into(), 3, t), ("key_unknown".into(), 1, t)])
+            .await
+            .unwrap();
+        let c = store
+            .get("key_l")
+            .await
+            .unwrap()
+            .unwrap()
+            .limits
+            .credits
+            .unwrap();
+        assert_eq!((c.remaining, c.updated_at), (7, t));
+        store
+            .spend_credits(&[("key_l".into(), 30, t)])
+            .await
+            .unwrap();
+        let c = store
+            .get("key_l")
+            .await
+            .unwrap()
+            .unwrap()
+            .limits
+            .credits
+            .unwrap();
+        assert_eq!(c.remaining, 0);
+        let next_hour = created + Duration::from_secs(3_660);
+        store
+            .spend_credits(&[("key_l".into(), 4, next_hour)])
+            .await
+            .unwrap();
+        let c = store
+            .get("key_l")
+            .await
+            .unwrap()
+            .unwrap()
+            .limits
+            .credits
+            .unwrap();
+        assert_eq!((c.remaining, c.updated_at), (6, next_hour));
+        // Keys without credits are left alone.
+        store
+            .spend_credits(&[("key_n".into(), 4, t)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get("key_n").await.unwrap().unwrap().limits.credits,
+            None
+        );
+
+        // Updates: what is not mentioned is kept; the hash comes back for caches.
+        let at = next_hour + Duration::from_secs(1);
+        let updated = store
+            .update_limits("key_l", &LimitsUpdate::new().credits(50), at)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(updated.hash, l.hash);
+        let c = updated.record.limits.credits.unwrap();
+        assert_eq!((c.remaining, c.updated_at), (50, at));
+        assert_eq!(updated.record.limits.rate, Some(rate));
+        assert_eq!(
+            store.get("key_l").await.unwrap().as_ref(),
+            Some(&updated.record)
+        );
+        let updated = store
+            .update_limits("key_l", &LimitsUpdate::new().no_rate().no_credits(), at)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(updated.record.limits.is_unlimited());
+        assert!(
+            store
+                .get("key_l")
+                .await
+                .unwrap()
+                .unwrap()
+                .limits
+                .is_unlimited()
+        );
+        assert_eq!(
+            store
+                .update_limits("key_zz", &LimitsUpdate::new().no_rate(), at)
+                .await
+                .unwrap(),
+            None
+        );
     }
 }
 

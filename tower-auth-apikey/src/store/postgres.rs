@@ -6,18 +6,29 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
 use sqlx::{Postgres, Transaction};
 use tower_auth_core::sql::{Migrator, connect_listener, migrate_postgres, open_postgres};
 
-use super::sql::{Migration, db_error, key_hashes, migrator, millis, row_to_stored, store_error};
+use super::sql::{
+    LIMIT_COLUMNS, Migration, db_error, key_hashes, limit_values, migrator, millis, row_to_stored,
+    store_error,
+};
 use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
     StoreFuture,
 };
+use crate::limit::LimitsUpdate;
 use crate::{KeyHash, KeyRecord, StoredKey, telemetry};
 
-const MIGRATOR: Migrator = migrator(&[Migration {
-    version: 1,
-    description: "create tower_auth_api_keys",
-    sql: include_str!("../../migrations/postgres/0001_create_api_keys.sql"),
-}]);
+const MIGRATOR: Migrator = migrator(&[
+    Migration {
+        version: 1,
+        description: "create tower_auth_api_keys",
+        sql: include_str!("../../migrations/postgres/0001_create_api_keys.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "add limits to tower_auth_api_keys",
+        sql: include_str!("../../migrations/postgres/0002_add_api_key_limits.sql"),
+    },
+]);
 
 /// The `NOTIFY` channel: the payload is the changed key's hash in lowercase hex.
 pub(super) const CHANNEL: &str = "tower_auth_api_keys";
@@ -35,7 +46,9 @@ const DEFAULT_LISTENER_HEARTBEAT: Duration = Duration::from_secs(30);
 const MAX_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 
 const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at, revoked_at, \
-                       last_used_at, metadata::text AS metadata";
+                       last_used_at, metadata::text AS metadata, rate_count, rate_period_ms, \
+                       rate_burst, credits_remaining, credits_updated_at, \
+                       credits_refill_count, credits_refill_period_ms";
 
 /// A [`KeyStore`] in PostgreSQL, for deployments of many instances sharing their keys, with
 /// cache invalidation across instances through `LISTEN`/`NOTIFY` (feature `postgres`).
@@ -50,9 +63,10 @@ const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at
 ///
 /// # Invalidation
 ///
-/// [`ApiKeys::create`](crate::ApiKeys::create), [`revoke`](crate::ApiKeys::revoke) and
+/// [`ApiKeys::create`](crate::ApiKeys::create), [`revoke`](crate::ApiKeys::revoke),
 /// [`rotate`](crate::ApiKeys::rotate) (which moves the old key's expiry and creates a new one)
-/// run `NOTIFY tower_auth_api_keys, '<hash in hex>'` for each key they create or change, in the
+/// and [`update_limits`](crate::ApiKeys::update_limits) run
+/// `NOTIFY tower_auth_api_keys, '<hash in hex>'` for each key they create or change, in the
 /// transaction that makes the change, whichever process makes it (a server, the CLI): a
 /// creation lets the new key through the authenticators'
 /// [filter of known keys](crate::ApiKeyAuthenticatorBuilder::key_filter). Every
@@ -202,24 +216,72 @@ impl PostgresStoreBuilder {
 
 async fn insert(tx: &mut Transaction<'_, Postgres>, key: &StoredKey) -> Result<(), StoreError> {
     let r = &key.record;
-    sqlx::query(
+    let sql = format!(
         "INSERT INTO tower_auth_api_keys (id, key_hash, owner, name, scopes, created_at, \
-         expires_at, revoked_at, last_used_at, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
-    )
-    .bind(&r.id)
-    .bind(&key.hash.as_bytes()[..])
-    .bind(&r.owner)
-    .bind(&r.name)
-    .bind(r.scopes.to_space_separated())
-    .bind(millis(r.created_at))
-    .bind(r.expires_at.map(millis))
-    .bind(r.revoked_at.map(millis))
-    .bind(r.last_used_at.map(millis))
-    .bind(r.metadata.to_string())
-    .execute(&mut **tx)
+         expires_at, revoked_at, last_used_at, metadata, {}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, \
+         $11, $12, $13, $14, $15, $16, $17)",
+        LIMIT_COLUMNS.join(", ")
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(&r.id)
+        .bind(&key.hash.as_bytes()[..])
+        .bind(&r.owner)
+        .bind(&r.name)
+        .bind(r.scopes.to_space_separated())
+        .bind(millis(r.created_at))
+        .bind(r.expires_at.map(millis))
+        .bind(r.revoked_at.map(millis))
+        .bind(r.last_used_at.map(millis))
+        .bind(r.metadata.to_string());
+    for value in limit_values(&r.limits) {
+        query = query.bind(value);
+    }
+    query.execute(&mut **tx).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// The key `id`, locked until the end of `tx`.
+async fn select_for_update(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+) -> Result<Option<StoredKey>, StoreError> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
     .await
-    .map_err(db_error)?;
+    .map_err(db_error)?
+    .as_ref()
+    .map(row_to_stored)
+    .transpose()
+}
+
+/// Writes the limits of `key` (locked in `tx`) back.
+async fn write_limits(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &StoredKey,
+) -> Result<(), StoreError> {
+    let set = LIMIT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE tower_auth_api_keys SET {set} WHERE id = ${}",
+        LIMIT_COLUMNS.len() + 1
+    );
+    let mut query = sqlx::query(&sql);
+    for value in limit_values(&key.record.limits) {
+        query = query.bind(value);
+    }
+    query
+        .bind(&key.record.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }
 
@@ -342,6 +404,51 @@ impl KeyStore for PostgresStore {
             notify(&mut tx, &new.hash).await?;
             tx.commit().await.map_err(db_error)?;
             Ok(Some(old))
+        })
+    }
+
+    fn update_limits<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a LimitsUpdate,
+        at: SystemTime,
+    ) -> StoreFuture<'a, Option<StoredKey>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            let Some(mut key) = select_for_update(&mut tx, id).await? else {
+                return Ok(None);
+            };
+            let r = &mut key.record;
+            r.limits = update.apply(&r.limits, r.created_at, at);
+            write_limits(&mut tx, &key).await?;
+            notify(&mut tx, &key.hash).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(Some(key))
+        })
+    }
+
+    fn spend_credits<'a>(&'a self, batch: &'a [(String, u64, SystemTime)]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            // Rows are locked in id order, so that two instances writing back overlapping
+            // batches cannot deadlock.
+            let mut batch: Vec<_> = batch.iter().collect();
+            batch.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            for (id, spent, at) in batch {
+                let Some(mut key) = select_for_update(&mut tx, id).await? else {
+                    continue;
+                };
+                let created = key.record.created_at;
+                let Some(credits) = &mut key.record.limits.credits else {
+                    continue;
+                };
+                credits.spend(created, *spent, *at);
+                write_limits(&mut tx, &key).await?;
+            }
+            tx.commit().await.map_err(db_error)
         })
     }
 

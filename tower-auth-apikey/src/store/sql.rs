@@ -12,6 +12,7 @@ pub(super) use tower_auth_core::sql::{Migration, millis};
 use tower_auth_core::sql::{Migrator, SqlError, SqlErrorKind, from_millis};
 
 use super::{StoreError, StoreErrorKind};
+use crate::limit::{Credits, KeyLimits, Rate, RateLimit};
 use crate::{KeyHash, KeyRecord, StoredKey};
 
 /// `migrations` recorded in this crate's migrations table, `tower_auth_apikey_migrations`, in
@@ -58,6 +59,61 @@ pub(super) fn corrupt(message: &'static str) -> StoreError {
     StoreError::new(StoreErrorKind::Corrupt, message)
 }
 
+/// The limit columns of `tower_auth_api_keys`, in the order of [`LimitColumns::values`].
+pub(super) const LIMIT_COLUMNS: [&str; 7] = [
+    "rate_count",
+    "rate_period_ms",
+    "rate_burst",
+    "credits_remaining",
+    "credits_updated_at",
+    "credits_refill_count",
+    "credits_refill_period_ms",
+];
+
+/// [`KeyLimits`] as the values of [`LIMIT_COLUMNS`], in order.
+pub(super) fn limit_values(l: &KeyLimits) -> [Option<i64>; 7] {
+    let rate = l.rate.as_ref();
+    let credits = l.credits.as_ref();
+    let refill = credits.and_then(|c| c.refill);
+    [
+        rate.map(|r| i64::from(r.rate().count())),
+        rate.map(|r| r.rate().period_ms()),
+        rate.map(|r| i64::from(r.burst())),
+        credits.map(|c| i64::try_from(c.remaining).unwrap_or(i64::MAX)),
+        credits.map(|c| millis(c.updated_at)),
+        refill.map(|r| i64::from(r.count())),
+        refill.map(|r| r.period_ms()),
+    ]
+}
+
+fn limits_from_values(v: [Option<i64>; 7]) -> Result<KeyLimits, StoreError> {
+    let bad = || corrupt("bad limits in key store");
+    let rate = match (v[0], v[1], v[2]) {
+        (None, None, None) => None,
+        (Some(count), Some(period), Some(burst)) => {
+            let rate = Rate::from_parts(count, period).ok_or_else(bad)?;
+            let burst = u32::try_from(burst).map_err(|_| bad())?;
+            Some(RateLimit::new(rate, Some(burst)).map_err(|_| bad())?)
+        }
+        _ => return Err(bad()),
+    };
+    let refill = match (v[5], v[6]) {
+        (None, None) => None,
+        (Some(count), Some(period)) => Some(Rate::from_parts(count, period).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    };
+    let credits = match (v[3], v[4]) {
+        (None, None) if refill.is_none() => None,
+        (Some(remaining), Some(at)) => Some(Credits {
+            remaining: u64::try_from(remaining).map_err(|_| bad())?,
+            refill,
+            updated_at: time(at)?,
+        }),
+        _ => return Err(bad()),
+    };
+    Ok(KeyLimits { rate, credits })
+}
+
 /// A key record from a row holding [`COLUMN_NAMES`], with the metadata as JSON text and times
 /// as Unix milliseconds, whatever the backend.
 /// A stored key hash, read back.
@@ -90,6 +146,10 @@ where
     let metadata: String = row.try_get("metadata").map_err(db_error)?;
     let metadata = serde_json::from_str(&metadata)
         .map_err(|e| corrupt("bad metadata json in key store").with_source(e))?;
+    let mut limits = [None; 7];
+    for (value, column) in limits.iter_mut().zip(LIMIT_COLUMNS) {
+        *value = row.try_get(column).map_err(db_error)?;
+    }
     Ok(StoredKey {
         record: KeyRecord {
             id: row.try_get("id").map_err(db_error)?,
@@ -101,6 +161,7 @@ where
             revoked_at: opt_time(row.try_get("revoked_at").map_err(db_error)?)?,
             last_used_at: opt_time(row.try_get("last_used_at").map_err(db_error)?)?,
             metadata,
+            limits: limits_from_values(limits)?,
         },
         hash,
     })
@@ -132,6 +193,30 @@ mod tests {
             e.to_string().contains("newer version of tower-auth-apikey"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn limits_round_trip_through_columns() {
+        let limits = KeyLimits {
+            rate: Some(RateLimit::new("100/1s".parse().unwrap(), Some(200)).unwrap()),
+            credits: Some(Credits {
+                remaining: 9_876,
+                refill: Some("10000/30d".parse().unwrap()),
+                updated_at: UNIX_EPOCH + Duration::from_millis(1_767_225_600_123),
+            }),
+        };
+        assert_eq!(limits_from_values(limit_values(&limits)).unwrap(), limits);
+        let none = KeyLimits::default();
+        assert_eq!(limits_from_values(limit_values(&none)).unwrap(), none);
+        let mut half = limit_values(&limits);
+        half[2] = None;
+        assert_eq!(
+            limits_from_values(half).unwrap_err().kind(),
+            StoreErrorKind::Corrupt
+        );
+        let mut negative = limit_values(&limits);
+        negative[3] = Some(-1);
+        assert!(limits_from_values(negative).is_err());
     }
 
     #[test]

@@ -9,11 +9,15 @@ use tower_auth_core::sql::{
     ChangePoller, Changes, Migrator, change_log_head, migrate_sqlite, open_sqlite, prune_change_log,
 };
 
-use super::sql::{Migration, db_error, key_hashes, migrator, millis, row_to_stored, store_error};
+use super::sql::{
+    LIMIT_COLUMNS, Migration, db_error, key_hashes, limit_values, migrator, millis, row_to_stored,
+    store_error,
+};
 use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
     StoreFuture,
 };
+use crate::limit::LimitsUpdate;
 use crate::{KeyHash, KeyRecord, StoredKey, telemetry};
 
 const MIGRATOR: Migrator = migrator(&[
@@ -27,10 +31,17 @@ const MIGRATOR: Migrator = migrator(&[
         description: "create tower_auth_api_key_changes",
         sql: include_str!("../../migrations/sqlite/0002_create_api_key_changes.sql"),
     },
+    Migration {
+        version: 3,
+        description: "add limits to tower_auth_api_keys",
+        sql: include_str!("../../migrations/sqlite/0003_add_api_key_limits.sql"),
+    },
 ]);
 
 const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at, revoked_at, \
-                       last_used_at, metadata";
+                       last_used_at, metadata, rate_count, rate_period_ms, rate_burst, \
+                       credits_remaining, credits_updated_at, credits_refill_count, \
+                       credits_refill_period_ms";
 
 /// The change log, written in the transaction of each change.
 const CHANGES: &str = "tower_auth_api_key_changes";
@@ -42,6 +53,7 @@ enum Change {
     Created,
     Revoked,
     Rotated,
+    Updated,
 }
 
 impl Change {
@@ -50,6 +62,7 @@ impl Change {
             Self::Created => "created",
             Self::Revoked => "revoked",
             Self::Rotated => "rotated",
+            Self::Updated => "updated",
         }
     }
 }
@@ -71,7 +84,7 @@ impl Change {
 /// # Changes made by other processes
 ///
 /// Several processes may share the file: a server and the `keys` command next to it, or two
-/// servers. Every change (a key created, revoked or rotated) is written to the change log,
+/// servers. Every change (a key created, revoked or rotated, its limits updated) is written to the change log,
 /// `tower_auth_api_key_changes`, in the transaction that makes it, naming the key's hash, with
 /// a sequence number that only grows. Every
 /// [`ApiKeyAuthenticator`](crate::ApiKeyAuthenticator) built on a `SqliteStore` holds one more
@@ -265,22 +278,41 @@ impl SqliteStoreBuilder {
 
 async fn insert(tx: &mut Transaction<'_, Sqlite>, key: &StoredKey) -> Result<(), StoreError> {
     let r = &key.record;
-    sqlx::query(&format!(
-        "INSERT INTO tower_auth_api_keys ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(&r.id)
-    .bind(&key.hash.as_bytes()[..])
-    .bind(&r.owner)
-    .bind(&r.name)
-    .bind(r.scopes.to_space_separated())
-    .bind(millis(r.created_at))
-    .bind(r.expires_at.map(millis))
-    .bind(r.revoked_at.map(millis))
-    .bind(r.last_used_at.map(millis))
-    .bind(r.metadata.to_string())
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    let sql = format!(
+        "INSERT INTO tower_auth_api_keys ({COLUMNS}) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(&r.id)
+        .bind(&key.hash.as_bytes()[..])
+        .bind(&r.owner)
+        .bind(&r.name)
+        .bind(r.scopes.to_space_separated())
+        .bind(millis(r.created_at))
+        .bind(r.expires_at.map(millis))
+        .bind(r.revoked_at.map(millis))
+        .bind(r.last_used_at.map(millis))
+        .bind(r.metadata.to_string());
+    for value in limit_values(&r.limits) {
+        query = query.bind(value);
+    }
+    query.execute(&mut **tx).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// Writes the limits of `key` (read in `tx`) back.
+async fn write_limits(tx: &mut Transaction<'_, Sqlite>, key: &StoredKey) -> Result<(), StoreError> {
+    let set = LIMIT_COLUMNS.map(|c| format!("{c} = ?")).join(", ");
+    let sql = format!("UPDATE tower_auth_api_keys SET {set} WHERE id = ?");
+    let mut query = sqlx::query(&sql);
+    for value in limit_values(&key.record.limits) {
+        query = query.bind(value);
+    }
+    query
+        .bind(&key.record.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }
 
@@ -452,6 +484,55 @@ impl KeyStore for SqliteStore {
                 .await
                 .map_err(db_error)?;
             key_hashes(rows)
+        })
+    }
+
+    fn update_limits<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a LimitsUpdate,
+        at: SystemTime,
+    ) -> StoreFuture<'a, Option<StoredKey>> {
+        Box::pin(async move {
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error)?;
+            let Some(mut key) = select_by_id(&mut tx, id).await? else {
+                return Ok(None);
+            };
+            let r = &mut key.record;
+            r.limits = update.apply(&r.limits, r.created_at, at);
+            write_limits(&mut tx, &key).await?;
+            self.log(&mut tx, Change::Updated, &key).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(Some(key))
+        })
+    }
+
+    fn spend_credits<'a>(&'a self, batch: &'a [(String, u64, SystemTime)]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_error)?;
+            for (id, spent, at) in batch {
+                let Some(mut key) = select_by_id(&mut tx, id).await? else {
+                    continue;
+                };
+                let created = key.record.created_at;
+                let Some(credits) = &mut key.record.limits.credits else {
+                    continue;
+                };
+                credits.spend(created, *spent, *at);
+                write_limits(&mut tx, &key).await?;
+            }
+            tx.commit().await.map_err(db_error)
         })
     }
 

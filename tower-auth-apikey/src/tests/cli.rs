@@ -73,6 +73,7 @@ async fn create_prints_fields_then_the_key_last() {
     assert_eq!(lines[3], "scopes read:items write:items");
     assert_eq!(lines[4], "created 2027-01-15T08:00:00Z");
     assert_eq!(lines[5], "expires 2027-04-15T08:00:00Z");
+    assert_eq!(lines[6], "limits -");
     let key = *lines.last().unwrap();
     assert!(key.starts_with("sk_test_") && !key.contains(' '));
     let r = keys.get(id).await.unwrap().unwrap();
@@ -102,18 +103,21 @@ async fn list_is_a_header_and_tab_separated_rows() {
     keys.revoke(&b.record.id).await.unwrap();
     let out = run(&keys, &["list"]).await.unwrap();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "id\towner\tscopes\tcreated\texpires\trevoked");
+    assert_eq!(
+        lines[0],
+        "id\towner\tscopes\tcreated\texpires\trevoked\tlimits"
+    );
     assert_eq!(
         lines[1],
         format!(
-            "{}\talice\ta b\t2027-01-15T08:00:00Z\t2027-01-15T08:01:00Z\t-",
+            "{}\talice\ta b\t2027-01-15T08:00:00Z\t2027-01-15T08:01:00Z\t-\t-",
             a.record.id
         )
     );
     assert_eq!(
         lines[2],
         format!(
-            "{}\tbob\t\t2027-01-15T08:00:01Z\t-\t2027-01-15T08:00:01Z",
+            "{}\tbob\t\t2027-01-15T08:00:01Z\t-\t2027-01-15T08:00:01Z\t-",
             b.record.id
         )
     );
@@ -183,4 +187,165 @@ fn durations_are_humantime_and_bad_ones_are_rejected() {
     assert!(
         App::try_parse_from(["app", "keys", "create", "--owner", "a", "--metadata", "{"]).is_err()
     );
+}
+
+/// The last tab-separated field of the `list` row of `id`.
+async fn listed_limits(keys: &ApiKeys, id: &str) -> String {
+    let out = run(keys, &["list"]).await.unwrap();
+    let row = out.lines().find(|l| l.starts_with(id)).unwrap();
+    row.rsplit('\t').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn create_and_update_set_limits_and_list_shows_them() {
+    let clock = clock();
+    let (keys, store) = admin(&clock);
+    let out = run(
+        &keys,
+        &[
+            "create",
+            "--owner",
+            "alice",
+            "--rate",
+            "100/1s",
+            "--burst",
+            "200",
+            "--credits",
+            "10000",
+            "--refill",
+            "10000/30d",
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.contains("\nlimits rate=100/1s burst=200 credits=10000 refill=10000/30days\n"),
+        "{out}"
+    );
+    let id = out.lines().next().unwrap().strip_prefix("id ").unwrap();
+    assert_eq!(
+        listed_limits(&keys, id).await,
+        "rate=100/1s burst=200 credits=10000 refill=10000/30days"
+    );
+
+    // Credits spent (written back by a server) show as what remains.
+    store
+        .spend_credits(&[(id.to_owned(), 124, t0())])
+        .await
+        .unwrap();
+    assert!(listed_limits(&keys, id).await.contains("credits=9876"));
+
+    // --burst alone keeps the rate; none goes back to the rate's count.
+    let out = run(&keys, &["update", id, "--burst", "50"]).await.unwrap();
+    assert!(
+        out.starts_with(&format!("updated {id} rate=100/1s burst=50 ")),
+        "{out}"
+    );
+    run(&keys, &["update", id, "--rate", "5/1m", "--burst", "none"])
+        .await
+        .unwrap();
+    assert!(
+        listed_limits(&keys, id)
+            .await
+            .starts_with("rate=5/1m burst=5 credits=9876")
+    );
+
+    // --credits N sets the remaining count; none removes each limit.
+    run(&keys, &["update", id, "--credits", "3", "--refill", "none"])
+        .await
+        .unwrap();
+    assert_eq!(
+        listed_limits(&keys, id).await,
+        "rate=5/1m burst=5 credits=3"
+    );
+    run(
+        &keys,
+        &["update", id, "--rate", "none", "--credits", "none"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed_limits(&keys, id).await, "-");
+
+    // A refill alone gives credits of its count.
+    run(&keys, &["update", id, "--refill", "7/1d"])
+        .await
+        .unwrap();
+    assert_eq!(listed_limits(&keys, id).await, "credits=7 refill=7/1day");
+
+    let e = run(&keys, &["update", "key_nope", "--credits", "1"])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CliError::NotFound(_)), "{e}");
+}
+
+#[tokio::test]
+async fn bad_limit_values_name_the_flag_and_the_value() {
+    let clock = clock();
+    let (keys, _) = admin(&clock);
+    for (args, flag, value) in [
+        (
+            &["create", "--owner", "a", "--rate", "100"][..],
+            "--rate",
+            "100",
+        ),
+        (
+            &["create", "--owner", "a", "--rate", "0/1s"],
+            "--rate",
+            "0/1s",
+        ),
+        (
+            &["create", "--owner", "a", "--rate", "1/1s", "--burst", "two"],
+            "--burst",
+            "two",
+        ),
+        (
+            &["create", "--owner", "a", "--credits", "lots"],
+            "--credits",
+            "lots",
+        ),
+        (
+            &["create", "--owner", "a", "--refill", "5/soon"],
+            "--refill",
+            "5/soon",
+        ),
+        (
+            &["update", "key_x", "--rate", "nothing"],
+            "--rate",
+            "nothing",
+        ),
+        (&["update", "key_x", "--credits", "1.5"], "--credits", "1.5"),
+    ] {
+        let mut argv = vec!["app", "keys"];
+        argv.extend_from_slice(args);
+        let e = App::try_parse_from(argv).unwrap_err().to_string();
+        assert!(e.contains(flag) && e.contains(value), "{args:?}: {e}");
+    }
+    // A burst without a rate: refused by clap on create, by the command on update.
+    assert!(
+        App::try_parse_from(["app", "keys", "create", "--owner", "a", "--burst", "5"]).is_err()
+    );
+    let a = keys.create(NewKey::new("alice")).await.unwrap();
+    let e = run(&keys, &["update", &a.record.id, "--burst", "5"])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CliError::Invalid {
+                flag: "--burst",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("\"5\""), "{e}");
+    let e = run(
+        &keys,
+        &["create", "--owner", "a", "--rate", "1/1s", "--burst", "0"],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("--burst"), "{e}");
+    let e = run(&keys, &["update", &a.record.id]).await.unwrap_err();
+    assert!(e.to_string().contains("nothing to update"), "{e}");
 }

@@ -199,3 +199,51 @@ fn a_feed_behind_the_pruned_change_log_clears_the_cache_and_counts_it() {
         1
     );
 }
+
+#[test]
+fn refusals_by_limits_are_counted_by_reason_without_the_key() {
+    let counts = Counts::default();
+    ::metrics::with_local_recorder(&counts, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let store = TestStore::new();
+                let auth = builder(&store).clock(clock()).build().unwrap();
+                let rate = crate::limit::RateLimit::new("1/1h".parse().unwrap(), None).unwrap();
+                let admin = auth.admin();
+                let limited = admin
+                    .create(NewKey::new("a").rate_limit(rate))
+                    .await
+                    .unwrap()
+                    .key;
+                let spent = admin.create(NewKey::new("b").credits(0)).await.unwrap().key;
+                let (svc, _) = stack(auth.clone());
+                assert_eq!(
+                    status(&svc, bearer(limited.expose_secret())).await,
+                    StatusCode::OK
+                );
+                for _ in 0..2 {
+                    assert_eq!(
+                        status(&svc, bearer(limited.expose_secret())).await,
+                        StatusCode::TOO_MANY_REQUESTS
+                    );
+                }
+                assert_eq!(
+                    status(&svc, bearer(spent.expose_secret())).await,
+                    StatusCode::TOO_MANY_REQUESTS
+                );
+            });
+    });
+    assert_eq!(
+        counts.get("tower_auth_apikey_limited_total{reason=rate}"),
+        2
+    );
+    assert_eq!(
+        counts.get("tower_auth_apikey_limited_total{reason=credits}"),
+        1
+    );
+    let names: Vec<String> = counts.0.lock().unwrap().keys().cloned().collect();
+    assert!(names.iter().all(|k| !k.contains("=key_")), "{names:?}");
+}

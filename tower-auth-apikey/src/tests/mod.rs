@@ -24,6 +24,7 @@ mod cli;
 mod filter;
 mod invalidation;
 mod layer;
+mod limits;
 mod lookup;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -178,6 +179,22 @@ impl KeyStore for TestStore {
             ))));
         }
         self.inner.key_hashes()
+    }
+    fn update_limits<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a crate::limit::LimitsUpdate,
+        at: SystemTime,
+    ) -> StoreFuture<'a, Option<StoredKey>> {
+        self.inner.update_limits(id, update, at)
+    }
+    fn spend_credits<'a>(&'a self, batch: &'a [(String, u64, SystemTime)]) -> StoreFuture<'a, ()> {
+        if self.mode.load(Ordering::SeqCst) == FAIL {
+            return Box::pin(std::future::ready(Err(StoreError::unavailable(
+                std::io::Error::other("connection refused"),
+            ))));
+        }
+        self.inner.spend_credits(batch)
     }
     fn invalidations(&self) -> Option<Box<dyn crate::InvalidationFeed>> {
         if self.listen {
