@@ -7,9 +7,7 @@ use std::time::Duration;
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
 };
-use oauth2::{
-    AuthType, AuthUrl, ClientId, ClientSecret, RedirectUrl, StandardRevocableToken, TokenUrl,
-};
+use oauth2::{AuthUrl, ClientId, ClientSecret, RedirectUrl, StandardRevocableToken, TokenUrl};
 use serde_json::Value;
 use tower_auth_core::ConfigError;
 use tower_auth_core::client::HttpClient;
@@ -23,6 +21,7 @@ use super::{
     ClientAuth, DEFAULT_MAX_PENDING, DEFAULT_PENDING_TTL, DEFAULT_STORE_TIMEOUT,
     INSECURE_LOGIN_COOKIE, Inner, LOGIN_COOKIE, Login, MemoryStore, PendingLoginStore,
 };
+use crate::client::{ClientRegistration, Secret};
 
 /// The longest [`pending_ttl`](LoginBuilder::pending_ttl) accepted.
 pub const MAX_PENDING_TTL: Duration = Duration::from_secs(3600);
@@ -67,15 +66,9 @@ impl Login {
             token_endpoint: None,
             require_iss: None,
             metadata_iss: false,
-            client_id: String::new(),
-            client_secret: None,
-            client_auth: ClientAuth::default(),
+            registration: ClientRegistration::default(),
             authorize_params: Vec::new(),
             redirect_uri: String::new(),
-            scopes: Vec::new(),
-            resources: Vec::new(),
-            http: None,
-            allow_http: false,
             http_redirect: false,
             keys: None,
             algorithms: Algorithm::ASYMMETRIC.to_vec(),
@@ -159,15 +152,9 @@ pub struct LoginBuilder {
     pub(super) token_endpoint: Option<String>,
     pub(super) require_iss: Option<bool>,
     pub(super) metadata_iss: bool,
-    pub(super) client_id: String,
-    pub(super) client_secret: Option<String>,
-    pub(super) client_auth: ClientAuth,
+    pub(super) registration: ClientRegistration,
     pub(super) authorize_params: Vec<(String, String)>,
     pub(super) redirect_uri: String,
-    pub(super) scopes: Vec<String>,
-    pub(super) resources: Vec<String>,
-    pub(super) http: Option<HttpClient>,
-    pub(super) allow_http: bool,
     pub(super) http_redirect: bool,
     pub(super) keys: Option<Arc<dyn KeySource>>,
     pub(super) algorithms: Vec<Algorithm>,
@@ -184,14 +171,18 @@ impl fmt::Debug for LoginBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoginBuilder")
             .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
+            .field("client_id", &self.registration.client_id)
             .field(
                 "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
+                &self
+                    .registration
+                    .client_secret
+                    .as_ref()
+                    .map(|_| "<redacted>"),
             )
-            .field("client_auth", &self.client_auth)
+            .field("client_auth", &self.registration.auth)
             .field("redirect_uri", &self.redirect_uri)
-            .field("scopes", &self.scopes)
+            .field("scopes", &self.registration.scopes)
             .finish_non_exhaustive()
     }
 }
@@ -280,7 +271,7 @@ impl LoginBuilder {
 
     /// The client id (required).
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
-        self.client_id = id.into();
+        self.registration = self.registration.client_id(id);
         self
     }
 
@@ -288,7 +279,7 @@ impl LoginBuilder {
     /// says. Leave it out for a public client (PKCE alone protects the code; the `client_id`
     /// goes in the form). Never logged or printed.
     pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
-        self.client_secret = Some(secret.into());
+        self.registration = self.registration.client_secret(secret);
         self
     }
 
@@ -296,7 +287,14 @@ impl LoginBuilder {
     /// `client_secret_basic`), as for [introspection](crate::introspection) and
     /// [client credentials](crate::client_credentials).
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
-        self.client_auth = auth;
+        self.registration = self.registration.client_auth(auth);
+        self
+    }
+
+    /// The whole [`ClientRegistration`] (client id, optional secret, client authentication,
+    /// scopes, resources, HTTP client) at once, replacing what the other client setters set.
+    pub fn registration(mut self, registration: ClientRegistration) -> Self {
+        self.registration = registration;
         self
     }
 
@@ -326,7 +324,7 @@ impl LoginBuilder {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self.registration = self.registration.scopes(scopes);
         self
     }
 
@@ -337,20 +335,20 @@ impl LoginBuilder {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
-        self.resources = resources.into_iter().map(Into::into).collect();
+        self.registration = self.registration.resources(resources);
         self
     }
 
     /// The HTTP client for the token endpoint and the keys (deadline, size cap, transport).
     pub fn http_client(mut self, client: HttpClient) -> Self {
-        self.http = Some(client);
+        self.registration = self.registration.http_client(client);
         self
     }
 
     /// Allows a plain-http authorization server when no [`http_client`](Self::http_client) is
     /// given. Only for loopback tests: codes, tokens and keys cross the wire in clear.
     pub fn insecure_allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
+        self.registration = self.registration.insecure_allow_http(allow);
         self
     }
 
@@ -432,7 +430,7 @@ impl LoginBuilder {
     /// Reads the issuer's metadata (OpenID Connect Discovery, falling back to RFC 8414), takes
     /// the endpoints from it ([`metadata`](Self::metadata)), and builds.
     pub async fn discover(self) -> Result<Login, LoginBuildError> {
-        let http = crate::http_client(self.http.clone(), self.allow_http)?;
+        let http = self.registration.http()?;
         let metadata = discover(&http, &self.issuer)
             .await
             .map_err(LoginBuildError::Discovery)?;
@@ -441,16 +439,22 @@ impl LoginBuilder {
 
     /// Validates the settings and builds.
     pub fn build(self) -> Result<Login, ConfigError> {
-        let http = crate::http_client(self.http.clone(), self.allow_http)?;
+        let http = self.registration.http()?;
         let (auth_endpoint, token_endpoint) = self.checked_endpoints(&http)?;
-        self.check_client()?;
+        self.registration.check(Secret::Optional)?;
         let secure = self.check_redirect_uri()?;
         self.check_flow_settings()?;
         let cookie_name = self.checked_cookie_name(secure)?;
         let keys = self.keys_or_discovery(&http)?;
         let oauth = self.oauth_client(&auth_endpoint, &token_endpoint)?;
         let mut scopes = vec!["openid".to_owned()];
-        for s in self.scopes {
+        let ClientRegistration {
+            client_id,
+            scopes: asked,
+            resources,
+            ..
+        } = self.registration;
+        for s in asked {
             if !scopes.contains(&s) {
                 scopes.push(s);
             }
@@ -466,10 +470,10 @@ impl LoginBuilder {
                 oauth,
                 http,
                 issuer: self.issuer,
-                client_id: self.client_id,
+                client_id,
                 redirect_uri: self.redirect_uri,
                 scopes,
-                resources: self.resources,
+                resources,
                 authorize_params: self.authorize_params,
                 require_iss: self.require_iss.unwrap_or(self.metadata_iss),
                 keys,
@@ -501,21 +505,6 @@ impl LoginBuilder {
         http.check_url(&token_endpoint)
             .map_err(|e| e.for_setting("token_endpoint"))?;
         Ok((auth_endpoint, token_endpoint))
-    }
-
-    /// The client id is set, and the secret, when given, is not empty.
-    fn check_client(&self) -> Result<(), ConfigError> {
-        if self.client_id.is_empty() {
-            return Err(ConfigError::new("client_id", "\"\"", "must not be empty"));
-        }
-        if self.client_secret.as_deref() == Some("") {
-            return Err(ConfigError::new(
-                "client_secret",
-                "\"\"",
-                "must not be empty (leave it out for a public client)",
-            ));
-        }
-        Ok(())
     }
 
     /// The redirect URI is absolute https, or http on a loopback host when allowed. Returns
@@ -651,15 +640,12 @@ impl LoginBuilder {
             BasicTokenIntrospectionResponse,
             StandardRevocableToken,
             BasicRevocationErrorResponse,
-        >::new(ClientId::new(self.client_id.clone()))
+        >::new(ClientId::new(self.registration.client_id.clone()))
         .set_auth_uri(auth_url)
         .set_token_uri(token_url)
         .set_redirect_uri(redirect_url)
-        .set_auth_type(match self.client_auth {
-            ClientAuth::ClientSecretPost => AuthType::RequestBody,
-            _ => AuthType::BasicAuth,
-        });
-        Ok(match &self.client_secret {
+        .set_auth_type(self.registration.auth.auth_type());
+        Ok(match &self.registration.client_secret {
             Some(secret) => oauth.set_client_secret(ClientSecret::new(secret.clone())),
             None => oauth,
         })

@@ -173,7 +173,7 @@ use tower_auth_core::client::HttpClient;
 use tower_auth_core::clock::Clock;
 use tower_auth_jwt::{Algorithm, KeySource};
 
-pub use crate::introspection::ClientAuth;
+pub use crate::client::ClientAuth;
 
 pub use self::builder::{
     LoginBuildError, LoginBuilder, MAX_ID_TOKEN_AGE, MAX_PENDING_TTL, MIN_PENDING_TTL,

@@ -725,7 +725,7 @@ fn metadata_sets_endpoints_and_iss_requirement() {
 async fn public_client_sends_its_id_and_no_secret() {
     let h = harness_with(|b| {
         let mut b = b;
-        b.client_secret = None;
+        b.registration.client_secret = None;
         b
     });
     let user = complete_with(&h, good_claims(&h, "<nonce>")).await.unwrap();
