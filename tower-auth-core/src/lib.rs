@@ -190,6 +190,7 @@ pub mod require;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[doc(hidden)]
 pub mod sql;
+pub mod store;
 mod telemetry;
 
 pub use self::authenticate::{Authenticate, AuthenticateLayer};
