@@ -192,6 +192,8 @@ pub mod require;
 pub mod sql;
 pub mod store;
 mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use self::authenticate::{Authenticate, AuthenticateLayer};
 pub use self::authenticator::{

@@ -236,9 +236,13 @@ impl Authenticator for IntrospectionAuthenticator {
             .map(|t| Found::new(t.to_owned(), Location::Authorization, Scheme::Introspection)))
     }
 
+    /// The future continues from [`authenticate_now`](Self::authenticate_now), the trait's
+    /// convention.
     fn authenticate(&self, token: String) -> BoxAuthFuture {
-        let inner = Arc::clone(&self.inner);
-        Box::pin(async move { inner.authenticate(token).await })
+        match self.authenticate_now(token) {
+            Authentication::Ready(result) => Box::pin(std::future::ready(result)),
+            Authentication::Pending(fut) => fut,
+        }
     }
 
     /// A cached verdict answers at once; a miss goes to the endpoint.
@@ -297,20 +301,6 @@ impl Inner {
             return Err(AuthError::invalid_token("token too long"));
         }
         Ok(())
-    }
-
-    async fn authenticate(self: Arc<Self>, token: String) -> Result<Principal, AuthError> {
-        self.check_length(&token)?;
-        let key = cache_key(&token);
-        let verdict = self
-            .cache
-            .get_or_load(key, || {
-                let this = Arc::clone(&self);
-                let token = token.clone();
-                async move { this.load(&token).await }
-            })
-            .await;
-        self.decide(verdict)
     }
 
     /// The outcome of a cached or loaded verdict (or of a failed load).
@@ -1283,5 +1273,36 @@ mod tests {
             let info = allocation_counter::measure(|| record("not_listed"));
             assert!(info.count_total > 0, "{info:?}");
         });
+    }
+
+    /// `authenticate_now` decides exactly as the future of `authenticate` would (the trait's
+    /// rule, checked by tower-auth-core's shared helper), before and after the cache holds the
+    /// answer: active tokens, inactive and unknown ones, another audience's, an expired one,
+    /// an endpoint failure and a token over the maximum length.
+    #[tokio::test]
+    async fn authenticate_now_decides_as_the_future() {
+        let (url, _) = server(Duration::ZERO).await;
+        let auth = builder(&url, &clock()).build().unwrap();
+        let long = "a".repeat(DEFAULT_MAX_TOKEN_LENGTH + 1);
+        let tokens = [
+            "good",
+            "service",
+            "aud-other",
+            "expired",
+            "string-true",
+            "unknown",
+            "boom",
+            long.as_str(),
+        ];
+        tower_auth_core::testing::assert_now_decides_as_future(
+            &auth,
+            tokens.map(|t| {
+                Request::get("/")
+                    .header("authorization", format!("Bearer {t}"))
+                    .body(())
+                    .unwrap()
+            }),
+        )
+        .await;
     }
 }
