@@ -7,6 +7,10 @@
 //! well-formed credential and a malformed one, a known and an unknown one, before and after a
 //! cache holds them.
 //!
+//! With feature `metrics` too, [`assert_metrics_described`] checks that a crate's
+//! `describe_metrics` gives a help text to every metric its code emits
+//! ([`metric_names_in`] finds those in its sources).
+//!
 //! ```
 //! use std::future::{Ready, ready};
 //! use http::Request;
@@ -104,6 +108,137 @@ fn decision(result: Result<Principal, AuthError>) -> String {
     match result {
         Ok(p) => format!("{p:?}"),
         Err(e) => format!("{:?} {} {}", e.kind(), e.status(), e.description()),
+    }
+}
+
+/// The help text of every metric that `describe` describes, by name, recorded with a local
+/// recorder (no global one is installed).
+#[cfg(feature = "metrics")]
+pub fn metric_descriptions(describe: impl FnOnce()) -> std::collections::BTreeMap<String, String> {
+    let recorder = metrics_support::Descriptions::default();
+    metrics::with_local_recorder(&recorder, describe);
+    recorder.into_inner()
+}
+
+/// The metric names the Rust sources under `src` emit: the string literal (`"tower_auth_..."`)
+/// that opens a `counter!`, `gauge!` or `histogram!` call (or a macro named `*counter!`), or a
+/// `NAME` constant. `describe_*!` calls are not emissions.
+///
+/// # Panics
+///
+/// When `src` cannot be read.
+#[cfg(feature = "metrics")]
+pub fn metric_names_in(src: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut dirs = vec![src.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            for marker in [
+                "counter!(",
+                "gauge!(",
+                "histogram!(",
+                "NAME: &'static str =",
+            ] {
+                for (at, _) in text.match_indices(marker) {
+                    if text[..at].ends_with("describe_") {
+                        continue;
+                    }
+                    let rest = text[at + marker.len()..].trim_start();
+                    if let Some(name) = rest.strip_prefix("\"tower_auth_")
+                        && let Some(end) = name.find('"')
+                    {
+                        names.insert(format!("tower_auth_{}", &name[..end]));
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Checks that `describe` (a crate's `describe_metrics`) gives a non-empty help text to every
+/// name of `emitted` and describes each of `elsewhere` (other crates' metrics it describes
+/// too), and that `emitted` holds each of `sure` (so that the scan that found them is known
+/// to work).
+///
+/// # Panics
+///
+/// Naming the first metric that is not described, or the sure name not found.
+#[cfg(feature = "metrics")]
+pub fn assert_metrics_described(
+    describe: impl FnOnce(),
+    emitted: &std::collections::BTreeSet<String>,
+    sure: &[&str],
+    elsewhere: &[&str],
+) {
+    let described = metric_descriptions(describe);
+    for name in sure {
+        assert!(emitted.contains(*name), "{name} not found in {emitted:?}");
+    }
+    for name in emitted {
+        assert!(
+            described.get(name).is_some_and(|h| !h.is_empty()),
+            "{name} is not described"
+        );
+    }
+    for name in elsewhere {
+        assert!(described.contains_key(*name), "{name} is not described");
+    }
+}
+
+#[cfg(feature = "metrics")]
+mod metrics_support {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    /// A recorder that keeps the help text of every metric described to it.
+    #[derive(Default)]
+    pub(super) struct Descriptions(Mutex<BTreeMap<String, String>>);
+
+    impl Descriptions {
+        fn keep(&self, name: KeyName, help: SharedString) {
+            let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            all.insert(name.as_str().to_owned(), help.into_owned());
+        }
+
+        pub(super) fn into_inner(self) -> BTreeMap<String, String> {
+            self.0.into_inner().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    impl Recorder for Descriptions {
+        fn describe_counter(&self, name: KeyName, _: Option<Unit>, help: SharedString) {
+            self.keep(name, help);
+        }
+        fn describe_gauge(&self, name: KeyName, _: Option<Unit>, help: SharedString) {
+            self.keep(name, help);
+        }
+        fn describe_histogram(&self, name: KeyName, _: Option<Unit>, help: SharedString) {
+            self.keep(name, help);
+        }
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::noop()
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
     }
 }
 
