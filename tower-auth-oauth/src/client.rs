@@ -90,6 +90,10 @@ pub(crate) enum Secret {
     /// A confidential client only (client credentials, introspection).
     Required,
     /// A public client may leave it out (login with PKCE).
+    #[cfg_attr(
+        not(feature = "login"),
+        expect(dead_code, reason = "only login takes public clients")
+    )]
     Optional,
 }
 
