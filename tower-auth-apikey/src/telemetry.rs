@@ -308,125 +308,18 @@ mod tests {
         });
     }
 
-    /// A name the scan must find, so that it is known to work.
-    const EMITTED_FOR_SURE: &str = "tower_auth_apikey_requests_total";
-    /// tower-auth-core's metrics, described here too.
-    const DESCRIBED_ELSEWHERE: &[&str] = &[
-        "tower_auth_requests_total",
-        "tower_auth_cache_requests_total",
-    ];
-
-    /// A recorder that keeps the help text of every metric described to it.
-    #[derive(Default)]
-    struct Descriptions(std::sync::Mutex<BTreeMap<String, String>>);
-
-    impl Descriptions {
-        fn keep(&self, name: metrics::KeyName, help: metrics::SharedString) {
-            let mut all = self.0.lock().unwrap();
-            all.insert(name.as_str().to_owned(), help.into_owned());
-        }
-    }
-
-    impl metrics::Recorder for Descriptions {
-        fn describe_counter(
-            &self,
-            name: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            help: metrics::SharedString,
-        ) {
-            self.keep(name, help);
-        }
-        fn describe_gauge(
-            &self,
-            name: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            help: metrics::SharedString,
-        ) {
-            self.keep(name, help);
-        }
-        fn describe_histogram(
-            &self,
-            name: metrics::KeyName,
-            _: Option<metrics::Unit>,
-            help: metrics::SharedString,
-        ) {
-            self.keep(name, help);
-        }
-        fn register_counter(
-            &self,
-            _: &metrics::Key,
-            _: &metrics::Metadata<'_>,
-        ) -> metrics::Counter {
-            metrics::Counter::noop()
-        }
-        fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-            metrics::Gauge::noop()
-        }
-        fn register_histogram(
-            &self,
-            _: &metrics::Key,
-            _: &metrics::Metadata<'_>,
-        ) -> metrics::Histogram {
-            metrics::Histogram::noop()
-        }
-    }
-
-    /// The metric names this crate's sources emit: the string literal that opens a `counter!`,
-    /// `gauge!` or `histogram!` call (or a macro of ours named `*counter!`), or a `NAME`
-    /// constant.
-    fn emitted_names() -> std::collections::BTreeSet<String> {
-        let mut names = std::collections::BTreeSet::new();
-        let mut dirs = vec![std::path::PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src"
-        ))];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    dirs.push(path);
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).unwrap();
-                for marker in [
-                    "counter!(",
-                    "gauge!(",
-                    "histogram!(",
-                    "NAME: &'static str =",
-                ] {
-                    for (at, _) in text.match_indices(marker) {
-                        if text[..at].ends_with("describe_") {
-                            continue;
-                        }
-                        let rest = text[at + marker.len()..].trim_start();
-                        if let Some(name) = rest.strip_prefix("\"tower_auth_") {
-                            let end = name.find('"').unwrap();
-                            names.insert(format!("tower_auth_{}", &name[..end]));
-                        }
-                    }
-                }
-            }
-        }
-        names
-    }
-
     /// `describe_metrics` gives a help text to every metric the crate's code emits.
     #[test]
     fn every_emitted_metric_is_described() {
-        let recorder = Descriptions::default();
-        metrics::with_local_recorder(&recorder, crate::describe_metrics);
-        let described = recorder.0.into_inner().unwrap();
-        let emitted = emitted_names();
-        assert!(emitted.contains(EMITTED_FOR_SURE), "{emitted:?}");
-        for name in &emitted {
-            let help = described.get(name);
-            assert!(
-                help.is_some_and(|h| !h.is_empty()),
-                "{name} is not described"
-            );
-        }
-        for name in DESCRIBED_ELSEWHERE {
-            assert!(described.contains_key(*name), "{name} is not described");
-        }
+        let src = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src"));
+        tower_auth_core::testing::assert_metrics_described(
+            crate::describe_metrics,
+            &tower_auth_core::testing::metric_names_in(src),
+            &["tower_auth_apikey_requests_total"],
+            &[
+                "tower_auth_requests_total",
+                "tower_auth_cache_requests_total",
+            ],
+        );
     }
 }

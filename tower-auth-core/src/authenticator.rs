@@ -100,7 +100,45 @@ pub trait Authenticator {
     /// keep.
     ///
     /// The default returns [`Authentication::Pending`] with `authenticate`'s future. An
-    /// override must decide exactly as that future would.
+    /// override must decide exactly as that future would; the `testing` module's
+    /// `assert_now_decides_as_future` (feature `testing`) checks it for a set of requests.
+    ///
+    /// The convention of this workspace's schemes, for one decision path: the logic lives
+    /// here, and `authenticate` calls `authenticate_now` and continues from it, turning a
+    /// ready decision into a ready future and returning a pending one as it is:
+    ///
+    /// ```
+    /// # use std::future::ready;
+    /// # use http::request::Parts;
+    /// # use tower_auth_core::credential::Found;
+    /// # use tower_auth_core::{AuthError, Authentication, Authenticator, BoxAuthFuture, Principal, Scheme};
+    /// struct Cached;
+    ///
+    /// impl Authenticator for Cached {
+    ///     type Credential = String;
+    ///     type Future = BoxAuthFuture;
+    /// #   fn extract(&self, _: &Parts) -> Result<Option<Found<String>>, AuthError> { Ok(None) }
+    ///
+    ///     fn authenticate(&self, token: String) -> BoxAuthFuture {
+    ///         match self.authenticate_now(token) {
+    ///             Authentication::Ready(result) => Box::pin(ready(result)),
+    ///             Authentication::Pending(fut) => fut,
+    ///         }
+    ///     }
+    ///
+    ///     fn authenticate_now(&self, token: String) -> Authentication<BoxAuthFuture> {
+    ///         if token.is_empty() {
+    ///             // Decided without waiting.
+    ///             return Authentication::Ready(Err(AuthError::invalid_token("empty token")));
+    ///         }
+    ///         // A cache miss: the rest happens in the future.
+    ///         Authentication::Pending(Box::pin(async move {
+    ///             Ok(Principal::builder(token, Scheme::Custom("cached")).build())
+    ///         }))
+    ///     }
+    /// }
+    /// # let _ = Cached;
+    /// ```
     fn authenticate_now(&self, credential: Self::Credential) -> Authentication<Self::Future> {
         Authentication::Pending(self.authenticate(credential))
     }

@@ -190,7 +190,10 @@ pub mod require;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[doc(hidden)]
 pub mod sql;
+pub mod store;
 mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use self::authenticate::{Authenticate, AuthenticateLayer};
 pub use self::authenticator::{

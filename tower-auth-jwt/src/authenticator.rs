@@ -129,25 +129,35 @@ impl JwtAuthenticator {
     /// that receive tokens outside HTTP headers (a WebSocket message, a gRPC metadata entry
     /// you parse yourself).
     pub fn verify(&self, token: &str) -> JwtFuture {
-        // Size first: nothing of an oversized token is read.
-        if token.len() > self.inner.max_token_size {
-            return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
-        }
-        match Segments::split(token.as_bytes()) {
-            Some(segments) => self.start(segments, Binding::Bearer),
-            None => JwtFuture::ready(reject(malformed())),
-        }
+        JwtFuture::settle(self.verify_now(token.as_bytes(), None, Binding::Bearer))
     }
 
     /// Verifies a token presented with the DPoP scheme: as [`verify`](Self::verify), but the
     /// token must be bound (`cnf.jkt`), which the caller then compares with its proof key.
     pub(crate) fn verify_bound(&self, token: &str) -> JwtFuture {
+        JwtFuture::settle(self.verify_now(token.as_bytes(), None, Binding::Dpop))
+    }
+
+    /// The one path of [`verify`](Self::verify), `verify_bound` and the [`Authenticator`]
+    /// methods: size first (nothing of an oversized token is read), then the segments (split
+    /// here unless `extract` found the dots), then [`start`](Self::start). Decided at once
+    /// unless the key source has to fetch keys.
+    fn verify_now(
+        &self,
+        token: &[u8],
+        dots: Option<(usize, usize)>,
+        binding: Binding,
+    ) -> Authentication<JwtFuture> {
         if token.len() > self.inner.max_token_size {
-            return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
+            return Authentication::Ready(reject(AuthError::invalid_token("token too large")));
         }
-        match Segments::split(token.as_bytes()) {
-            Some(segments) => self.start(segments, Binding::Dpop),
-            None => JwtFuture::ready(reject(malformed())),
+        let segments = match dots {
+            Some((first, last)) => Segments::at(token, first, last),
+            None => Segments::split(token),
+        };
+        match segments {
+            Some(segments) => self.start(segments, binding),
+            None => Authentication::Ready(reject(malformed())),
         }
     }
 
@@ -164,9 +174,9 @@ impl JwtAuthenticator {
         self.inner.cache.as_ref().map_or(0, TokenCache::entry_count)
     }
 
-    /// Verifies a token whose size the caller has checked ([`verify`](Self::verify) and
-    /// `authenticate` both do, before splitting it).
-    fn start(&self, token: Segments<'_>, binding: Binding) -> JwtFuture {
+    /// Verifies a token whose size [`verify_now`](Self::verify_now) has checked: decided at
+    /// once unless the key source has to fetch keys.
+    fn start(&self, token: Segments<'_>, binding: Binding) -> Authentication<JwtFuture> {
         let inner = &self.inner;
         // The cache is keyed by the SHA-256 of the signature segment, and an entry also holds
         // the signing input (header and claims, which the principal holds decoded anyway): a
@@ -182,7 +192,7 @@ impl JwtAuthenticator {
             match hit {
                 // The key that verified it is still published: serve from cache.
                 Some(hit) if hit.key.strong_count() > 0 => {
-                    return JwtFuture::ready(inner.cached(&hit, binding));
+                    return Authentication::Ready(inner.cached(&hit, binding));
                 }
                 // Its key left every key set: verify again (and fail if it is gone for good).
                 Some(_) => cache.remove(&key),
@@ -191,12 +201,12 @@ impl JwtAuthenticator {
             hash = Some(key);
         }
         match inner.verify(token, None, hash, binding) {
-            Ok(Verdict::Principal(p)) => JwtFuture::ready(Ok(p)),
-            Err(e) => JwtFuture::ready(reject(e)),
+            Ok(Verdict::Principal(p)) => Authentication::Ready(Ok(p)),
+            Err(e) => Authentication::Ready(reject(e)),
             Ok(Verdict::FetchKeys(fut)) => {
                 let inner = Arc::clone(inner);
                 let (token, first, last) = (token.token.to_vec(), token.first, token.last);
-                JwtFuture::boxed(Box::pin(async move {
+                Authentication::Pending(JwtFuture::boxed(Box::pin(async move {
                     let keys = fut.await.map_err(|e| {
                         reject_err(
                             AuthError::unavailable("signing keys unavailable").with_source(e),
@@ -211,7 +221,7 @@ impl JwtAuthenticator {
                             reject(AuthError::unavailable("signing keys unavailable"))
                         }
                     }
-                }))
+                })))
             }
         }
     }
@@ -766,28 +776,15 @@ impl Authenticator for JwtAuthenticator {
         }
     }
 
+    /// The future continues from [`authenticate_now`](Self::authenticate_now), the trait's
+    /// convention.
     fn authenticate(&self, credential: JwtCredential) -> JwtFuture {
-        // Size first, as for `verify`: nothing of an oversized token is read.
-        if credential.range.len() > self.inner.max_token_size {
-            return JwtFuture::ready(reject(AuthError::invalid_token("token too large")));
-        }
-        let token = credential.as_bytes();
-        let segments = match credential.dots {
-            Some((first, last)) => Segments::at(token, first, last),
-            None => Segments::split(token),
-        };
-        match segments {
-            Some(segments) => self.start(segments, Binding::Bearer),
-            None => JwtFuture::ready(reject(malformed())),
-        }
+        JwtFuture::settle(self.authenticate_now(credential))
     }
 
+    /// Everything but a key fetch is decided at once.
     fn authenticate_now(&self, credential: JwtCredential) -> Authentication<JwtFuture> {
-        // Everything but a key fetch is decided at once.
-        match self.authenticate(credential).state {
-            FutureState::Ready(Some(result)) => Authentication::Ready(result),
-            state => Authentication::Pending(JwtFuture { state }),
-        }
+        self.verify_now(credential.as_bytes(), credential.dots, Binding::Bearer)
     }
 }
 
@@ -812,6 +809,14 @@ impl JwtFuture {
     fn boxed(fut: BoxAuthFuture) -> Self {
         Self {
             state: FutureState::Boxed(fut),
+        }
+    }
+
+    /// The future of a decision made at once, or the pending one.
+    fn settle(now: Authentication<Self>) -> Self {
+        match now {
+            Authentication::Ready(result) => Self::ready(result),
+            Authentication::Pending(fut) => fut,
         }
     }
 

@@ -99,46 +99,7 @@ pub fn describe_metrics() {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::Mutex;
-
-    use metrics::{
-        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
-    };
-
-    /// A recorder that keeps the help text of every metric described to it.
-    #[derive(Default)]
-    struct Descriptions(Mutex<BTreeMap<String, String>>);
-
-    impl Descriptions {
-        fn keep(&self, name: KeyName, help: SharedString) {
-            self.0
-                .lock()
-                .unwrap()
-                .insert(name.as_str().to_owned(), help.into_owned());
-        }
-    }
-
-    impl Recorder for Descriptions {
-        fn describe_counter(&self, name: KeyName, _: Option<Unit>, help: SharedString) {
-            self.keep(name, help);
-        }
-        fn describe_gauge(&self, name: KeyName, _: Option<Unit>, help: SharedString) {
-            self.keep(name, help);
-        }
-        fn describe_histogram(&self, name: KeyName, _: Option<Unit>, help: SharedString) {
-            self.keep(name, help);
-        }
-        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
-            Counter::noop()
-        }
-        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-            Gauge::noop()
-        }
-        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-            Histogram::noop()
-        }
-    }
+    use std::collections::BTreeSet;
 
     /// Every metric name quoted in this crate's sources (`"tower_auth_jwt_..."` and
     /// `"tower_auth_jwks_..."`), but the names of tables, which share the prefix: those named
@@ -206,23 +167,15 @@ mod tests {
     /// tower-auth-core's.
     #[test]
     fn every_emitted_metric_is_described() {
-        let recorder = Descriptions::default();
-        metrics::with_local_recorder(&recorder, crate::describe_metrics);
-        let described = recorder.0.into_inner().unwrap();
-        let emitted = emitted_names();
-        for sure in [
-            "tower_auth_jwt_verifications_total",
-            "tower_auth_jwks_fetches_total",
-            "tower_auth_jwt_refreshes_total",
-        ] {
-            assert!(emitted.contains(sure), "{emitted:?}");
-        }
-        for name in &emitted {
-            assert!(
-                described.get(name).is_some_and(|h| !h.is_empty()),
-                "{name} is not described"
-            );
-        }
-        assert!(described.contains_key("tower_auth_requests_total"));
+        tower_auth_core::testing::assert_metrics_described(
+            crate::describe_metrics,
+            &emitted_names(),
+            &[
+                "tower_auth_jwt_verifications_total",
+                "tower_auth_jwks_fetches_total",
+                "tower_auth_jwt_refreshes_total",
+            ],
+            &["tower_auth_requests_total"],
+        );
     }
 }

@@ -729,3 +729,32 @@ async fn authenticate_now_decides_as_authenticate() {
         }
     }
 }
+
+/// `authenticate_now` decides exactly as the future of `authenticate` would (the trait's rule,
+/// checked by tower-auth-core's shared helper), with and without the verified-token cache: a
+/// good token, an expired one, one without `exp`, one signed with another key, another
+/// audience's, and a three-segment value that is no JWT.
+#[tokio::test]
+async fn authenticate_now_decides_as_the_future() {
+    let requests = || {
+        [
+            mint(&claims(), &hmac()),
+            mint(&with(claims(), "exp", json!(NOW - 3600)), &hmac()),
+            mint(&without(claims(), "exp"), &hmac()),
+            mint(
+                &claims(),
+                &Signer::hmac(J::HS256, b"another-secret-another-secret-32"),
+            ),
+            mint(&with(claims(), "aud", json!("another-api")), &hmac()),
+            "not.a.jwt".to_owned(),
+        ]
+        .map(|t| bearer(&t))
+    };
+    let plain = builder().build().unwrap();
+    tower_auth_core::testing::assert_now_decides_as_future(&plain, requests()).await;
+    let cached = builder()
+        .verified_token_cache(CacheConfig::default())
+        .build()
+        .unwrap();
+    tower_auth_core::testing::assert_now_decides_as_future(&cached, requests()).await;
+}

@@ -92,6 +92,9 @@ use tower_auth_core::{
     PrincipalKind, Scheme, Scopes,
 };
 
+pub use crate::client::ClientAuth;
+use crate::client::{ClientRegistration, Secret};
+
 #[cfg(feature = "tracing")]
 const TARGET: &str = "tower_auth::oauth";
 
@@ -101,17 +104,6 @@ pub const DEFAULT_MAX_TOKEN_LENGTH: usize = 4096;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 /// Default leeway on `nbf` (60 s), for clock skew between the authorization server and here.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
-
-/// How the resource server authenticates to the introspection endpoint (RFC 6749 section 2.3.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ClientAuth {
-    /// HTTP Basic with the URL-encoded client id and secret (the default).
-    #[default]
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-}
 
 /// The introspection response of an accepted token, attached to the [`Principal`] for handlers
 /// that need members we do not map (`username`, custom members).
@@ -217,11 +209,7 @@ impl IntrospectionAuthenticator {
     pub fn builder(endpoint: impl Into<String>) -> IntrospectionAuthenticatorBuilder {
         IntrospectionAuthenticatorBuilder {
             endpoint: endpoint.into(),
-            client_id: String::new(),
-            client_secret: String::new(),
-            auth: ClientAuth::default(),
-            client: None,
-            allow_http: false,
+            registration: ClientRegistration::default(),
             cache: CacheConfig::default(),
             audiences: Vec::new(),
             any_audience: false,
@@ -248,9 +236,13 @@ impl Authenticator for IntrospectionAuthenticator {
             .map(|t| Found::new(t.to_owned(), Location::Authorization, Scheme::Introspection)))
     }
 
+    /// The future continues from [`authenticate_now`](Self::authenticate_now), the trait's
+    /// convention.
     fn authenticate(&self, token: String) -> BoxAuthFuture {
-        let inner = Arc::clone(&self.inner);
-        Box::pin(async move { inner.authenticate(token).await })
+        match self.authenticate_now(token) {
+            Authentication::Ready(result) => Box::pin(std::future::ready(result)),
+            Authentication::Pending(fut) => fut,
+        }
     }
 
     /// A cached verdict answers at once; a miss goes to the endpoint.
@@ -309,20 +301,6 @@ impl Inner {
             return Err(AuthError::invalid_token("token too long"));
         }
         Ok(())
-    }
-
-    async fn authenticate(self: Arc<Self>, token: String) -> Result<Principal, AuthError> {
-        self.check_length(&token)?;
-        let key = cache_key(&token);
-        let verdict = self
-            .cache
-            .get_or_load(key, || {
-                let this = Arc::clone(&self);
-                let token = token.clone();
-                async move { this.load(&token).await }
-            })
-            .await;
-        self.decide(verdict)
     }
 
     /// The outcome of a cached or loaded verdict (or of a failed load).
@@ -522,11 +500,7 @@ fn record_call() {
 #[must_use]
 pub struct IntrospectionAuthenticatorBuilder {
     endpoint: String,
-    client_id: String,
-    client_secret: String,
-    auth: ClientAuth,
-    client: Option<HttpClient>,
-    allow_http: bool,
+    registration: ClientRegistration,
     cache: CacheConfig,
     audiences: Vec<String>,
     any_audience: bool,
@@ -541,9 +515,9 @@ impl fmt::Debug for IntrospectionAuthenticatorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IntrospectionAuthenticatorBuilder")
             .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
+            .field("client_id", &self.registration.client_id)
             .field("client_secret", &"<redacted>")
-            .field("auth", &self.auth)
+            .field("auth", &self.registration.auth)
             .finish_non_exhaustive()
     }
 }
@@ -551,19 +525,27 @@ impl fmt::Debug for IntrospectionAuthenticatorBuilder {
 impl IntrospectionAuthenticatorBuilder {
     /// The resource server's client id at the authorization server (required).
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
-        self.client_id = id.into();
+        self.registration = self.registration.client_id(id);
         self
     }
 
     /// The resource server's client secret (required). Never logged or printed.
     pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
-        self.client_secret = secret.into();
+        self.registration = self.registration.client_secret(secret);
         self
     }
 
     /// How to authenticate to the endpoint (default `client_secret_basic`).
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
-        self.auth = auth;
+        self.registration = self.registration.client_auth(auth);
+        self
+    }
+
+    /// The resource server's whole [`ClientRegistration`] (client id, secret, client
+    /// authentication, HTTP client) at once, replacing what the setters above and
+    /// [`http_client`](Self::http_client) set. Its scopes and resources are not used here.
+    pub fn registration(mut self, registration: ClientRegistration) -> Self {
+        self.registration = registration;
         self
     }
 
@@ -625,14 +607,14 @@ impl IntrospectionAuthenticatorBuilder {
 
     /// The HTTP client (deadline, size cap, transport). Default: [`HttpClient`]'s defaults.
     pub fn http_client(mut self, client: HttpClient) -> Self {
-        self.client = Some(client);
+        self.registration = self.registration.http_client(client);
         self
     }
 
     /// Allows a plain-http endpoint when no [`http_client`](Self::http_client) is given. Only
     /// for loopback tests: the token and the client secret cross the wire in clear.
     pub fn insecure_allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
+        self.registration = self.registration.insecure_allow_http(allow);
         self
     }
 
@@ -644,20 +626,18 @@ impl IntrospectionAuthenticatorBuilder {
 
     /// Validates the settings.
     pub fn build(self) -> Result<IntrospectionAuthenticator, ConfigError> {
-        let client = crate::http_client(self.client, self.allow_http)?;
+        let client = self.registration.http()?;
         let endpoint = client
             .check_url(&self.endpoint)
             .map_err(|e| e.for_setting("endpoint"))?;
-        if self.client_id.is_empty() {
-            return Err(ConfigError::new("client_id", "\"\"", "must not be empty"));
-        }
-        if self.client_secret.is_empty() {
-            return Err(ConfigError::new(
-                "client_secret",
-                "\"\"",
-                "must not be empty",
-            ));
-        }
+        self.registration.check(Secret::Required)?;
+        let ClientRegistration {
+            client_id,
+            client_secret,
+            auth,
+            ..
+        } = self.registration;
+        let client_secret = client_secret.unwrap_or_default();
         match (self.audiences.is_empty(), self.any_audience) {
             (true, false) => {
                 return Err(ConfigError::new(
@@ -706,18 +686,18 @@ impl IntrospectionAuthenticatorBuilder {
         let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
-            enc(&self.client_id),
-            enc(&self.client_secret)
+            enc(&client_id),
+            enc(&client_secret)
         ));
         let mut basic = HeaderValue::try_from(format!("Basic {credentials}"))
-            .map_err(|_| ConfigError::new("client_id", &self.client_id, "not encodable"))?;
+            .map_err(|_| ConfigError::new("client_id", &client_id, "not encodable"))?;
         basic.set_sensitive(true);
         Ok(IntrospectionAuthenticator {
             inner: Arc::new(Inner {
                 endpoint,
-                client_id: self.client_id,
-                client_secret: self.client_secret,
-                auth: self.auth,
+                client_id,
+                client_secret,
+                auth,
                 basic,
                 client,
                 cache: AuthCache::with_hasher(
@@ -1293,5 +1273,36 @@ mod tests {
             let info = allocation_counter::measure(|| record("not_listed"));
             assert!(info.count_total > 0, "{info:?}");
         });
+    }
+
+    /// `authenticate_now` decides exactly as the future of `authenticate` would (the trait's
+    /// rule, checked by tower-auth-core's shared helper), before and after the cache holds the
+    /// answer: active tokens, inactive and unknown ones, another audience's, an expired one,
+    /// an endpoint failure and a token over the maximum length.
+    #[tokio::test]
+    async fn authenticate_now_decides_as_the_future() {
+        let (url, _) = server(Duration::ZERO).await;
+        let auth = builder(&url, &clock()).build().unwrap();
+        let long = "a".repeat(DEFAULT_MAX_TOKEN_LENGTH + 1);
+        let tokens = [
+            "good",
+            "service",
+            "aud-other",
+            "expired",
+            "string-true",
+            "unknown",
+            "boom",
+            long.as_str(),
+        ];
+        tower_auth_core::testing::assert_now_decides_as_future(
+            &auth,
+            tokens.map(|t| {
+                Request::get("/")
+                    .header("authorization", format!("Bearer {t}"))
+                    .body(())
+                    .unwrap()
+            }),
+        )
+        .await;
     }
 }

@@ -102,6 +102,7 @@
 // fresh `cargo doc --no-deps`, where crates are documented in parallel).
 #![doc(html_root_url = "https://docs.rs/tower-auth-oauth/0.1.0")]
 
+pub mod client;
 pub mod client_credentials;
 #[cfg(fuzzing)]
 #[doc(hidden)]
@@ -116,19 +117,6 @@ mod token_request;
 
 #[cfg(feature = "metrics")]
 pub use self::telemetry::describe_metrics;
-
-/// The HTTP client a builder was given, or the default one, allowing plain http only when told.
-fn http_client(
-    given: Option<tower_auth_core::client::HttpClient>,
-    allow_http: bool,
-) -> Result<tower_auth_core::client::HttpClient, tower_auth_core::ConfigError> {
-    match given {
-        Some(c) => Ok(c),
-        None => tower_auth_core::client::HttpClient::builder()
-            .insecure_allow_http(allow_http)
-            .build(),
-    }
-}
 
 #[cfg(test)]
 mod html_root_url_tests {

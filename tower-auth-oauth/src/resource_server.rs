@@ -44,7 +44,8 @@ use tower_auth_core::{AuthError, Authenticator, CacheConfig, Either, Or, OrFutur
 use tower_auth_jwt::remote::{DiscoveryError, JwksUrl, Metadata, discover};
 use tower_auth_jwt::{Algorithm, JwtAuthenticator, JwtCredential, JwtFuture, TrustedIssuer};
 
-use crate::introspection::{ClientAuth, IntrospectionAuthenticator};
+use crate::client::{ClientAuth, ClientRegistration};
+use crate::introspection::IntrospectionAuthenticator;
 
 /// Why a [`ResourceServer`] could not be built.
 #[derive(Debug)]
@@ -94,11 +95,10 @@ impl ResourceServer {
             audiences: Vec::new(),
             require_typ: true,
             algorithms: None,
-            introspection: None,
+            introspection: false,
+            registration: ClientRegistration::default(),
             introspection_cache: CacheConfig::default(),
             verified_token_cache: None,
-            http: None,
-            allow_http: false,
         }
     }
 
@@ -128,11 +128,11 @@ pub struct ResourceServerBuilder {
     audiences: Vec<String>,
     require_typ: bool,
     algorithms: Option<Vec<Algorithm>>,
-    introspection: Option<(String, String, ClientAuth)>,
+    /// Whether opaque tokens are introspected, with the client of `registration`.
+    introspection: bool,
+    registration: ClientRegistration,
     introspection_cache: CacheConfig,
     verified_token_cache: Option<CacheConfig>,
-    http: Option<HttpClient>,
-    allow_http: bool,
 }
 
 impl fmt::Debug for ResourceServerBuilder {
@@ -143,7 +143,7 @@ impl fmt::Debug for ResourceServerBuilder {
             .field("require_typ", &self.require_typ)
             .field(
                 "introspection_client",
-                &self.introspection.as_ref().map(|(id, _, _)| id),
+                &self.introspection.then_some(self.registration.id()),
             )
             .finish_non_exhaustive()
     }
@@ -195,7 +195,21 @@ impl ResourceServerBuilder {
         secret: impl Into<String>,
         auth: ClientAuth,
     ) -> Self {
-        self.introspection = Some((client_id.into(), secret.into(), auth));
+        self.registration = self
+            .registration
+            .client_id(client_id)
+            .client_secret(secret)
+            .client_auth(auth);
+        self.introspection = true;
+        self
+    }
+
+    /// Enables introspection of opaque tokens with this [`ClientRegistration`] (client id,
+    /// secret, client authentication), whose HTTP client, when it has one, also fetches the
+    /// metadata and keys. Its scopes and resources are not used.
+    pub fn introspection_registration(mut self, registration: ClientRegistration) -> Self {
+        self.registration = registration;
+        self.introspection = true;
         self
     }
 
@@ -213,14 +227,14 @@ impl ResourceServerBuilder {
 
     /// The HTTP client for metadata, keys and introspection.
     pub fn http_client(mut self, client: HttpClient) -> Self {
-        self.http = Some(client);
+        self.registration = self.registration.http_client(client);
         self
     }
 
     /// Allows plain-http URLs when no [`http_client`](Self::http_client) is given. Loopback
     /// tests only.
     pub fn insecure_allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
+        self.registration = self.registration.insecure_allow_http(allow);
         self
     }
 
@@ -241,7 +255,7 @@ impl ResourceServerBuilder {
     }
 
     fn client(&self) -> Result<HttpClient, ResourceServerError> {
-        crate::http_client(self.http.clone(), self.allow_http).map_err(config)
+        self.registration.http().map_err(config)
     }
 
     fn build_from(
@@ -285,8 +299,8 @@ impl ResourceServerBuilder {
         let jwt = jwt.build().map_err(config)?;
 
         let introspection = match self.introspection {
-            None => None,
-            Some((id, secret, auth)) => {
+            false => None,
+            true => {
                 let endpoint = metadata.introspection_endpoint().ok_or_else(|| {
                     config(tower_auth_core::ConfigError::new(
                         "introspection_endpoint",
@@ -296,9 +310,7 @@ impl ResourceServerBuilder {
                 })?;
                 Some(
                     IntrospectionAuthenticator::builder(endpoint)
-                        .client_id(id)
-                        .client_secret(secret)
-                        .client_auth(auth)
+                        .registration(self.registration)
                         .issuer(metadata.issuer())
                         .audiences(self.audiences.iter().cloned())
                         .cache(self.introspection_cache)

@@ -64,8 +64,6 @@
 //! (created, revoked, rotated, limits updated) and read by each feed over a connection of its own every 100 ms,
 //! when `PRAGMA data_version` shows a commit by another connection.
 
-use std::error::Error as StdError;
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -90,8 +88,7 @@ pub use self::postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteStore, SqliteStoreBuilder};
 
-/// The future returned by [`KeyStore`] methods.
-pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+pub use tower_auth_core::store::{StoreError, StoreErrorKind, StoreFuture};
 
 /// The future returned by [`InvalidationFeed::next`].
 pub type InvalidationFuture<'a> = Pin<Box<dyn Future<Output = Option<Invalidation>> + Send + 'a>>;
@@ -265,97 +262,6 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn key_hashes(&self) -> StoreFuture<'_, Option<Vec<KeyHash>>> {
         (**self).key_hashes()
-    }
-}
-
-type BoxError = Box<dyn StdError + Send + Sync>;
-
-/// A key store failed.
-///
-/// Cheap to clone (the cause is shared). The message never contains key material; the
-/// [`source`](StdError::source) is the backend's error, for logs.
-#[derive(Clone)]
-pub struct StoreError {
-    kind: StoreErrorKind,
-    message: &'static str,
-    source: Option<Arc<BoxError>>,
-}
-
-/// The class of a [`StoreError`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StoreErrorKind {
-    /// The store cannot be reached, is locked, or failed to answer.
-    Unavailable,
-    /// The call missed its deadline.
-    Timeout,
-    /// An insert collided with an existing id or hash.
-    Conflict,
-    /// Stored data could not be read back (a bad timestamp, bad JSON, a hash of the wrong size).
-    Corrupt,
-    /// Setting up the store (opening, migrating) failed.
-    Setup,
-    /// The store does not implement this operation.
-    Unsupported,
-}
-
-impl StoreError {
-    /// A failure of `kind`; `message` is a fixed, lowercase description.
-    pub fn new(kind: StoreErrorKind, message: &'static str) -> Self {
-        Self {
-            kind,
-            message,
-            source: None,
-        }
-    }
-
-    /// The store could not answer; `source` is the backend's error.
-    pub fn unavailable(source: impl Into<BoxError>) -> Self {
-        Self::new(StoreErrorKind::Unavailable, "key store unavailable").with_source(source)
-    }
-
-    /// The call missed its deadline.
-    pub fn timeout() -> Self {
-        Self::new(StoreErrorKind::Timeout, "key store deadline exceeded")
-    }
-
-    /// Attaches the underlying cause.
-    #[must_use]
-    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.source = Some(Arc::new(source.into()));
-        self
-    }
-
-    /// The class of the failure.
-    pub fn kind(&self) -> StoreErrorKind {
-        self.kind
-    }
-}
-
-impl fmt::Debug for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreError")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(s) => write!(f, "{}: {s}", self.message),
-            None => f.write_str(self.message),
-        }
-    }
-}
-
-impl StdError for StoreError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| &**e as &(dyn StdError + 'static))
     }
 }
 

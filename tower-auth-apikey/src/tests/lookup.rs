@@ -192,3 +192,40 @@ async fn a_cancelled_lookup_leaves_the_cache_consistent() {
     admin.revoke(&created.record.id).await.unwrap();
     assert_eq!(status(&svc, bearer(&key)).await, StatusCode::UNAUTHORIZED);
 }
+
+/// `authenticate_now` decides exactly as the future of `authenticate` would (the trait's rule,
+/// checked by tower-auth-core's shared helper): a good key, a revoked one, one no store holds
+/// and a tampered one, in either header, before and after the cache holds them.
+#[tokio::test]
+async fn authenticate_now_decides_as_the_future() {
+    let auth = ApiKeyAuthenticator::builder(MemoryStore::new())
+        .prefix("sk_test")
+        .build()
+        .unwrap();
+    let good = auth.admin().create(NewKey::new("a")).await.unwrap();
+    let revoked = auth.admin().create(NewKey::new("b")).await.unwrap();
+    auth.admin().revoke(&revoked.record.id).await.unwrap();
+    let unknown = ApiKeyAuthenticator::builder(MemoryStore::new())
+        .prefix("sk_test")
+        .build()
+        .unwrap()
+        .admin()
+        .create(NewKey::new("elsewhere"))
+        .await
+        .unwrap()
+        .key;
+    let good_key = good.key.expose_secret().to_owned();
+    let last = if good_key.ends_with('x') { 'y' } else { 'x' };
+    let tampered = format!("{}{last}", &good_key[..good_key.len() - 1]);
+    tower_auth_core::testing::assert_now_decides_as_future(
+        &auth,
+        [
+            bearer(&good_key),
+            with_header("x-api-key", &good_key),
+            bearer(revoked.key.expose_secret()),
+            bearer(unknown.expose_secret()),
+            bearer(&tampered),
+        ],
+    )
+    .await;
+}

@@ -8,8 +8,8 @@ use sqlx::{Postgres, Transaction};
 use tower_auth_core::sql::{Migrator, migrate_postgres, open_postgres};
 
 use super::sql::{
-    KEY_COLUMNS, Migration, db_error, migrator, millis, refresh_columns, row_to_key,
-    row_to_refresh, store_error,
+    KEY_COLUMNS, Migration, bind_family, bind_new_key, bind_token, db_error, migrator, millis,
+    refresh_columns, row_to_key, row_to_refresh, store_error,
 };
 use super::{
     RefreshFamily, RefreshTokenHash, RefreshTokenRecord, RefreshTokenStore, SigningKeyStore,
@@ -215,15 +215,14 @@ impl SigningKeyStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-            sqlx::query(
-                "INSERT INTO tower_auth_jwt_signing_keys \
-                 (kid, algorithm, material, created_at, retired_at) \
-                 VALUES ($1, $2, $3, $4, NULL)",
+            bind_new_key!(
+                sqlx::query(
+                    "INSERT INTO tower_auth_jwt_signing_keys \
+                     (kid, algorithm, material, created_at, retired_at) \
+                     VALUES ($1, $2, $3, $4, NULL)"
+                ),
+                new
             )
-            .bind(new.kid())
-            .bind(new.algorithm().as_str())
-            .bind(new.secret_material())
-            .bind(millis(new.created_at()))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -266,16 +265,14 @@ async fn insert_token(
     tx: &mut Transaction<'_, Postgres>,
     token: &RefreshTokenRecord,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO tower_auth_jwt_refresh_tokens \
-         (token_hash, family_id, created_at, expires_at, consumed_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+    bind_token!(
+        sqlx::query(
+            "INSERT INTO tower_auth_jwt_refresh_tokens \
+             (token_hash, family_id, created_at, expires_at, consumed_at) \
+             VALUES ($1, $2, $3, $4, $5)"
+        ),
+        token
     )
-    .bind(&token.hash.as_bytes()[..])
-    .bind(&token.family_id)
-    .bind(millis(token.created_at))
-    .bind(millis(token.expires_at))
-    .bind(token.consumed_at.map(millis))
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -290,19 +287,14 @@ impl RefreshTokenStore for PostgresStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await.map_err(db_error)?;
-            sqlx::query(
-                "INSERT INTO tower_auth_jwt_refresh_families \
-                 (id, subject, client_id, scope, claims, created_at, expires_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)",
+            bind_family!(
+                sqlx::query(
+                    "INSERT INTO tower_auth_jwt_refresh_families \
+                     (id, subject, client_id, scope, claims, created_at, expires_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)"
+                ),
+                family
             )
-            .bind(&family.id)
-            .bind(&family.subject)
-            .bind(&family.client_id)
-            .bind(&family.scope)
-            .bind(family.claims.to_string())
-            .bind(millis(family.created_at))
-            .bind(millis(family.expires_at))
-            .bind(family.revoked_at.map(millis))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

@@ -42,6 +42,53 @@ pub(super) fn db_error(e: sqlx::Error) -> StoreError {
     ROLE.db_error(e)
 }
 
+// The rows the issuer's stores write, bound in one place: the statements differ between
+// backends only in their placeholders (and Postgres's `::jsonb`), the values and their order
+// never. Macros rather than functions generic over sqlx's database, whose `Encode` bounds
+// would be longer than the binds.
+
+/// Binds a new signing key's `kid, algorithm, material, created_at` to `$query`, in that order.
+macro_rules! bind_new_key {
+    ($query:expr, $key:expr) => {
+        $query
+            .bind($key.kid())
+            .bind($key.algorithm().as_str())
+            .bind($key.secret_material())
+            .bind($crate::sql::millis($key.created_at()))
+    };
+}
+
+/// Binds a refresh token's `token_hash, family_id, created_at, expires_at, consumed_at` to
+/// `$query`, in that order.
+macro_rules! bind_token {
+    ($query:expr, $token:expr) => {
+        $query
+            .bind(&$token.hash.as_bytes()[..])
+            .bind(&$token.family_id)
+            .bind($crate::sql::millis($token.created_at))
+            .bind($crate::sql::millis($token.expires_at))
+            .bind($token.consumed_at.map($crate::sql::millis))
+    };
+}
+
+/// Binds a refresh family's `id, subject, client_id, scope, claims, created_at, expires_at,
+/// revoked_at` to `$query`, in that order (the claims as JSON text).
+macro_rules! bind_family {
+    ($query:expr, $family:expr) => {
+        $query
+            .bind(&$family.id)
+            .bind(&$family.subject)
+            .bind(&$family.client_id)
+            .bind(&$family.scope)
+            .bind($family.claims.to_string())
+            .bind($crate::sql::millis($family.created_at))
+            .bind($crate::sql::millis($family.expires_at))
+            .bind($family.revoked_at.map($crate::sql::millis))
+    };
+}
+
+pub(super) use {bind_family, bind_new_key, bind_token};
+
 /// A stored optional Unix-millisecond time.
 fn opt_time(ms: Option<i64>) -> Result<Option<std::time::SystemTime>, StoreError> {
     ms.map(time).transpose()

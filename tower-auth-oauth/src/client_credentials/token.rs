@@ -5,14 +5,12 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use oauth2::basic::BasicClient;
-use oauth2::{
-    AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, Scope, TokenResponse, TokenUrl,
-};
+use oauth2::{ClientId, ClientSecret, EndpointNotSet, EndpointSet, Scope, TokenResponse, TokenUrl};
 use tokio::time::Instant;
 use tower_auth_core::ConfigError;
 use tower_auth_core::client::HttpClient;
 
-use crate::introspection::ClientAuth;
+use crate::client::{ClientAuth, ClientRegistration, Secret};
 
 type OAuthClient =
     BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -145,13 +143,7 @@ impl ClientCredentials {
     pub fn builder(token_endpoint: impl Into<String>) -> ClientCredentialsBuilder {
         ClientCredentialsBuilder {
             token_endpoint: token_endpoint.into(),
-            client_id: String::new(),
-            client_secret: String::new(),
-            auth: ClientAuth::default(),
-            scopes: Vec::new(),
-            resources: Vec::new(),
-            http: None,
-            allow_http: false,
+            registration: ClientRegistration::default(),
             skew: Duration::from_secs(10),
             default_lifetime: Duration::from_secs(300),
         }
@@ -307,13 +299,7 @@ impl Inner {
 #[must_use]
 pub struct ClientCredentialsBuilder {
     token_endpoint: String,
-    client_id: String,
-    client_secret: String,
-    auth: ClientAuth,
-    scopes: Vec<String>,
-    resources: Vec<String>,
-    http: Option<HttpClient>,
-    allow_http: bool,
+    registration: ClientRegistration,
     skew: Duration,
     default_lifetime: Duration,
 }
@@ -322,7 +308,7 @@ impl fmt::Debug for ClientCredentialsBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCredentialsBuilder")
             .field("token_endpoint", &self.token_endpoint)
-            .field("client_id", &self.client_id)
+            .field("client_id", &self.registration.client_id)
             .field("client_secret", &"<redacted>")
             .finish_non_exhaustive()
     }
@@ -331,19 +317,19 @@ impl fmt::Debug for ClientCredentialsBuilder {
 impl ClientCredentialsBuilder {
     /// The client id (required).
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
-        self.client_id = id.into();
+        self.registration = self.registration.client_id(id);
         self
     }
 
     /// The client secret (required). Never logged or printed.
     pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
-        self.client_secret = secret.into();
+        self.registration = self.registration.client_secret(secret);
         self
     }
 
     /// How to authenticate to the token endpoint (default `client_secret_basic`).
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
-        self.auth = auth;
+        self.registration = self.registration.client_auth(auth);
         self
     }
 
@@ -353,7 +339,7 @@ impl ClientCredentialsBuilder {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self.registration = self.registration.scopes(scopes);
         self
     }
 
@@ -363,7 +349,14 @@ impl ClientCredentialsBuilder {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
-        self.resources = resources.into_iter().map(Into::into).collect();
+        self.registration = self.registration.resources(resources);
+        self
+    }
+
+    /// The whole [`ClientRegistration`] (client id, secret, client authentication, scopes,
+    /// resources, HTTP client) at once, replacing what the other client setters set.
+    pub fn registration(mut self, registration: ClientRegistration) -> Self {
+        self.registration = registration;
         self
     }
 
@@ -382,32 +375,23 @@ impl ClientCredentialsBuilder {
 
     /// The HTTP client for the token endpoint (deadline, size cap, transport).
     pub fn http_client(mut self, client: HttpClient) -> Self {
-        self.http = Some(client);
+        self.registration = self.registration.http_client(client);
         self
     }
 
     /// Allows a plain-http token endpoint when no [`http_client`](Self::http_client) is given.
     /// Only for loopback tests: the client secret crosses the wire in clear.
     pub fn insecure_allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
+        self.registration = self.registration.insecure_allow_http(allow);
         self
     }
 
     /// Validates the settings.
     pub fn build(self) -> Result<ClientCredentials, ConfigError> {
-        let http = crate::http_client(self.http, self.allow_http)?;
+        let http = self.registration.http()?;
         http.check_url(&self.token_endpoint)
             .map_err(|e| e.for_setting("token_endpoint"))?;
-        if self.client_id.is_empty() {
-            return Err(ConfigError::new("client_id", "\"\"", "must not be empty"));
-        }
-        if self.client_secret.is_empty() {
-            return Err(ConfigError::new(
-                "client_secret",
-                "\"\"",
-                "must not be empty",
-            ));
-        }
+        self.registration.check(Secret::Required)?;
         if self.default_lifetime.is_zero() {
             return Err(ConfigError::new(
                 "default_lifetime",
@@ -418,21 +402,26 @@ impl ClientCredentialsBuilder {
         let token_url = TokenUrl::new(self.token_endpoint.clone()).map_err(|_| {
             ConfigError::new("token_endpoint", &self.token_endpoint, "not a valid URL")
         })?;
-        let oauth = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.client_secret))
-            .set_auth_type(match self.auth {
-                ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
-                ClientAuth::ClientSecretPost => AuthType::RequestBody,
-            })
+        let ClientRegistration {
+            client_id,
+            client_secret,
+            auth,
+            scopes,
+            resources,
+            ..
+        } = self.registration;
+        let oauth = BasicClient::new(ClientId::new(client_id.clone()))
+            .set_client_secret(ClientSecret::new(client_secret.unwrap_or_default()))
+            .set_auth_type(auth.auth_type())
             .set_token_uri(token_url);
         Ok(ClientCredentials {
             inner: Arc::new(Inner {
                 oauth,
                 http,
                 token_endpoint: self.token_endpoint,
-                client_id: self.client_id,
-                scopes: self.scopes,
-                resources: self.resources,
+                client_id,
+                scopes,
+                resources,
                 skew: self.skew,
                 default_lifetime: self.default_lifetime,
                 current: RwLock::new(None),

@@ -6,10 +6,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use moka::policy::EvictionPolicy;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use tower_auth_core::ConfigError;
 use tower_auth_core::clock::{Clock, SystemClock};
+
+use super::LoginError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -260,6 +265,32 @@ impl MemoryStoreBuilder {
 
 /// The default lifetime of a pending login: how long a user has to log in at the provider.
 pub const DEFAULT_PENDING_TTL: Duration = Duration::from_secs(600);
+
+/// The store key of a pending login: a hash of the login cookie's id and the login's `state`,
+/// so that only a callback with both finds it, and the store sees neither.
+pub(super) fn store_key(id: &str, state: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"tower-auth-login\0");
+    h.update(id.as_bytes());
+    h.update(b"\0");
+    h.update(state.as_bytes());
+    URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
+/// The store call `fut`, failing with [`LoginError::Store`] when it fails or takes longer than
+/// `deadline`.
+pub(super) async fn with_deadline<T>(
+    deadline: Duration,
+    fut: StoreFuture<'_, T>,
+) -> Result<T, LoginError> {
+    match tokio::time::timeout(deadline, fut).await {
+        Ok(r) => r.map_err(LoginError::Store),
+        Err(elapsed) => Err(LoginError::Store(Box::new(elapsed))),
+    }
+}
+
+/// The default deadline of each pending-login store call.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

@@ -7,11 +7,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use hmac::{KeyInit, Mac};
+use http::{HeaderValue, Response};
 use http_body_util::Full;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tower_auth_core::PrincipalKind;
 use tower_auth_core::clock::ManualClock;
-use tower_auth_jwt::{KeySet, StaticKeys, VerifyingKey};
+use tower_auth_jwt::remote::Metadata;
+use tower_auth_jwt::{KeySet, MAX_LEEWAY, StaticKeys, VerifyingKey};
 
 use super::*;
 
@@ -722,7 +725,7 @@ fn metadata_sets_endpoints_and_iss_requirement() {
 async fn public_client_sends_its_id_and_no_secret() {
     let h = harness_with(|b| {
         let mut b = b;
-        b.client_secret = None;
+        b.registration.client_secret = None;
         b
     });
     let user = complete_with(&h, good_claims(&h, "<nonce>")).await.unwrap();
