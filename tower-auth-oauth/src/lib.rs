@@ -103,6 +103,7 @@
 #![doc(html_root_url = "https://docs.rs/tower-auth-oauth/0.1.0")]
 
 pub mod client_credentials;
+pub mod dpop;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -148,7 +148,9 @@
 //! The protected routes take `Authorization: DPoP <token>` with a fresh proof per request (its
 //! `ath` the token's hash); `/me` reports such a principal with scheme `jwt`. A bound token sent
 //! as Bearer is refused. Every 401 carries `Bearer realm="api"` first, then
-//! `DPoP algs="ES256 ES384 EdDSA PS256 RS256"`. `htu` is compared with the built-in issuer's URL
+//! `DPoP algs="ES256 ES384 EdDSA PS256 RS256"`. With `[introspection]`, an opaque token the
+//! authorization server bound to a DPoP key (`cnf.jkt` in its answer) is accepted the same way
+//! (and refused as Bearer). `htu` is compared with the built-in issuer's URL
 //! (`public_url`, else `http://<listen>`) followed by the request path: set `public_url` when
 //! clients reach the server through a proxy. Each instance keeps its own replay cache of proof
 //! identifiers; with several instances, turn on `dpop_nonce = true` with one
@@ -253,6 +255,7 @@ use tower_auth_jwt::revocation::{
 use tower_auth_jwt::{
     Algorithm, ClaimPath, ClaimsMapping, JwtAuthenticator, ServiceRule, TrustedIssuer,
 };
+use tower_auth_oauth::dpop::DpopIntrospection;
 use tower_auth_oauth::introspection::{ClientAuth, IntrospectionAuthenticator};
 
 use crate::config::{Config, ConfigError};
@@ -727,7 +730,17 @@ pub async fn app_serving(
     let jwt = jwt(prepared.issuers, built_in, revocations)?;
     let dpop = dpop::authenticator(config, jwt.clone(), url)?;
     let rejection = dpop::rejection(&dpop);
-    let auth = keys.or(dpop.clone()).or(jwt).or(prepared.introspection);
+    // DPoP-bound opaque tokens (`cnf.jkt` in the introspection answer), before the JWT DPoP
+    // authenticator, which claims every other `DPoP` token.
+    let dpop_introspection = prepared
+        .introspection
+        .clone()
+        .map(|i| DpopIntrospection::new(i, dpop.clone()));
+    let auth = keys
+        .or(dpop_introspection)
+        .or(dpop.clone())
+        .or(jwt)
+        .or(prepared.introspection);
     let mut app = router(
         auth.clone(),
         session::authenticated_routes(Arc::clone(&issuer)),

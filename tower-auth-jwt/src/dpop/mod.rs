@@ -228,6 +228,49 @@ impl DpopAuthenticator {
         Ok(Some(bind.thumbprint))
     }
 
+    /// Checks the proof of a resource request whose access token another authenticator
+    /// verifies (an opaque token checked by introspection): `Ok(None)` without
+    /// `Authorization: DPoP`, else the token and the RFC 7638 thumbprint of the proof key,
+    /// which the token's `cnf.jkt` must equal. Every check of [`Authenticator::authenticate`]
+    /// on the proof applies, `ath` and the replay cache included (the `jti` is recorded here,
+    /// before the token is verified). Errors are those of the DPoP scheme:
+    /// [`AuthErrorKind::InvalidDpopProof`], [`AuthErrorKind::UseDpopNonce`], `InvalidToken`
+    /// for a malformed token, `InvalidRequest` for two headers, `Unavailable` when the replay
+    /// cache is full.
+    pub fn check_resource_request(&self, parts: &Parts) -> Result<Option<DpopBinding>, AuthError> {
+        let Some(found) = self.extract(parts)? else {
+            return Ok(None);
+        };
+        let credential = found.credential;
+        let inner = &self.inner;
+        let token = credential
+            .authorization
+            .as_bytes()
+            .get(credential.token.clone())
+            .unwrap_or_default();
+        let expected = Expected {
+            method: credential.method.as_str(),
+            url: &credential.url,
+            token: Some(token),
+        };
+        let checked = proof::check(
+            credential.proof.as_bytes(),
+            &inner.policy,
+            &expected,
+            inner.nonces.as_ref(),
+            inner.clock.now(),
+        )?;
+        // The token is token68, so ASCII.
+        let token = String::from_utf8(token.to_vec())
+            .map_err(|_| dpop_error(AuthError::invalid_token("malformed dpop token")))?;
+        let bind = Bind::new(checked, inner.policy.leeway);
+        inner.remember(&bind)?;
+        Ok(Some(DpopBinding {
+            token,
+            thumbprint: bind.thumbprint,
+        }))
+    }
+
     /// The current nonce, when nonces are on: for a `DPoP-Nonce` header on other responses.
     pub fn current_nonce(&self) -> Option<HeaderValue> {
         let now = self.inner.clock.now();
@@ -389,6 +432,39 @@ impl fmt::Debug for DpopCredential {
         f.debug_struct("DpopCredential")
             .field("method", &self.method)
             .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A resource request's checked DPoP proof and its access token, from
+/// [`DpopAuthenticator::check_resource_request`]: the token still has to be verified, and its
+/// `cnf.jkt` compared with [`thumbprint`](Self::thumbprint). `Debug` does not show the token.
+pub struct DpopBinding {
+    token: String,
+    thumbprint: String,
+}
+
+impl DpopBinding {
+    /// The access token of `Authorization: DPoP`.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The RFC 7638 thumbprint of the proof key.
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// The token and the thumbprint.
+    pub fn into_parts(self) -> (String, String) {
+        (self.token, self.thumbprint)
+    }
+}
+
+impl fmt::Debug for DpopBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopBinding")
+            .field("thumbprint", &self.thumbprint)
             .finish_non_exhaustive()
     }
 }
