@@ -19,7 +19,11 @@
 //! - `ath` is the hash of the access token; the token's `cnf.jkt` is the RFC 7638 thumbprint of
 //!   the proof key;
 //! - a `jti` not seen in the window: a replay cache per instance, bounded (when it is full, new
-//!   proofs get 503 rather than an eviction that would admit a replay);
+//!   proofs get 503 rather than an eviction that would admit a replay); across instances,
+//!   nonces, or, opt-in, a replay cache shared through a store
+//!   ([`shared_replay_store`](DpopAuthenticatorBuilder::shared_replay_store):
+//!   `PostgresReplayStore`, `SqliteReplayStore`, or your own [`DpopReplayStore`]), which fails
+//!   closed (503) when the store cannot answer;
 //! - with [`nonces`](DpopAuthenticatorBuilder::nonces) (off by default), a current server nonce
 //!   ([`DpopNonces`], stateless, shared by every instance): otherwise 401
 //!   `use_dpop_nonce` with a fresh `DPoP-Nonce`.
@@ -94,6 +98,8 @@
 mod nonce;
 mod proof;
 mod replay;
+#[cfg(feature = "revocation")]
+mod shared;
 
 use std::fmt;
 use std::future::Future;
@@ -114,6 +120,12 @@ pub use self::nonce::DpopNonces;
 pub use self::proof::DpopKey;
 use self::proof::{Expected, Policy};
 use self::replay::{Refused, ReplayCache};
+#[cfg(feature = "revocation")]
+pub use self::shared::DpopReplayStore;
+#[cfg(all(feature = "revocation", feature = "postgres"))]
+pub use self::shared::PostgresReplayStore;
+#[cfg(all(feature = "revocation", feature = "sqlite"))]
+pub use self::shared::SqliteReplayStore;
 use crate::{Algorithm, Claims, ConfigError, JwtAuthenticator, JwtFuture};
 
 /// The `DPoP` request header.
@@ -145,6 +157,8 @@ struct Inner {
     external_url: Option<String>,
     nonces: Option<DpopNonces>,
     replay: ReplayCache,
+    #[cfg(feature = "revocation")]
+    shared: Option<Arc<dyn DpopReplayStore>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -173,6 +187,8 @@ impl DpopAuthenticator {
             external_url: None,
             nonces: None,
             replay_capacity: 100_000,
+            #[cfg(feature = "revocation")]
+            shared: None,
         }
     }
 
@@ -289,6 +305,8 @@ pub struct DpopAuthenticatorBuilder {
     external_url: Option<String>,
     nonces: Option<DpopNonces>,
     replay_capacity: usize,
+    #[cfg(feature = "revocation")]
+    shared: Option<Arc<dyn DpopReplayStore>>,
 }
 
 impl fmt::Debug for DpopAuthenticatorBuilder {
@@ -341,6 +359,19 @@ impl DpopAuthenticatorBuilder {
     /// until entries expire.
     pub fn replay_cache_capacity(mut self, entries: usize) -> Self {
         self.replay_capacity = entries;
+        self
+    }
+
+    /// Shares the replay cache of resource requests with every instance through `store`
+    /// (opt-in; feature `revocation`, on by default): a proof that passed this instance's own
+    /// cache and the token check is recorded there too, and refused when another instance saw
+    /// it. When the store cannot answer, the request is refused with 503 (fails closed). The
+    /// token routes' [`check_token_request`](DpopAuthenticator::check_token_request) and
+    /// [`check_resource_request`](DpopAuthenticator::check_resource_request) are synchronous
+    /// and use the instance's cache only; nonces cover them across instances.
+    #[cfg(feature = "revocation")]
+    pub fn shared_replay_store(mut self, store: impl DpopReplayStore) -> Self {
+        self.shared = Some(Arc::new(store));
         self
     }
 
@@ -411,6 +442,8 @@ impl DpopAuthenticatorBuilder {
                 external_url,
                 nonces: self.nonces,
                 replay: ReplayCache::new(self.replay_capacity),
+                #[cfg(feature = "revocation")]
+                shared: self.shared,
                 clock: self.clock,
             }),
         })
@@ -678,6 +711,12 @@ enum State {
         inner: Arc<Inner>,
         bind: Bind,
     },
+    /// Asking the shared replay store, with the principal to answer when the proof is new.
+    #[cfg(feature = "revocation")]
+    Sharing {
+        check: shared::SharedCheck,
+        principal: Option<Principal>,
+    },
 }
 
 impl DpopFuture {
@@ -693,10 +732,34 @@ impl DpopFuture {
             State::Ready(result) => result.take(),
             State::Verifying { jwt, inner, bind } => {
                 let verified = jwt.take_ready()?;
-                Some(finish(inner, bind, verified))
+                self.state = verified_state(inner, bind, verified);
+                match &mut self.state {
+                    State::Ready(result) => result.take(),
+                    _ => None,
+                }
             }
+            #[cfg(feature = "revocation")]
+            State::Sharing { .. } => None,
         }
     }
+}
+
+/// What follows the token's verification: the decision, or, with a shared replay store and a
+/// proof new to this instance, the store's check.
+fn verified_state(
+    inner: &Arc<Inner>,
+    bind: &Bind,
+    verified: Result<Principal, AuthError>,
+) -> State {
+    let result = finish(inner, bind, verified);
+    #[cfg(feature = "revocation")]
+    if let (Ok(_), Some(store)) = (&result, &inner.shared) {
+        return State::Sharing {
+            check: shared::check(store, bind.replay_key, bind.expires, inner.clock.now()),
+            principal: result.ok(),
+        };
+    }
+    State::Ready(Some(result))
 }
 
 fn finish(
@@ -717,6 +780,8 @@ impl fmt::Debug for DpopFuture {
         let state = match self.state {
             State::Ready(_) => "ready",
             State::Verifying { .. } => "verifying",
+            #[cfg(feature = "revocation")]
+            State::Sharing { .. } => "sharing",
         };
         f.debug_struct("DpopFuture").field("state", &state).finish()
     }
@@ -726,14 +791,37 @@ impl Future for DpopFuture {
     type Output = Result<Principal, AuthError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.get_mut().state {
-            State::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
-                Err(AuthError::invalid_token("future polled after completion"))
-            })),
-            State::Verifying { jwt, inner, bind } => match Pin::new(jwt).poll(cx) {
-                Poll::Ready(verified) => Poll::Ready(finish(inner, bind, verified)),
-                Poll::Pending => Poll::Pending,
-            },
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Ready(result) => {
+                    return Poll::Ready(result.take().unwrap_or_else(|| {
+                        Err(AuthError::invalid_token("future polled after completion"))
+                    }));
+                }
+                State::Verifying { jwt, inner, bind } => match Pin::new(jwt).poll(cx) {
+                    Poll::Ready(verified) => {
+                        let next = verified_state(inner, bind, verified);
+                        this.state = next;
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                #[cfg(feature = "revocation")]
+                State::Sharing { check, principal } => {
+                    let decided =
+                        match std::task::ready!(check.as_mut().poll(cx)) {
+                            Ok(true) => principal.take().ok_or_else(|| {
+                                AuthError::invalid_token("future polled after completion")
+                            }),
+                            Ok(false) => Err(AuthError::invalid_dpop_proof("dpop proof replayed")),
+                            // Fails closed: a proof nobody could check is not let through.
+                            Err(e) => Err(AuthError::unavailable("dpop replay store unavailable")
+                                .with_source(e)),
+                        };
+                    this.state = State::Ready(None);
+                    return Poll::Ready(decided);
+                }
+            }
         }
     }
 }

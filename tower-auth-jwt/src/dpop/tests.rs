@@ -826,3 +826,122 @@ fn bad_settings_are_named() {
         Some("https://example.com/api")
     );
 }
+
+/// A shared replay store in memory, for the tests: what every instance sees.
+#[cfg(feature = "revocation")]
+#[derive(Clone, Default)]
+struct MemoryShared(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], SystemTime>>>,
+);
+
+#[cfg(feature = "revocation")]
+impl DpopReplayStore for MemoryShared {
+    fn insert(
+        &self,
+        key: [u8; 32],
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> crate::StoreFuture<'_, bool> {
+        let mut seen = self.0.lock().unwrap();
+        let new = seen.get(&key).is_none_or(|&e| e <= now);
+        if new {
+            seen.insert(key, expires);
+        }
+        Box::pin(std::future::ready(Ok(new)))
+    }
+}
+
+/// A shared replay store that is down.
+#[cfg(feature = "revocation")]
+struct DownShared;
+
+#[cfg(feature = "revocation")]
+impl DpopReplayStore for DownShared {
+    fn insert(&self, _: [u8; 32], _: SystemTime, _: SystemTime) -> crate::StoreFuture<'_, bool> {
+        Box::pin(std::future::ready(Err(crate::StoreError::new(
+            crate::StoreErrorKind::Unavailable,
+            "store down",
+        ))))
+    }
+}
+
+#[cfg(feature = "revocation")]
+#[tokio::test]
+async fn a_shared_replay_store_refuses_a_proof_another_instance_saw() {
+    let s = setup(false);
+    let key = DpopKey::generate(Algorithm::ES256).unwrap();
+    let t = token(Some(key.thumbprint()));
+    let p = good(&key, &t);
+    let req = || request("GET", "/orders", &format!("DPoP {t}"), &[&p]);
+    // Without a shared store, a second instance (its own cache) accepts the replay.
+    let (a, b) = (dpop(&s).build().unwrap(), dpop(&s).build().unwrap());
+    assert_eq!(send(a, req()).await.status(), StatusCode::OK);
+    assert_eq!(send(b, req()).await.status(), StatusCode::OK);
+    // With one, it refuses it.
+    let store = MemoryShared::default();
+    let shared = || dpop(&s).shared_replay_store(store.clone()).build().unwrap();
+    let p = good(&key, &t);
+    let req = || request("GET", "/orders", &format!("DPoP {t}"), &[&p]);
+    assert_eq!(send(shared(), req()).await.status(), StatusCode::OK);
+    assert_dpop_error(
+        &send(shared(), req()).await,
+        "invalid_dpop_proof",
+        "dpop proof replayed",
+    );
+    // A fresh proof passes on any instance.
+    let p = good(&key, &t);
+    let res = send(
+        shared(),
+        request("GET", "/orders", &format!("DPoP {t}"), &[&p]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[cfg(feature = "revocation")]
+#[tokio::test]
+async fn a_shared_replay_store_that_is_down_fails_closed() {
+    let s = setup(false);
+    let auth = dpop(&s).shared_replay_store(DownShared).build().unwrap();
+    let key = DpopKey::generate(Algorithm::EdDSA).unwrap();
+    let t = token(Some(key.thumbprint()));
+    let res = send(
+        auth,
+        request("GET", "/orders", &format!("DPoP {t}"), &[&good(&key, &t)]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+}
+
+/// The SQLite store: shared by two instances on one file, an entry taken over once expired.
+#[cfg(all(feature = "revocation", feature = "sqlite"))]
+#[tokio::test]
+async fn the_sqlite_replay_store_is_shared_and_forgets_expired_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("dpop.db").display());
+    let one = SqliteReplayStore::connect(&url).await.unwrap();
+    let two = SqliteReplayStore::connect(&url).await.unwrap();
+    let key = [7u8; 32];
+    let expires = at(NOW + 60);
+    assert!(one.insert(key, expires, at(NOW)).await.unwrap());
+    assert!(!two.insert(key, expires, at(NOW + 1)).await.unwrap());
+    assert!(!one.insert(key, expires, at(NOW + 59)).await.unwrap());
+    assert!(two.insert(key, at(NOW + 200), at(NOW + 60)).await.unwrap());
+    assert!(!one.insert(key, at(NOW + 200), at(NOW + 61)).await.unwrap());
+
+    // Through the authenticators.
+    let s = setup(false);
+    let auth_one = dpop(&s).shared_replay_store(one).build().unwrap();
+    let auth_two = dpop(&s).shared_replay_store(two).build().unwrap();
+    let k = DpopKey::generate(Algorithm::ES256).unwrap();
+    let t = token(Some(k.thumbprint()));
+    let p = good(&k, &t);
+    let req = || request("GET", "/orders", &format!("DPoP {t}"), &[&p]);
+    assert_eq!(send(auth_one, req()).await.status(), StatusCode::OK);
+    assert_dpop_error(
+        &send(auth_two.clone(), req()).await,
+        "invalid_dpop_proof",
+        "dpop proof replayed",
+    );
+}
