@@ -945,3 +945,34 @@ async fn the_sqlite_replay_store_is_shared_and_forgets_expired_entries() {
         "dpop proof replayed",
     );
 }
+
+/// RFC 9449 section 4.1's example proof (also in the fuzz corpus), checked at its `iat` for
+/// its request: accepted, with the thumbprint of section 6.1's example; for another URL,
+/// refused.
+#[test]
+fn the_rfc_9449_example_proof_is_accepted_for_its_request() {
+    const PROOF: &str = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19.eyJqdGkiOiItQndDM0VTYzZhY2MybFRjIiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vc2VydmVyLmV4YW1wbGUuY29tL3Rva2VuIiwiaWF0IjoxNTYyMjYyNjE2fQ.2-GxA6T8lP4vfrg8v-FdWP0A0zdrj8igiMLvqRMUvwnQg4PtFLbdLXiOSsX0x7NVY-FNyJK70nfbV37xRZT3Lg";
+    let check = |base: &str| {
+        let jwt = JwtAuthenticator::builder()
+            .issuer(TrustedIssuer::new(ISS).audience("api").hmac_secret(SECRET))
+            .clock(ManualClock::new(at(1_562_262_616)))
+            .build()
+            .unwrap();
+        let dpop = DpopAuthenticator::builder(jwt)
+            .external_url(base)
+            .build()
+            .unwrap();
+        let (parts, ()) = Request::post("/token")
+            .header("dpop", PROOF)
+            .body(())
+            .unwrap()
+            .into_parts();
+        dpop.check_token_request(&parts)
+    };
+    assert_eq!(
+        check("https://server.example.com").unwrap().as_deref(),
+        Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+    );
+    let e = check("https://other.example.com").unwrap_err();
+    assert_eq!(e.kind(), AuthErrorKind::InvalidDpopProof);
+}
