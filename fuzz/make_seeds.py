@@ -206,6 +206,76 @@ for t in ["/", "/api/items", "/api/items/", "/api/items?x=/../admin", "/api/item
           "/api/%ff", "/api/a b", "/api/\u00e9", "/api/%3F/%23"]:
     add("forward_path", t)
 
+# dpop_proof: RFC 9449 section 4.1's example proof (accepted: the target's clock is its iat and
+# its URL the target's), fresh ES256 and Ed25519 proofs when python3-cryptography is there,
+# and variants of the example's header and claims (re-signed when a key is at hand, else with
+# the example's signature).
+RFC9449_PROOF = (
+    "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0"
+    "VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10"
+    "NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19.eyJqdGkiOiItQndDM0VTYzZhY2MybFRjIiwiaHRtIj"
+    "oiUE9TVCIsImh0dSI6Imh0dHBzOi8vc2VydmVyLmV4YW1wbGUuY29tL3Rva2VuIiwiaWF0IjoxNTYyMjYyNjE2fQ"
+    ".2-GxA6T8lP4vfrg8v-FdWP0A0zdrj8igiMLvqRMUvwnQg4PtFLbdLXiOSsX0x7NVY-FNyJK70nfbV37xRZT3Lg"
+)
+add("dpop_proof", RFC9449_PROOF)
+rfc_header, rfc_claims, rfc_sig = RFC9449_PROOF.split(".")
+rfc_jwk = json.loads(base64.urlsafe_b64decode(rfc_header + "=="))["jwk"]
+claims = {"jti": "-BwC3ESc6acc2lTc", "htm": "POST", "htu": "https://server.example.com/token",
+          "iat": 1562262616}
+
+
+def signer():
+    """An ES256 and an Ed25519 signer (header, sign) when python3-cryptography is installed."""
+    try:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, utils
+    except ImportError:
+        return []
+    out = []
+    k = ec.generate_private_key(ec.SECP256R1())
+    n = k.public_key().public_numbers()
+    jwk = {"kty": "EC", "crv": "P-256", "x": b64(n.x.to_bytes(32, "big")),
+           "y": b64(n.y.to_bytes(32, "big"))}
+
+    def es256(data, k=k):
+        r, s = utils.decode_dss_signature(k.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    out.append(({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}, es256))
+    e = ed25519.Ed25519PrivateKey.generate()
+    from cryptography.hazmat.primitives import serialization
+    raw = e.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    out.append(({"typ": "dpop+jwt", "alg": "EdDSA",
+                 "jwk": {"kty": "OKP", "crv": "Ed25519", "x": b64(raw)}}, e.sign))
+    return out
+
+
+def proof(header, body, sign=None):
+    h = b64(json.dumps(header, separators=(",", ":")).encode())
+    c = b64(json.dumps(body, separators=(",", ":")).encode())
+    sig = b64(sign(f"{h}.{c}".encode())) if sign else rfc_sig
+    return f"{h}.{c}.{sig}"
+
+
+keys = signer() or [({"typ": "dpop+jwt", "alg": "ES256", "jwk": rfc_jwk}, None)]
+for header, sign in keys:
+    add("dpop_proof", proof(header, claims, sign))
+    add("dpop_proof", proof(header, dict(claims, nonce="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), sign))
+    add("dpop_proof", proof(header, dict(claims, ath="fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"), sign))
+    for h in [dict(header, typ="JWT"), dict(header, typ="dpop+jwt; v=1"), dict(header, alg="HS256"),
+              dict(header, alg="none"), dict(header, jwk=dict(header["jwk"], d="AAAA")),
+              {k: v for k, v in header.items() if k != "jwk"}, dict(header, jwk="x"),
+              dict(header, crit=["exp"])]:
+        add("dpop_proof", proof(h, claims, sign))
+    for c in [dict(claims, htm="GET"), dict(claims, htu="https://server.example.com/token?x=1"),
+              dict(claims, htu="HTTPS://SERVER.EXAMPLE.COM:443/token#f"), dict(claims, iat="1562262616"),
+              dict(claims, iat=1562262616 + 3600), dict(claims, jti=""), dict(claims, jti=7),
+              {k: v for k, v in claims.items() if k != "jti"}, dict(claims, nonce=5)]:
+        add("dpop_proof", proof(header, c, sign))
+add("dpop_proof", f"{rfc_header}.{rfc_claims}")
+add("dpop_proof", f"{rfc_header}.{rfc_claims}.{rfc_sig}.x")
+add("dpop_proof", "a.b.c")
+
 for target, blobs in seeds.items():
     d = os.path.join(out, target)
     shutil.rmtree(d, ignore_errors=True)

@@ -66,6 +66,11 @@
 // JWT access token claims: iss, sub (= client_id for client credentials), aud, exp, iat, jti,
 // client_id, scope (when granted).
 //
+// DPoP (RFC 9449): on, with server nonces required in every proof (a token request with a
+// proof and no nonce gets 400 use_dpop_nonce and a DPoP-Nonce header); proof algorithms ES256,
+// Ed25519, EdDSA. A token request with a valid proof gets token_type DPoP and, for JWT access
+// tokens, cnf.jkt. Requests without a DPoP header are unaffected.
+//
 // Accounts: findAccount accepts any subject (the dev login form takes any login name, e.g.
 // "alice"); claims: sub, email "<sub>@example.test", email_verified true.
 
@@ -221,6 +226,11 @@ const configuration = {
   },
   features: {
     devInteractions: { enabled: true },
+    dPoP: {
+      enabled: true,
+      nonceSecret: crypto.randomBytes(32),
+      requireNonce: () => true,
+    },
     clientCredentials: { enabled: true },
     introspection: {
       enabled: true,

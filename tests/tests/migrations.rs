@@ -114,6 +114,31 @@ const MIGRATORS: &[Migrator] = &[
             })
         },
     },
+    Migrator {
+        krate: "tower-auth-jwt (dpop)",
+        migrations_table: "tower_auth_jwt_dpop_migrations",
+        tables: &["tower_auth_jwt_dpop_proofs"],
+        sqlite_tables: &[],
+        columns: &[],
+        sqlite: |url| {
+            Box::pin(async move {
+                tower_auth_jwt::dpop::SqliteReplayStore::connect(&url)
+                    .await
+                    .unwrap()
+                    .close()
+                    .await
+            })
+        },
+        postgres: |url| {
+            Box::pin(async move {
+                tower_auth_jwt::dpop::PostgresReplayStore::connect(&url)
+                    .await
+                    .unwrap()
+                    .close()
+                    .await
+            })
+        },
+    },
 ];
 
 /// The application's own sqlx-migrated table, present before any crate migrates.

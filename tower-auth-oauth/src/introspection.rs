@@ -19,9 +19,9 @@
 //!   refuses a configuration without them unless
 //!   [`insecure_accept_any_audience`](IntrospectionAuthenticatorBuilder::insecure_accept_any_audience)
 //!   says so;
-//! - rejects an answer carrying `cnf` (a sender-constrained token, RFC 8705 / RFC 9449): its
-//!   binding is not verified here, and such a token must not be accepted as a plain Bearer
-//!   token;
+//! - rejects a Bearer token whose answer carries `cnf` (a sender-constrained token, RFC 8705 /
+//!   RFC 9449): such a token must not be accepted as a plain Bearer token. A DPoP-bound token
+//!   (`cnf.jkt`) is accepted with its proof through [`DpopIntrospection`](crate::dpop::DpopIntrospection);
 //! - maps `sub`, `client_id`, `scope`, `iss` and `exp` onto the [`Principal`]: the subject is
 //!   `sub` (else `client_id`); the kind is [`PrincipalKind::Service`] when there is no `sub` or it
 //!   equals `client_id` (a client-credentials token), [`PrincipalKind::User`] otherwise; the full
@@ -247,27 +247,7 @@ impl Authenticator for IntrospectionAuthenticator {
 
     /// A cached verdict answers at once; a miss goes to the endpoint.
     fn authenticate_now(&self, token: String) -> Authentication<BoxAuthFuture> {
-        if let Err(e) = self.inner.check_length(&token) {
-            return Authentication::Ready(Err(e));
-        }
-        let key = cache_key(&token);
-        match self.inner.cache.get_now(&key) {
-            CacheRead::Hit(verdict) => Authentication::Ready(self.inner.decide(Ok(verdict))),
-            CacheRead::Miss(missed) => {
-                let inner = Arc::clone(&self.inner);
-                Authentication::Pending(Box::pin(async move {
-                    let verdict = inner
-                        .cache
-                        .load_missed(key, missed, || {
-                            let this = Arc::clone(&inner);
-                            let token = token.clone();
-                            async move { this.load(&token).await }
-                        })
-                        .await;
-                    inner.decide(verdict)
-                }))
-            }
-        }
+        self.inner.authenticate_now(token, None)
     }
 }
 
@@ -303,10 +283,45 @@ impl Inner {
         Ok(())
     }
 
-    /// The outcome of a cached or loaded verdict (or of a failed load).
+    /// A cached verdict answers at once; a miss goes to the endpoint. `proof_jkt`: the
+    /// thumbprint of the DPoP proof key the token came with (`DPoP` scheme), `None` for a
+    /// Bearer token.
+    fn authenticate_now(
+        self: &Arc<Self>,
+        token: String,
+        proof_jkt: Option<String>,
+    ) -> Authentication<BoxAuthFuture> {
+        if let Err(e) = self.check_length(&token) {
+            return Authentication::Ready(Err(e));
+        }
+        let key = cache_key(&token);
+        match self.cache.get_now(&key) {
+            CacheRead::Hit(verdict) => {
+                Authentication::Ready(self.decide(Ok(verdict), proof_jkt.as_deref()))
+            }
+            CacheRead::Miss(missed) => {
+                let inner = Arc::clone(self);
+                Authentication::Pending(Box::pin(async move {
+                    let verdict = inner
+                        .cache
+                        .load_missed(key, missed, || {
+                            let this = Arc::clone(&inner);
+                            let token = token.clone();
+                            async move { this.load(&token).await }
+                        })
+                        .await;
+                    inner.decide(verdict, proof_jkt.as_deref())
+                }))
+            }
+        }
+    }
+
+    /// The outcome of a cached or loaded verdict (or of a failed load), for a token that came
+    /// with a DPoP proof by the key of thumbprint `proof_jkt`, or as Bearer (`None`).
     fn decide(
         &self,
         verdict: Result<Option<Verdict>, Arc<IntrospectionError>>,
+        proof_jkt: Option<&str>,
     ) -> Result<Principal, AuthError> {
         let outcome = match verdict {
             Ok(Some(Ok(principal))) => {
@@ -315,7 +330,7 @@ impl Inner {
                     Some(exp) if exp <= self.clock.now() => {
                         Err(AuthError::invalid_token("token expired"))
                     }
-                    _ => Ok(principal),
+                    _ => binding(principal, proof_jkt),
                 }
             }
             Ok(Some(Err(reason))) => Err(AuthError::invalid_token(reason)),
@@ -426,11 +441,8 @@ impl Inner {
                 return Err("token not yet valid");
             }
         }
-        // A sender-constrained token (mTLS or DPoP binding) whose binding nobody checked here
-        // must not pass as a plain Bearer token.
-        if doc.contains_key("cnf") {
-            return Err("sender-constrained token not accepted as bearer");
-        }
+        // `cnf` (a sender-constrained token) is checked against the request's scheme by
+        // `binding`, once the verdict is out of the cache.
         let str_member = |name: &str| doc.get(name).and_then(Value::as_str);
         if let Some(expected) = &self.issuer
             && str_member("iss") != Some(expected.as_str())
@@ -468,6 +480,45 @@ impl Inner {
             b = b.issuer(iss);
         }
         Ok(b.extension(IntrospectionClaims(doc)).build())
+    }
+}
+
+/// The token's binding against the request: a Bearer token must carry no `cnf` (an mTLS or
+/// DPoP binding nobody checks must not pass as a plain Bearer token); a token sent with a DPoP
+/// proof must carry `cnf.jkt`, the thumbprint of the proof key (RFC 9449 section 6.2).
+fn binding(principal: Principal, proof_jkt: Option<&str>) -> Result<Principal, AuthError> {
+    let cnf = principal
+        .extension::<IntrospectionClaims>()
+        .and_then(|c| c.0.get("cnf"));
+    match (proof_jkt, cnf) {
+        (None, None) => Ok(principal),
+        (None, Some(_)) => Err(AuthError::invalid_token(
+            "sender-constrained token not accepted as bearer",
+        )),
+        (Some(proof), Some(cnf)) => {
+            match cnf.get("jkt").and_then(Value::as_str) {
+                Some(jkt) if jkt == proof => Ok(principal),
+                Some(_) => Err(AuthError::invalid_dpop_proof(
+                    "dpop proof key does not match the token",
+                )),
+                None => Err(AuthError::invalid_token("token is not bound to a dpop key")
+                    .with_challenge("DPoP")),
+            }
+        }
+        (Some(_), None) => {
+            Err(AuthError::invalid_token("token is not bound to a dpop key").with_challenge("DPoP"))
+        }
+    }
+}
+
+impl IntrospectionAuthenticator {
+    /// Authenticates `token`, sent with a DPoP proof whose key has the RFC 7638 thumbprint
+    /// `proof_jkt` (already checked): the answer must carry `cnf.jkt` = `proof_jkt`.
+    pub(crate) fn authenticate_bound(&self, token: String, proof_jkt: String) -> BoxAuthFuture {
+        match self.inner.authenticate_now(token, Some(proof_jkt)) {
+            Authentication::Ready(result) => Box::pin(std::future::ready(result)),
+            Authentication::Pending(fut) => fut,
+        }
     }
 }
 

@@ -104,6 +104,7 @@
 
 pub mod client;
 pub mod client_credentials;
+pub mod dpop;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;

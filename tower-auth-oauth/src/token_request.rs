@@ -12,6 +12,8 @@ pub(crate) enum SendError {
     Fetch(FetchError),
     /// The endpoint answered with a 5xx status: it is down or overloaded, whatever the body.
     Status(http::StatusCode),
+    /// The DPoP proof of the request could not be made.
+    Dpop(crate::client_credentials::DpopError),
 }
 
 impl fmt::Display for SendError {
@@ -19,6 +21,7 @@ impl fmt::Display for SendError {
         match self {
             Self::Fetch(e) => write!(f, "token request failed: {e}"),
             Self::Status(s) => write!(f, "token endpoint answered {}", s.as_u16()),
+            Self::Dpop(e) => e.fmt(f),
         }
     }
 }
@@ -27,7 +30,7 @@ impl std::error::Error for SendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Fetch(e) => Some(e),
-            Self::Status(_) => None,
+            Self::Status(_) | Self::Dpop(_) => None,
         }
     }
 }

@@ -121,6 +121,40 @@ pub struct Config {
     pub cache: CacheSection,
     /// Forward authentication for a proxy in front of other services.
     pub forward_auth: Option<ForwardAuthConfig>,
+    /// Require DPoP server nonces (RFC 9449 section 9) in every proof (default false).
+    #[serde(default)]
+    pub dpop_nonce: bool,
+    /// The secret the DPoP nonces are derived from (at least 32 bytes), required with
+    /// `dpop_nonce = true`: give every instance the same one.
+    pub dpop_nonce_secret: Option<Secret>,
+}
+
+/// A secret read from the file: `Debug` does not show it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 /// `[forward_auth]`: the endpoint a proxy (nginx `auth_request`, Traefik ForwardAuth, Envoy
@@ -284,6 +318,8 @@ impl Default for Config {
             introspection: None,
             cache: CacheSection::default(),
             forward_auth: None,
+            dpop_nonce: false,
+            dpop_nonce_secret: None,
         }
     }
 }
@@ -364,6 +400,7 @@ impl Config {
         if let Some(f) = &self.forward_auth {
             f.validate(self)?;
         }
+        crate::dpop::nonces(self)?;
         for (n, issuer) in self.issuers.iter().enumerate() {
             let key = |k: &str| format!("issuers[{n}].{k}");
             if issuer.audiences.is_empty() {
@@ -733,6 +770,18 @@ mod tests {
             (
                 "public_url = \"https://api.example.com/\"",
                 "configuration: invalid `public_url` = \"https://api.example.com/\": remove the trailing",
+            ),
+            (
+                "dpop_nonce = true",
+                "configuration: invalid `dpop_nonce_secret`: required, missing",
+            ),
+            (
+                "dpop_nonce = true\ndpop_nonce_secret = \"short\"",
+                "configuration: invalid `dpop_nonce_secret` = <5 bytes>: must be at least 32 bytes",
+            ),
+            (
+                "dpop_nonce_secret = \"a secret of at least thirty-two bytes\"",
+                "configuration: invalid `dpop_nonce_secret` = \"...\": only used with `dpop_nonce = true`",
             ),
             (
                 "listen = \"127.0.0.1:1\"\n[cache\n",

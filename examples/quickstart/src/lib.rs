@@ -45,7 +45,9 @@
 //! Credentials, in composition order (most specific first): API keys (`Authorization: Bearer
 //! sk_...` or `X-API-Key`), then JWTs of the configured `[[issuers]]` (three-segment Bearer
 //! values), then opaque tokens through RFC 7662 introspection when `[introspection]` is
-//! configured. Every rejection follows the tower-auth response contract.
+//! configured. Every rejection follows the tower-auth response contract. DPoP-bound tokens
+//! (RFC 9449, `Authorization: DPoP` with a `DPoP` proof) are accepted on every protected route
+//! beside them; see "DPoP" below.
 //!
 //! Configuration (`--config FILE`, TOML, every key optional). Errors, unknown keys included,
 //! are reported in one format, `FILE: invalid `KEY` = VALUE: REASON` with the key's path as
@@ -58,6 +60,8 @@
 //! database = "sqlite://quickstart.db"
 //! insecure_allow_http = false        # plain-http issuers (loopback tests only)
 //! api_key_prefix = "sk_test"
+//! # dpop_nonce = true                          # DPoP server nonces, off by default
+//! # dpop_nonce_secret = "..."                  # with dpop_nonce: 32+ bytes, the same everywhere
 //!
 //! [[issuers]]
 //! issuer = "https://idp.example.com"
@@ -139,6 +143,29 @@
 //! is notified; the command says so. Tokens of external `[[issuers]]` can be revoked by `jti` too
 //! (`--issuer`).
 //!
+//! # DPoP
+//!
+//! A login or refresh with a `DPoP` proof (RFC 9449 section 5; `htm` `POST`, `htu` the route's
+//! URL) gets an access token bound to the proof key (`cnf.jkt`, `"token_type": "DPoP"`), and
+//! the session's refresh tokens are bound too: a refresh without a proof by that key is
+//! refused, without consuming the refresh token. A session that started without a proof stays
+//! unbound. A bad proof at these routes is 400 with an RFC 6749 error body
+//! (`{"error": "invalid_dpop_proof", ...}`); `?mode=cookie` with a proof is 400
+//! `invalid_request` (a cookie is sent by the browser whoever holds the key).
+//!
+//! The protected routes take `Authorization: DPoP <token>` with a fresh proof per request (its
+//! `ath` the token's hash); `/me` reports such a principal with scheme `jwt`. A bound token sent
+//! as Bearer is refused. Every 401 carries `Bearer realm="api"` first, then
+//! `DPoP algs="ES256 ES384 EdDSA PS256 RS256"`. With `[introspection]`, an opaque token the
+//! authorization server bound to a DPoP key (`cnf.jkt` in its answer) is accepted the same way
+//! (and refused as Bearer). `htu` is compared with the built-in issuer's URL
+//! (`public_url`, else `http://<listen>`) followed by the request path: set `public_url` when
+//! clients reach the server through a proxy. Each instance keeps its own replay cache of proof
+//! identifiers; with several instances, turn on `dpop_nonce = true` with one
+//! `dpop_nonce_secret` for all of them: every proof must then carry a recent server nonce
+//! (`use_dpop_nonce` and a `DPoP-Nonce` header tell the client which), which any instance
+//! accepts.
+//!
 //! # Forward authentication
 //!
 //! With `[forward_auth]`, services in any language behind a proxy use the same API keys,
@@ -212,6 +239,7 @@
 //! the upstream only through the proxy.
 
 pub mod config;
+pub mod dpop;
 pub mod forward;
 pub mod session;
 
@@ -235,6 +263,7 @@ use tower_auth_jwt::revocation::{
 use tower_auth_jwt::{
     Algorithm, ClaimPath, ClaimsMapping, JwtAuthenticator, ServiceRule, TrustedIssuer,
 };
+use tower_auth_oauth::dpop::DpopIntrospection;
 use tower_auth_oauth::introspection::{ClientAuth, IntrospectionAuthenticator};
 
 use crate::config::{Config, ConfigError};
@@ -706,14 +735,26 @@ pub async fn app_serving(
         .claims_mapping(ClaimsMapping::none().role_path(ClaimPath::new("roles")))
         .service_rule(ServiceRule::ClientCredentials)
         .key_source(Arc::clone(&issuer));
+    let jwt = jwt(prepared.issuers, built_in, revocations)?;
+    let dpop = dpop::authenticator(config, jwt.clone(), url)?;
+    let rejection = dpop::rejection(&dpop);
+    // DPoP-bound opaque tokens (`cnf.jkt` in the introspection answer), before the JWT DPoP
+    // authenticator, which claims every other `DPoP` token.
+    let dpop_introspection = prepared
+        .introspection
+        .clone()
+        .map(|i| DpopIntrospection::new(i, dpop.clone()));
     let auth = keys
-        .or(jwt(prepared.issuers, built_in, revocations)?)
+        .or(dpop_introspection)
+        .or(dpop.clone())
+        .or(jwt)
         .or(prepared.introspection);
     let mut app = router(
         auth.clone(),
         session::authenticated_routes(Arc::clone(&issuer)),
+        rejection,
     )
-    .merge(session::routes(issuer));
+    .merge(session::routes(issuer, dpop));
     if let Some(f) = &config.forward_auth {
         let endpoint = forward::endpoint(auth, f)?;
         if let Some(listener) = grpc {
@@ -732,19 +773,19 @@ pub async fn app_serving(
     Ok(logged(app))
 }
 
-fn router<A>(auth: A, authenticated: Router) -> Router
+fn router<A>(auth: A, authenticated: Router, rejection: ProblemRejection) -> Router
 where
     A: Authenticator + Clone + Send + Sync + 'static,
     A::Future: Send + 'static,
 {
     let metrics = metrics_handle();
-    let read = RequireScopesLayer::all_of(["read:items"]).with_rejection(ProblemRejection::new());
-    let write = RequireScopesLayer::all_of(["write:items"]).with_rejection(ProblemRejection::new());
+    let read = RequireScopesLayer::all_of(["read:items"]).with_rejection(rejection.clone());
+    let write = RequireScopesLayer::all_of(["write:items"]).with_rejection(rejection.clone());
     let items = get((|| async { Json(serde_json::json!(["apple", "pear"])) }).layer(read))
         .post((|| async { (axum::http::StatusCode::CREATED, "created") }).layer(write));
     let admin = Router::new()
         .route("/admin", get(|| async { "welcome, admin" }))
-        .route_layer(RequireScopesLayer::all_of(["admin"]).with_rejection(ProblemRejection::new()));
+        .route_layer(RequireScopesLayer::all_of(["admin"]).with_rejection(rejection.clone()));
     Router::new()
         .route("/me", get(|p: Principal| async move { Json(p) }))
         .route("/items", items)
@@ -753,7 +794,7 @@ where
         .route_layer(axum::middleware::from_fn(record_principal))
         // What remains of an API key's limits, on allowed responses (refusals carry it anyway).
         .route_layer(tower_auth_apikey::limit::RateLimitHeadersLayer::new())
-        .route_layer(AuthenticateLayer::required(auth).with_rejection(ProblemRejection::new()))
+        .route_layer(AuthenticateLayer::required(auth).with_rejection(rejection))
         .route_layer(axum::middleware::from_fn(
             session::refuse_cross_site_cookie_writes,
         ))

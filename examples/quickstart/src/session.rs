@@ -17,17 +17,21 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::header::{CONTENT_TYPE, SET_COOKIE, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tower_auth_core::credential::cookie_value;
 use tower_auth_core::{AuthError, OnRejection, Principal, ProblemRejection, Scheme};
+use tower_auth_jwt::dpop::{DPOP, DpopAuthenticator};
 use tower_auth_jwt::is_cross_site;
 use tower_auth_jwt::issue::{IssueErrorKind, JwtIssuer, TokenPair, TokenRequest};
+
+use crate::dpop;
 
 /// The access-token cookie (`?mode=cookie`). The `__Host-` prefix makes a browser keep it only
 /// when it was set `Secure`, with `Path=/` and no `Domain`, by this very host: a sibling
@@ -126,6 +130,7 @@ fn login_refused() -> Response {
 fn tokens(pair: TokenPair, cookie_mode: bool) -> Response {
     let (access, refresh) = pair.into_parts();
     let expires_in = access.expires_in().as_secs();
+    let token_type = access.token_type();
     let refresh_age = refresh
         .expires_at()
         .duration_since(SystemTime::now())
@@ -147,26 +152,51 @@ fn tokens(pair: TokenPair, cookie_mode: bool) -> Response {
             SET_COOKIE,
             cookie(ACCESS_COOKIE, access.as_str(), "/", access.expires_in()),
         );
-        serde_json::json!({"token_type": "Bearer", "expires_in": expires_in})
+        serde_json::json!({"token_type": token_type, "expires_in": expires_in})
     } else {
         serde_json::json!({
-            "access_token": access.as_str(), "token_type": "Bearer", "expires_in": expires_in,
+            "access_token": access.as_str(), "token_type": token_type, "expires_in": expires_in,
         })
     };
     (StatusCode::OK, headers, Json(body)).into_response()
 }
 
+/// A login or refresh request's DPoP proof, checked: the thumbprint of its key when it has
+/// one; an error is answered with [`dpop::token_error`] (400 with an RFC 6749 body).
+fn token_request_proof(
+    dpop: &DpopAuthenticator,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Option<String>, AuthError> {
+    dpop.check_token_request(&dpop::parts(method, uri, headers))
+}
+
 async fn login(
     State(issuer): State<Arc<JwtIssuer>>,
+    Extension(dpop): Extension<DpopAuthenticator>,
     Query(mode): Query<Mode>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     Json(form): Json<Login>,
 ) -> Response {
-    let Some(request) = check_password(&form) else {
+    // A login starts a new session: its mode is the one asked for, body by default.
+    let cookie_mode = mode.mode.as_deref() == Some("cookie");
+    if cookie_mode && headers.contains_key(DPOP) {
+        return dpop::cookie_mode_refused();
+    }
+    let jkt = match token_request_proof(&dpop, method, uri, headers) {
+        Ok(jkt) => jkt,
+        Err(e) => return dpop::token_error(&e),
+    };
+    let Some(mut request) = check_password(&form) else {
         // Wrong credentials: 401, and no cookies.
         return login_refused();
     };
-    // A login starts a new session: its mode is the one asked for, body by default.
-    let cookie_mode = mode.mode.as_deref() == Some("cookie");
+    if let Some(jkt) = jkt {
+        request = request.dpop_jkt(jkt);
+    }
     match issuer.login(&request).await {
         Ok(pair) => tokens(pair, cookie_mode),
         Err(e) => rejection(&e.to_auth_error()),
@@ -184,7 +214,10 @@ pub fn cross_site_refused() -> Response {
 
 async fn refresh(
     State(issuer): State<Arc<JwtIssuer>>,
+    Extension(dpop): Extension<DpopAuthenticator>,
     Query(mode): Query<Mode>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     if is_cross_site(&headers) {
@@ -195,8 +228,20 @@ async fn refresh(
         Ok(None) => return rejection(&AuthError::invalid_token("no refresh cookie")),
         Err(e) => return rejection(&e),
     };
-    match issuer.refresh(&token).await {
-        Ok(pair) => tokens(pair, mode.cookie(&headers)),
+    let cookie_mode = mode.cookie(&headers);
+    if cookie_mode && headers.contains_key(DPOP) {
+        return dpop::cookie_mode_refused();
+    }
+    let jkt = match token_request_proof(&dpop, method, uri, headers) {
+        Ok(jkt) => jkt,
+        Err(e) => return dpop::token_error(&e),
+    };
+    match issuer.refresh_dpop(&token, jkt.as_deref()).await {
+        Ok(pair) => tokens(pair, cookie_mode),
+        // A bound session refreshed without its key's proof: a token-route DPoP error.
+        Err(e) if e.kind() == IssueErrorKind::InvalidDpopProof => {
+            dpop::token_error(&e.to_auth_error())
+        }
         Err(e) => rejection(&e.to_auth_error()),
     }
 }
@@ -254,12 +299,14 @@ async fn jwks(State(issuer): State<Arc<JwtIssuer>>) -> Response {
 }
 
 /// `/.well-known/jwks.json` and `/auth/{login,refresh,logout}`: no other credential needed.
-pub fn routes(issuer: Arc<JwtIssuer>) -> Router {
+/// A login or refresh with a DPoP proof checked by `dpop` gets tokens bound to its key.
+pub fn routes(issuer: Arc<JwtIssuer>, dpop: DpopAuthenticator) -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/auth/login", post(login))
         .route("/auth/refresh", post(refresh))
         .route("/auth/logout", post(logout))
+        .layer(Extension(dpop))
         .with_state(issuer)
 }
 

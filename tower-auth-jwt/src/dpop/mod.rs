@@ -19,7 +19,11 @@
 //! - `ath` is the hash of the access token; the token's `cnf.jkt` is the RFC 7638 thumbprint of
 //!   the proof key;
 //! - a `jti` not seen in the window: a replay cache per instance, bounded (when it is full, new
-//!   proofs get 503 rather than an eviction that would admit a replay);
+//!   proofs get 503 rather than an eviction that would admit a replay); across instances,
+//!   nonces, or, opt-in, a replay cache shared through a store
+//!   ([`shared_replay_store`](DpopAuthenticatorBuilder::shared_replay_store):
+//!   `PostgresReplayStore`, `SqliteReplayStore`, or your own [`DpopReplayStore`]), which fails
+//!   closed (503) when the store cannot answer;
 //! - with [`nonces`](DpopAuthenticatorBuilder::nonces) (off by default), a current server nonce
 //!   ([`DpopNonces`], stateless, shared by every instance): otherwise 401
 //!   `use_dpop_nonce` with a fresh `DPoP-Nonce`.
@@ -94,6 +98,8 @@
 mod nonce;
 mod proof;
 mod replay;
+#[cfg(feature = "revocation")]
+mod shared;
 
 use std::fmt;
 use std::future::Future;
@@ -114,6 +120,12 @@ pub use self::nonce::DpopNonces;
 pub use self::proof::DpopKey;
 use self::proof::{Expected, Policy};
 use self::replay::{Refused, ReplayCache};
+#[cfg(feature = "revocation")]
+pub use self::shared::DpopReplayStore;
+#[cfg(all(feature = "revocation", feature = "postgres"))]
+pub use self::shared::PostgresReplayStore;
+#[cfg(all(feature = "revocation", feature = "sqlite"))]
+pub use self::shared::SqliteReplayStore;
 use crate::{Algorithm, Claims, ConfigError, JwtAuthenticator, JwtFuture};
 
 /// The `DPoP` request header.
@@ -145,6 +157,8 @@ struct Inner {
     external_url: Option<String>,
     nonces: Option<DpopNonces>,
     replay: ReplayCache,
+    #[cfg(feature = "revocation")]
+    shared: Option<Arc<dyn DpopReplayStore>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -173,6 +187,8 @@ impl DpopAuthenticator {
             external_url: None,
             nonces: None,
             replay_capacity: 100_000,
+            #[cfg(feature = "revocation")]
+            shared: None,
         }
     }
 
@@ -228,6 +244,49 @@ impl DpopAuthenticator {
         Ok(Some(bind.thumbprint))
     }
 
+    /// Checks the proof of a resource request whose access token another authenticator
+    /// verifies (an opaque token checked by introspection): `Ok(None)` without
+    /// `Authorization: DPoP`, else the token and the RFC 7638 thumbprint of the proof key,
+    /// which the token's `cnf.jkt` must equal. Every check of [`Authenticator::authenticate`]
+    /// on the proof applies, `ath` and the replay cache included (the `jti` is recorded here,
+    /// before the token is verified). Errors are those of the DPoP scheme:
+    /// [`AuthErrorKind::InvalidDpopProof`], [`AuthErrorKind::UseDpopNonce`], `InvalidToken`
+    /// for a malformed token, `InvalidRequest` for two headers, `Unavailable` when the replay
+    /// cache is full.
+    pub fn check_resource_request(&self, parts: &Parts) -> Result<Option<DpopBinding>, AuthError> {
+        let Some(found) = self.extract(parts)? else {
+            return Ok(None);
+        };
+        let credential = found.credential;
+        let inner = &self.inner;
+        let token = credential
+            .authorization
+            .as_bytes()
+            .get(credential.token.clone())
+            .unwrap_or_default();
+        let expected = Expected {
+            method: credential.method.as_str(),
+            url: &credential.url,
+            token: Some(token),
+        };
+        let checked = proof::check(
+            credential.proof.as_bytes(),
+            &inner.policy,
+            &expected,
+            inner.nonces.as_ref(),
+            inner.clock.now(),
+        )?;
+        // The token is token68, so ASCII.
+        let token = String::from_utf8(token.to_vec())
+            .map_err(|_| dpop_error(AuthError::invalid_token("malformed dpop token")))?;
+        let bind = Bind::new(checked, inner.policy.leeway);
+        inner.remember(&bind)?;
+        Ok(Some(DpopBinding {
+            token,
+            thumbprint: bind.thumbprint,
+        }))
+    }
+
     /// The current nonce, when nonces are on: for a `DPoP-Nonce` header on other responses.
     pub fn current_nonce(&self) -> Option<HeaderValue> {
         let now = self.inner.clock.now();
@@ -246,6 +305,8 @@ pub struct DpopAuthenticatorBuilder {
     external_url: Option<String>,
     nonces: Option<DpopNonces>,
     replay_capacity: usize,
+    #[cfg(feature = "revocation")]
+    shared: Option<Arc<dyn DpopReplayStore>>,
 }
 
 impl fmt::Debug for DpopAuthenticatorBuilder {
@@ -298,6 +359,19 @@ impl DpopAuthenticatorBuilder {
     /// until entries expire.
     pub fn replay_cache_capacity(mut self, entries: usize) -> Self {
         self.replay_capacity = entries;
+        self
+    }
+
+    /// Shares the replay cache of resource requests with every instance through `store`
+    /// (opt-in; feature `revocation`, on by default): a proof that passed this instance's own
+    /// cache and the token check is recorded there too, and refused when another instance saw
+    /// it. When the store cannot answer, the request is refused with 503 (fails closed). The
+    /// token routes' [`check_token_request`](DpopAuthenticator::check_token_request) and
+    /// [`check_resource_request`](DpopAuthenticator::check_resource_request) are synchronous
+    /// and use the instance's cache only; nonces cover them across instances.
+    #[cfg(feature = "revocation")]
+    pub fn shared_replay_store(mut self, store: impl DpopReplayStore) -> Self {
+        self.shared = Some(Arc::new(store));
         self
     }
 
@@ -368,6 +442,8 @@ impl DpopAuthenticatorBuilder {
                 external_url,
                 nonces: self.nonces,
                 replay: ReplayCache::new(self.replay_capacity),
+                #[cfg(feature = "revocation")]
+                shared: self.shared,
                 clock: self.clock,
             }),
         })
@@ -389,6 +465,39 @@ impl fmt::Debug for DpopCredential {
         f.debug_struct("DpopCredential")
             .field("method", &self.method)
             .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A resource request's checked DPoP proof and its access token, from
+/// [`DpopAuthenticator::check_resource_request`]: the token still has to be verified, and its
+/// `cnf.jkt` compared with [`thumbprint`](Self::thumbprint). `Debug` does not show the token.
+pub struct DpopBinding {
+    token: String,
+    thumbprint: String,
+}
+
+impl DpopBinding {
+    /// The access token of `Authorization: DPoP`.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The RFC 7638 thumbprint of the proof key.
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// The token and the thumbprint.
+    pub fn into_parts(self) -> (String, String) {
+        (self.token, self.thumbprint)
+    }
+}
+
+impl fmt::Debug for DpopBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopBinding")
+            .field("thumbprint", &self.thumbprint)
             .finish_non_exhaustive()
     }
 }
@@ -602,6 +711,12 @@ enum State {
         inner: Arc<Inner>,
         bind: Bind,
     },
+    /// Asking the shared replay store, with the principal to answer when the proof is new.
+    #[cfg(feature = "revocation")]
+    Sharing {
+        check: shared::SharedCheck,
+        principal: Option<Principal>,
+    },
 }
 
 impl DpopFuture {
@@ -617,10 +732,34 @@ impl DpopFuture {
             State::Ready(result) => result.take(),
             State::Verifying { jwt, inner, bind } => {
                 let verified = jwt.take_ready()?;
-                Some(finish(inner, bind, verified))
+                self.state = verified_state(inner, bind, verified);
+                match &mut self.state {
+                    State::Ready(result) => result.take(),
+                    _ => None,
+                }
             }
+            #[cfg(feature = "revocation")]
+            State::Sharing { .. } => None,
         }
     }
+}
+
+/// What follows the token's verification: the decision, or, with a shared replay store and a
+/// proof new to this instance, the store's check.
+fn verified_state(
+    inner: &Arc<Inner>,
+    bind: &Bind,
+    verified: Result<Principal, AuthError>,
+) -> State {
+    let result = finish(inner, bind, verified);
+    #[cfg(feature = "revocation")]
+    if let (Ok(_), Some(store)) = (&result, &inner.shared) {
+        return State::Sharing {
+            check: shared::check(store, bind.replay_key, bind.expires, inner.clock.now()),
+            principal: result.ok(),
+        };
+    }
+    State::Ready(Some(result))
 }
 
 fn finish(
@@ -641,6 +780,8 @@ impl fmt::Debug for DpopFuture {
         let state = match self.state {
             State::Ready(_) => "ready",
             State::Verifying { .. } => "verifying",
+            #[cfg(feature = "revocation")]
+            State::Sharing { .. } => "sharing",
         };
         f.debug_struct("DpopFuture").field("state", &state).finish()
     }
@@ -650,14 +791,37 @@ impl Future for DpopFuture {
     type Output = Result<Principal, AuthError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.get_mut().state {
-            State::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
-                Err(AuthError::invalid_token("future polled after completion"))
-            })),
-            State::Verifying { jwt, inner, bind } => match Pin::new(jwt).poll(cx) {
-                Poll::Ready(verified) => Poll::Ready(finish(inner, bind, verified)),
-                Poll::Pending => Poll::Pending,
-            },
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                State::Ready(result) => {
+                    return Poll::Ready(result.take().unwrap_or_else(|| {
+                        Err(AuthError::invalid_token("future polled after completion"))
+                    }));
+                }
+                State::Verifying { jwt, inner, bind } => match Pin::new(jwt).poll(cx) {
+                    Poll::Ready(verified) => {
+                        let next = verified_state(inner, bind, verified);
+                        this.state = next;
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                #[cfg(feature = "revocation")]
+                State::Sharing { check, principal } => {
+                    let decided =
+                        match std::task::ready!(check.as_mut().poll(cx)) {
+                            Ok(true) => principal.take().ok_or_else(|| {
+                                AuthError::invalid_token("future polled after completion")
+                            }),
+                            Ok(false) => Err(AuthError::invalid_dpop_proof("dpop proof replayed")),
+                            // Fails closed: a proof nobody could check is not let through.
+                            Err(e) => Err(AuthError::unavailable("dpop replay store unavailable")
+                                .with_source(e)),
+                        };
+                    this.state = State::Ready(None);
+                    return Poll::Ready(decided);
+                }
+            }
         }
     }
 }

@@ -826,3 +826,153 @@ fn bad_settings_are_named() {
         Some("https://example.com/api")
     );
 }
+
+/// A shared replay store in memory, for the tests: what every instance sees.
+#[cfg(feature = "revocation")]
+#[derive(Clone, Default)]
+struct MemoryShared(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], SystemTime>>>,
+);
+
+#[cfg(feature = "revocation")]
+impl DpopReplayStore for MemoryShared {
+    fn insert(
+        &self,
+        key: [u8; 32],
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> crate::StoreFuture<'_, bool> {
+        let mut seen = self.0.lock().unwrap();
+        let new = seen.get(&key).is_none_or(|&e| e <= now);
+        if new {
+            seen.insert(key, expires);
+        }
+        Box::pin(std::future::ready(Ok(new)))
+    }
+}
+
+/// A shared replay store that is down.
+#[cfg(feature = "revocation")]
+struct DownShared;
+
+#[cfg(feature = "revocation")]
+impl DpopReplayStore for DownShared {
+    fn insert(&self, _: [u8; 32], _: SystemTime, _: SystemTime) -> crate::StoreFuture<'_, bool> {
+        Box::pin(std::future::ready(Err(crate::StoreError::new(
+            crate::StoreErrorKind::Unavailable,
+            "store down",
+        ))))
+    }
+}
+
+#[cfg(feature = "revocation")]
+#[tokio::test]
+async fn a_shared_replay_store_refuses_a_proof_another_instance_saw() {
+    let s = setup(false);
+    let key = DpopKey::generate(Algorithm::ES256).unwrap();
+    let t = token(Some(key.thumbprint()));
+    let p = good(&key, &t);
+    let req = || request("GET", "/orders", &format!("DPoP {t}"), &[&p]);
+    // Without a shared store, a second instance (its own cache) accepts the replay.
+    let (a, b) = (dpop(&s).build().unwrap(), dpop(&s).build().unwrap());
+    assert_eq!(send(a, req()).await.status(), StatusCode::OK);
+    assert_eq!(send(b, req()).await.status(), StatusCode::OK);
+    // With one, it refuses it.
+    let store = MemoryShared::default();
+    let shared = || dpop(&s).shared_replay_store(store.clone()).build().unwrap();
+    let p = good(&key, &t);
+    let req = || request("GET", "/orders", &format!("DPoP {t}"), &[&p]);
+    assert_eq!(send(shared(), req()).await.status(), StatusCode::OK);
+    assert_dpop_error(
+        &send(shared(), req()).await,
+        "invalid_dpop_proof",
+        "dpop proof replayed",
+    );
+    // A fresh proof passes on any instance.
+    let p = good(&key, &t);
+    let res = send(
+        shared(),
+        request("GET", "/orders", &format!("DPoP {t}"), &[&p]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[cfg(feature = "revocation")]
+#[tokio::test]
+async fn a_shared_replay_store_that_is_down_fails_closed() {
+    let s = setup(false);
+    let auth = dpop(&s).shared_replay_store(DownShared).build().unwrap();
+    let key = DpopKey::generate(Algorithm::EdDSA).unwrap();
+    let t = token(Some(key.thumbprint()));
+    let res = send(
+        auth,
+        request("GET", "/orders", &format!("DPoP {t}"), &[&good(&key, &t)]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+}
+
+/// The SQLite store: shared by two instances on one file, an entry taken over once expired.
+#[cfg(all(feature = "revocation", feature = "sqlite"))]
+#[tokio::test]
+async fn the_sqlite_replay_store_is_shared_and_forgets_expired_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("dpop.db").display());
+    let one = SqliteReplayStore::connect(&url).await.unwrap();
+    let two = SqliteReplayStore::connect(&url).await.unwrap();
+    let key = [7u8; 32];
+    let expires = at(NOW + 60);
+    assert!(one.insert(key, expires, at(NOW)).await.unwrap());
+    assert!(!two.insert(key, expires, at(NOW + 1)).await.unwrap());
+    assert!(!one.insert(key, expires, at(NOW + 59)).await.unwrap());
+    assert!(two.insert(key, at(NOW + 200), at(NOW + 60)).await.unwrap());
+    assert!(!one.insert(key, at(NOW + 200), at(NOW + 61)).await.unwrap());
+
+    // Through the authenticators.
+    let s = setup(false);
+    let auth_one = dpop(&s).shared_replay_store(one).build().unwrap();
+    let auth_two = dpop(&s).shared_replay_store(two).build().unwrap();
+    let k = DpopKey::generate(Algorithm::ES256).unwrap();
+    let t = token(Some(k.thumbprint()));
+    let p = good(&k, &t);
+    let req = || request("GET", "/orders", &format!("DPoP {t}"), &[&p]);
+    assert_eq!(send(auth_one, req()).await.status(), StatusCode::OK);
+    assert_dpop_error(
+        &send(auth_two.clone(), req()).await,
+        "invalid_dpop_proof",
+        "dpop proof replayed",
+    );
+}
+
+/// RFC 9449 section 4.1's example proof (also in the fuzz corpus), checked at its `iat` for
+/// its request: accepted, with the thumbprint of section 6.1's example; for another URL,
+/// refused.
+#[test]
+fn the_rfc_9449_example_proof_is_accepted_for_its_request() {
+    const PROOF: &str = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNoUklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERWclUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19.eyJqdGkiOiItQndDM0VTYzZhY2MybFRjIiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vc2VydmVyLmV4YW1wbGUuY29tL3Rva2VuIiwiaWF0IjoxNTYyMjYyNjE2fQ.2-GxA6T8lP4vfrg8v-FdWP0A0zdrj8igiMLvqRMUvwnQg4PtFLbdLXiOSsX0x7NVY-FNyJK70nfbV37xRZT3Lg";
+    let check = |base: &str| {
+        let jwt = JwtAuthenticator::builder()
+            .issuer(TrustedIssuer::new(ISS).audience("api").hmac_secret(SECRET))
+            .clock(ManualClock::new(at(1_562_262_616)))
+            .build()
+            .unwrap();
+        let dpop = DpopAuthenticator::builder(jwt)
+            .external_url(base)
+            .build()
+            .unwrap();
+        let (parts, ()) = Request::post("/token")
+            .header("dpop", PROOF)
+            .body(())
+            .unwrap()
+            .into_parts();
+        dpop.check_token_request(&parts)
+    };
+    assert_eq!(
+        check("https://server.example.com").unwrap().as_deref(),
+        Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+    );
+    let e = check("https://other.example.com").unwrap_err();
+    assert_eq!(e.kind(), AuthErrorKind::InvalidDpopProof);
+}

@@ -21,9 +21,19 @@
 //! - A `401` from the called API triggers at most one token refresh and retry, and only for
 //!   requests whose body is empty (`GET`, `DELETE`, ...), which can be replayed exactly; other
 //!   requests get the `401` back. The retry reuses a token another request already refreshed.
+//! - DPoP (RFC 9449), with [`ClientCredentialsBuilder::dpop`] and a key from
+//!   [`DpopKey::generate`](tower_auth_jwt::dpop::DpopKey::generate): each token request carries a
+//!   proof (sent once more with the authorization server's `DPoP-Nonce` when it answers
+//!   `use_dpop_nonce`), and a token the server binds (`token_type` `DPoP`) goes out as
+//!   `Authorization: DPoP` with a fresh proof per request (`htm`, `htu`, `ath`, and the last nonce
+//!   that origin sent). A resource's `use_dpop_nonce` challenge is answered by sending the
+//!   request again with a proof carrying the nonce, when its body is empty and so can be sent
+//!   again exactly; otherwise the `401` goes back to the caller, and the next request carries the
+//!   nonce. DPoP needs absolute request URIs (the proof names the URL): a path-only one fails
+//!   with [`DpopError::RelativeUri`].
 //!
 //! The service's error type is `Box<dyn Error + Send + Sync>` (as for tower's own `Timeout`):
-//! it is either the inner client's error or a [`TokenError`]; downcast to tell them apart. The
+//! it is the inner client's error, a [`TokenError`], a [`DestinationError`] or a [`DpopError`]; downcast to tell them apart. The
 //! response future is boxed: the path includes network I/O, and one allocation keeps the types
 //! nameable for tonic's generated clients.
 //!
@@ -50,9 +60,11 @@
 //! # }
 //! ```
 
+mod dpop;
 mod service;
 mod token;
 
+pub use self::dpop::DpopError;
 pub use self::service::{ClientCredentialsLayer, ClientCredentialsService, DestinationError};
 pub use self::token::{AccessToken, ClientCredentials, ClientCredentialsBuilder, TokenError};
 

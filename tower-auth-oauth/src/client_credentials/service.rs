@@ -3,7 +3,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::AUTHORIZATION;
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode, Uri};
@@ -11,6 +10,7 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::dpop;
 use super::token::ClientCredentials;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -177,22 +177,32 @@ where
                 *head.extensions_mut() = req.extensions().clone();
                 head
             });
+            let uri = req.uri().clone();
             let mut req = req;
-            req.headers_mut()
-                .insert(AUTHORIZATION, token.authorization().clone());
+            dpop::authorize(&tokens, &token, &mut req)?;
             let res = inner.call(req).await.map_err(Into::into)?;
+            // A DPoP resource asking for its nonce: the same token, with a proof carrying it.
+            let wants_nonce = tokens
+                .dpop()
+                .is_some_and(|d| d.observe(&uri, res.status(), res.headers()));
             let Some(head) = replay.filter(|_| res.status() == StatusCode::UNAUTHORIZED) else {
                 return Ok(res);
             };
-            let fresh = tokens.refresh(&token).await?;
+            let fresh = if wants_nonce {
+                token
+            } else {
+                tokens.refresh(&token).await?
+            };
             let mut retry = head.map(|()| B::default());
-            retry
-                .headers_mut()
-                .insert(AUTHORIZATION, fresh.authorization().clone());
+            dpop::authorize(&tokens, &fresh, &mut retry)?;
             std::future::poll_fn(|cx| inner.poll_ready(cx))
                 .await
                 .map_err(Into::into)?;
-            inner.call(retry).await.map_err(Into::into)
+            let res = inner.call(retry).await.map_err(Into::into)?;
+            if let Some(d) = tokens.dpop() {
+                d.observe(&uri, res.status(), res.headers());
+            }
+            Ok(res)
         })
     }
 }

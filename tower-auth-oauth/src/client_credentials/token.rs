@@ -4,11 +4,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use http::HeaderValue;
-use oauth2::basic::BasicClient;
+use oauth2::basic::{BasicClient, BasicTokenType};
 use oauth2::{ClientId, ClientSecret, EndpointNotSet, EndpointSet, Scope, TokenResponse, TokenUrl};
 use tokio::time::Instant;
 use tower_auth_core::ConfigError;
 use tower_auth_core::client::HttpClient;
+use tower_auth_jwt::dpop::DpopKey;
+
+use super::dpop::ClientDpop;
 
 use crate::client::{ClientAuth, ClientRegistration, Secret};
 
@@ -76,10 +79,15 @@ pub struct AccessToken {
 }
 
 impl AccessToken {
-    /// `Bearer <token>`, marked sensitive so HTTP/2 never indexes it and logging layers that
+    /// `Bearer <token>` (`DPoP <token>` for a DPoP-bound one), marked sensitive so HTTP/2 never indexes it and logging layers that
     /// honour the flag hide it.
     pub fn authorization(&self) -> &HeaderValue {
         &self.header
+    }
+
+    /// The token itself when it is DPoP-bound (`DPoP <token>`).
+    pub(crate) fn dpop_token(&self) -> Option<&str> {
+        self.header.to_str().ok()?.strip_prefix("DPoP ")
     }
 
     fn usable(&self, now: Instant) -> bool {
@@ -118,6 +126,7 @@ struct Inner {
     skew: Duration,
     default_lifetime: Duration,
     current: RwLock<Option<AccessToken>>,
+    dpop: Option<Arc<ClientDpop>>,
     fetch: tokio::sync::Mutex<()>,
     refreshing: AtomicBool,
     /// Token requests finished so far, and the number of the last one that failed: callers that
@@ -146,6 +155,7 @@ impl ClientCredentials {
             registration: ClientRegistration::default(),
             skew: Duration::from_secs(10),
             default_lifetime: Duration::from_secs(300),
+            dpop: None,
         }
     }
 
@@ -197,6 +207,16 @@ impl ClientCredentials {
         let generation = stale.generation;
         self.fetch_unless(|t| t.generation != generation && t.usable(Instant::now()))
             .await
+    }
+
+    /// The DPoP key, when tokens are requested bound to one
+    /// ([`ClientCredentialsBuilder::dpop`]).
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.inner.dpop.as_deref().map(ClientDpop::key)
+    }
+
+    pub(crate) fn dpop(&self) -> Option<&ClientDpop> {
+        self.inner.dpop.as_deref()
     }
 
     fn current(&self) -> Option<AccessToken> {
@@ -266,7 +286,19 @@ impl Inner {
             req = req.add_extra_param("resource", r.clone());
         }
         let http = self.http.clone();
-        let send = move |r: oauth2::HttpRequest| crate::token_request::send(http.clone(), r);
+        let dpop = self.dpop.clone();
+        let endpoint: Arc<str> = Arc::from(self.token_endpoint.as_str());
+        let send = move |r: oauth2::HttpRequest| {
+            let http = http.clone();
+            let dpop = dpop.clone();
+            let endpoint = Arc::clone(&endpoint);
+            async move {
+                match dpop {
+                    Some(d) => d.send_token_request(http, &endpoint, r).await,
+                    None => crate::token_request::send(http, r).await,
+                }
+            }
+        };
         let started = Instant::now();
         let res = req.request_async(&send).await.map_err(|e| match e {
             oauth2::RequestTokenError::ServerResponse(r) => {
@@ -282,7 +314,17 @@ impl Inner {
             .expires_in()
             .unwrap_or(self.default_lifetime)
             .clamp(MIN_LIFETIME, MAX_LIFETIME);
-        let mut header = HeaderValue::try_from(format!("Bearer {}", res.access_token().secret()))
+        // A token the server bound to our DPoP key says so (RFC 9449 section 5); one it did
+        // not bind is a Bearer token.
+        let scheme = match res.token_type() {
+            BasicTokenType::Extension(t)
+                if self.dpop.is_some() && t.eq_ignore_ascii_case("dpop") =>
+            {
+                "DPoP"
+            }
+            _ => "Bearer",
+        };
+        let mut header = HeaderValue::try_from(format!("{scheme} {}", res.access_token().secret()))
             .map_err(|_| TokenError::Malformed)?;
         header.set_sensitive(true);
         let skew = self.skew.min(lifetime / 4);
@@ -302,6 +344,7 @@ pub struct ClientCredentialsBuilder {
     registration: ClientRegistration,
     skew: Duration,
     default_lifetime: Duration,
+    dpop: Option<DpopKey>,
 }
 
 impl fmt::Debug for ClientCredentialsBuilder {
@@ -373,6 +416,16 @@ impl ClientCredentialsBuilder {
         self
     }
 
+    /// Requests DPoP-bound tokens (RFC 9449) for `key` (make one with
+    /// [`DpopKey::generate`]): each token request carries a proof (sent once more with the
+    /// authorization server's nonce when it asks for one), and
+    /// [`ClientCredentialsLayer`](super::ClientCredentialsLayer) sends each request with a
+    /// fresh proof. A token the server answers with `token_type` `Bearer` is sent as Bearer.
+    pub fn dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
     /// The HTTP client for the token endpoint (deadline, size cap, transport).
     pub fn http_client(mut self, client: HttpClient) -> Self {
         self.registration = self.registration.http_client(client);
@@ -425,6 +478,7 @@ impl ClientCredentialsBuilder {
                 skew: self.skew,
                 default_lifetime: self.default_lifetime,
                 current: RwLock::new(None),
+                dpop: self.dpop.map(|k| Arc::new(ClientDpop::new(k))),
                 fetch: tokio::sync::Mutex::new(()),
                 refreshing: AtomicBool::new(false),
                 attempts: AtomicU64::new(0),
