@@ -86,15 +86,18 @@
 //! [`ApiKeyAuthenticator`]: crate::ApiKeyAuthenticator
 
 mod headers;
+mod lease;
 mod limiter;
 mod model;
 
 pub use self::headers::{
     KeyUsage, RATELIMIT, RATELIMIT_POLICY, RateLimitHeaders, RateLimitHeadersLayer, ResponseFuture,
 };
+pub use self::lease::{Lease, LeaseRequest};
 pub use self::limiter::{CreditsStatus, LimitStatus, RateStatus};
 pub use self::model::{Credits, InvalidLimit, KeyLimits, LimitsUpdate, Rate, RateLimit};
 
+pub(crate) use self::lease::LeaseConfig;
 pub(crate) use self::limiter::Limiters;
 
 /// Decides a request of the key `key_id` at `now`: 429 when over a limit.
@@ -105,6 +108,12 @@ pub(crate) fn check(
 ) -> Result<(), tower_auth_core::AuthError> {
     match usage.0.check(now) {
         limiter::Decision::Allowed => Ok(()),
+        limiter::Decision::Unavailable => {
+            crate::telemetry::outcome("unavailable", Some(key_id));
+            Err(tower_auth_core::AuthError::unavailable(
+                "api key limits unavailable",
+            ))
+        }
         limiter::Decision::Refused(refusal) => {
             crate::telemetry::limited(refusal.reason.as_str(), key_id);
             Err(headers::refusal_error(&refusal))
