@@ -921,6 +921,7 @@ impl ApiKeyAuthenticatorBuilder {
             Some(crate::limit::LeaseConfig {
                 batch: self.limit_lease_batch,
                 fail_open: self.limits_fail_open_when_store_down,
+                timeout: self.store_timeout,
             }),
         ));
         let caches = Caches {

@@ -32,4 +32,6 @@ pub(crate) struct LeaseConfig {
     pub(crate) batch: u64,
     /// Keep allowing within the limits known in memory while the store is down.
     pub(crate) fail_open: bool,
+    /// The deadline of a lease (the store timeout).
+    pub(crate) timeout: std::time::Duration,
 }

@@ -207,21 +207,23 @@ impl Limiters {
             (request, period)
         };
         telemetry::store_query("lease_limits");
-        let result =
-            match tokio::time::timeout(self.timeout, self.store.lease_limits(&l.id, &request, now))
-                .await
-            {
-                Ok(Ok(lease)) => Ok(lease),
-                Ok(Err(e)) => {
-                    telemetry::store_failure("lease_limits", "error", &e);
-                    Err(e)
-                }
-                Err(_) => {
-                    let e = StoreError::timeout();
-                    telemetry::store_failure("lease_limits", "timeout", &e);
-                    Err(e)
-                }
-            };
+        let result = match tokio::time::timeout(
+            config.timeout,
+            self.store.lease_limits(&l.id, &request, now),
+        )
+        .await
+        {
+            Ok(Ok(lease)) => Ok(lease),
+            Ok(Err(e)) => {
+                telemetry::store_failure("lease_limits", "error", &e);
+                Err(e)
+            }
+            Err(_) => {
+                let e = StoreError::timeout();
+                telemetry::store_failure("lease_limits", "timeout", &e);
+                Err(e)
+            }
+        };
         let mut state = l.lock();
         let state = &mut *state;
         let out = match result {
