@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
-use tower_auth_apikey::limit::RateLimit;
+use tower_auth_apikey::limit::{LimitsUpdate, RateLimit};
 use tower_auth_apikey::{ApiKeyAuthenticator, NewKey, PostgresStore};
 use tower_auth_core::AuthenticateLayer;
 use tower_auth_tests::{OwnPostgres, PgDatabase};
@@ -99,6 +99,20 @@ async fn two_instances_share_a_rate_limit_and_credits_within_the_bound() {
     // batch each.
     assert!(
         (20..=20 + 2 * BATCH).contains(&allowed),
+        "{allowed} allowed"
+    );
+
+    // A new rate limit starts with a full burst, shared as well.
+    let id = a.admin().list().await.unwrap()[0].id.clone();
+    let rate = RateLimit::new("10/1h".parse().unwrap(), None).unwrap();
+    a.admin()
+        .update_limits(&id, LimitsUpdate::new().rate(rate))
+        .await
+        .unwrap();
+    let allowed = allowed_until_refused(&[&a, &b], key.expose_secret()).await;
+    println!("rate changed to 10/1h: {allowed} allowed");
+    assert!(
+        (10..=10 + 2 * BATCH).contains(&allowed),
         "{allowed} allowed"
     );
 

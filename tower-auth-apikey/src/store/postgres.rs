@@ -461,8 +461,18 @@ impl KeyStore for PostgresStore {
                 return Ok(None);
             };
             let r = &mut key.record;
+            let old_rate = r.limits.rate;
             r.limits = update.apply(&r.limits, r.created_at, at);
+            let rate_changed = r.limits.rate != old_rate;
             write_limits(&mut tx, &key).await?;
+            if rate_changed {
+                // A new rate limit starts with a full burst, as in memory.
+                sqlx::query("UPDATE tower_auth_api_keys SET rate_tat_us = NULL WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
             notify(&mut tx, &key.hash).await?;
             tx.commit().await.map_err(db_error)?;
             Ok(Some(key))
