@@ -31,6 +31,9 @@ impl GovernorClock for ClockAdapter {
 
 type Gcra = RateLimiter<NotKeyed, InMemoryState, ClockAdapter, StateInformationMiddleware>;
 
+/// How long refused requests wait before asking again for a lease that failed.
+const LEASE_RETRY: Duration = Duration::from_millis(100);
+
 /// Keys with credits spent and not written back kept at most; beyond that, spending of other
 /// keys is counted in memory only until the next write (the limit itself is still enforced).
 const MAX_PENDING: usize = 100_000;
@@ -230,9 +233,16 @@ impl Limiters {
             Ok(lease) => {
                 state.lease.down = false;
                 state.lease.leased = true;
+                state.lease.retry_at = None;
                 if let Some(lease) = lease {
                     let granted = i64::try_from(lease.rate_tokens).unwrap_or(i64::MAX);
                     state.lease.tokens = state.lease.tokens.saturating_add(granted);
+                    if let Some((limit, _)) = &state.rate
+                        && state.lease.tokens <= 0
+                    {
+                        // None to give: the next one comes after an emission interval.
+                        state.lease.retry_at = now.checked_add(limit.emission_interval());
+                    }
                     if let Some(c) = &mut state.credits
                         && c.period == period
                     {
@@ -247,6 +257,7 @@ impl Limiters {
             }
             Err(e) => {
                 state.lease.down = true;
+                state.lease.retry_at = now.checked_add(LEASE_RETRY);
                 Err(e)
             }
         };
@@ -380,6 +391,9 @@ struct LeaseState {
     down: bool,
     /// A lease has succeeded.
     leased: bool,
+    /// Refused requests ask for no lease before this time: the last lease failed, or had no
+    /// token to give.
+    retry_at: Option<SystemTime>,
 }
 
 struct CreditState {
@@ -414,6 +428,8 @@ impl KeyLimiter {
         state.rate = match (state.rate.take(), rate) {
             (Some((old, gcra)), Some(new)) if old == new => Some((old, gcra)),
             (_, Some(new)) => {
+                // The store starts a changed rate afresh too: ask it again at once.
+                state.lease.retry_at = None;
                 let quota =
                     Quota::with_period(new.emission_interval()).map(|q| q.allow_burst(burst(new)));
                 quota.map(|q| {
@@ -490,11 +506,14 @@ impl KeyLimiter {
             let rate_spent = state.rate.is_some() && state.lease.tokens <= 0;
             let credits_spent = state.credits.is_some() && state.lease.allowance == 0;
             if rate_spent || credits_spent {
-                renew = true;
+                // Refused requests ask for a lease, but not again before it may help.
+                renew = state.lease.retry_at.is_none_or(|at| now >= at);
                 let open = state.lease.down && config.fail_open;
                 if !open && (state.lease.down || credits_spent || !state.lease.leased) {
                     drop(guard);
-                    self.renew();
+                    if renew {
+                        self.renew();
+                    }
                     return Decision::Unavailable;
                 }
                 if !open
@@ -505,7 +524,9 @@ impl KeyLimiter {
                     let refusal = rate_refusal(*limit, limit.emission_interval(), credits_status);
                     state.last = refusal.status;
                     drop(guard);
-                    self.renew();
+                    if renew {
+                        self.renew();
+                    }
                     return Decision::Refused(refusal);
                 }
             }

@@ -111,7 +111,9 @@
 //! back, are what the instances can use beyond the key's limits: a key may overshoot its rate
 //! (over any window) and its credits by at most the batch size times the number of instances.
 //! An instance whose leased tokens run out spends one more ahead of its next lease (counted
-//! within its batch) and, if the database has none to give, refuses with 429 until it has.
+//! within its batch) and, if the database has none to give, refuses with 429 until it has;
+//! its refused requests ask for a lease again once the next token is due (one emission
+//! interval later), so a key hammered over its limit does not hammer the database.
 //! Each instance still applies the rate in memory as well, so one instance alone never goes
 //! over it. Leased tokens not spent when an instance stops are lost (the key's rate recovers
 //! them within one burst); spent credits are written back by `flush_credits` on shutdown.
@@ -119,8 +121,9 @@
 //! **Store down.** A lease that fails (or misses the
 //! [`store_timeout`](crate::ApiKeyAuthenticatorBuilder::store_timeout)) marks the store down
 //! for that key. By default limits fail closed: once the instance's lease is spent, requests
-//! of the key get 503 (`api key limits unavailable`) until a lease succeeds again (each
-//! refused request asks for one in the background). A key that spends half its batch faster
+//! of the key get 503 (`api key limits unavailable`) until a lease succeeds again (refused
+//! requests ask for one in the background, at most every 100 ms). A changed rate limit
+//! (`update_limits`) starts afresh in the database too, with a full burst. A key that spends half its batch faster
 //! than one database round trip can see the same 503 while its lease is on the way: raise the
 //! batch size for such keys' traffic.
 //! [`limits_fail_open_when_store_down`](crate::ApiKeyAuthenticatorBuilder::limits_fail_open_when_store_down)

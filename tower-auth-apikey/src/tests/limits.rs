@@ -474,9 +474,10 @@ async fn instances_leasing_from_one_store_stay_within_its_tokens_plus_a_batch_ea
 async fn a_lease_spent_while_the_store_is_down_is_503_unless_limits_fail_open() {
     for fail_open in [false, true] {
         let store = LeasingStore::new(1_000);
+        let clock = clock();
         let auth = ApiKeyAuthenticator::builder(store.clone())
             .prefix("sk_test")
-            .clock(clock())
+            .clock(clock.clone())
             .limit_lease_batch(4)
             .limits_fail_open_when_store_down(fail_open)
             .build()
@@ -509,7 +510,9 @@ async fn a_lease_spent_while_the_store_is_down_is_503_unless_limits_fail_open() 
         }
 
         store.set_down(false);
-        // The refused request asks for a lease; the next one has it.
+        // A refused request asks for a lease (not sooner than 100 ms after a failed one); the
+        // next one has it.
+        clock.advance(Duration::from_millis(100));
         let _ = send(&svc, key).await;
         settle().await;
         for _ in 0..10 {
