@@ -362,6 +362,7 @@ struct LeasingStore {
     keys: Arc<MemoryStore>,
     tokens: Arc<Mutex<u64>>,
     down: Arc<std::sync::atomic::AtomicBool>,
+    leases: Arc<AtomicUsize>,
 }
 
 impl LeasingStore {
@@ -370,6 +371,7 @@ impl LeasingStore {
             keys: Arc::new(MemoryStore::new()),
             tokens: Arc::new(Mutex::new(tokens)),
             down: Arc::default(),
+            leases: Arc::default(),
         }
     }
 
@@ -414,6 +416,7 @@ impl KeyStore for LeasingStore {
         request: &'a crate::limit::LeaseRequest,
         _now: SystemTime,
     ) -> StoreFuture<'a, Option<crate::limit::Lease>> {
+        self.leases.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             if self.down.load(Ordering::SeqCst) {
                 return Err(StoreError::unavailable(std::io::Error::other(
@@ -520,4 +523,37 @@ async fn a_lease_spent_while_the_store_is_down_is_503_unless_limits_fail_open() 
             settle().await;
         }
     }
+}
+
+#[tokio::test]
+async fn a_key_hammered_over_its_limit_asks_for_a_lease_once_per_token() {
+    let store = LeasingStore::new(4);
+    let clock = clock();
+    let auth = ApiKeyAuthenticator::builder(store.clone())
+        .prefix("sk_test")
+        .clock(clock.clone())
+        .limit_lease_batch(4)
+        .build()
+        .unwrap();
+    let key = auth
+        .admin()
+        .create(NewKey::new("a").rate_limit(rate("1/1s", 10)))
+        .await
+        .unwrap()
+        .key;
+    let (svc, _) = limited_stack(auth);
+    for _ in 0..50 {
+        send(&svc, key.expose_secret()).await;
+        settle().await;
+    }
+    let leases = store.leases.load(Ordering::SeqCst);
+    // The first, one per allowed request below half a batch, one that finds none left.
+    assert!(leases <= 6, "{leases} leases");
+    // The next token is due a second later: one more lease, not one per request.
+    clock.advance(Duration::from_secs(1));
+    for _ in 0..50 {
+        send(&svc, key.expose_secret()).await;
+        settle().await;
+    }
+    assert_eq!(store.leases.load(Ordering::SeqCst), leases + 1);
 }
