@@ -191,6 +191,8 @@ impl Limiters {
         if l.leasing.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // Cleared however this ends, a lookup dropped mid-lease included.
+        let _leasing = Leasing(&l.leasing);
         let now = self.clock.now();
         let (request, period) = {
             let state = l.lock();
@@ -229,7 +231,7 @@ impl Limiters {
         };
         let mut state = l.lock();
         let state = &mut *state;
-        let out = match result {
+        match result {
             Ok(lease) => {
                 state.lease.down = false;
                 state.lease.leased = true;
@@ -260,9 +262,16 @@ impl Limiters {
                 state.lease.retry_at = now.checked_add(LEASE_RETRY);
                 Err(e)
             }
-        };
-        l.leasing.store(false, Ordering::Release);
-        out
+        }
+    }
+}
+
+/// Clears a key's "lease being taken" flag when dropped.
+struct Leasing<'a>(&'a AtomicBool);
+
+impl Drop for Leasing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
