@@ -107,7 +107,7 @@ async fn instances_starting_together_migrate_once() {
         .await
         .unwrap();
     // Each of the crate's migrations, once.
-    assert_eq!(applied, 2);
+    assert_eq!(applied, 3);
     db.drop_database().await;
 }
 

@@ -285,6 +285,8 @@ impl ApiKeyAuthenticator {
             last_used_interval: ApiKeyAuthenticatorBuilder::DEFAULT_LAST_USED_INTERVAL,
             key_filter: true,
             key_filter_refresh: ApiKeyAuthenticatorBuilder::DEFAULT_KEY_FILTER_REFRESH,
+            limit_lease_batch: ApiKeyAuthenticatorBuilder::DEFAULT_LIMIT_LEASE_BATCH,
+            limits_fail_open_when_store_down: false,
         }
     }
 
@@ -568,6 +570,14 @@ async fn load(inner: &Inner, hash: KeyHash) -> Result<Loaded<Arc<Cached>>, Store
     match tokio::time::timeout(inner.store_timeout, inner.store.find_by_hash(&hash)).await {
         Ok(Ok(Some(record))) => {
             let value = Arc::new(Cached::new(record, &inner.limiters));
+            if let Some(usage) = &value.usage
+                && inner.limiters.shared()
+                && !usage.0.leased()
+            {
+                // The first request of a key waits for its first lease (a failure leaves the
+                // store marked down for the key: 503 unless the limits fail open).
+                let _ = inner.limiters.lease(&usage.0).await;
+            }
             if let Some(stale) = &inner.caches.stale {
                 Box::pin(keep_stale_copy(stale, hash, Arc::clone(&value))).await;
             }
@@ -606,6 +616,8 @@ pub struct ApiKeyAuthenticatorBuilder {
     last_used_interval: Duration,
     key_filter: bool,
     key_filter_refresh: Duration,
+    limit_lease_batch: u64,
+    limits_fail_open_when_store_down: bool,
 }
 
 impl fmt::Debug for ApiKeyAuthenticatorBuilder {
@@ -623,6 +635,11 @@ impl fmt::Debug for ApiKeyAuthenticatorBuilder {
             .field("last_used_interval", &self.last_used_interval)
             .field("key_filter", &self.key_filter)
             .field("key_filter_refresh", &self.key_filter_refresh)
+            .field("limit_lease_batch", &self.limit_lease_batch)
+            .field(
+                "limits_fail_open_when_store_down",
+                &self.limits_fail_open_when_store_down,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -634,6 +651,8 @@ impl ApiKeyAuthenticatorBuilder {
     pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::from_secs(10);
     /// Default [`key_filter_refresh`](Self::key_filter_refresh).
     pub const DEFAULT_KEY_FILTER_REFRESH: Duration = Duration::from_secs(300);
+    /// Default [`limit_lease_batch`](Self::limit_lease_batch).
+    pub const DEFAULT_LIMIT_LEASE_BATCH: u64 = 20;
 
     /// The prefix of this deployment's keys, naming its environment (default `sk_live`). Keys
     /// are created with it and only keys with it are accepted. 1 to 32 ASCII letters, digits
@@ -725,6 +744,25 @@ impl ApiKeyAuthenticatorBuilder {
     /// The clock used for expiry checks and last-used times (default the system clock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The batch size of limits shared among instances through the store (default 20, from 1 to
+    /// 100,000), on a store that shares them ([`KeyStore::shares_limits`]: `PostgresStore`):
+    /// the most rate tokens of a key this instance leases at once, and the most credits it
+    /// spends between two leases. A key may overshoot its limits by up to this batch size
+    /// times the number of instances; see the [`limit`](crate::limit) module docs.
+    pub fn limit_lease_batch(mut self, batch: u64) -> Self {
+        self.limit_lease_batch = batch;
+        self
+    }
+
+    /// On a store that shares limits among instances, keep allowing requests while the store
+    /// is down (default false), within the limits this instance last knew (its own rate
+    /// limiter and credit count), instead of refusing with 503 once its lease is spent. The
+    /// instances then enforce a rate limit each, not together, until the store is back.
+    pub fn limits_fail_open_when_store_down(mut self, enabled: bool) -> Self {
+        self.limits_fail_open_when_store_down = enabled;
         self
     }
 
@@ -868,11 +906,23 @@ impl ApiKeyAuthenticatorBuilder {
         // Only a store with a feed tells of keys created elsewhere.
         let filter = (self.key_filter && feed.is_some())
             .then(|| Arc::new(KeyFilter::new(self.key_filter_refresh)));
+        if !(1..=100_000).contains(&self.limit_lease_batch) {
+            return Err(ConfigError::new(
+                "limit_lease_batch",
+                self.limit_lease_batch.to_string(),
+                "must be from 1 to 100000",
+            ));
+        }
         let limiters = Arc::new(Limiters::new(
             Arc::clone(&self.store),
             Arc::clone(&self.clock),
             self.last_used_interval,
             self.store_timeout.max(Duration::from_secs(5)),
+            Some(crate::limit::LeaseConfig {
+                batch: self.limit_lease_batch,
+                fail_open: self.limits_fail_open_when_store_down,
+                timeout: self.store_timeout,
+            }),
         ));
         let caches = Caches {
             main: AuthCache::with_hasher(

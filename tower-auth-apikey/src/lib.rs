@@ -168,10 +168,15 @@
 //! [`ApiKeys::update_limits`] (`keys create --rate 100/1s --burst 200 --credits 10000`,
 //! `keys update KEY_ID ...`). The authenticator checks them after authenticating the key:
 //! over a limit, 429 with `Retry-After` and the IETF `RateLimit-Policy` / `RateLimit`
-//! headers, charged to neither limit. Rates are kept in memory per process; credits are
-//! written back in batches like last-used times ([`ApiKeyAuthenticator::flush_credits`]).
-//! See [`limit`] for the headers, the state kept and what several processes share (leases
-//! through Postgres are not implemented yet).
+//! headers, charged to neither limit. On one instance (`SqliteStore`, `MemoryStore`) rates are
+//! kept in memory and credits written back in batches like last-used times
+//! ([`ApiKeyAuthenticator::flush_credits`]). On `PostgresStore` the instances share them:
+//! each leases batches of rate tokens and credits from the database
+//! ([`limit_lease_batch`](ApiKeyAuthenticatorBuilder::limit_lease_batch)), so a key may
+//! overshoot by at most the batch size times the instances, and a store down fails closed
+//! (503 once the lease is spent) unless
+//! [`limits_fail_open_when_store_down`](ApiKeyAuthenticatorBuilder::limits_fail_open_when_store_down).
+//! See [`limit`] for the headers, the state kept and the leases.
 //!
 //! # Stores
 //!

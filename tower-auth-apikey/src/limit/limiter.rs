@@ -13,6 +13,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tower_auth_core::clock::Clock;
 
+use super::lease::{LeaseConfig, LeaseRequest};
 use super::model::{Credits, KeyLimits, RateLimit};
 use crate::{KeyRecord, KeyStore, StoreError, telemetry};
 
@@ -30,6 +31,9 @@ impl GovernorClock for ClockAdapter {
 
 type Gcra = RateLimiter<NotKeyed, InMemoryState, ClockAdapter, StateInformationMiddleware>;
 
+/// How long refused requests wait before asking again for a lease that failed.
+const LEASE_RETRY: Duration = Duration::from_millis(100);
+
 /// Keys with credits spent and not written back kept at most; beyond that, spending of other
 /// keys is counted in memory only until the next write (the limit itself is still enforced).
 const MAX_PENDING: usize = 100_000;
@@ -44,6 +48,8 @@ pub(crate) struct Limiters {
     interval: Duration,
     timeout: Duration,
     started: AtomicBool,
+    /// Set when the store shares limits among instances: the leases taken from it.
+    lease: Option<LeaseConfig>,
 }
 
 impl Limiters {
@@ -52,8 +58,11 @@ impl Limiters {
         clock: Arc<dyn Clock>,
         interval: Duration,
         timeout: Duration,
+        lease: Option<LeaseConfig>,
     ) -> Self {
+        let lease = lease.filter(|_| store.shares_limits());
         Self {
+            lease,
             by_id: Mutex::new(HashMap::default()),
             clock,
             store,
@@ -78,6 +87,8 @@ impl Limiters {
                 Arc::new(KeyLimiter {
                     id: Arc::from(record.id.as_str()),
                     owner: Arc::downgrade(self),
+                    lease: self.lease,
+                    leasing: AtomicBool::new(false),
                     state: Mutex::new(State::default()),
                 })
             });
@@ -104,6 +115,19 @@ impl Limiters {
             let by_id = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
             by_id.values().take(MAX_PENDING).cloned().collect()
         };
+        if self.lease.is_some() {
+            // Shared limits: spent credits go back with a lease, which also tops up the
+            // rate tokens.
+            let mut result = Ok(());
+            for l in limiters {
+                if l.lock().credits.as_ref().is_some_and(|c| c.unwritten > 0)
+                    && let Err(e) = self.lease(&l).await
+                {
+                    result = Err(e);
+                }
+            }
+            return result;
+        }
         // (limiter, spent, refill period, time of the last spending)
         let mut taken = Vec::new();
         for l in limiters {
@@ -148,6 +172,106 @@ impl Limiters {
             }
         }
         Ok(())
+    }
+}
+
+impl Limiters {
+    /// Whether keys' limits are leased from the store (shared among instances).
+    pub(crate) fn shared(&self) -> bool {
+        self.lease.is_some()
+    }
+
+    /// Takes a lease for `l` from the store, unless one is being taken: tops its rate tokens
+    /// up to the batch size and writes back the credits it spent. A failure marks the store
+    /// down for `l` until a lease succeeds.
+    pub(crate) async fn lease(&self, l: &KeyLimiter) -> Result<(), StoreError> {
+        let Some(config) = self.lease else {
+            return Ok(());
+        };
+        if l.leasing.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Cleared however this ends, a lookup dropped mid-lease included.
+        let _leasing = Leasing(&l.leasing);
+        let now = self.clock.now();
+        let (request, period) = {
+            let state = l.lock();
+            let wanted = state.rate.as_ref().map_or(0, |_| {
+                u64::try_from(i64::try_from(config.batch).unwrap_or(i64::MAX) - state.lease.tokens)
+                    .unwrap_or_default()
+            });
+            let (spent, at, period) = state
+                .credits
+                .as_ref()
+                .map_or((0, now, 0), |c| (c.unwritten, c.last_spent_at, c.period));
+            let request = LeaseRequest {
+                rate_tokens: wanted,
+                credits_spent: spent,
+                credits_spent_at: at,
+            };
+            (request, period)
+        };
+        telemetry::store_query("lease_limits");
+        let result = match tokio::time::timeout(
+            config.timeout,
+            self.store.lease_limits(&l.id, &request, now),
+        )
+        .await
+        {
+            Ok(Ok(lease)) => Ok(lease),
+            Ok(Err(e)) => {
+                telemetry::store_failure("lease_limits", "error", &e);
+                Err(e)
+            }
+            Err(_) => {
+                let e = StoreError::timeout();
+                telemetry::store_failure("lease_limits", "timeout", &e);
+                Err(e)
+            }
+        };
+        let mut state = l.lock();
+        let state = &mut *state;
+        match result {
+            Ok(lease) => {
+                state.lease.down = false;
+                state.lease.leased = true;
+                state.lease.retry_at = None;
+                if let Some(lease) = lease {
+                    let granted = i64::try_from(lease.rate_tokens).unwrap_or(i64::MAX);
+                    state.lease.tokens = state.lease.tokens.saturating_add(granted);
+                    if let Some((limit, _)) = &state.rate
+                        && state.lease.tokens <= 0
+                    {
+                        // None to give: the next one comes after an emission interval.
+                        state.lease.retry_at = now.checked_add(limit.emission_interval());
+                    }
+                    if let Some(c) = &mut state.credits
+                        && c.period == period
+                    {
+                        c.unwritten = c.unwritten.saturating_sub(request.credits_spent);
+                        if let Some(left) = lease.credits_remaining {
+                            c.remaining = left.saturating_sub(c.unwritten);
+                        }
+                    }
+                    state.lease.allowance = config.batch;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                state.lease.down = true;
+                state.lease.retry_at = now.checked_add(LEASE_RETRY);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Clears a key's "lease being taken" flag when dropped.
+struct Leasing<'a>(&'a AtomicBool);
+
+impl Drop for Leasing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -229,6 +353,9 @@ pub(crate) enum Decision {
     Allowed,
     /// Refused, and charged to none.
     Refused(Refusal),
+    /// Limits shared through the store, and this instance's lease of them is spent while the
+    /// store is down (or before a new lease came): refused (503), charged to none.
+    Unavailable,
 }
 
 /// A refusal: why, when waiting helps, and the status to report.
@@ -244,6 +371,10 @@ pub(crate) struct KeyLimiter {
     id: Arc<str>,
     /// Keeps the registry (and its write-behind task) findable from the request path.
     owner: Weak<Limiters>,
+    /// Set when the store shares limits among instances.
+    lease: Option<LeaseConfig>,
+    /// A lease is being taken.
+    leasing: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -254,6 +385,24 @@ struct State {
     credits: Option<CreditState>,
     /// The status after the last decision, for the headers of allowed responses.
     last: LimitStatus,
+    /// What this instance holds of the key's shared limits (unused on a store that does not
+    /// share them).
+    lease: LeaseState,
+}
+
+#[derive(Default)]
+struct LeaseState {
+    /// Rate tokens leased and not yet spent; -1 when one was spent ahead of a lease.
+    tokens: i64,
+    /// Credits this instance may still spend before its next lease writes them back.
+    allowance: u64,
+    /// The last lease failed.
+    down: bool,
+    /// A lease has succeeded.
+    leased: bool,
+    /// Refused requests ask for no lease before this time: the last lease failed, or had no
+    /// token to give.
+    retry_at: Option<SystemTime>,
 }
 
 struct CreditState {
@@ -288,6 +437,8 @@ impl KeyLimiter {
         state.rate = match (state.rate.take(), rate) {
             (Some((old, gcra)), Some(new)) if old == new => Some((old, gcra)),
             (_, Some(new)) => {
+                // The store starts a changed rate afresh too: ask it again at once.
+                state.lease.retry_at = None;
                 let quota =
                     Quota::with_period(new.emission_interval()).map(|q| q.allow_burst(burst(new)));
                 quota.map(|q| {
@@ -320,9 +471,10 @@ impl KeyLimiter {
 
     /// Decides a request at `now`: allowed (charged to both limits) or refused (charged to
     /// neither). No allocation.
-    pub(crate) fn check(&self, now: SystemTime) -> Decision {
+    pub(crate) fn check(self: &Arc<Self>, now: SystemTime) -> Decision {
         let mut guard = self.lock();
         let state = &mut *guard;
+        let mut renew = false;
         let created_at = state.created_at.unwrap_or(now);
         // Credits first, without spending: a refusal by the rate must not cost one.
         let mut credits_status = None;
@@ -359,6 +511,35 @@ impl KeyLimiter {
                 });
             }
         }
+        if let Some(config) = self.lease {
+            let rate_spent = state.rate.is_some() && state.lease.tokens <= 0;
+            let credits_spent = state.credits.is_some() && state.lease.allowance == 0;
+            if rate_spent || credits_spent {
+                // Refused requests ask for a lease, but not again before it may help.
+                renew = state.lease.retry_at.is_none_or(|at| now >= at);
+                let open = state.lease.down && config.fail_open;
+                if !open && (state.lease.down || credits_spent || !state.lease.leased) {
+                    drop(guard);
+                    if renew {
+                        self.renew();
+                    }
+                    return Decision::Unavailable;
+                }
+                if !open
+                    && state.lease.tokens < 0
+                    && let Some((limit, _)) = &state.rate
+                {
+                    // One token already spent ahead of a lease: the store had none to give.
+                    let refusal = rate_refusal(*limit, limit.emission_interval(), credits_status);
+                    state.last = refusal.status;
+                    drop(guard);
+                    if renew {
+                        self.renew();
+                    }
+                    return Decision::Refused(refusal);
+                }
+            }
+        }
         let mut rate_status = None;
         if let Some((limit, gcra)) = &state.rate {
             let interval = limit.emission_interval();
@@ -373,20 +554,9 @@ impl KeyLimiter {
                 }
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(now);
-                    let status = LimitStatus {
-                        rate: Some(RateStatus {
-                            limit: *limit,
-                            remaining: 0,
-                            reset_secs: ceil_secs(interval * limit.burst()),
-                        }),
-                        credits: credits_status,
-                    };
-                    state.last = status;
-                    return Decision::Refused(Refusal {
-                        reason: Reason::Rate,
-                        retry_after_secs: Some(ceil_secs(wait).max(1)),
-                        status,
-                    });
+                    let refusal = rate_refusal(*limit, wait, credits_status);
+                    state.last = refusal.status;
+                    return Decision::Refused(refusal);
                 }
             }
         }
@@ -401,17 +571,70 @@ impl KeyLimiter {
                 owner.start();
             }
         }
+        if let Some(config) = self.lease {
+            let half = i64::try_from(config.batch / 2).unwrap_or(i64::MAX);
+            if state.rate.is_some() {
+                state.lease.tokens = (state.lease.tokens - 1).max(-1);
+                renew |= state.lease.tokens < half;
+            }
+            if state.credits.is_some() {
+                state.lease.allowance = state.lease.allowance.saturating_sub(1);
+                renew |= state.lease.allowance < config.batch - config.batch / 2;
+            }
+        }
         let status = LimitStatus {
             rate: rate_status,
             credits: credits_status,
         };
         state.last = status;
+        drop(guard);
+        if renew {
+            self.renew();
+        }
         Decision::Allowed
+    }
+
+    /// Whether a lease of shared limits has succeeded.
+    pub(crate) fn leased(&self) -> bool {
+        self.lock().lease.leased
+    }
+
+    /// Takes a new lease in the background, unless one is being taken.
+    fn renew(self: &Arc<Self>) {
+        if self.leasing.load(Ordering::Acquire) {
+            return;
+        }
+        let (Some(owner), Ok(handle)) =
+            (self.owner.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let this = Arc::clone(self);
+        handle.spawn(async move {
+            // Failures are counted by `lease` and mark the store down for this key.
+            let _ = owner.lease(&this).await;
+        });
     }
 
     /// The status after the last decision.
     pub(crate) fn status(&self) -> LimitStatus {
         self.lock().last
+    }
+}
+
+/// A refusal by the rate limit, when the next request may come after `wait`.
+fn rate_refusal(limit: RateLimit, wait: Duration, credits: Option<CreditsStatus>) -> Refusal {
+    Refusal {
+        reason: Reason::Rate,
+        retry_after_secs: Some(ceil_secs(wait).max(1)),
+        status: LimitStatus {
+            rate: Some(RateStatus {
+                limit,
+                remaining: 0,
+                reset_secs: ceil_secs(limit.emission_interval() * limit.burst()),
+            }),
+            credits,
+        },
     }
 }
 
@@ -450,6 +673,7 @@ mod tests {
             Arc::new(clock.clone()),
             Duration::from_secs(10),
             Duration::from_secs(5),
+            None,
         ));
         let limiter = limiters
             .for_record(&record(KeyLimits {
@@ -484,6 +708,7 @@ mod tests {
             Arc::new(ManualClock::new(UNIX_EPOCH)),
             Duration::from_secs(10),
             Duration::from_secs(5),
+            None,
         ));
         assert!(limiters.for_record(&record(KeyLimits::default())).is_none());
         let limited = KeyLimits {

@@ -78,23 +78,76 @@
 //! remaining burst for the headers. Its default features (a keyed `dashmap` store, `quanta`,
 //! jitter) are off: the keyed state is ours, by key id.
 //!
-//! Several processes on one store each hold their own rate state: until leases through
-//! Postgres exist, a rate limit holds per process, and credits are shared through the store
-//! with an overshoot of up to what each process spends in one write-back interval.
+//! `SqliteStore` and `MemoryStore` serve one instance: there, the above is the whole story.
+//! (Several processes on one SQLite file each hold their own rate, and share credits with an
+//! overshoot of up to what each spends in one write-back interval.)
+//!
+//! # Several instances (Postgres)
+//!
+//! On a store that shares limits ([`KeyStore::shares_limits`](crate::KeyStore::shares_limits):
+//! `PostgresStore`), the instances enforce one rate and one credit count per key together.
+//! Each instance leases from the database, with one statement per lease
+//! ([`KeyStore::lease_limits`](crate::KeyStore::lease_limits)), an `UPDATE ... RETURNING` on
+//! the key's row that:
+//!
+//! - takes up to a batch of rate tokens from a GCRA kept on the row (its theoretical arrival
+//!   time, `rate_tat_us`): as many as the key's burst allows now, up to the batch, moving the
+//!   arrival time on by one emission interval per token;
+//! - writes back the credits the instance spent since its last lease (the remaining count,
+//!   refilled if a refill period began, less those spent, never below zero) and returns what
+//!   is left.
+//!
+//! Concurrent leases queue on the row lock, so each sees the one before. The batch size is
+//! [`limit_lease_batch`](crate::ApiKeyAuthenticatorBuilder::limit_lease_batch) (default 20):
+//! the most rate tokens an instance holds, and the most credits it spends between two
+//! leases. An instance takes a new lease in the background when it has spent half of its
+//! batch, and when spent credits are written back (every
+//! [`last_used_interval`](crate::ApiKeyAuthenticatorBuilder::last_used_interval) and by
+//! [`flush_credits`](crate::ApiKeyAuthenticator::flush_credits)), so no request waits on the
+//! database in steady state. The first request of a key on an instance waits for the key's
+//! first lease (with the store lookup it needs anyway).
+//!
+//! **The bound.** Tokens leased but not yet spent, and credits spent but not yet written
+//! back, are what the instances can use beyond the key's limits: a key may overshoot its rate
+//! (over any window) and its credits by at most the batch size times the number of instances.
+//! An instance whose leased tokens run out spends one more ahead of its next lease (counted
+//! within its batch) and, if the database has none to give, refuses with 429 until it has;
+//! its refused requests ask for a lease again once the next token is due (one emission
+//! interval later), so a key hammered over its limit does not hammer the database.
+//! Each instance still applies the rate in memory as well, so one instance alone never goes
+//! over it. Leased tokens not spent when an instance stops are lost (the key's rate recovers
+//! them within one burst); spent credits are written back by `flush_credits` on shutdown.
+//!
+//! **Store down.** A lease that fails (or misses the
+//! [`store_timeout`](crate::ApiKeyAuthenticatorBuilder::store_timeout)) marks the store down
+//! for that key. By default limits fail closed: once the instance's lease is spent, requests
+//! of the key get 503 (`api key limits unavailable`) until a lease succeeds again (refused
+//! requests ask for one in the background, at most every 100 ms). A changed rate limit
+//! (`update_limits`) starts afresh in the database too, with a full burst. A key that spends half its batch faster
+//! than one database round trip can see the same 503 while its lease is on the way: raise the
+//! batch size for such keys' traffic.
+//! [`limits_fail_open_when_store_down`](crate::ApiKeyAuthenticatorBuilder::limits_fail_open_when_store_down)
+//! keeps allowing while the store is down, within the limits the instance last knew (its own
+//! rate limiter and credit count): each instance then enforces the rate alone, so together
+//! they may allow up to that many times the rate, and credits spent are written back when the
+//! store returns.
 //!
 //! [draft-ietf-httpapi-ratelimit-headers-10]: https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/
 //! [`ApiKeyAuthenticator`]: crate::ApiKeyAuthenticator
 
 mod headers;
+mod lease;
 mod limiter;
 mod model;
 
 pub use self::headers::{
     KeyUsage, RATELIMIT, RATELIMIT_POLICY, RateLimitHeaders, RateLimitHeadersLayer, ResponseFuture,
 };
+pub use self::lease::{Lease, LeaseRequest};
 pub use self::limiter::{CreditsStatus, LimitStatus, RateStatus};
 pub use self::model::{Credits, InvalidLimit, KeyLimits, LimitsUpdate, Rate, RateLimit};
 
+pub(crate) use self::lease::LeaseConfig;
 pub(crate) use self::limiter::Limiters;
 
 /// Decides a request of the key `key_id` at `now`: 429 when over a limit.
@@ -105,6 +158,12 @@ pub(crate) fn check(
 ) -> Result<(), tower_auth_core::AuthError> {
     match usage.0.check(now) {
         limiter::Decision::Allowed => Ok(()),
+        limiter::Decision::Unavailable => {
+            crate::telemetry::outcome("unavailable", Some(key_id));
+            Err(tower_auth_core::AuthError::unavailable(
+                "api key limits unavailable",
+            ))
+        }
         limiter::Decision::Refused(refusal) => {
             crate::telemetry::limited(refusal.reason.as_str(), key_id);
             Err(headers::refusal_error(&refusal))

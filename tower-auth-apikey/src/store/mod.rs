@@ -69,7 +69,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::limit::LimitsUpdate;
+use crate::limit::{Lease, LeaseRequest, LimitsUpdate};
 use crate::{KeyHash, KeyRecord, StoredKey};
 
 #[cfg(any(test, feature = "testing"))]
@@ -190,6 +190,34 @@ pub trait KeyStore: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    /// Whether the authenticators on this store share the limits of its keys through
+    /// [`lease_limits`](Self::lease_limits) (default false: each authenticator enforces them
+    /// in memory, for a store one process uses). `PostgresStore` does.
+    fn shares_limits(&self) -> bool {
+        false
+    }
+
+    /// Leases limits of the key `id` for one authenticator among several, in one atomic step:
+    /// takes up to `request.rate_tokens` tokens of the key's rate limit (fewer when the
+    /// limit's burst allows fewer at `now`) and writes back `request.credits_spent` credits
+    /// like [`spend_credits`](Self::spend_credits), returning the tokens granted and the
+    /// credits left. `None` if there is no such key. Called only when
+    /// [`shares_limits`](Self::shares_limits) is true.
+    ///
+    /// The default refuses ([`StoreErrorKind::Unsupported`]).
+    fn lease_limits<'a>(
+        &'a self,
+        id: &'a str,
+        request: &'a LeaseRequest,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Option<Lease>> {
+        let _ = (id, request, now);
+        Box::pin(std::future::ready(Err(StoreError::new(
+            StoreErrorKind::Unsupported,
+            "this key store cannot lease limits",
+        ))))
+    }
+
     /// A new feed of the changes made to this store by any process, for a store that several
     /// processes share; `None` (the default) for a store that only this process writes to,
     /// where [`ApiKeys`](crate::ApiKeys) from
@@ -256,6 +284,17 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn spend_credits<'a>(&'a self, batch: &'a [(String, u64, SystemTime)]) -> StoreFuture<'a, ()> {
         (**self).spend_credits(batch)
+    }
+    fn shares_limits(&self) -> bool {
+        (**self).shares_limits()
+    }
+    fn lease_limits<'a>(
+        &'a self,
+        id: &'a str,
+        request: &'a LeaseRequest,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Option<Lease>> {
+        (**self).lease_limits(id, request, now)
     }
     fn invalidations(&self) -> Option<Box<dyn InvalidationFeed>> {
         (**self).invalidations()

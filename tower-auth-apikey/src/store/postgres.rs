@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool};
 use sqlx::{Postgres, Transaction};
@@ -14,7 +14,7 @@ use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
     StoreFuture,
 };
-use crate::limit::LimitsUpdate;
+use crate::limit::{Lease, LeaseRequest, LimitsUpdate};
 use crate::{KeyHash, KeyRecord, StoredKey, telemetry};
 
 const MIGRATOR: Migrator = migrator(&[
@@ -27,6 +27,11 @@ const MIGRATOR: Migrator = migrator(&[
         version: 2,
         description: "add limits to tower_auth_api_keys",
         sql: include_str!("../../migrations/postgres/0002_add_api_key_limits.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "add limit leases to tower_auth_api_keys",
+        sql: include_str!("../../migrations/postgres/0003_add_api_key_limit_leases.sql"),
     },
 ]);
 
@@ -49,6 +54,43 @@ const COLUMNS: &str = "id, key_hash, owner, name, scopes, created_at, expires_at
                        last_used_at, metadata::text AS metadata, rate_count, rate_period_ms, \
                        rate_burst, credits_remaining, credits_updated_at, \
                        credits_refill_count, credits_refill_period_ms";
+
+/// The GCRA's emission interval of the key's rate limit, in microseconds (at least 1).
+const EMISSION_US: &str = "GREATEST(1, rate_period_ms * 1000 / rate_count)";
+
+/// The leasing statement: one `UPDATE ... RETURNING` on the key's row, so concurrent leases of
+/// several instances queue on the row lock and each sees the one before. `$1` the key id,
+/// `$2` the rate tokens wanted, `$3` now (Unix microseconds), `$4` the credits spent, `$5`
+/// when (Unix milliseconds).
+///
+/// Rate: a GCRA whose theoretical arrival time is `rate_tat_us` (at least now); the tokens
+/// available are those that fit before it runs `burst` emission intervals ahead of now; the
+/// grant is the lesser of those and the tokens wanted, and moves the arrival time on by one
+/// interval per token. Every right-hand side reads the row as it was, so the grant is written
+/// to `lease_granted` for `RETURNING`. Credits: the remaining count, refilled when a refill
+/// period began since `credits_updated_at`, less those spent, never below zero (as
+/// `spend_credits`).
+static LEASE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let base = "GREATEST(COALESCE(rate_tat_us, 0), $3)";
+    let grant = format!(
+        "LEAST($2, GREATEST(0, ($3 + rate_burst * {EMISSION_US} - {base}) / {EMISSION_US}))"
+    );
+    format!(
+        "UPDATE tower_auth_api_keys SET \
+           lease_granted = CASE WHEN rate_count IS NULL THEN NULL ELSE {grant} END, \
+           rate_tat_us = CASE WHEN rate_count IS NULL THEN NULL \
+                         ELSE {base} + {grant} * {EMISSION_US} END, \
+           credits_remaining = CASE WHEN credits_remaining IS NULL THEN NULL \
+             ELSE GREATEST(0, CASE WHEN credits_refill_period_ms IS NOT NULL \
+                 AND ($5 - created_at) / credits_refill_period_ms \
+                   > (credits_updated_at - created_at) / credits_refill_period_ms \
+               THEN credits_refill_count ELSE credits_remaining END - $4) END, \
+           credits_updated_at = CASE WHEN credits_remaining IS NULL THEN credits_updated_at \
+             ELSE GREATEST(credits_updated_at, $5) END \
+         WHERE id = $1 \
+         RETURNING lease_granted, credits_remaining"
+    )
+});
 
 /// A [`KeyStore`] in PostgreSQL, for deployments of many instances sharing their keys, with
 /// cache invalidation across instances through `LISTEN`/`NOTIFY` (feature `postgres`).
@@ -419,8 +461,18 @@ impl KeyStore for PostgresStore {
                 return Ok(None);
             };
             let r = &mut key.record;
+            let old_rate = r.limits.rate;
             r.limits = update.apply(&r.limits, r.created_at, at);
+            let rate_changed = r.limits.rate != old_rate;
             write_limits(&mut tx, &key).await?;
+            if rate_changed {
+                // A new rate limit starts with a full burst, as in memory.
+                sqlx::query("UPDATE tower_auth_api_keys SET rate_tat_us = NULL WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
             notify(&mut tx, &key.hash).await?;
             tx.commit().await.map_err(db_error)?;
             Ok(Some(key))
@@ -449,6 +501,46 @@ impl KeyStore for PostgresStore {
                 write_limits(&mut tx, &key).await?;
             }
             tx.commit().await.map_err(db_error)
+        })
+    }
+
+    fn shares_limits(&self) -> bool {
+        true
+    }
+
+    fn lease_limits<'a>(
+        &'a self,
+        id: &'a str,
+        request: &'a LeaseRequest,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Option<Lease>> {
+        Box::pin(async move {
+            let now_us = i64::try_from(
+                now.duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_micros(),
+            )
+            .unwrap_or(i64::MAX);
+            let spent_at = if request.credits_spent > 0 {
+                request.credits_spent_at
+            } else {
+                now
+            };
+            let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(&LEASE_SQL)
+                .bind(id)
+                .bind(i64::try_from(request.rate_tokens).unwrap_or(i64::MAX))
+                .bind(now_us)
+                .bind(i64::try_from(request.credits_spent).unwrap_or(i64::MAX))
+                .bind(millis(spent_at))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+            Ok(row.map(|(granted, credits)| Lease {
+                rate_tokens: granted.map_or(request.rate_tokens, |g| {
+                    u64::try_from(g).unwrap_or_default()
+                }),
+                credits_remaining: credits.map(|c| u64::try_from(c).unwrap_or_default()),
+            }))
         })
     }
 

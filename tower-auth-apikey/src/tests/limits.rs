@@ -354,3 +354,206 @@ async fn grpc_gets_resource_exhausted() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["grpc-status"], "8");
 }
+
+/// A store that shares limits: keys in memory, rate tokens leased from one shared pool (a
+/// stand-in for the Postgres GCRA), and a switch that takes it down.
+#[derive(Clone)]
+struct LeasingStore {
+    keys: Arc<MemoryStore>,
+    tokens: Arc<Mutex<u64>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    leases: Arc<AtomicUsize>,
+}
+
+impl LeasingStore {
+    fn new(tokens: u64) -> Self {
+        Self {
+            keys: Arc::new(MemoryStore::new()),
+            tokens: Arc::new(Mutex::new(tokens)),
+            down: Arc::default(),
+            leases: Arc::default(),
+        }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
+
+impl KeyStore for LeasingStore {
+    fn find_by_hash<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        self.keys.find_by_hash(hash)
+    }
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
+        self.keys.get(id)
+    }
+    fn list(&self) -> StoreFuture<'_, Vec<KeyRecord>> {
+        self.keys.list()
+    }
+    fn insert<'a>(&'a self, key: &'a StoredKey) -> StoreFuture<'a, ()> {
+        self.keys.insert(key)
+    }
+    fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, Option<StoredKey>> {
+        self.keys.revoke(id, at)
+    }
+    fn rotate<'a>(
+        &'a self,
+        old_id: &'a str,
+        old_expires_at: SystemTime,
+        new: &'a StoredKey,
+    ) -> StoreFuture<'a, Option<StoredKey>> {
+        self.keys.rotate(old_id, old_expires_at, new)
+    }
+    fn record_last_used<'a>(&'a self, batch: &'a [(String, SystemTime)]) -> StoreFuture<'a, ()> {
+        self.keys.record_last_used(batch)
+    }
+    fn shares_limits(&self) -> bool {
+        true
+    }
+    fn lease_limits<'a>(
+        &'a self,
+        _id: &'a str,
+        request: &'a crate::limit::LeaseRequest,
+        _now: SystemTime,
+    ) -> StoreFuture<'a, Option<crate::limit::Lease>> {
+        self.leases.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::unavailable(std::io::Error::other(
+                    "connection refused",
+                )));
+            }
+            let mut pool = self.tokens.lock().unwrap();
+            let granted = request.rate_tokens.min(*pool);
+            *pool -= granted;
+            Ok(Some(crate::limit::Lease {
+                rate_tokens: granted,
+                credits_remaining: None,
+            }))
+        })
+    }
+}
+
+/// Lets the background leases run.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+#[tokio::test]
+async fn instances_leasing_from_one_store_stay_within_its_tokens_plus_a_batch_each() {
+    let store = LeasingStore::new(10);
+    let build = || {
+        ApiKeyAuthenticator::builder(store.clone())
+            .prefix("sk_test")
+            .clock(clock())
+            .limit_lease_batch(4)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(), build());
+    // Each instance alone would allow the burst of 100.
+    let key = a
+        .admin()
+        .create(NewKey::new("a").rate_limit(rate("100/1h", 100)))
+        .await
+        .unwrap()
+        .key;
+    let (svc_a, _) = limited_stack(a);
+    let (svc_b, _) = limited_stack(b);
+    let mut allowed = 0;
+    for i in 0..100 {
+        let svc = if i % 2 == 0 { &svc_a } else { &svc_b };
+        let (s, _) = send(svc, key.expose_secret()).await;
+        assert_ne!(s, StatusCode::SERVICE_UNAVAILABLE);
+        allowed += u32::from(s == StatusCode::OK);
+        settle().await;
+    }
+    // The store's 10 tokens, and at most one spent ahead of a lease by each instance.
+    assert!((10..=12).contains(&allowed), "{allowed} allowed");
+    assert_eq!(*store.tokens.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_lease_spent_while_the_store_is_down_is_503_unless_limits_fail_open() {
+    for fail_open in [false, true] {
+        let store = LeasingStore::new(1_000);
+        let clock = clock();
+        let auth = ApiKeyAuthenticator::builder(store.clone())
+            .prefix("sk_test")
+            .clock(clock.clone())
+            .limit_lease_batch(4)
+            .limits_fail_open_when_store_down(fail_open)
+            .build()
+            .unwrap();
+        let key = auth
+            .admin()
+            .create(NewKey::new("a").rate_limit(rate("1000/1s", 1000)))
+            .await
+            .unwrap()
+            .key;
+        let key = key.expose_secret();
+        let (svc, calls) = limited_stack(auth);
+        assert_eq!(send(&svc, key).await.0, StatusCode::OK);
+        settle().await;
+
+        store.set_down(true);
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            seen.push(send(&svc, key).await.0);
+            settle().await;
+        }
+        let ok = seen.iter().filter(|s| **s == StatusCode::OK).count();
+        if fail_open {
+            assert_eq!(ok, 10, "fails open: {seen:?}");
+        } else {
+            // What is left of the lease (at most a batch), then 503 only.
+            assert!(ok <= 4, "{seen:?}");
+            assert_eq!(seen[9], StatusCode::SERVICE_UNAVAILABLE, "{seen:?}");
+            assert_eq!(calls.load(Ordering::SeqCst), 1 + ok);
+        }
+
+        store.set_down(false);
+        // A refused request asks for a lease (not sooner than 100 ms after a failed one); the
+        // next one has it.
+        clock.advance(Duration::from_millis(100));
+        let _ = send(&svc, key).await;
+        settle().await;
+        for _ in 0..10 {
+            assert_eq!(send(&svc, key).await.0, StatusCode::OK, "recovered");
+            settle().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_key_hammered_over_its_limit_asks_for_a_lease_once_per_token() {
+    let store = LeasingStore::new(4);
+    let clock = clock();
+    let auth = ApiKeyAuthenticator::builder(store.clone())
+        .prefix("sk_test")
+        .clock(clock.clone())
+        .limit_lease_batch(4)
+        .build()
+        .unwrap();
+    let key = auth
+        .admin()
+        .create(NewKey::new("a").rate_limit(rate("1/1s", 10)))
+        .await
+        .unwrap()
+        .key;
+    let (svc, _) = limited_stack(auth);
+    for _ in 0..50 {
+        send(&svc, key.expose_secret()).await;
+        settle().await;
+    }
+    let leases = store.leases.load(Ordering::SeqCst);
+    // The first, one per allowed request below half a batch, one that finds none left.
+    assert!(leases <= 6, "{leases} leases");
+    // The next token is due a second later: one more lease, not one per request.
+    clock.advance(Duration::from_secs(1));
+    for _ in 0..50 {
+        send(&svc, key.expose_secret()).await;
+        settle().await;
+    }
+    assert_eq!(store.leases.load(Ordering::SeqCst), leases + 1);
+}
