@@ -7,8 +7,8 @@ use sqlx::{Postgres, Transaction};
 use tower_auth_core::sql::{Migrator, connect_listener, migrate_postgres, open_postgres};
 
 use super::sql::{
-    LIMIT_COLUMNS, Migration, db_error, key_hashes, limit_values, migrator, millis, row_to_stored,
-    store_error,
+    LIMIT_COLUMNS, Migration, bind_key, db_error, fetch_key, fetch_records, key_hashes, migrator,
+    millis, store_error, write_limits,
 };
 use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
@@ -257,7 +257,6 @@ impl PostgresStoreBuilder {
 }
 
 async fn insert(tx: &mut Transaction<'_, Postgres>, key: &StoredKey) -> Result<(), StoreError> {
-    let r = &key.record;
     let sql = format!(
         "INSERT INTO tower_auth_api_keys (id, key_hash, owner, name, scopes, created_at, \
          expires_at, revoked_at, last_used_at, metadata, {}) \
@@ -265,21 +264,10 @@ async fn insert(tx: &mut Transaction<'_, Postgres>, key: &StoredKey) -> Result<(
          $11, $12, $13, $14, $15, $16, $17)",
         LIMIT_COLUMNS.join(", ")
     );
-    let mut query = sqlx::query(&sql)
-        .bind(&r.id)
-        .bind(&key.hash.as_bytes()[..])
-        .bind(&r.owner)
-        .bind(&r.name)
-        .bind(r.scopes.to_space_separated())
-        .bind(millis(r.created_at))
-        .bind(r.expires_at.map(millis))
-        .bind(r.revoked_at.map(millis))
-        .bind(r.last_used_at.map(millis))
-        .bind(r.metadata.to_string());
-    for value in limit_values(&r.limits) {
-        query = query.bind(value);
-    }
-    query.execute(&mut **tx).await.map_err(db_error)?;
+    bind_key(sqlx::query(&sql), key)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }
 
@@ -288,43 +276,8 @@ async fn select_for_update(
     tx: &mut Transaction<'_, Postgres>,
     id: &str,
 ) -> Result<Option<StoredKey>, StoreError> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?
-    .as_ref()
-    .map(row_to_stored)
-    .transpose()
-}
-
-/// Writes the limits of `key` (locked in `tx`) back.
-async fn write_limits(
-    tx: &mut Transaction<'_, Postgres>,
-    key: &StoredKey,
-) -> Result<(), StoreError> {
-    let set = LIMIT_COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{c} = ${}", i + 1))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "UPDATE tower_auth_api_keys SET {set} WHERE id = ${}",
-        LIMIT_COLUMNS.len() + 1
-    );
-    let mut query = sqlx::query(&sql);
-    for value in limit_values(&key.record.limits) {
-        query = query.bind(value);
-    }
-    query
-        .bind(&key.record.id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+    let sql = format!("SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = $1 FOR UPDATE");
+    fetch_key(sqlx::query(&sql).bind(id), &mut **tx).await
 }
 
 /// Publishes the change of `hash`; delivered to listeners when the transaction commits, and
@@ -342,45 +295,25 @@ async fn notify(tx: &mut Transaction<'_, Postgres>, hash: &KeyHash) -> Result<()
 impl KeyStore for PostgresStore {
     fn find_by_hash<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(async move {
-            sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE key_hash = $1"
-            ))
-            .bind(&hash.as_bytes()[..])
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(|row| row_to_stored(row).map(|k| k.record))
-            .transpose()
+            let sql = format!("SELECT {COLUMNS} FROM tower_auth_api_keys WHERE key_hash = $1");
+            let query = sqlx::query(&sql).bind(&hash.as_bytes()[..]);
+            Ok(fetch_key(query, &self.pool).await?.map(|k| k.record))
         })
     }
 
     fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(async move {
-            sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = $1"
-            ))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(|row| row_to_stored(row).map(|k| k.record))
-            .transpose()
+            let sql = format!("SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = $1");
+            Ok(fetch_key(sqlx::query(&sql).bind(id), &self.pool)
+                .await?
+                .map(|k| k.record))
         })
     }
 
     fn list(&self) -> StoreFuture<'_, Vec<KeyRecord>> {
         Box::pin(async move {
-            sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM tower_auth_api_keys ORDER BY created_at, id"
-            ))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(|row| row_to_stored(row).map(|k| k.record))
-            .collect()
+            let sql = format!("SELECT {COLUMNS} FROM tower_auth_api_keys ORDER BY created_at, id");
+            fetch_records(sqlx::query(&sql), &self.pool).await
         })
     }
 
@@ -397,18 +330,11 @@ impl KeyStore for PostgresStore {
     fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, Option<StoredKey>> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await.map_err(db_error)?;
-            let key = sqlx::query(&format!(
+            let sql = format!(
                 "UPDATE tower_auth_api_keys SET revoked_at = COALESCE(revoked_at, $1) \
                  WHERE id = $2 RETURNING {COLUMNS}"
-            ))
-            .bind(millis(at))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(row_to_stored)
-            .transpose()?;
+            );
+            let key = fetch_key(sqlx::query(&sql).bind(millis(at)).bind(id), &mut *tx).await?;
             if let Some(key) = &key {
                 notify(&mut tx, &key.hash).await?;
             }
@@ -425,18 +351,12 @@ impl KeyStore for PostgresStore {
     ) -> StoreFuture<'a, Option<StoredKey>> {
         Box::pin(async move {
             let mut tx = self.pool.begin().await.map_err(db_error)?;
-            let old = sqlx::query(&format!(
+            let sql = format!(
                 "UPDATE tower_auth_api_keys SET expires_at = $1 \
                  WHERE id = $2 AND revoked_at IS NULL RETURNING {COLUMNS}"
-            ))
-            .bind(millis(old_expires_at))
-            .bind(old_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(row_to_stored)
-            .transpose()?;
+            );
+            let query = sqlx::query(&sql).bind(millis(old_expires_at)).bind(old_id);
+            let old = fetch_key(query, &mut *tx).await?;
             let Some(old) = old else {
                 // Dropping the transaction rolls it back.
                 return Ok(None);
@@ -464,7 +384,7 @@ impl KeyStore for PostgresStore {
             let old_rate = r.limits.rate;
             r.limits = update.apply(&r.limits, r.created_at, at);
             let rate_changed = r.limits.rate != old_rate;
-            write_limits(&mut tx, &key).await?;
+            write_limits(&mut *tx, &key).await?;
             if rate_changed {
                 // A new rate limit starts with a full burst, as in memory.
                 sqlx::query("UPDATE tower_auth_api_keys SET rate_tat_us = NULL WHERE id = $1")
@@ -498,7 +418,7 @@ impl KeyStore for PostgresStore {
                     continue;
                 };
                 credits.spend(created, *spent, *at);
-                write_limits(&mut tx, &key).await?;
+                write_limits(&mut *tx, &key).await?;
             }
             tx.commit().await.map_err(db_error)
         })

@@ -6,7 +6,8 @@
 
 use std::time::SystemTime;
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use tower_auth_core::Scopes;
 pub(super) use tower_auth_core::sql::{Migration, millis};
 use tower_auth_core::sql::{Migrator, SqlError, SqlErrorKind, from_millis};
@@ -114,8 +115,6 @@ fn limits_from_values(v: [Option<i64>; 7]) -> Result<KeyLimits, StoreError> {
     Ok(KeyLimits { rate, credits })
 }
 
-/// A key record from a row holding [`COLUMN_NAMES`], with the metadata as JSON text and times
-/// as Unix milliseconds, whatever the backend.
 /// A stored key hash, read back.
 pub(super) fn key_hash(bytes: Vec<u8>) -> Result<KeyHash, StoreError> {
     let hash: [u8; 32] = bytes
@@ -133,6 +132,8 @@ pub(super) fn key_hashes(rows: Vec<Vec<u8>>) -> Result<Option<Vec<KeyHash>>, Sto
         .map(Some)
 }
 
+/// A key record from a row holding the key columns, with the metadata as JSON text and times
+/// as Unix milliseconds, whatever the backend.
 pub(super) fn row_to_stored<'r, R>(row: &'r R) -> Result<StoredKey, StoreError>
 where
     R: Row,
@@ -165,6 +166,117 @@ where
         },
         hash,
     })
+}
+
+/// The key `query` selects (or returns), if any: a row of the key columns, as
+/// [`row_to_stored`] reads them.
+pub(super) async fn fetch_key<'q, 'c, DB, E>(
+    query: Query<'q, DB, DB::Arguments<'q>>,
+    executor: E,
+) -> Result<Option<StoredKey>, StoreError>
+where
+    DB: Database,
+    DB::Arguments<'q>: IntoArguments<'q, DB>,
+    E: Executor<'c, Database = DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+{
+    query
+        .fetch_optional(executor)
+        .await
+        .map_err(db_error)?
+        .as_ref()
+        .map(row_to_stored)
+        .transpose()
+}
+
+/// The records of every key `query` selects, in its order.
+pub(super) async fn fetch_records<'q, 'c, DB, E>(
+    query: Query<'q, DB, DB::Arguments<'q>>,
+    executor: E,
+) -> Result<Vec<KeyRecord>, StoreError>
+where
+    DB: Database,
+    DB::Arguments<'q>: IntoArguments<'q, DB>,
+    E: Executor<'c, Database = DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+{
+    query
+        .fetch_all(executor)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|row| row_to_stored(row).map(|k| k.record))
+        .collect()
+}
+
+/// `query` (an `INSERT` of the key columns, in their order) with the values of `key` bound.
+pub(super) fn bind_key<'q, DB>(
+    query: Query<'q, DB, DB::Arguments<'q>>,
+    key: &'q StoredKey,
+) -> Query<'q, DB, DB::Arguments<'q>>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    &'q [u8]: Encode<'q, DB> + Type<DB>,
+    String: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+{
+    let r = &key.record;
+    let mut query = query
+        .bind(r.id.as_str())
+        .bind(&key.hash.as_bytes()[..])
+        .bind(r.owner.as_str())
+        .bind(r.name.as_deref())
+        .bind(r.scopes.to_space_separated())
+        .bind(millis(r.created_at))
+        .bind(r.expires_at.map(millis))
+        .bind(r.revoked_at.map(millis))
+        .bind(r.last_used_at.map(millis))
+        .bind(r.metadata.to_string());
+    for value in limit_values(&r.limits) {
+        query = query.bind(value);
+    }
+    query
+}
+
+/// Writes the limits of `key` back to its row, through `executor` (the transaction that read
+/// it). The placeholders are numbered, which SQLite takes too.
+pub(super) async fn write_limits<'c, DB, E>(executor: E, key: &StoredKey) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    E: Executor<'c, Database = DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+{
+    let set = LIMIT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE tower_auth_api_keys SET {set} WHERE id = ${}",
+        LIMIT_COLUMNS.len() + 1
+    );
+    let mut query = sqlx::query(&sql);
+    for value in limit_values(&key.record.limits) {
+        query = query.bind(value);
+    }
+    query
+        .bind(key.record.id.as_str())
+        .execute(executor)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use tower_auth_core::sql::{
 };
 
 use super::sql::{
-    LIMIT_COLUMNS, Migration, db_error, key_hashes, limit_values, migrator, millis, row_to_stored,
-    store_error,
+    Migration, bind_key, db_error, fetch_key, fetch_records, key_hashes, migrator, millis,
+    store_error, write_limits,
 };
 use super::{
     Invalidation, InvalidationFeed, InvalidationFuture, KeyStore, StoreError, StoreErrorKind,
@@ -183,6 +183,15 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// Starts a write transaction, taking the write lock at once (`BEGIN IMMEDIATE`) so that
+    /// it cannot fail halfway on a lock upgrade.
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)
+    }
+
     /// Appends `change` of `key` to the change log and prunes it, in `tx`.
     async fn log(
         &self,
@@ -277,39 +286,11 @@ impl SqliteStoreBuilder {
 }
 
 async fn insert(tx: &mut Transaction<'_, Sqlite>, key: &StoredKey) -> Result<(), StoreError> {
-    let r = &key.record;
     let sql = format!(
         "INSERT INTO tower_auth_api_keys ({COLUMNS}) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
-    let mut query = sqlx::query(&sql)
-        .bind(&r.id)
-        .bind(&key.hash.as_bytes()[..])
-        .bind(&r.owner)
-        .bind(&r.name)
-        .bind(r.scopes.to_space_separated())
-        .bind(millis(r.created_at))
-        .bind(r.expires_at.map(millis))
-        .bind(r.revoked_at.map(millis))
-        .bind(r.last_used_at.map(millis))
-        .bind(r.metadata.to_string());
-    for value in limit_values(&r.limits) {
-        query = query.bind(value);
-    }
-    query.execute(&mut **tx).await.map_err(db_error)?;
-    Ok(())
-}
-
-/// Writes the limits of `key` (read in `tx`) back.
-async fn write_limits(tx: &mut Transaction<'_, Sqlite>, key: &StoredKey) -> Result<(), StoreError> {
-    let set = LIMIT_COLUMNS.map(|c| format!("{c} = ?")).join(", ");
-    let sql = format!("UPDATE tower_auth_api_keys SET {set} WHERE id = ?");
-    let mut query = sqlx::query(&sql);
-    for value in limit_values(&key.record.limits) {
-        query = query.bind(value);
-    }
-    query
-        .bind(&key.record.id)
+    bind_key(sqlx::query(&sql), key)
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
@@ -320,70 +301,38 @@ async fn select_by_id(
     tx: &mut Transaction<'_, Sqlite>,
     id: &str,
 ) -> Result<Option<StoredKey>, StoreError> {
-    sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?
-    .as_ref()
-    .map(row_to_stored)
-    .transpose()
+    let sql = format!("SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = ?");
+    fetch_key(sqlx::query(&sql).bind(id), &mut **tx).await
 }
 
 impl KeyStore for SqliteStore {
     fn find_by_hash<'a>(&'a self, hash: &'a KeyHash) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(async move {
-            sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE key_hash = ?"
-            ))
-            .bind(&hash.as_bytes()[..])
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(|row| row_to_stored(row).map(|k| k.record))
-            .transpose()
+            let sql = format!("SELECT {COLUMNS} FROM tower_auth_api_keys WHERE key_hash = ?");
+            let query = sqlx::query(&sql).bind(&hash.as_bytes()[..]);
+            Ok(fetch_key(query, &self.pool).await?.map(|k| k.record))
         })
     }
 
     fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(async move {
-            sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = ?"
-            ))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(|row| row_to_stored(row).map(|k| k.record))
-            .transpose()
+            let sql = format!("SELECT {COLUMNS} FROM tower_auth_api_keys WHERE id = ?");
+            Ok(fetch_key(sqlx::query(&sql).bind(id), &self.pool)
+                .await?
+                .map(|k| k.record))
         })
     }
 
     fn list(&self) -> StoreFuture<'_, Vec<KeyRecord>> {
         Box::pin(async move {
-            sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM tower_auth_api_keys ORDER BY created_at, id"
-            ))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(|row| row_to_stored(row).map(|k| k.record))
-            .collect()
+            let sql = format!("SELECT {COLUMNS} FROM tower_auth_api_keys ORDER BY created_at, id");
+            fetch_records(sqlx::query(&sql), &self.pool).await
         })
     }
 
     fn insert<'a>(&'a self, key: &'a StoredKey) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut tx = self
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(db_error)?;
+            let mut tx = self.begin().await?;
             insert(&mut tx, key).await?;
             // A key presented before it existed may be cached as unknown.
             self.log(&mut tx, Change::Created, key).await?;
@@ -393,11 +342,7 @@ impl KeyStore for SqliteStore {
 
     fn revoke<'a>(&'a self, id: &'a str, at: SystemTime) -> StoreFuture<'a, Option<StoredKey>> {
         Box::pin(async move {
-            let mut tx = self
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(db_error)?;
+            let mut tx = self.begin().await?;
             sqlx::query(
                 "UPDATE tower_auth_api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
             )
@@ -422,11 +367,7 @@ impl KeyStore for SqliteStore {
         new: &'a StoredKey,
     ) -> StoreFuture<'a, Option<StoredKey>> {
         Box::pin(async move {
-            let mut tx = self
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(db_error)?;
+            let mut tx = self.begin().await?;
             let updated = sqlx::query(
                 "UPDATE tower_auth_api_keys SET expires_at = ? \
                  WHERE id = ? AND revoked_at IS NULL",
@@ -457,11 +398,7 @@ impl KeyStore for SqliteStore {
             if batch.is_empty() {
                 return Ok(());
             }
-            let mut tx = self
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(db_error)?;
+            let mut tx = self.begin().await?;
             for (id, at) in batch {
                 sqlx::query(
                     "UPDATE tower_auth_api_keys \
@@ -494,17 +431,13 @@ impl KeyStore for SqliteStore {
         at: SystemTime,
     ) -> StoreFuture<'a, Option<StoredKey>> {
         Box::pin(async move {
-            let mut tx = self
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(db_error)?;
+            let mut tx = self.begin().await?;
             let Some(mut key) = select_by_id(&mut tx, id).await? else {
                 return Ok(None);
             };
             let r = &mut key.record;
             r.limits = update.apply(&r.limits, r.created_at, at);
-            write_limits(&mut tx, &key).await?;
+            write_limits(&mut *tx, &key).await?;
             self.log(&mut tx, Change::Updated, &key).await?;
             tx.commit().await.map_err(db_error)?;
             Ok(Some(key))
@@ -516,11 +449,7 @@ impl KeyStore for SqliteStore {
             if batch.is_empty() {
                 return Ok(());
             }
-            let mut tx = self
-                .pool
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(db_error)?;
+            let mut tx = self.begin().await?;
             for (id, spent, at) in batch {
                 let Some(mut key) = select_by_id(&mut tx, id).await? else {
                     continue;
@@ -530,7 +459,7 @@ impl KeyStore for SqliteStore {
                     continue;
                 };
                 credits.spend(created, *spent, *at);
-                write_limits(&mut tx, &key).await?;
+                write_limits(&mut *tx, &key).await?;
             }
             tx.commit().await.map_err(db_error)
         })
