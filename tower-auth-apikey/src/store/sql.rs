@@ -1,8 +1,12 @@
-//! What the SQL stores share: the migration plan, time and row conversions, error mapping.
+//! What the SQL stores share: the migration plan, time and row conversions, error mapping,
+//! and running the statements both backends run alike (fetching keys, binding a key's values,
+//! writing its limits back), generic over sqlx's [`Database`].
 //!
-//! Each backend keeps its own few statements (placeholders, types and locking differ) and
-//! runs its migrations in one transaction under its own lock; the decisions (which migration
-//! to apply, when to refuse) and the mapping of rows and errors are made here, once.
+//! Each backend keeps its own statement text where placeholders, types or locking differ
+//! (Postgres `$1` and `::jsonb`, `FOR UPDATE`, `RETURNING`; SQLite `?`), its transactions and
+//! how it announces changes (Postgres `NOTIFY`, the SQLite change log), and runs its
+//! migrations in one transaction under its own lock; the decisions (which migration to apply,
+//! when to refuse) and the mapping of rows and errors are made here, once.
 
 use std::time::SystemTime;
 
