@@ -148,13 +148,23 @@ fn trim_ascii_spaces(b: &[u8]) -> &[u8] {
 /// Whether `b` matches RFC 7235 `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub fn is_token68(b: &[u8]) -> bool {
     let body_len = b.iter().rposition(|&c| c != b'=').map_or(0, |i| i + 1);
-    body_len > 0 && b[..body_len].iter().copied().all(is_token68_byte)
+    body_len > 0 && b[..body_len].iter().all(|&c| TOKEN68[usize::from(c)])
 }
 
-/// Whether `c` may appear in a token68 before its padding.
-fn is_token68_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-}
+/// The bytes a token68 may hold before its padding, as a table: one load per byte instead of
+/// a chain of range comparisons, which matters for a JWT of several hundred bytes checked on
+/// every request.
+const TOKEN68: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] =
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        c += 1;
+    }
+    table
+};
 
 /// The value of a named header other than `Authorization`.
 ///
