@@ -6,7 +6,7 @@
 //! | route | scheme |
 //! |---|---|
 //! | `/baseline` | none |
-//! | `/apikey` | API key (in-memory store; cached after the first request) |
+//! | `/apikey` | API key (in-memory store; cached after the first request); with the `apikey_limited` key, the same route through a rate limit and credits that are never reached |
 //! | `/jwt` | JWT RS256, verified on every request |
 //! | `/jwt-cached` | JWT RS256 with the verified-token cache |
 //! | `/introspection` | opaque token, RFC 7662 introspection against an in-process endpoint (cached) |
@@ -17,7 +17,8 @@
 //! both sides, and the difference of their CPU per request is what the layer adds beyond the
 //! signature check (decoding, claims checks, the principal).
 //!
-//! It prints `ready`, then one `NAME=VALUE` line per credential (`apikey`, `jwt`, `opaque`) for the
+//! It prints `ready`, then one `NAME=VALUE` line per credential (`apikey`, `apikey_limited`, `jwt`,
+//! `opaque`) for the
 //! load generator, and runs on a single-threaded runtime so it can be pinned to one core.
 //! The RSA key is the test key of tower-auth-jwt's test data: never use it for anything else.
 
@@ -28,6 +29,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
+use tower_auth_apikey::limit::{Rate, RateLimit};
 use tower_auth_apikey::{ApiKeyAuthenticator, MemoryStore, NewKey};
 use tower_auth_core::{AuthenticateLayer, CacheConfig};
 use tower_auth_jwt::{JwtAuthenticator, TrustedIssuer};
@@ -121,6 +123,18 @@ async fn main() -> Result<(), Error> {
         .admin()
         .create(NewKey::new("load").scopes(["read:items"]))
         .await?;
+    // A million requests a second with as large a burst, and a trillion credits: checked on
+    // every request, never reached.
+    let never_reached = Rate::new(1_000_000, Duration::from_secs(1)).ok_or("bad rate")?;
+    let limited = keys
+        .admin()
+        .create(
+            NewKey::new("load-limited")
+                .scopes(["read:items"])
+                .rate_limit(RateLimit::new(never_reached, None)?)
+                .credits(1_000_000_000_000),
+        )
+        .await?;
     let introspection = IntrospectionAuthenticator::builder(introspection_endpoint().await?)
         .client_id("loadtest")
         .client_secret("loadtest-secret")
@@ -152,6 +166,7 @@ async fn main() -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     println!("ready");
     println!("apikey={}", key.key.expose_secret());
+    println!("apikey_limited={}", limited.key.expose_secret());
     println!("jwt={}", mint()?);
     println!("opaque=opaque-load-token-0123456789abcdefghij");
     axum::serve(listener, app).await?;
