@@ -60,8 +60,8 @@ enum TokensCommand {
     /// Revoke one access token by its `jti` (kept on the list until every token the issuer
     /// could have signed until now has expired).
     Revoke {
-        /// The token's `jti` claim.
-        #[arg(long)]
+        /// The token's `jti` claim (it may start with `-`, as a random base64url value can).
+        #[arg(long, allow_hyphen_values = true)]
         jti: String,
         /// The token's issuer (default: the built-in issuer).
         #[arg(long)]
@@ -70,8 +70,8 @@ enum TokensCommand {
     /// End every session of a user of the built-in issuer and every access token issued to it
     /// until now.
     LogoutEverywhere {
-        /// The user (`sub`).
-        #[arg(long)]
+        /// The user (`sub`; it may start with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         subject: String,
     },
 }
@@ -316,4 +316,34 @@ fn print_welcome(addr: &SocketAddr, url: &str, config: &Config) {
         "  curl -i -X POST -H 'content-type: application/json' -d '{{\"username\":\"demo\",\"password\":\"demo\"}}' $BASE/auth/login"
     );
     println!("  curl -i $BASE/healthz; curl -i $BASE/metrics");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command, TokensCommand};
+
+    /// A random `jti` (base64url) may start with `-`: still the value of `--jti`, not a flag.
+    #[test]
+    fn a_jti_or_subject_starting_with_a_hyphen_is_a_value() {
+        let cli =
+            Cli::try_parse_from(["quickstart", "tokens", "revoke", "--jti", "-fQx9"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Tokens(TokensCommand::Revoke { ref jti, .. })) if jti == "-fQx9"
+        ));
+        let cli = Cli::try_parse_from([
+            "quickstart",
+            "tokens",
+            "logout-everywhere",
+            "--subject",
+            "-u",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Tokens(TokensCommand::LogoutEverywhere { ref subject })) if subject == "-u"
+        ));
+    }
 }
