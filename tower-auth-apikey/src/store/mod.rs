@@ -466,6 +466,12 @@ pub mod testing {
         limits(store).await;
     }
 
+    /// The credits of a stored key that has them.
+    async fn credits(store: &dyn KeyStore, id: &str) -> crate::limit::Credits {
+        let record = store.get(id).await.unwrap().unwrap();
+        record.limits.credits.unwrap()
+    }
+
     /// Limits: stored on insert, changed by `update_limits`, spent by `spend_credits`.
     async fn limits(store: &dyn KeyStore) {
         use crate::limit::{Credits, KeyLimits, LimitsUpdate, RateLimit};
@@ -490,41 +496,20 @@ pub mod testing {
             .spend_credits(&[("key_l".into(), 3, t), ("key_unknown".into(), 1, t)])
             .await
             .unwrap();
-        let c = store
-            .get("key_l")
-            .await
-            .unwrap()
-            .unwrap()
-            .limits
-            .credits
-            .unwrap();
+        let c = credits(store, "key_l").await;
         assert_eq!((c.remaining, c.updated_at), (7, t));
         store
             .spend_credits(&[("key_l".into(), 30, t)])
             .await
             .unwrap();
-        let c = store
-            .get("key_l")
-            .await
-            .unwrap()
-            .unwrap()
-            .limits
-            .credits
-            .unwrap();
+        let c = credits(store, "key_l").await;
         assert_eq!(c.remaining, 0);
         let next_hour = created + Duration::from_secs(3_660);
         store
             .spend_credits(&[("key_l".into(), 4, next_hour)])
             .await
             .unwrap();
-        let c = store
-            .get("key_l")
-            .await
-            .unwrap()
-            .unwrap()
-            .limits
-            .credits
-            .unwrap();
+        let c = credits(store, "key_l").await;
         assert_eq!((c.remaining, c.updated_at), (6, next_hour));
         // Keys without credits are left alone.
         store
